@@ -1,0 +1,31 @@
+//! # emofy-game — the pure core of Emofy
+//!
+//! Plain data and plain functions: no I/O, no async, no clocks, no randomness
+//! of its own (callers pass "now" and random numbers in). Everything the
+//! server does with rounds, points, consensus and selection goes through here.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`emotion`] | the seven classes, in their fixed order, with stable names |
+//! | [`ids`] | image (SHA-256), player and round identifiers; [`ids::Millis`] time values |
+//! | [`round`] | the round state machine: offered → answered, timed out or abandoned |
+//! | [`scoring`] | agreement points, speed bonus, streak multiplier, settlement bonuses |
+//! | [`consensus`] | vote counts, the retirement/dispute rule, image status transitions |
+//! | [`selection`] | the pool of open images and which one a player sees next |
+//! | [`identity`] | display-name validation and roles |
+
+pub mod consensus;
+pub mod emotion;
+pub mod identity;
+pub mod ids;
+pub mod round;
+pub mod scoring;
+pub mod selection;
+
+pub use consensus::{ConsensusRule, ImageStatus, ImageTally, Transition, VoteCounts};
+pub use emotion::{EMOTION_COUNT, Emotion};
+pub use identity::{DisplayName, Role};
+pub use ids::{ImageId, Millis, PlayerId, RoundId};
+pub use round::{Round, RoundError, RoundState};
+pub use scoring::{Agreement, AnswerFacts, Award, PlayerTally, ScoringRules, SettlementLabel};
+pub use selection::{ImagePool, PoolEntry};

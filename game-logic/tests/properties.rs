@@ -1,0 +1,197 @@
+//! Property tests for the pure game core.
+
+use std::collections::HashSet;
+
+use emofy_game::scoring::SettlementLabel;
+use emofy_game::*;
+use proptest::prelude::*;
+use uuid::Uuid;
+
+fn emotion() -> impl Strategy<Value = Emotion> {
+    (0usize..7).prop_map(|i| Emotion::ALL[i])
+}
+
+fn counts() -> impl Strategy<Value = VoteCounts> {
+    prop::array::uniform7(0u32..6).prop_map(VoteCounts)
+}
+
+fn sparse_counts() -> impl Strategy<Value = VoteCounts> {
+    prop::collection::vec(emotion(), 0..10).prop_map(|v| {
+        let mut c = VoteCounts::default();
+        for e in v {
+            c.add(e);
+        }
+        c
+    })
+}
+
+fn rule() -> impl Strategy<Value = ConsensusRule> {
+    (1u32..6, 501u32..=1000, 0u32..6).prop_filter_map("valid rule", |(k, tau, extra)| {
+        ConsensusRule::new(k, tau, k + extra).ok()
+    })
+}
+
+fn status() -> impl Strategy<Value = ImageStatus> {
+    prop_oneof![
+        Just(ImageStatus::Open),
+        emotion().prop_map(|label| ImageStatus::Retired { label }),
+        Just(ImageStatus::Disputed),
+        Just(ImageStatus::Removed),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn player_score_never_decreases(
+        steps in prop::collection::vec((emotion(), counts(), 0u64..20_000, 1u64..20_000, 0u32..30, prop::option::of(0u32..50)), 1..60)
+    ) {
+        let rules = ScoringRules::default();
+        let mut tally = PlayerTally::default();
+        for (answer, prior, response_ms, limit, _, settle) in steps {
+            let before = tally.score;
+            let award = rules.score_answer(&AnswerFacts { answer, prior, response_ms, time_limit_ms: limit, streak: tally.streak });
+            let bound = u64::from(rules.agreement + rules.speed_bonus_max) * u64::from(rules.multiplier_percent(u32::MAX)) / 100;
+            prop_assert!(u64::from(award.points) <= bound);
+            if award.agreement != Agreement::Agreed {
+                prop_assert_eq!(award.points, 0);
+            }
+            tally.apply_award(&award);
+            if let Some(p) = settle { tally.add_points(p); }
+            prop_assert!(tally.score >= before);
+            prop_assert!(tally.best_streak >= tally.streak);
+        }
+    }
+
+    #[test]
+    fn settlement_is_order_independent(
+        labels in prop::collection::vec((0u128..6, emotion(), prop::option::of(emotion())), 0..20),
+        consensus in emotion(),
+        seed in any::<u64>(),
+    ) {
+        let rules = ScoringRules::default();
+        let labels: Vec<_> = labels.into_iter().map(|(p, answer, shown)| SettlementLabel { player: PlayerId(Uuid::from_u128(p)), answer, shown }).collect();
+        let mut shuffled = labels.clone();
+        // Deterministic Fisher-Yates with a tiny LCG.
+        let mut s = seed;
+        for i in (1..shuffled.len()).rev() {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let j = (s >> 33) as usize % (i + 1);
+            shuffled.swap(i, j);
+        }
+        let a = rules.settle(consensus, &labels);
+        let b = rules.settle(consensus, &shuffled);
+        prop_assert_eq!(&a, &b);
+        // Only players who answered the consensus earn anything.
+        for player in a.keys() {
+            prop_assert!(labels.iter().any(|l| l.player == *player && l.answer == consensus));
+        }
+    }
+
+    #[test]
+    fn vote_counts_are_order_independent(votes in prop::collection::vec(emotion(), 0..30), rule in rule()) {
+        let mut a = ImageTally::default();
+        let mut b = ImageTally::default();
+        for v in &votes { a.record_vote(*v, &rule); }
+        for v in votes.iter().rev() { b.record_vote(*v, &rule); }
+        prop_assert_eq!(a.votes, b.votes);
+        prop_assert_eq!(a.votes.total() as usize, votes.len());
+    }
+
+    #[test]
+    fn retirement_only_with_unique_agreeing_top(c in counts(), rule in rule()) {
+        match rule.evaluate(&c) {
+            ImageStatus::Retired { label } => {
+                prop_assert_eq!(c.unique_top(), Some(label));
+                prop_assert!(c.total() >= rule.min_labels());
+                prop_assert!(u64::from(c.get(label)) * 1000 >= u64::from(rule.agreement_permille()) * u64::from(c.total()));
+            }
+            ImageStatus::Disputed => prop_assert!(c.total() >= rule.max_labels()),
+            ImageStatus::Open => prop_assert!(c.total() < rule.max_labels()),
+            ImageStatus::Removed => prop_assert!(false, "the rule never removes"),
+        }
+    }
+
+    #[test]
+    fn votes_to_close_is_exact(c in sparse_counts(), rule in rule()) {
+        prop_assume!(rule.evaluate(&c).is_open());
+        let x = rule.votes_to_close(&c);
+        prop_assert!(x >= 1);
+        let top = Emotion::ALL.into_iter().max_by_key(|e| (c.get(*e), std::cmp::Reverse(e.index()))).unwrap_or(Emotion::Happy);
+        let mut more = c;
+        for _ in 0..x - 1 { more.add(top); }
+        prop_assert!(rule.evaluate(&more).is_open());
+        more.add(top);
+        prop_assert!(!rule.evaluate(&more).is_open());
+    }
+
+    #[test]
+    fn selection_never_offers_closed_seen_or_own_images(
+        entries in prop::collection::vec((any::<[u8; 32]>(), counts(), status(), prop::option::of(0u128..4)), 0..40),
+        player in 0u128..4,
+        seen_mask in any::<u64>(),
+        spread in 1usize..5,
+        pick in any::<u64>(),
+        rule in rule(),
+    ) {
+        let player = PlayerId(Uuid::from_u128(player));
+        let mut pool = ImagePool::new(rule);
+        let mut seen = HashSet::new();
+        for (i, (digest, votes, status, uploader)) in entries.iter().enumerate() {
+            let image = ImageId::from_digest(*digest);
+            pool.upsert(PoolEntry { image, uploader: uploader.map(|u| PlayerId(Uuid::from_u128(u))), votes: *votes, status: *status });
+            if seen_mask >> (i % 64) & 1 == 1 { seen.insert(image); }
+        }
+        let eligible: Vec<_> = entries.iter().map(|e| ImageId::from_digest(e.0)).filter(|id| {
+            let e = pool.get(id);
+            e.is_some_and(|e| e.status.is_open() && e.uploader != Some(player)) && !seen.contains(id)
+        }).collect::<HashSet<_>>().into_iter().collect();
+        match pool.select(player, |i| seen.contains(i), spread, pick) {
+            Some(id) => {
+                let e = pool.get(&id);
+                prop_assert!(e.is_some_and(|e| e.status.is_open()));
+                prop_assert!(e.is_some_and(|e| e.uploader != Some(player)));
+                prop_assert!(!seen.contains(&id));
+                let best = eligible.iter().filter_map(|i| pool.votes_to_close(i)).min();
+                prop_assert_eq!(pool.votes_to_close(&id), best);
+            }
+            None => prop_assert!(eligible.is_empty()),
+        }
+    }
+
+    #[test]
+    fn a_player_never_gets_the_same_image_twice(n in 1usize..30, picks in prop::collection::vec(any::<u64>(), 40)) {
+        let mut pool = ImagePool::new(ConsensusRule::default());
+        for i in 0..n {
+            let mut d = [0u8; 32];
+            d[0] = i as u8;
+            d[31] = (i * 37) as u8;
+            pool.upsert(PoolEntry { image: ImageId::from_digest(d), uploader: None, votes: VoteCounts::default(), status: ImageStatus::Open });
+        }
+        let player = PlayerId(Uuid::from_u128(1));
+        let mut seen = HashSet::new();
+        for pick in picks {
+            match pool.select(player, |i| seen.contains(i), 3, pick) {
+                Some(id) => prop_assert!(seen.insert(id)),
+                None => { prop_assert_eq!(seen.len(), n); break; }
+            }
+        }
+    }
+
+    #[test]
+    fn round_accepts_at_most_one_answer_before_deadline(
+        offered in 0u64..1_000_000, limit in 1u64..60_000,
+        attempts in prop::collection::vec((emotion(), 0u64..120_000), 1..6)
+    ) {
+        let mut r = Round::offer(RoundId(Uuid::from_u128(1)), PlayerId(Uuid::from_u128(2)), ImageId::from_digest([0; 32]), None, Millis(offered), limit);
+        let mut accepted = 0;
+        for (e, dt) in attempts {
+            let now = Millis(offered + dt);
+            if let Ok(a) = r.answer(e, now) {
+                accepted += 1;
+                prop_assert!(now <= r.deadline);
+                prop_assert!(a.response_ms <= limit);
+            }
+        }
+        prop_assert!(accepted <= 1);
+    }
+}
