@@ -1,1 +1,94 @@
-pub fn x(){}
+//! # emofy-inference — emotion classification for Emofy
+//!
+//! This crate owns everything about models: the [`Prediction`] a model makes,
+//! the [`Classifier`] interface the server's inference pool drives, and (as the
+//! models land) their implementations.
+//!
+//! Today it ships **no model**: the server runs with no classifier and rounds
+//! carry no suggestion (`suggestion: null` on the wire) rather than a made-up
+//! one. The candle port of the pre-trained mini-Xception plugs in here as a
+//! `Classifier`.
+
+use emofy_game::{EMOTION_COUNT, Emotion};
+use serde::{Deserialize, Serialize};
+
+/// A model's output for one face: a probability per emotion (in
+/// [`Emotion::ALL`] order) and the version of the model that made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub model: String,
+    pub probabilities: [f32; EMOTION_COUNT],
+}
+
+impl Prediction {
+    /// Builds a prediction, checking that the probabilities are finite,
+    /// non-negative and sum to 1 (within 1e-3).
+    pub fn new(model: impl Into<String>, probabilities: [f32; EMOTION_COUNT]) -> Result<Self, InferenceError> {
+        let sum: f32 = probabilities.iter().sum();
+        if probabilities.iter().any(|p| !p.is_finite() || *p < 0.0) || (sum - 1.0).abs() > 1e-3 {
+            return Err(InferenceError::BadOutput(format!("probabilities {probabilities:?} do not form a distribution")));
+        }
+        Ok(Prediction {
+            model: model.into(),
+            probabilities,
+        })
+    }
+
+    /// The most probable emotion (the first one on exact ties).
+    pub fn top(&self) -> Emotion {
+        let mut best = 0;
+        for (i, p) in self.probabilities.iter().enumerate() {
+            if *p > self.probabilities[best] {
+                best = i;
+            }
+        }
+        Emotion::ALL[best]
+    }
+
+    /// Probability of the top emotion.
+    pub fn confidence(&self) -> f32 {
+        self.probabilities[self.top().index()]
+    }
+}
+
+/// Errors from a model.
+#[derive(Debug, thiserror::Error)]
+pub enum InferenceError {
+    #[error("input image is not usable: {0}")]
+    BadInput(String),
+    #[error("model produced an invalid output: {0}")]
+    BadOutput(String),
+    #[error("model could not be loaded: {0}")]
+    Load(String),
+}
+
+/// A loaded emotion model. Input: a face crop as 8-bit grayscale pixels,
+/// row-major, `side × side`, where `side` is [`Classifier::input_side`].
+pub trait Classifier: Send + Sync {
+    /// A version id, unique per set of weights (predictions are cached by it).
+    fn version(&self) -> &str;
+    /// The square input size in pixels.
+    fn input_side(&self) -> u32;
+    /// Classifies one face crop.
+    fn classify(&self, gray: &[u8]) -> Result<Prediction, InferenceError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_and_confidence() {
+        let p = Prediction::new("m1", [0.05, 0.05, 0.1, 0.6, 0.1, 0.05, 0.05]);
+        let p = p.ok();
+        assert_eq!(p.as_ref().map(|p| p.top()), Some(Emotion::Happy));
+        assert!(p.is_some_and(|p| (p.confidence() - 0.6).abs() < 1e-6));
+    }
+
+    #[test]
+    fn rejects_non_distributions() {
+        assert!(Prediction::new("m", [0.5; 7]).is_err());
+        assert!(Prediction::new("m", [f32::NAN, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]).is_err());
+        assert!(Prediction::new("m", [-0.1, 1.1, 0.0, 0.0, 0.0, 0.0, 0.0]).is_err());
+    }
+}

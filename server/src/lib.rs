@@ -1,1 +1,39 @@
+//! # emofy-server — the Emofy game server
+//!
+//! Players connect over WebSocket and play timed rounds: they see a face and
+//! the model's guess and pick the right emotion. The pure rules live in
+//! `emofy-game`; this crate is the adapters around them.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`app`] | `Application::build(config)`: opens stores, starts actors, binds HTTP; graceful shutdown |
+//! | [`actors`] | the round `Coordinator` and one `PlayerSession` actor per WebSocket connection |
+//! | [`http`] | routes: `/ws/play`, `/images/{sha256}`, `/api/*`, `/healthz`, `/readyz`, `/metrics`, the web client |
+//! | [`protocol`] | protocol v1 messages (JSON, `type`-tagged) |
+//! | [`error`] | stable error codes sent to clients |
+//! | [`store`] | storage traits and the embedded SQLite implementation |
+//! | [`leaderboard`] | the in-process leaderboard |
+//! | [`auth`] | signed session tokens, argon2 password hashes |
+//! | [`config`] | the typed, layered configuration |
+//! | [`demo_faces`] | the deterministic synthetic face generator for the demo pool |
+//! | [`import`] | `emofy import`: image folders and FER2013 CSV |
+//! | [`metrics`], [`telemetry`] | Prometheus metrics and `tracing` output |
+//! | [`clock`] | game time (follows tokio time, so tests can pause it) |
 
+pub mod actors;
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod demo_faces;
+pub mod error;
+pub mod http;
+pub mod import;
+pub mod leaderboard;
+pub mod metrics;
+pub mod protocol;
+pub mod store;
+pub mod telemetry;
+
+pub use app::{Application, ShutdownHandle};
+pub use config::Config;

@@ -1,1 +1,190 @@
-fn main(){}
+//! The `emofy` command line.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use emofy_game::{DisplayName, PlayerId, Role};
+use emofy_server::config::{Config, Overrides};
+use emofy_server::store::AccountRecord;
+use emofy_server::{Application, app, auth, import, telemetry};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Emofy: a real-time game that turns many players' labels into a facial-emotion dataset.
+///
+/// With no command, `emofy` runs the server (`emofy serve`) on the embedded
+/// store in ./data: no Redis or MongoDB needed.
+#[derive(Debug, Parser)]
+#[command(name = "emofy", version, propagate_version = true)]
+struct Cli {
+    /// TOML config file (layered: defaults, then this file, then EMOFY_* variables, then flags).
+    #[arg(long, global = true, env = "EMOFY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the game server.
+    Serve {
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Import labelled images: an `<emotion>/<file>` folder or a FER2013-format CSV.
+    Import {
+        /// Folder laid out as <emotion>/<file> (emotion names: angry, disgust, fear, happy, neutral, sad, surprise).
+        #[arg(long, conflicts_with = "fer_csv", required_unless_present = "fer_csv")]
+        folder: Option<PathBuf>,
+        /// CSV with `emotion,pixels[,Usage]` columns, FER2013 class order.
+        #[arg(long)]
+        fer_csv: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Create a moderator account. The password is read from the first line of standard input.
+    CreateModerator {
+        /// Login name: 3–32 characters, lowercase letters, digits, '.', '_' or '-'.
+        #[arg(long)]
+        username: String,
+        /// Name shown to players (defaults to the username).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Make the account an admin instead of a moderator.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+}
+
+fn load_config(file: Option<&PathBuf>, overrides: &Overrides) -> anyhow::Result<Config> {
+    Config::load(file.map(PathBuf::as_path), std::env::vars(), overrides).context("loading configuration")
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve {
+        overrides: Overrides::default(),
+    });
+    match command {
+        Command::Serve { overrides } => {
+            let config = load_config(cli.config.as_ref(), &overrides)?;
+            telemetry::init(config.log_format, &config.log_filter).map_err(anyhow::Error::msg)?;
+            actix_web::rt::System::new().block_on(serve(config))
+        }
+        Command::Import {
+            folder,
+            fer_csv,
+            overrides,
+        } => {
+            let config = load_config(cli.config.as_ref(), &overrides)?;
+            telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
+            actix_web::rt::System::new().block_on(run_import(config, folder, fer_csv))
+        }
+        Command::Admin {
+            command:
+                AdminCommand::CreateModerator {
+                    username,
+                    display_name,
+                    admin,
+                    overrides,
+                },
+        } => {
+            let config = load_config(cli.config.as_ref(), &overrides)?;
+            telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
+            let role = if admin { Role::Admin } else { Role::Moderator };
+            actix_web::rt::System::new().block_on(create_moderator(config, username, display_name, role))
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let host = config.host.clone();
+    let data = config.data_dir.display().to_string();
+    let app = Application::build(config).await.context("starting the server")?;
+    let shown_host = if host == "0.0.0.0" { "localhost" } else { host.as_str() };
+    println!("Emofy is running at http://{shown_host}:{}/  (data: {data}; Ctrl-C to stop)", app.port());
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn run_import(config: Config, folder: Option<PathBuf>, fer_csv: Option<PathBuf>) -> anyhow::Result<()> {
+    let stores = app::open_embedded(&config)?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let progress = |done: u64, total: u64| {
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let report = match (folder, fer_csv) {
+        (Some(dir), _) => import::import_folder(&dir, stores.images.as_ref(), progress).await?,
+        (None, Some(csv)) => import::import_fer_csv(&csv, stores.images.as_ref(), progress).await?,
+        (None, None) => bail!("give --folder or --fer-csv"),
+    };
+    bar.finish_and_clear();
+    println!(
+        "imported {} new image(s); {} already present; {} rejected",
+        report.added,
+        report.duplicates,
+        report.rejected.len()
+    );
+    for (place, why) in report.rejected.iter().take(50) {
+        println!("  rejected {place}: {why}");
+    }
+    if report.rejected.len() > 50 {
+        println!("  … and {} more", report.rejected.len() - 50);
+    }
+    Ok(())
+}
+
+fn valid_username(u: &str) -> bool {
+    (3..=32).contains(&u.len()) && u.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+}
+
+async fn create_moderator(config: Config, username: String, display: Option<String>, role: Role) -> anyhow::Result<()> {
+    if !valid_username(&username) {
+        bail!("username must be 3–32 characters of a-z, 0-9, '.', '_' or '-'");
+    }
+    let name = DisplayName::parse(display.as_deref().unwrap_or(&username)).context("display name")?;
+    eprintln!("Password for {username} (first line of standard input; at least 12 characters):");
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password).context("reading the password")?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    if password.chars().count() < 12 {
+        bail!("the password must be at least 12 characters");
+    }
+    let hash = auth::hash_password(&password)?;
+    let stores = app::open_embedded(&config)?;
+    let player = PlayerId(uuid::Uuid::new_v4());
+    stores
+        .players
+        .create_account(
+            AccountRecord {
+                username: username.clone(),
+                player,
+                password_hash: hash,
+                role,
+            },
+            name.as_str(),
+            emofy_server::clock::now(),
+        )
+        .await
+        .with_context(|| format!("creating account {username:?} (does it exist already?)"))?;
+    stores.rounds.flush().await?;
+    println!("created {} account {username} (player {player})", role.as_str());
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! The round coordinator.
+//!
+//! **Owns:** the image pool (open images ranked for selection, a cache of the
+//! store), the seen-image set of every connected player (loaded from the store
+//! when they join), and the address of every connected session (for score
+//! pushes and shutdown). The store stays the truth: the pool is reloaded from
+//! it every `pool_refresh_secs`, so votes cast on other replicas show up here.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use emofy_game::{ImageId, ImagePool, ImageStatus, Millis, PlayerId, PoolEntry, VoteCounts};
+
+use crate::demo_faces::Rng;
+use crate::metrics::Metrics;
+use crate::store::{ImageStore, ScoreChange, StoreError};
+
+/// A push from the coordinator to one session.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub enum SessionPush {
+    /// The player's score changed because of someone else's answer.
+    ScoreChanged { score: u64, delta: u32, reason: String },
+    /// The server is shutting down.
+    ServerShutdown,
+}
+
+struct Connected {
+    seen: HashSet<ImageId>,
+    sessions: HashMap<u64, Recipient<SessionPush>>,
+}
+
+/// See the module docs.
+pub struct Coordinator {
+    pool: ImagePool,
+    players: HashMap<PlayerId, Connected>,
+    images: Arc<dyn ImageStore>,
+    metrics: Arc<Metrics>,
+    rng: Rng,
+    spread: usize,
+    refresh_every: Duration,
+    refreshed_to: Millis,
+    refreshing: bool,
+}
+
+impl Coordinator {
+    /// A coordinator over `entries` (the store's images at start-up).
+    pub fn new(
+        pool: ImagePool,
+        images: Arc<dyn ImageStore>,
+        metrics: Arc<Metrics>,
+        spread: usize,
+        refresh_every: Duration,
+        loaded_at: Millis,
+        seed: u64,
+    ) -> Coordinator {
+        Coordinator {
+            pool,
+            players: HashMap::new(),
+            images,
+            metrics,
+            rng: Rng::new(seed),
+            spread,
+            refresh_every,
+            refreshed_to: loaded_at,
+            refreshing: false,
+        }
+    }
+
+    fn push(&self, to: &Recipient<SessionPush>, msg: SessionPush) {
+        if to.try_send(msg).is_err() {
+            // Full mailbox (slow client) or a session that is already gone: drop, never buffer.
+            self.metrics.dropped_messages.inc();
+        }
+    }
+
+    fn refresh(&mut self, ctx: &mut Context<Self>) {
+        if self.refreshing {
+            return;
+        }
+        self.refreshing = true;
+        // Look back a little: writes on other replicas may carry slightly older timestamps.
+        let since = Millis(self.refreshed_to.0.saturating_sub(2_000));
+        let started = crate::clock::now();
+        let images = self.images.clone();
+        ctx.spawn(
+            async move { images.pool_entries(since).await }
+                .into_actor(self)
+                .map(move |res: Result<Vec<PoolEntry>, StoreError>, act, _| {
+                    act.refreshing = false;
+                    match res {
+                        Ok(entries) => {
+                            for e in entries {
+                                act.pool.upsert(e);
+                            }
+                            act.refreshed_to = started;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "pool refresh failed"),
+                    }
+                }),
+        );
+    }
+}
+
+impl Actor for Coordinator {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(8192);
+        let every = self.refresh_every;
+        if !every.is_zero() {
+            ctx.run_interval(every, |act, ctx| act.refresh(ctx));
+        }
+    }
+}
+
+/// A session joined as `player`; `seen` is what the store says they have been offered.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionJoined {
+    pub session: u64,
+    pub player: PlayerId,
+    pub seen: Vec<ImageId>,
+    pub addr: Recipient<SessionPush>,
+}
+
+impl Handler<SessionJoined> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, m: SessionJoined, _: &mut Context<Self>) {
+        let entry = self.players.entry(m.player).or_insert_with(|| Connected {
+            seen: HashSet::new(),
+            sessions: HashMap::new(),
+        });
+        entry.seen.extend(m.seen);
+        entry.sessions.insert(m.session, m.addr);
+    }
+}
+
+/// A session closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionLeft {
+    pub session: u64,
+    pub player: PlayerId,
+}
+
+impl Handler<SessionLeft> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, m: SessionLeft, _: &mut Context<Self>) {
+        if let Some(c) = self.players.get_mut(&m.player) {
+            c.sessions.remove(&m.session);
+            if c.sessions.is_empty() {
+                self.players.remove(&m.player);
+            }
+        }
+    }
+}
+
+/// Pick the next image for a player and mark it seen. `None`: nothing left for them.
+#[derive(Message)]
+#[rtype(result = "Option<ImageId>")]
+pub struct PickImage {
+    pub player: PlayerId,
+}
+
+impl Handler<PickImage> for Coordinator {
+    type Result = Option<ImageId>;
+
+    fn handle(&mut self, m: PickImage, _: &mut Context<Self>) -> Option<ImageId> {
+        let pick = self.rng.next_u64();
+        let connected = self.players.get_mut(&m.player)?;
+        let image = self
+            .pool
+            .select(m.player, |i| connected.seen.contains(i), self.spread, pick)?;
+        connected.seen.insert(image);
+        Some(image)
+    }
+}
+
+/// An answer changed an image's votes and maybe its status.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ImageTallied {
+    pub image: ImageId,
+    pub votes: VoteCounts,
+    pub status: ImageStatus,
+}
+
+impl Handler<ImageTallied> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, m: ImageTallied, _: &mut Context<Self>) {
+        let uploader = self.pool.get(&m.image).and_then(|e| e.uploader);
+        self.pool.upsert(PoolEntry {
+            image: m.image,
+            uploader,
+            votes: m.votes,
+            status: m.status,
+        });
+    }
+}
+
+/// Scores changed; tell the affected players' other sessions.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ScoresChanged {
+    pub changes: Vec<ScoreChange>,
+    /// The session that caused it (it reports its own points in its result).
+    pub origin: u64,
+}
+
+impl Handler<ScoresChanged> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, m: ScoresChanged, _: &mut Context<Self>) {
+        for c in &m.changes {
+            let Some(conn) = self.players.get(&c.player) else {
+                continue;
+            };
+            for (sid, addr) in &conn.sessions {
+                if *sid != m.origin {
+                    self.push(
+                        addr,
+                        SessionPush::ScoreChanged {
+                            score: c.total,
+                            delta: c.delta,
+                            reason: serde_json::to_value(c.reason)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Tell every session the server is going down. Replies with how many were told.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct ShutdownSessions;
+
+impl Handler<ShutdownSessions> for Coordinator {
+    type Result = usize;
+
+    fn handle(&mut self, _: ShutdownSessions, _: &mut Context<Self>) -> usize {
+        let mut n = 0;
+        for conn in self.players.values() {
+            for addr in conn.sessions.values() {
+                self.push(addr, SessionPush::ServerShutdown);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// Counts of the pool: open images and known images.
+#[derive(Message)]
+#[rtype(result = "PoolCounts")]
+pub struct PoolSize;
+
+/// Reply to [`PoolSize`].
+#[derive(Debug, Clone, Copy, MessageResponse)]
+pub struct PoolCounts {
+    pub open: usize,
+    pub known: usize,
+}
+
+impl Handler<PoolSize> for Coordinator {
+    type Result = PoolCounts;
+
+    fn handle(&mut self, _: PoolSize, _: &mut Context<Self>) -> PoolCounts {
+        PoolCounts {
+            open: self.pool.open_len(),
+            known: self.pool.len(),
+        }
+    }
+}

@@ -1,0 +1,690 @@
+//! One player's WebSocket connection.
+//!
+//! **Owns:** the connection's phase (waiting for `hello`, joined as a player),
+//! the player's cached totals, the one open round with its timer, the
+//! connection's rate limiter, and its heartbeat/idle clocks.
+//!
+//! This is the only module that knows the WebSocket transport
+//! (actix-web-actors); moving to `actix-ws` changes this file and `http.rs`.
+//!
+//! Bounds: the actor's mailbox is bounded (`session.mailbox`) and every
+//! producer uses `try_send`, dropping messages for a full mailbox. Outgoing
+//! frames are produced only by the actor itself and drained by the HTTP
+//! dispatcher, which stops polling the actor when the client stops reading,
+//! so a slow client stalls only itself; the heartbeat closes a silent one.
+//! Game requests are handled one at a time (`ctx.wait`), so a client cannot
+//! pile up work either.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use actix_web_actors::ws;
+use emofy_game::{
+    DisplayName, Emotion, ImageStatus, Millis, PlayerId, PlayerTally, Role, Round, RoundError, RoundId,
+};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::actors::coordinator::{ImageTallied, PickImage, ScoresChanged, SessionJoined, SessionLeft, SessionPush};
+use crate::app::Services;
+use crate::auth::Claims;
+use crate::error::ErrorCode;
+use crate::protocol::{
+    ClientMessage, ImageProgress, ImageRef, PROTOCOL_VERSION, PlayerView, PointsView, ServerMessage, prompt_for,
+};
+use crate::store::{AnswerOutcome, AnswerRecord, OfferRecord, PlayerRecord, StoreError};
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// Token bucket: `rate` tokens per second, at most `burst`.
+#[derive(Debug, Clone)]
+pub struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    pub fn new(rate: u32, burst: u32) -> TokenBucket {
+        TokenBucket {
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes a token if one is available.
+    pub fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let dt = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+struct Joined {
+    player: PlayerId,
+    name: String,
+    role: Role,
+    tally: PlayerTally,
+}
+
+struct OpenRound {
+    round: Round,
+    timer: SpawnHandle,
+    received: Option<Instant>,
+}
+
+/// See the module docs.
+pub struct PlayerSession {
+    id: u64,
+    svc: Arc<Services>,
+    joined: Option<Joined>,
+    round: Option<OpenRound>,
+    last_answered: Option<RoundId>,
+    bucket: TokenBucket,
+    violations: u32,
+    last_limit_notice: Option<Instant>,
+    last_frame: Instant,
+    last_game_message: Instant,
+    started: Instant,
+    closing: bool,
+}
+
+impl PlayerSession {
+    pub fn new(svc: Arc<Services>) -> PlayerSession {
+        let s = &svc.config.session;
+        let bucket = TokenBucket::new(s.rate_per_sec, s.rate_burst);
+        let now = Instant::now();
+        PlayerSession {
+            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            svc,
+            joined: None,
+            round: None,
+            last_answered: None,
+            bucket,
+            violations: 0,
+            last_limit_notice: None,
+            last_frame: now,
+            last_game_message: now,
+            started: now,
+            closing: false,
+        }
+    }
+
+    fn send(&self, ctx: &mut ws::WebsocketContext<Self>, msg: &ServerMessage) {
+        if let ServerMessage::Error { code, .. } = msg {
+            self.svc.metrics.client_error(code.as_str());
+        }
+        ctx.text(msg.to_json());
+    }
+
+    fn error(&self, ctx: &mut ws::WebsocketContext<Self>, code: ErrorCode, detail: Option<&str>, round: Option<RoundId>) {
+        tracing::debug!(session = self.id, code = code.as_str(), detail, "client error");
+        self.send(ctx, &ServerMessage::error(code, detail, round));
+    }
+
+    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: &str, code: ws::CloseCode) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        self.send(ctx, &ServerMessage::Bye { reason: reason.to_owned() });
+        ctx.close(Some(ws::CloseReason {
+            code,
+            description: Some(reason.to_owned()),
+        }));
+        ctx.stop();
+    }
+
+    fn now(&self) -> Millis {
+        self.svc.clock.now()
+    }
+
+    fn tick(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let s = &self.svc.config.session;
+        if self.last_frame.elapsed() > Duration::from_secs(s.client_timeout_secs) {
+            tracing::info!(session = self.id, "client timed out (no frames or pongs)");
+            self.closing = true;
+            ctx.stop();
+            return;
+        }
+        if self.joined.is_none() && self.started.elapsed() > Duration::from_secs(s.hello_timeout_secs) {
+            self.close(ctx, "hello_timeout", ws::CloseCode::Policy);
+            return;
+        }
+        if self.joined.is_some() && self.last_game_message.elapsed() > Duration::from_secs(s.idle_timeout_secs) {
+            self.close(ctx, "idle", ws::CloseCode::Normal);
+            return;
+        }
+        ctx.ping(b"");
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let received = Instant::now();
+        let msg = match ClientMessage::parse(text) {
+            Ok(m) => m,
+            Err(e) => return self.error(ctx, e.code, Some(&e.detail), None),
+        };
+        self.last_game_message = received;
+        match msg {
+            ClientMessage::Hello { v, name, token } => self.on_hello(v, name, token, ctx),
+            ClientMessage::Next => self.on_next(ctx),
+            ClientMessage::Answer { round, emotion } => self.on_answer(round, emotion, received, ctx),
+            ClientMessage::Leaderboard => self.send_leaderboard(ctx),
+        }
+    }
+
+    fn on_hello(&mut self, v: u32, name: Option<String>, token: Option<String>, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.joined.is_some() {
+            return self.error(ctx, ErrorCode::AlreadyJoined, None, None);
+        }
+        if v != PROTOCOL_VERSION {
+            return self.error(ctx, ErrorCode::UnsupportedVersion, Some(&format!("this server speaks v{PROTOCOL_VERSION}")), None);
+        }
+        let svc = self.svc.clone();
+        let now = self.now();
+        enum Join {
+            Ok(PlayerRecord, bool, Vec<emofy_game::ImageId>),
+            Refused(ErrorCode, String),
+            Failed(StoreError),
+        }
+        let fut = async move {
+            let (player, resumed) = match (token, name) {
+                (Some(token), _) => match svc.tokens.verify(&token, now) {
+                    Ok(claims) => match svc.players.player(claims.player).await {
+                        Ok(Some(p)) => (p, true),
+                        Ok(None) => return Join::Refused(ErrorCode::InvalidToken, "unknown player".into()),
+                        Err(e) => return Join::Failed(e),
+                    },
+                    Err(e) => return Join::Refused(ErrorCode::InvalidToken, e.to_string()),
+                },
+                (None, Some(name)) => match DisplayName::parse(&name) {
+                    Ok(name) => {
+                        match svc
+                            .players
+                            .create_player(PlayerId(Uuid::new_v4()), name.as_str(), Role::Player, now)
+                            .await
+                        {
+                            Ok(p) => (p, false),
+                            Err(e) => return Join::Failed(e),
+                        }
+                    }
+                    Err(e) => return Join::Refused(ErrorCode::InvalidName, e.to_string()),
+                },
+                (None, None) => {
+                    return Join::Refused(ErrorCode::InvalidMessage, "hello needs a name or a token".into());
+                }
+            };
+            match svc.rounds.seen_images(player.id).await {
+                Ok(seen) => Join::Ok(player, resumed, seen),
+                Err(e) => Join::Failed(e),
+            }
+        };
+        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+            Join::Ok(player, resumed, seen) => act.on_joined(player, resumed, seen, ctx),
+            Join::Refused(code, detail) => act.error(ctx, code, Some(&detail), None),
+            Join::Failed(e) => {
+                tracing::warn!(error = %e, "join failed");
+                act.error(ctx, ErrorCode::TryAgain, None, None);
+            }
+        }));
+    }
+
+    fn on_joined(&mut self, p: PlayerRecord, resumed: bool, seen: Vec<emofy_game::ImageId>, ctx: &mut ws::WebsocketContext<Self>) {
+        let ttl = self.svc.config.auth.token_ttl_hours.saturating_mul(3_600_000);
+        let expires = self.now().plus(ttl);
+        let token = self.svc.tokens.issue(&Claims {
+            player: p.id,
+            role: p.role,
+            expires,
+        });
+        self.svc.coordinator.do_send(SessionJoined {
+            session: self.id,
+            player: p.id,
+            seen,
+            addr: ctx.address().recipient(),
+        });
+        tracing::info!(session = self.id, player = %p.id, resumed, "player joined");
+        self.send(
+            ctx,
+            &ServerMessage::Welcome {
+                v: PROTOCOL_VERSION,
+                player: PlayerView {
+                    id: p.id,
+                    name: p.name.clone(),
+                    role: p.role,
+                },
+                token,
+                token_expires_ms: expires,
+                resumed,
+                score: p.tally.score,
+                streak: p.tally.streak,
+                best_streak: p.tally.best_streak,
+                round_seconds: self.svc.config.game.round_seconds,
+            },
+        );
+        self.joined = Some(Joined {
+            player: p.id,
+            name: p.name,
+            role: p.role,
+            tally: p.tally,
+        });
+        self.send_leaderboard(ctx);
+    }
+
+    fn close_open_round(&mut self, state: &'static str, ctx: &mut ws::WebsocketContext<Self>) {
+        if let Some(mut open) = self.round.take() {
+            ctx.cancel_future(open.timer);
+            if open.round.abandon() {
+                let rounds = self.svc.rounds.clone();
+                let id = open.round.id;
+                let at = self.now();
+                actix::spawn(async move {
+                    if let Err(e) = rounds.close_round(id, state, at).await {
+                        tracing::warn!(round = %id, error = %e, "could not close round");
+                    }
+                });
+            }
+        }
+    }
+
+    fn on_next(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(j) = &self.joined else {
+            return self.error(ctx, ErrorCode::NotJoined, None, None);
+        };
+        let player = j.player;
+        self.close_open_round("abandoned", ctx);
+        let svc = self.svc.clone();
+        let limit_ms = svc.config.game.round_seconds * 1000;
+        let clock = svc.clock;
+        let fut = async move {
+            // A conflict means another replica offered this image to the player already: pick again.
+            for _ in 0..5 {
+                let image = match svc.coordinator.send(PickImage { player }).await {
+                    Ok(Some(i)) => i,
+                    Ok(None) => return Ok(None),
+                    Err(e) => return Err(StoreError::Unavailable(e.to_string())),
+                };
+                // No model is loaded yet (see emofy-inference): show no suggestion rather than a made-up one.
+                let shown: Option<crate::protocol::Suggestion> = None;
+                let round = Round::offer(
+                    RoundId(Uuid::new_v4()),
+                    player,
+                    image,
+                    shown.as_ref().map(|s| s.emotion),
+                    clock.now(),
+                    limit_ms,
+                );
+                let offer = OfferRecord {
+                    round: round.id,
+                    player,
+                    image,
+                    shown: round.shown,
+                    offered: round.offered_at,
+                    deadline: round.deadline,
+                };
+                match svc.rounds.record_offer(offer).await {
+                    Ok(()) => return Ok(Some((round, shown))),
+                    Err(StoreError::Conflict(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(None)
+        };
+        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok(Some((round, shown))) => act.start_round(round, shown, ctx),
+            Ok(None) => act.send(
+                ctx,
+                &ServerMessage::NoRound {
+                    reason: "all_caught_up".into(),
+                    retry_after_ms: 10_000,
+                },
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not offer a round");
+                act.error(ctx, ErrorCode::TryAgain, None, None);
+            }
+        }));
+    }
+
+    fn start_round(&mut self, round: Round, shown: Option<crate::protocol::Suggestion>, ctx: &mut ws::WebsocketContext<Self>) {
+        if self.closing {
+            return;
+        }
+        let limit = round.deadline.since(round.offered_at);
+        // Fire just after the deadline: answers exactly at the deadline still count.
+        let timer = ctx.run_later(Duration::from_millis(limit + 5), |act, ctx| act.on_round_timer(ctx));
+        self.svc.metrics.rounds_offered.inc();
+        tracing::debug!(session = self.id, round = %round.id, image = %round.image, "round offered");
+        self.send(
+            ctx,
+            &ServerMessage::Round {
+                round: round.id,
+                image: ImageRef {
+                    id: round.image,
+                    url: format!("/images/{}", round.image),
+                },
+                prompt: prompt_for(shown.as_ref()),
+                suggestion: shown,
+                offered_ms: round.offered_at,
+                deadline_ms: round.deadline,
+                time_limit_ms: limit,
+            },
+        );
+        self.round = Some(OpenRound {
+            round,
+            timer,
+            received: None,
+        });
+    }
+
+    fn on_round_timer(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let now = self.now();
+        let Some(open) = self.round.as_mut() else {
+            return;
+        };
+        if open.round.expire(now) {
+            let id = open.round.id;
+            self.round = None;
+            self.svc.metrics.rounds_timed_out.inc();
+            let rounds = self.svc.rounds.clone();
+            actix::spawn(async move {
+                if let Err(e) = rounds.close_round(id, "timed_out", now).await {
+                    tracing::warn!(round = %id, error = %e, "could not close round");
+                }
+            });
+            self.send(ctx, &ServerMessage::RoundTimeout { round: id });
+        }
+    }
+
+    fn on_answer(&mut self, round_id: RoundId, emotion: Emotion, received: Instant, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(joined) = &self.joined else {
+            return self.error(ctx, ErrorCode::NotJoined, None, None);
+        };
+        let player = joined.player;
+        let now = self.now();
+        let Some(open) = self.round.as_mut().filter(|o| o.round.id == round_id) else {
+            let code = if self.last_answered == Some(round_id) {
+                ErrorCode::AlreadyAnswered
+            } else {
+                ErrorCode::RoundNotOffered
+            };
+            self.svc.metrics.answer("rejected");
+            return self.error(ctx, code, None, Some(round_id));
+        };
+        let before = open.round.clone();
+        let accepted = match open.round.answer(emotion, now) {
+            Ok(a) => a,
+            Err(e) => {
+                let code = match e {
+                    RoundError::AlreadyAnswered => ErrorCode::AlreadyAnswered,
+                    RoundError::TooLate | RoundError::Abandoned => ErrorCode::RoundExpired,
+                };
+                self.svc.metrics.answer("rejected");
+                self.close_open_round("timed_out", ctx);
+                return self.error(ctx, code, None, Some(round_id));
+            }
+        };
+        open.received = Some(received);
+        let record = AnswerRecord {
+            round: round_id,
+            player,
+            image: before.image,
+            emotion,
+            shown: before.shown,
+            response_ms: accepted.response_ms,
+            time_limit_ms: accepted.time_limit_ms,
+            at: now,
+        };
+        let svc = self.svc.clone();
+        let fut = async move {
+            let outcome = svc.rounds.record_answer(record, &svc.rules).await?;
+            if let Err(e) = svc.leaderboard.apply(&outcome.changes).await {
+                // The store has the truth; the board catches up on the next change or restart.
+                tracing::warn!(error = %e, "leaderboard update failed");
+            }
+            Ok::<AnswerOutcome, StoreError>(outcome)
+        };
+        ctx.wait(fut.into_actor(self).map(move |res, act, ctx| act.on_answer_stored(before, emotion, res, ctx)));
+    }
+
+    fn on_answer_stored(
+        &mut self,
+        before: Round,
+        emotion: Emotion,
+        res: Result<AnswerOutcome, StoreError>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let round_id = before.id;
+        let received = self.round.as_ref().and_then(|o| o.received);
+        match res {
+            Ok(outcome) => {
+                if let Some(open) = self.round.take() {
+                    ctx.cancel_future(open.timer);
+                }
+                self.last_answered = Some(round_id);
+                let Some(j) = self.joined.as_mut() else {
+                    return;
+                };
+                j.tally = outcome.tally;
+                let settlement: u32 = outcome
+                    .changes
+                    .iter()
+                    .filter(|c| c.player == j.player && c.key.starts_with("settle:"))
+                    .map(|c| c.delta)
+                    .sum();
+                let closed = match outcome.status {
+                    ImageStatus::Retired { .. } | ImageStatus::Disputed => outcome.transition != emofy_game::Transition::None,
+                    _ => false,
+                };
+                if closed {
+                    self.svc.metrics.images_closed.get_or_create(&crate::metrics::OutcomeLabel {
+                        outcome: outcome.status.name().to_owned(),
+                    }).inc();
+                }
+                self.svc.metrics.answer("accepted");
+                self.svc.coordinator.do_send(ImageTallied {
+                    image: before.image,
+                    votes: outcome.votes,
+                    status: outcome.status,
+                });
+                if outcome.changes.iter().any(|c| c.player != j.player) {
+                    self.svc.coordinator.do_send(ScoresChanged {
+                        changes: outcome.changes.clone(),
+                        origin: self.id,
+                    });
+                }
+                let msg = ServerMessage::Result {
+                    round: round_id,
+                    emotion,
+                    agreement: outcome.award.agreement,
+                    pending: outcome.pending(),
+                    points: PointsView {
+                        base: outcome.award.base,
+                        speed_bonus: outcome.award.speed_bonus,
+                        multiplier_percent: outcome.award.multiplier_percent,
+                        total: outcome.award.points,
+                    },
+                    settlement,
+                    score: outcome.tally.score,
+                    streak: outcome.tally.streak,
+                    best_streak: outcome.tally.best_streak,
+                    image: ImageProgress {
+                        votes: outcome.votes.total(),
+                        status: outcome.status.name().to_owned(),
+                        consensus: match outcome.status {
+                            ImageStatus::Retired { label } => Some(label),
+                            _ => None,
+                        },
+                    },
+                };
+                tracing::debug!(session = self.id, round = %round_id, image = %before.image, points = outcome.award.points, "answer recorded");
+                self.send(ctx, &msg);
+                if let Some(t) = received {
+                    self.svc.metrics.answer_seconds.observe(t.elapsed().as_secs_f64());
+                }
+                self.send_leaderboard(ctx);
+            }
+            Err(e) => {
+                let code = match &e {
+                    StoreError::Conflict(_) => ErrorCode::AlreadyAnswered,
+                    StoreError::RoundClosed(_) => ErrorCode::RoundExpired,
+                    StoreError::NotFound(_) => ErrorCode::RoundNotOffered,
+                    StoreError::Unavailable(_) | StoreError::Corrupt(_) => ErrorCode::TryAgain,
+                };
+                if code == ErrorCode::TryAgain {
+                    // Nothing was recorded: reopen the round so the player can resend before the deadline.
+                    tracing::warn!(round = %round_id, error = %e, "answer not stored");
+                    if let Some(open) = self.round.as_mut() {
+                        open.round = before;
+                    }
+                } else if let Some(open) = self.round.take() {
+                    ctx.cancel_future(open.timer);
+                }
+                self.svc.metrics.answer("failed");
+                self.error(ctx, code, None, Some(round_id));
+            }
+        }
+    }
+
+    fn send_leaderboard(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let board = self.svc.leaderboard.clone();
+        let me = self.joined.as_ref().map(|j| j.player);
+        let fut = async move {
+            let top = board.top(10).await?;
+            let you = match me {
+                Some(p) => board.standing(p).await?,
+                None => None,
+            };
+            let players = board.len().await?;
+            Ok::<_, StoreError>(ServerMessage::Leaderboard {
+                board: "all_time".into(),
+                top,
+                you,
+                players,
+            })
+        };
+        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+            Ok(msg) => act.send(ctx, &msg),
+            Err(e) => {
+                tracing::warn!(error = %e, "leaderboard unavailable");
+                act.error(ctx, ErrorCode::TryAgain, Some("leaderboard"), None);
+            }
+        }));
+    }
+
+    fn limited(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> bool {
+        if self.bucket.take() {
+            self.violations = 0;
+            return false;
+        }
+        self.violations += 1;
+        if self.violations >= self.svc.config.session.max_violations {
+            self.close(ctx, "rate_limited", ws::CloseCode::Policy);
+            return true;
+        }
+        // One notice per second at most, so the limiter does not amplify a flood.
+        let notify = self.last_limit_notice.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if notify {
+            self.last_limit_notice = Some(Instant::now());
+            self.error(ctx, ErrorCode::RateLimited, None, None);
+        }
+        true
+    }
+}
+
+impl Actor for PlayerSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.svc.config.session.mailbox);
+        self.svc.metrics.connections_total.inc();
+        self.svc.metrics.sessions_active.inc();
+        let every = Duration::from_secs(self.svc.config.session.heartbeat_secs);
+        ctx.run_interval(every, |act, ctx| act.tick(ctx));
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        self.close_open_round("abandoned", ctx);
+        self.svc.metrics.sessions_active.dec();
+        if let Some(j) = &self.joined {
+            tracing::info!(session = self.id, player = %j.player, name = %j.name, role = j.role.as_str(), "player left");
+            self.svc.coordinator.do_send(SessionLeft {
+                session: self.id,
+                player: j.player,
+            });
+        }
+    }
+}
+
+impl Handler<SessionPush> for PlayerSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionPush, ctx: &mut Self::Context) {
+        match msg {
+            SessionPush::ScoreChanged { score, delta, reason } => {
+                if let Some(j) = self.joined.as_mut() {
+                    j.tally.score = j.tally.score.max(score);
+                }
+                self.send(ctx, &ServerMessage::Score { score, delta, reason });
+            }
+            SessionPush::ServerShutdown => self.close(ctx, "server_shutdown", ws::CloseCode::Restart),
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for PlayerSession {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_frame = Instant::now();
+        if self.closing {
+            return;
+        }
+        let msg = match item {
+            Ok(m) => m,
+            Err(ws::ProtocolError::Overflow) => {
+                self.error(ctx, ErrorCode::FrameTooLarge, None, None);
+                self.close(ctx, "frame_too_large", ws::CloseCode::Size);
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(session = self.id, error = %e, "protocol error");
+                self.close(ctx, "protocol_error", ws::CloseCode::Protocol);
+                return;
+            }
+        };
+        match msg {
+            ws::Message::Ping(p) => ctx.pong(&p),
+            ws::Message::Pong(_) => {}
+            ws::Message::Text(text) => {
+                if !self.limited(ctx) {
+                    self.on_text(&text, ctx);
+                }
+            }
+            ws::Message::Binary(_) => {
+                if !self.limited(ctx) {
+                    self.error(ctx, ErrorCode::BinaryNotSupported, None, None);
+                }
+            }
+            ws::Message::Continuation(_) => {
+                self.error(ctx, ErrorCode::InvalidMessage, Some("fragmented messages are not supported"), None);
+            }
+            ws::Message::Close(_) => {
+                self.closing = true;
+                ctx.close(None);
+                ctx.stop();
+            }
+            ws::Message::Nop => {}
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Building and running the application: stores, actors, HTTP server, shutdown.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use emofy_game::ImagePool;
+use tokio::sync::watch;
+
+use crate::actors::coordinator::{Coordinator, ShutdownSessions};
+use crate::auth::{AuthError, TokenKey};
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError};
+use crate::metrics::Metrics;
+use crate::store::sqlite::{SqliteOptions, SqliteStore};
+use crate::store::{GameRules, ImageStore, Leaderboard, PlayerStore, RoundStore, StoreError};
+
+/// Everything a request handler or session needs. Shared, immutable.
+pub struct Services {
+    pub config: Arc<Config>,
+    pub rules: GameRules,
+    pub players: Arc<dyn PlayerStore>,
+    pub images: Arc<dyn ImageStore>,
+    pub rounds: Arc<dyn RoundStore>,
+    pub leaderboard: Arc<dyn Leaderboard>,
+    pub tokens: TokenKey,
+    pub metrics: Arc<Metrics>,
+    pub coordinator: Addr<Coordinator>,
+    pub clock: Clock,
+}
+
+/// Errors building or running the application.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("auth: {0}")]
+    Auth(#[from] AuthError),
+    #[error("cannot bind {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("server: {0}")]
+    Server(std::io::Error),
+    #[error("demo images: {0}")]
+    Demo(String),
+}
+
+/// The embedded stores behind their traits.
+pub struct EmbeddedStores {
+    pub sqlite: SqliteStore,
+    pub players: Arc<dyn PlayerStore>,
+    pub images: Arc<dyn ImageStore>,
+    pub rounds: Arc<dyn RoundStore>,
+}
+
+/// Opens the embedded store in `config.data_dir`.
+pub fn open_embedded(config: &Config) -> Result<EmbeddedStores, StoreError> {
+    let sqlite = SqliteStore::open(&config.data_dir, SqliteOptions::default())?;
+    let shared = Arc::new(sqlite.clone());
+    Ok(EmbeddedStores {
+        sqlite,
+        players: shared.clone(),
+        images: shared.clone(),
+        rounds: shared,
+    })
+}
+
+/// A running (not yet awaited) application.
+pub struct Application {
+    port: u16,
+    server: Server,
+    services: Arc<Services>,
+    stop_tx: watch::Sender<bool>,
+    stop_rx: watch::Receiver<bool>,
+}
+
+/// Asks a running application to shut down gracefully.
+#[derive(Clone)]
+pub struct ShutdownHandle(watch::Sender<bool>);
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+impl Application {
+    /// Opens stores, seeds the demo pool if the store is empty, starts the
+    /// actors and binds the HTTP server (port 0 picks a free port). Must run
+    /// inside an actix system.
+    pub async fn build(config: Config) -> Result<Application, AppError> {
+        config.validate()?;
+        let rules = config.rules()?;
+        let stores = open_embedded(&config)?;
+        let tokens = match &config.auth.token_secret {
+            Some(secret) => TokenKey::from_secret(secret)?,
+            None => TokenKey::load_or_create(&config.data_dir)?,
+        };
+        seed_demo_images(&config, stores.images.as_ref()).await?;
+        let leaderboard: Arc<dyn Leaderboard> = Arc::new(crate::leaderboard::MemoryLeaderboard::seeded(
+            &stores.players.scored_players().await?,
+        ));
+        let metrics = Arc::new(Metrics::new());
+        let loaded_at = crate::clock::now();
+        let mut pool = ImagePool::new(rules.consensus);
+        for e in stores.images.pool_entries(emofy_game::Millis(0)).await? {
+            pool.upsert(e);
+        }
+        tracing::info!(open = pool.open_len(), images = pool.len(), "image pool loaded");
+        let coordinator = Coordinator::new(
+            pool,
+            stores.images.clone(),
+            metrics.clone(),
+            config.game.selection_spread,
+            Duration::from_secs(config.game.pool_refresh_secs),
+            loaded_at,
+            rand::random(),
+        )
+        .start();
+        let config = Arc::new(config);
+        let services = Arc::new(Services {
+            config: config.clone(),
+            rules,
+            players: stores.players,
+            images: stores.images,
+            rounds: stores.rounds,
+            leaderboard,
+            tokens,
+            metrics,
+            coordinator,
+            clock: Clock::new(),
+        });
+        let addr = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind(&addr).map_err(|source| AppError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let port = listener.local_addr().map_err(AppError::Server)?.port();
+        let data = web::Data::from(services.clone());
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .configure(crate::http::routes)
+        })
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_grace_secs);
+        if config.workers > 0 {
+            server = server.workers(config.workers);
+        }
+        let server = server.listen(listener).map_err(AppError::Server)?.run();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        Ok(Application {
+            port,
+            server,
+            services,
+            stop_tx,
+            stop_rx,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Shared services (stores, metrics) for tools and tests.
+    pub fn services(&self) -> Arc<Services> {
+        self.services.clone()
+    }
+
+    /// A handle that triggers the same graceful shutdown as SIGTERM.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.stop_tx.clone())
+    }
+
+    /// Serves until SIGTERM, SIGINT or [`ShutdownHandle::shutdown`], then shuts
+    /// down gracefully: sessions are told (`bye`), the HTTP server stops
+    /// accepting and drains, and pending store writes are flushed.
+    pub async fn run_until_stopped(self) -> Result<(), AppError> {
+        let Application {
+            server,
+            services,
+            mut stop_rx,
+            ..
+        } = self;
+        let handle: ServerHandle = server.handle();
+        let mut server = tokio::spawn(server);
+        tokio::select! {
+            res = &mut server => {
+                return match res {
+                    Ok(r) => r.map_err(AppError::Server),
+                    Err(e) => Err(AppError::Server(std::io::Error::other(e))),
+                };
+            }
+            _ = wait_for_signal() => tracing::info!("shutdown signal received"),
+            _ = stop_rx.wait_for(|v| *v) => tracing::info!("shutdown requested"),
+        }
+        let told = services.coordinator.send(ShutdownSessions).await.unwrap_or(0);
+        tracing::info!(sessions = told, "sessions told to leave");
+        // Let sessions finish their in-flight request and write their goodbye.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        handle.stop(true).await;
+        if let Err(e) = services.rounds.flush().await {
+            tracing::error!(error = %e, "flushing the store failed");
+        }
+        let _ = server.await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Generates the synthetic demo pool into an empty store.
+pub async fn seed_demo_images(config: &Config, images: &dyn ImageStore) -> Result<(), AppError> {
+    let n = config.demo.images;
+    if n == 0 || images.image_count().await? > 0 {
+        return Ok(());
+    }
+    let seed = config.demo.seed;
+    tracing::info!(count = n, "generating synthetic demo faces");
+    let faces = tokio::task::spawn_blocking(move || {
+        (0..n)
+            .map(|i| crate::demo_faces::generate(seed, i))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| AppError::Demo(e.to_string()))?
+    .map_err(|e| AppError::Demo(e.to_string()))?;
+    let now = crate::clock::now();
+    let mut tasks = Vec::with_capacity(faces.len());
+    for f in faces {
+        tasks.push(images.insert_image(
+            crate::store::NewImage {
+                bytes: f.png,
+                mime: "image/png".into(),
+                width: crate::demo_faces::SIDE,
+                height: crate::demo_faces::SIDE,
+                source: crate::store::ImageSource::Demo,
+                source_label: Some(f.emotion),
+                uploader: None,
+            },
+            now,
+        ));
+    }
+    for r in futures_util::future::join_all(tasks).await {
+        r?;
+    }
+    Ok(())
+}

@@ -1,0 +1,412 @@
+//! Configuration: one typed struct, layered defaults → TOML file → `EMOFY_*`
+//! environment → command-line flags.
+//!
+//! Environment names: a top-level key is `EMOFY_<KEY>` (`EMOFY_PORT`,
+//! `EMOFY_DATA_DIR`); a key in a section is `EMOFY_<SECTION>__<KEY>`
+//! (`EMOFY_GAME__ROUND_SECONDS=20`). Values are parsed as TOML scalars
+//! (numbers, booleans) and fall back to strings. `EMOFY_CONFIG` names the file.
+
+use std::path::{Path, PathBuf};
+
+use emofy_game::{ConsensusRule, ScoringRules};
+use serde::{Deserialize, Serialize};
+
+use crate::store::GameRules;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line (ELK/Loki-ready).
+    Json,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind; 0 picks a free port.
+    pub port: u16,
+    /// Directory for the embedded store and the token key.
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// `tracing` filter, e.g. `info` or `emofy_server=debug,info`.
+    pub log_filter: String,
+    /// Seconds to wait for in-flight work on shutdown.
+    pub shutdown_grace_secs: u64,
+    /// HTTP worker threads (0: one per CPU core).
+    pub workers: usize,
+    pub game: GameConfig,
+    pub session: SessionConfig,
+    pub auth: AuthConfig,
+    pub demo: DemoConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            data_dir: PathBuf::from("data"),
+            log_format: LogFormat::Pretty,
+            log_filter: "info".into(),
+            shutdown_grace_secs: 5,
+            workers: 0,
+            game: GameConfig::default(),
+            session: SessionConfig::default(),
+            auth: AuthConfig::default(),
+            demo: DemoConfig::default(),
+        }
+    }
+}
+
+/// Round timing, consensus and scoring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GameConfig {
+    /// Seconds a player has to answer a round.
+    pub round_seconds: u64,
+    /// Retire an image once it has at least this many labels…
+    pub min_labels: u32,
+    /// …and its top class holds at least this share (0.5 < x ≤ 1).
+    pub agreement: f64,
+    /// Mark an image disputed at this many labels without consensus.
+    pub max_labels: u32,
+    /// Pick randomly among up to this many equally ranked images.
+    pub selection_spread: usize,
+    /// Seconds between reloads of the image pool from the store (picks up other replicas' votes).
+    pub pool_refresh_secs: u64,
+    pub scoring: ScoringRules,
+}
+
+impl Default for GameConfig {
+    fn default() -> Self {
+        GameConfig {
+            round_seconds: 15,
+            min_labels: 3,
+            agreement: 0.7,
+            max_labels: 8,
+            selection_spread: 8,
+            pool_refresh_secs: 2,
+            scoring: ScoringRules::default(),
+        }
+    }
+}
+
+/// Per-connection limits and timers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// Server ping interval.
+    pub heartbeat_secs: u64,
+    /// Close a connection silent (no frames, no pongs) for this long.
+    pub client_timeout_secs: u64,
+    /// Close a joined connection with no game messages for this long.
+    pub idle_timeout_secs: u64,
+    /// Close a connection that has not sent `hello` within this time.
+    pub hello_timeout_secs: u64,
+    /// Largest accepted frame in bytes.
+    pub max_frame_bytes: usize,
+    /// Sustained messages per second allowed per connection.
+    pub rate_per_sec: u32,
+    /// Burst size of the rate limiter.
+    pub rate_burst: u32,
+    /// Close a connection after this many rate-limited messages in a row.
+    pub max_violations: u32,
+    /// Bounded mailbox of each session actor; producers drop messages for a full one.
+    pub mailbox: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            heartbeat_secs: 5,
+            client_timeout_secs: 10,
+            idle_timeout_secs: 300,
+            hello_timeout_secs: 10,
+            max_frame_bytes: 4096,
+            rate_per_sec: 10,
+            rate_burst: 20,
+            max_violations: 50,
+            mailbox: 32,
+        }
+    }
+}
+
+/// Session tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Token signing secret (≥ 32 bytes). Unset: a key is generated into `<data_dir>/token.key`.
+    pub token_secret: Option<String>,
+    /// Token lifetime in hours.
+    pub token_ttl_hours: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            token_secret: None,
+            token_ttl_hours: 24 * 30,
+        }
+    }
+}
+
+/// The synthetic demo-face pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Generate this many synthetic faces when the store has no images (0: none).
+    pub images: u32,
+    /// Generator seed (same seed, same faces).
+    pub seed: u64,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig { images: 500, seed: 2024 }
+    }
+}
+
+/// Configuration errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("environment variable {name}: {message}")]
+    Env { name: String, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Flags that override the file and environment (`None` = not given).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Address to bind.
+    #[arg(long, env = "EMOFY_HOST")]
+    pub host: Option<String>,
+    /// Port to bind (0 = any free port).
+    #[arg(long, short, env = "EMOFY_PORT")]
+    pub port: Option<u16>,
+    /// Data directory for the embedded store.
+    #[arg(long, env = "EMOFY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, env = "EMOFY_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `debug` or `emofy_server=debug,info`.
+    #[arg(long, env = "EMOFY_LOG_FILTER")]
+    pub log_filter: Option<String>,
+    /// Seconds per round.
+    #[arg(long)]
+    pub round_seconds: Option<u64>,
+    /// Synthetic demo faces to generate into an empty store.
+    #[arg(long)]
+    pub demo_images: Option<u32>,
+}
+
+impl Config {
+    /// Loads defaults → `file` (or `EMOFY_CONFIG`) → `EMOFY_*` from `env` → `flags`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| env.iter().find(|(k, _)| k == "EMOFY_CONFIG").map(|(_, v)| PathBuf::from(v)));
+        let mut table = toml::Table::new();
+        if let Some(path) = &file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            table = text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+        }
+        for (name, value) in &env {
+            let Some(rest) = name.strip_prefix("EMOFY_") else {
+                continue;
+            };
+            if rest == "CONFIG" || rest.is_empty() {
+                continue;
+            }
+            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            if path.iter().any(String::is_empty) {
+                return Err(ConfigError::Env {
+                    name: name.clone(),
+                    message: "empty path segment".into(),
+                });
+            }
+            set_path(&mut table, &path, scalar(value)).map_err(|message| ConfigError::Env {
+                name: name.clone(),
+                message,
+            })?;
+        }
+        let mut config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: file
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "<environment>".into()),
+                message: e.to_string(),
+            })?;
+        config.apply(flags);
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply(&mut self, f: &Overrides) {
+        if let Some(v) = &f.host {
+            self.host = v.clone();
+        }
+        if let Some(v) = f.port {
+            self.port = v;
+        }
+        if let Some(v) = &f.data_dir {
+            self.data_dir = v.clone();
+        }
+        if let Some(v) = f.log_format {
+            self.log_format = v;
+        }
+        if let Some(v) = &f.log_filter {
+            self.log_filter = v.clone();
+        }
+        if let Some(v) = f.round_seconds {
+            self.game.round_seconds = v;
+        }
+        if let Some(v) = f.demo_images {
+            self.demo.images = v;
+        }
+    }
+
+    /// Checks values that types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.rules()?;
+        if self.game.round_seconds == 0 || self.game.round_seconds > 3600 {
+            return Err(ConfigError::Invalid("game.round_seconds must be 1..=3600".into()));
+        }
+        let s = &self.session;
+        if s.heartbeat_secs == 0 || s.client_timeout_secs <= s.heartbeat_secs {
+            return Err(ConfigError::Invalid(
+                "session.client_timeout_secs must exceed session.heartbeat_secs (> 0)".into(),
+            ));
+        }
+        if s.max_frame_bytes < 256 || s.rate_per_sec == 0 || s.rate_burst == 0 || s.mailbox == 0 {
+            return Err(ConfigError::Invalid(
+                "session limits must be positive (max_frame_bytes ≥ 256)".into(),
+            ));
+        }
+        if let Some(secret) = &self.auth.token_secret
+            && secret.len() < 32
+        {
+            return Err(ConfigError::Invalid("auth.token_secret must be at least 32 bytes".into()));
+        }
+        Ok(())
+    }
+
+    /// The game rules this configuration describes.
+    pub fn rules(&self) -> Result<GameRules, ConfigError> {
+        let g = &self.game;
+        if !(g.agreement > 0.5 && g.agreement <= 1.0) {
+            return Err(ConfigError::Invalid("game.agreement must be in (0.5, 1.0]".into()));
+        }
+        let permille = (g.agreement * 1000.0).round() as u32;
+        let consensus = ConsensusRule::new(g.min_labels, permille.max(501), g.max_labels)
+            .map_err(|e| ConfigError::Invalid(format!("game: {e}")))?;
+        Ok(GameRules {
+            consensus,
+            scoring: g.scoring,
+        })
+    }
+}
+
+fn scalar(raw: &str) -> toml::Value {
+    match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => match t.remove("v") {
+            Some(v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_))) => v,
+            _ => toml::Value::String(raw.to_owned()),
+        },
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    match path {
+        [] => Err("empty name".into()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => set_path(t, rest, value),
+                _ => Err(format!("{first} is not a section")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::load(None, env(&[]), &Overrides::default());
+        assert_eq!(c.ok(), Some(Config::default()));
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("emofy.toml");
+        std::fs::write(&file, "port = 9000\nhost = \"0.0.0.0\"\n[game]\nround_seconds = 20\nmin_labels = 4\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let e = env(&[("EMOFY_PORT", "9100"), ("EMOFY_GAME__MIN_LABELS", "5"), ("OTHER", "x")]);
+        let flags = Overrides {
+            port: Some(9200),
+            ..Overrides::default()
+        };
+        let c = Config::load(Some(&file), e.clone(), &flags).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(c.host, "0.0.0.0"); // file
+        assert_eq!(c.game.round_seconds, 20); // file
+        assert_eq!(c.game.min_labels, 5); // env over file
+        assert_eq!(c.port, 9200); // flag over env
+        let c = Config::load(Some(&file), e, &Overrides::default()).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(c.port, 9100);
+    }
+
+    #[test]
+    fn bad_values_are_reported() {
+        let e = env(&[("EMOFY_GAME__AGREEMENT", "0.4")]);
+        assert!(matches!(
+            Config::load(None, e, &Overrides::default()),
+            Err(ConfigError::Invalid(_))
+        ));
+        let e = env(&[("EMOFY_NOPE", "1")]);
+        assert!(matches!(
+            Config::load(None, e, &Overrides::default()),
+            Err(ConfigError::Parse { .. })
+        ));
+        let e = env(&[("EMOFY_PORT", "http")]);
+        assert!(Config::load(None, e, &Overrides::default()).is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! HTTP routes: the play socket, images by content hash, JSON API, probes,
+//! metrics and the static web client.
+
+use actix_web::http::header::{self, ContentType};
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web_actors::ws;
+use emofy_game::{ImageId, PlayerId, Role};
+use serde::{Deserialize, Serialize};
+
+use crate::actors::coordinator::PoolSize;
+use crate::actors::session::PlayerSession;
+use crate::app::Services;
+use crate::auth::{Claims, verify_password};
+use crate::error::ErrorCode;
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ws/play", web::get().to(play_socket))
+        .route("/images/{id}", web::get().to(image))
+        .route("/api/images/{id}", web::get().to(image_meta))
+        .route("/api/leaderboard", web::get().to(leaderboard))
+        .route("/api/stats", web::get().to(stats))
+        .route("/api/login", web::post().to(login))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics))
+        .route("/", web::get().to(index))
+        .route("/{file}", web::get().to(static_file));
+}
+
+/// A JSON error body with a stable code.
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    code: ErrorCode,
+    message: String,
+}
+
+fn error(status: actix_web::http::StatusCode, code: ErrorCode) -> HttpResponse {
+    HttpResponse::build(status).json(ErrorBody {
+        code,
+        message: code.message().to_owned(),
+    })
+}
+
+fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
+    tracing::warn!(error = %e, "store unavailable");
+    error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, ErrorCode::TryAgain)
+}
+
+async fn play_socket(req: HttpRequest, stream: web::Payload, svc: web::Data<Services>) -> actix_web::Result<HttpResponse> {
+    let max = svc.config.session.max_frame_bytes;
+    let session = PlayerSession::new(svc.into_inner());
+    ws::WsResponseBuilder::new(session, &req, stream).frame_size(max).start()
+}
+
+fn parse_image_id(raw: &str) -> Option<ImageId> {
+    raw.strip_suffix(".png").unwrap_or(raw).parse().ok()
+}
+
+async fn image(req: HttpRequest, path: web::Path<String>, svc: web::Data<Services>) -> HttpResponse {
+    let Some(id) = parse_image_id(&path) else {
+        return error(actix_web::http::StatusCode::NOT_FOUND, ErrorCode::NotFound);
+    };
+    let etag = format!("\"{id}\"");
+    let cached = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    match svc.images.image_bytes(id).await {
+        Ok(Some((bytes, mime))) => {
+            let mut resp = if cached {
+                HttpResponse::NotModified()
+            } else {
+                HttpResponse::Ok()
+            };
+            resp.insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
+                .insert_header((header::ETAG, etag))
+                .insert_header(("X-Content-Type-Options", "nosniff"));
+            if cached {
+                resp.finish()
+            } else {
+                resp.content_type(mime).body(bytes)
+            }
+        }
+        Ok(None) => error(actix_web::http::StatusCode::NOT_FOUND, ErrorCode::NotFound),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// Public metadata of an image (no uploader identity).
+#[derive(Debug, Serialize)]
+struct ImageMetaView {
+    id: ImageId,
+    width: u32,
+    height: u32,
+    source: crate::store::ImageSource,
+    votes: emofy_game::VoteCounts,
+    #[serde(flatten)]
+    status: emofy_game::ImageStatus,
+}
+
+async fn image_meta(path: web::Path<String>, svc: web::Data<Services>) -> HttpResponse {
+    let Some(id) = parse_image_id(&path) else {
+        return error(actix_web::http::StatusCode::NOT_FOUND, ErrorCode::NotFound);
+    };
+    match svc.images.image_meta(id).await {
+        Ok(Some(m)) => HttpResponse::Ok().json(ImageMetaView {
+            id: m.id,
+            width: m.width,
+            height: m.height,
+            source: m.source,
+            votes: m.votes,
+            status: m.status,
+        }),
+        Ok(None) => error(actix_web::http::StatusCode::NOT_FOUND, ErrorCode::NotFound),
+        Err(e) => unavailable(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LeaderboardQuery {
+    limit: Option<usize>,
+    player: Option<PlayerId>,
+}
+
+async fn leaderboard(q: web::Query<LeaderboardQuery>, svc: web::Data<Services>) -> HttpResponse {
+    let limit = q.limit.unwrap_or(50).clamp(1, 100);
+    let board = &svc.leaderboard;
+    let result = async {
+        let top = board.top(limit).await?;
+        let you = match q.player {
+            Some(p) => board.standing(p).await?,
+            None => None,
+        };
+        let players = board.len().await?;
+        Ok::<_, crate::store::StoreError>(serde_json::json!({
+            "board": "all_time", "top": top, "you": you, "players": players
+        }))
+    }
+    .await;
+    match result {
+        Ok(v) => HttpResponse::Ok().json(v),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn stats(svc: web::Data<Services>) -> HttpResponse {
+    match svc.images.stats().await {
+        Ok(s) => HttpResponse::Ok().json(s),
+        Err(e) => unavailable(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+async fn login(body: web::Json<LoginRequest>, svc: web::Data<Services>) -> HttpResponse {
+    let LoginRequest { username, password } = body.into_inner();
+    let account = match svc.players.account(&username).await {
+        Ok(a) => a,
+        Err(e) => return unavailable(e),
+    };
+    // Verify on the blocking pool: argon2 is deliberately slow.
+    let verified = match account {
+        Some(a) => {
+            let hash = a.password_hash.clone();
+            let ok = web::block(move || verify_password(&password, &hash)).await.unwrap_or(false);
+            ok.then_some(a)
+        }
+        None => None,
+    };
+    let Some(account) = verified else {
+        return error(actix_web::http::StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized);
+    };
+    let expires = svc.clock.now().plus(svc.config.auth.token_ttl_hours.saturating_mul(3_600_000));
+    let token = svc.tokens.issue(&Claims {
+        player: account.player,
+        role: account.role,
+        expires,
+    });
+    HttpResponse::Ok().json(serde_json::json!({
+        "token": token, "player": account.player, "role": account.role, "expires_ms": expires,
+        "moderator": Role::can_moderate(account.role),
+    }))
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type(ContentType::plaintext()).body("ok")
+}
+
+async fn readyz(svc: web::Data<Services>) -> HttpResponse {
+    let store = svc.images.image_count().await;
+    let pool = svc.coordinator.send(PoolSize).await;
+    match (store, pool) {
+        (Ok(images), Ok(pool)) => HttpResponse::Ok().json(serde_json::json!({
+            "ready": true, "images": images, "open_images": pool.open
+        })),
+        (store, pool) => {
+            tracing::warn!(store_ok = store.is_ok(), coordinator_ok = pool.is_ok(), "not ready");
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({ "ready": false }))
+        }
+    }
+}
+
+async fn metrics(svc: web::Data<Services>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(svc.metrics.render())
+}
+
+const INDEX: &str = include_str!("../../web-client/index.html");
+const PLAY_JS: &str = include_str!("../../web-client/play.js");
+const STYLE: &str = include_str!("../../web-client/style.css");
+
+async fn index() -> HttpResponse {
+    HttpResponse::Ok().content_type(ContentType::html()).body(INDEX)
+}
+
+async fn static_file(path: web::Path<String>) -> HttpResponse {
+    let (body, mime) = match path.as_str() {
+        "index.html" => (INDEX, "text/html; charset=utf-8"),
+        "play.js" => (PLAY_JS, "text/javascript; charset=utf-8"),
+        "style.css" => (STYLE, "text/css; charset=utf-8"),
+        _ => return error(actix_web::http::StatusCode::NOT_FOUND, ErrorCode::NotFound),
+    };
+    HttpResponse::Ok()
+        .content_type(mime)
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body)
+}

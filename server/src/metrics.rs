@@ -1,0 +1,101 @@
+//! Prometheus metrics, one registry per application (no global recorder).
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label for error counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    pub code: String,
+}
+
+/// Label for answer outcomes.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+/// The application's metrics.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    pub connections_total: Counter,
+    pub sessions_active: Gauge,
+    pub rounds_offered: Counter,
+    pub rounds_timed_out: Counter,
+    pub answers: Family<OutcomeLabel, Counter>,
+    pub images_closed: Family<OutcomeLabel, Counter>,
+    pub client_errors: Family<CodeLabel, Counter>,
+    pub dropped_messages: Counter,
+    pub answer_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("emofy");
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            connections_total: Counter::default(),
+            sessions_active: Gauge::default(),
+            rounds_offered: Counter::default(),
+            rounds_timed_out: Counter::default(),
+            answers: Family::default(),
+            images_closed: Family::default(),
+            client_errors: Family::default(),
+            dropped_messages: Counter::default(),
+            answer_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+        };
+        registry.register("ws_connections", "WebSocket connections accepted", m.connections_total.clone());
+        registry.register("sessions_active", "Open player sessions", m.sessions_active.clone());
+        registry.register("rounds_offered", "Rounds offered", m.rounds_offered.clone());
+        registry.register("rounds_timed_out", "Rounds that ran out of time", m.rounds_timed_out.clone());
+        registry.register("answers", "Answers by outcome", m.answers.clone());
+        registry.register("images_closed", "Images retired or disputed", m.images_closed.clone());
+        registry.register("client_errors", "Error frames sent to clients, by code", m.client_errors.clone());
+        registry.register(
+            "dropped_messages",
+            "Messages dropped because a session's mailbox was full",
+            m.dropped_messages.clone(),
+        );
+        registry.register(
+            "answer_duration_seconds",
+            "Time from receiving an answer to sending its result (durable write included)",
+            m.answer_seconds.clone(),
+        );
+        if let Ok(mut r) = m.registry.lock() {
+            *r = registry;
+        }
+        m
+    }
+
+    /// Counts an error frame.
+    pub fn client_error(&self, code: &str) {
+        self.client_errors.get_or_create(&CodeLabel { code: code.to_owned() }).inc();
+    }
+
+    /// Counts an answer outcome.
+    pub fn answer(&self, outcome: &str) {
+        self.answers.get_or_create(&OutcomeLabel { outcome: outcome.to_owned() }).inc();
+    }
+
+    /// Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Ok(r) = self.registry.lock() {
+            let _ = encode(&mut out, &r);
+        }
+        out
+    }
+}

@@ -1,0 +1,255 @@
+//! Storage behind small traits.
+//!
+//! Everything that must agree across server replicas (players and their
+//! totals, images and their votes and status, who has seen which image,
+//! labels) lives behind these traits; actors only cache it. The embedded
+//! implementation is [`sqlite::SqliteStore`]; production adapters (MongoDB,
+//! Redis) implement the same traits.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use emofy_game::{
+    Agreement, Award, ConsensusRule, Emotion, ImageId, ImageStatus, Millis, PlayerId, PlayerTally, PoolEntry, Role,
+    RoundId, ScoringRules, Transition, VoteCounts,
+};
+use serde::Serialize;
+
+/// Errors from a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The storage backend is unreachable or overloaded; nothing was written.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness rule refused the write (e.g. the player already has this image).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The round is not open for answers in the store (answered, timed out, abandoned).
+    #[error("round {0} is not open")]
+    RoundClosed(RoundId),
+    /// Stored data could not be read back (corruption or a bug).
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+/// A player as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlayerRecord {
+    pub id: PlayerId,
+    pub name: String,
+    pub role: Role,
+    pub created: Millis,
+    pub tally: PlayerTally,
+    /// When the score last changed (leaderboard tie-break: earlier first).
+    pub score_at: Millis,
+}
+
+/// A moderator/admin account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountRecord {
+    pub username: String,
+    pub player: PlayerId,
+    pub password_hash: String,
+    pub role: Role,
+}
+
+/// Where an image came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageSource {
+    /// Drawn by the procedural demo-face generator (synthetic).
+    Demo,
+    /// Imported by an operator (`emofy import`).
+    Import,
+    /// Uploaded by a contributor.
+    Upload,
+}
+
+impl ImageSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageSource::Demo => "demo",
+            ImageSource::Import => "import",
+            ImageSource::Upload => "upload",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ImageSource> {
+        match s {
+            "demo" => Some(ImageSource::Demo),
+            "import" => Some(ImageSource::Import),
+            "upload" => Some(ImageSource::Upload),
+            _ => None,
+        }
+    }
+}
+
+/// An image to add.
+#[derive(Debug, Clone)]
+pub struct NewImage {
+    pub bytes: Vec<u8>,
+    pub mime: String,
+    pub width: u32,
+    pub height: u32,
+    pub source: ImageSource,
+    /// The label the source claims (generator intent, dataset label); never counted as a vote.
+    pub source_label: Option<Emotion>,
+    pub uploader: Option<PlayerId>,
+}
+
+/// Metadata of a stored image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageMeta {
+    pub id: ImageId,
+    pub mime: String,
+    pub width: u32,
+    pub height: u32,
+    pub source: ImageSource,
+    pub source_label: Option<Emotion>,
+    pub uploader: Option<PlayerId>,
+    pub votes: VoteCounts,
+    pub status: ImageStatus,
+    pub created: Millis,
+}
+
+/// An offered round, as persisted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfferRecord {
+    pub round: RoundId,
+    pub player: PlayerId,
+    pub image: ImageId,
+    pub shown: Option<Emotion>,
+    pub offered: Millis,
+    pub deadline: Millis,
+}
+
+/// An accepted answer to persist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerRecord {
+    pub round: RoundId,
+    pub player: PlayerId,
+    pub image: ImageId,
+    pub emotion: Emotion,
+    pub shown: Option<Emotion>,
+    pub response_ms: u64,
+    pub time_limit_ms: u64,
+    pub at: Millis,
+}
+
+/// The rules a store applies inside its atomic answer transaction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GameRules {
+    pub consensus: ConsensusRule,
+    pub scoring: ScoringRules,
+}
+
+/// A change to a player's score, for leaderboards.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoreChange {
+    pub player: PlayerId,
+    pub name: String,
+    pub delta: u32,
+    /// The player's total after the change (the store's truth).
+    pub total: u64,
+    /// Idempotency key: the same change is never applied twice.
+    pub key: String,
+    pub at: Millis,
+    pub reason: ScoreReason,
+}
+
+/// Why points were awarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoreReason {
+    Answer,
+    Consensus,
+}
+
+/// What recording an answer did, atomically.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerOutcome {
+    pub award: Award,
+    pub tally: PlayerTally,
+    pub votes: VoteCounts,
+    pub status: ImageStatus,
+    pub transition: Transition,
+    /// Every score change this answer caused (its own award and any settlement).
+    pub changes: Vec<ScoreChange>,
+}
+
+impl AnswerOutcome {
+    /// Whether the answer's points wait for a consensus.
+    pub fn pending(&self) -> bool {
+        self.award.agreement == Agreement::FirstOpinion
+    }
+}
+
+/// Counts for dashboards and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub players: u64,
+    pub images: u64,
+    pub open: u64,
+    pub retired: u64,
+    pub disputed: u64,
+    pub removed: u64,
+    pub labels: u64,
+    pub rounds: u64,
+}
+
+/// Players and accounts.
+#[async_trait]
+pub trait PlayerStore: Send + Sync {
+    async fn create_player(&self, id: PlayerId, name: &str, role: Role, at: Millis) -> Result<PlayerRecord, StoreError>;
+    async fn player(&self, id: PlayerId) -> Result<Option<PlayerRecord>, StoreError>;
+    /// Every player with a positive score (to seed an in-process leaderboard).
+    async fn scored_players(&self) -> Result<Vec<PlayerRecord>, StoreError>;
+    /// Creates an account and its player; fails with `Conflict` if the username exists.
+    async fn create_account(&self, account: AccountRecord, name: &str, at: Millis) -> Result<(), StoreError>;
+    async fn account(&self, username: &str) -> Result<Option<AccountRecord>, StoreError>;
+}
+
+/// Images: bytes (content-addressed) and metadata.
+#[async_trait]
+pub trait ImageStore: Send + Sync {
+    /// Stores an image; returns its id and whether it was new (identical bytes are stored once).
+    async fn insert_image(&self, image: NewImage, at: Millis) -> Result<(ImageId, bool), StoreError>;
+    async fn image_bytes(&self, id: ImageId) -> Result<Option<(Vec<u8>, String)>, StoreError>;
+    async fn image_meta(&self, id: ImageId) -> Result<Option<ImageMeta>, StoreError>;
+    /// Pool entries of images changed at or after `since` (all images for `Millis(0)`).
+    async fn pool_entries(&self, since: Millis) -> Result<Vec<PoolEntry>, StoreError>;
+    async fn image_count(&self) -> Result<u64, StoreError>;
+    async fn stats(&self) -> Result<Stats, StoreError>;
+}
+
+/// Rounds and labels: the answer path.
+#[async_trait]
+pub trait RoundStore: Send + Sync {
+    /// Persists an offer; `Conflict` if this player was already offered this image.
+    async fn record_offer(&self, offer: OfferRecord) -> Result<(), StoreError>;
+    /// Closes an open round without an answer (`timed_out` or `abandoned`).
+    async fn close_round(&self, round: RoundId, state: &'static str, at: Millis) -> Result<(), StoreError>;
+    /// Images this player has been offered.
+    async fn seen_images(&self, player: PlayerId) -> Result<Vec<ImageId>, StoreError>;
+    /// Atomically: records the label, updates the image's votes and status,
+    /// scores the answer, settles a retired image, and updates player totals.
+    /// Durable when it returns `Ok`.
+    async fn record_answer(&self, answer: AnswerRecord, rules: &GameRules) -> Result<AnswerOutcome, StoreError>;
+    /// Waits until every accepted write is durable.
+    async fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// A leaderboard (all-time board).
+#[async_trait]
+pub trait Leaderboard: Send + Sync {
+    /// Applies score changes; applying the same change twice has no further effect.
+    async fn apply(&self, changes: &[ScoreChange]) -> Result<(), StoreError>;
+    /// The top `n` rows, best first.
+    async fn top(&self, n: usize) -> Result<Vec<crate::protocol::LeaderboardRow>, StoreError>;
+    /// A player's rank (1-based) and score, if ranked.
+    async fn standing(&self, player: PlayerId) -> Result<Option<crate::protocol::OwnStanding>, StoreError>;
+    /// Number of ranked players.
+    async fn len(&self) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,852 @@
+//! The embedded store: SQLite (bundled) in `<data_dir>/emofy.db`.
+//!
+//! Why SQLite over redb: the data is relational (labels join images and
+//! players, with uniqueness rules such as one label per image and player), SQL
+//! makes those rules declarative, the file is inspectable with standard tools,
+//! and WAL mode gives concurrent readers next to one writer.
+//!
+//! Writes go to one writer thread through a bounded queue. The thread drains
+//! whatever is queued, runs each job in its own savepoint inside one
+//! transaction, commits once (fsync, `synchronous=FULL`), and only then answers
+//! every job: group commit, so an acknowledged write is on disk. Reads use a
+//! small pool of read-only connections on the blocking thread pool.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use emofy_game::scoring::SettlementLabel;
+use emofy_game::{
+    AnswerFacts, Emotion, ImageId, ImageStatus, ImageTally, Millis, PlayerId, PlayerTally, PoolEntry, Role, RoundId,
+    Transition, VoteCounts,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    AccountRecord, AnswerOutcome, AnswerRecord, GameRules, ImageMeta, ImageSource, ImageStore, NewImage, OfferRecord,
+    PlayerRecord, PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats, StoreError,
+};
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS players (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    score INTEGER NOT NULL DEFAULT 0,
+    score_at_ms INTEGER NOT NULL DEFAULT 0,
+    streak INTEGER NOT NULL DEFAULT 0,
+    best_streak INTEGER NOT NULL DEFAULT 0,
+    answers INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS players_score ON players (score DESC, score_at_ms ASC);
+CREATE TABLE IF NOT EXISTS accounts (
+    username TEXT PRIMARY KEY,
+    player_id TEXT NOT NULL UNIQUE REFERENCES players(id),
+    password_hash TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS image_blobs (
+    id TEXT PRIMARY KEY,
+    bytes BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY REFERENCES image_blobs(id),
+    mime TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    source_label TEXT,
+    uploader TEXT,
+    created_ms INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL,
+    votes TEXT NOT NULL DEFAULT '[0,0,0,0,0,0,0]',
+    status TEXT NOT NULL DEFAULT 'open',
+    consensus TEXT
+);
+CREATE INDEX IF NOT EXISTS images_updated ON images (updated_ms);
+CREATE INDEX IF NOT EXISTS images_status ON images (status);
+CREATE TABLE IF NOT EXISTS rounds (
+    id TEXT PRIMARY KEY,
+    player_id TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    shown TEXT,
+    offered_ms INTEGER NOT NULL,
+    deadline_ms INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    answer TEXT,
+    closed_ms INTEGER,
+    UNIQUE (player_id, image_id)
+);
+CREATE TABLE IF NOT EXISTS labels (
+    id INTEGER PRIMARY KEY,
+    round_id TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    player_id TEXT NOT NULL,
+    emotion TEXT NOT NULL,
+    shown TEXT,
+    response_ms INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    points INTEGER NOT NULL,
+    UNIQUE (image_id, player_id)
+);
+CREATE INDEX IF NOT EXISTS labels_player ON labels (player_id, created_ms);
+"#;
+
+type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Done) + Send>;
+
+/// Options for the embedded store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Queued writes before callers wait (backpressure).
+    pub queue: usize,
+    /// Most jobs in one transaction.
+    pub max_batch: usize,
+    /// Read-only connections.
+    pub readers: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            queue: 4096,
+            max_batch: 512,
+            readers: 2,
+        }
+    }
+}
+
+/// The embedded SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next_reader: Arc<AtomicUsize>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn db_err(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e
+        && f.code == rusqlite::ErrorCode::ConstraintViolation
+    {
+        return StoreError::Conflict(e.to_string());
+    }
+    StoreError::Unavailable(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `dir`.
+    pub fn open(dir: &Path, opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("create {}: {e}", dir.display())))?;
+        let path = dir.join("emofy.db");
+        let writer = Connection::open(&path).map_err(db_err)?;
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(db_err)?;
+        migrate(&writer)?;
+        let mut readers = Vec::new();
+        for _ in 0..opts.readers.max(1) {
+            let r = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(db_err)?;
+            r.execute_batch("PRAGMA busy_timeout = 5000;").map_err(db_err)?;
+            readers.push(Mutex::new(r));
+        }
+        let (tx, rx) = mpsc::channel::<Job>(opts.queue.max(1));
+        let max_batch = opts.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("emofy-sqlite-writer".into())
+            .spawn(move || writer_loop(writer, rx, max_batch))
+            .map_err(unavailable)?;
+        Ok(SqliteStore {
+            jobs: tx,
+            readers: Arc::new(readers),
+            next_reader: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let done: Done = Box::new(move |commit| {
+                let out = match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::Unavailable(e)),
+                };
+                let _ = tx.send(out);
+            });
+            (ok, done)
+        });
+        self.jobs.send(job).await.map_err(|_| unavailable("the writer has stopped"))?;
+        rx.await.map_err(|_| unavailable("the writer dropped the request"))?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % readers.len().max(1);
+        tokio::task::spawn_blocking(move || {
+            let conn = readers
+                .get(i)
+                .ok_or_else(|| unavailable("no reader"))?
+                .lock()
+                .map_err(|_| unavailable("reader poisoned"))?;
+            f(&conn)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_err)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {version} is newer than this build supports ({SCHEMA_VERSION})"
+        )));
+    }
+    conn.execute_batch(SCHEMA).map_err(db_err)?;
+    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};")).map_err(db_err)?;
+    Ok(())
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let mut dones: Vec<Done> = Vec::with_capacity(batch.len());
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the jobs drops their reply channels: each caller gets `Unavailable`.
+            tracing::error!(error = %e, jobs = batch.len(), "sqlite: cannot begin a transaction");
+            batch.clear();
+            continue;
+        }
+        for job in batch.drain(..) {
+            let savepoint = conn.execute_batch("SAVEPOINT job");
+            let (ok, done) = job(&conn);
+            if savepoint.is_ok() {
+                let end = if ok {
+                    conn.execute_batch("RELEASE job")
+                } else {
+                    conn.execute_batch("ROLLBACK TO job; RELEASE job")
+                };
+                if let Err(e) = end {
+                    tracing::error!(error = %e, "sqlite: savepoint failed");
+                }
+            }
+            dones.push(done);
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for done in dones {
+            done(commit.clone());
+        }
+    }
+    tracing::debug!("sqlite writer stopped");
+}
+
+fn now_ms() -> Millis {
+    crate::clock::now()
+}
+
+fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T, StoreError> {
+    s.parse().map_err(|_| StoreError::Corrupt(format!("bad id {s:?}")))
+}
+
+fn parse_emotion(s: Option<String>) -> Result<Option<Emotion>, StoreError> {
+    s.map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("bad emotion {s:?}"))))
+        .transpose()
+}
+
+fn votes_to_json(v: &VoteCounts) -> String {
+    format!(
+        "[{}]",
+        v.0.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+    )
+}
+
+fn votes_from_json(s: &str) -> Result<VoteCounts, StoreError> {
+    let v: [u32; 7] = serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("votes {s:?}: {e}")))?;
+    Ok(VoteCounts(v))
+}
+
+fn status_from(status: &str, consensus: Option<Emotion>) -> Result<ImageStatus, StoreError> {
+    Ok(match (status, consensus) {
+        ("open", _) => ImageStatus::Open,
+        ("retired", Some(label)) => ImageStatus::Retired { label },
+        ("disputed", _) => ImageStatus::Disputed,
+        ("removed", _) => ImageStatus::Removed,
+        (s, c) => return Err(StoreError::Corrupt(format!("bad status {s:?} / {c:?}"))),
+    })
+}
+
+fn consensus_of(status: &ImageStatus) -> Option<&'static str> {
+    match status {
+        ImageStatus::Retired { label } => Some(label.as_str()),
+        _ => None,
+    }
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u64_of(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn u32_of(v: i64) -> u32 {
+    u32::try_from(v).unwrap_or(0)
+}
+
+const PLAYER_COLS: &str = "id, name, role, created_ms, score, score_at_ms, streak, best_streak, answers";
+
+fn player_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, i64, i64, i64, i64, i64, i64)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+type PlayerRow = (String, String, String, i64, i64, i64, i64, i64, i64);
+
+fn player_record(row: PlayerRow) -> Result<PlayerRecord, StoreError> {
+    let (id, name, role, created, score, score_at, streak, best, answers) = row;
+    Ok(PlayerRecord {
+        id: parse_id(&id)?,
+        name,
+        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("bad role {role:?}")))?,
+        created: Millis(u64_of(created)),
+        tally: PlayerTally {
+            score: u64_of(score),
+            streak: u32_of(streak),
+            best_streak: u32_of(best),
+            answers: u32_of(answers),
+        },
+        score_at: Millis(u64_of(score_at)),
+    })
+}
+
+fn load_player(conn: &Connection, id: PlayerId) -> Result<Option<PlayerRecord>, StoreError> {
+    conn.query_row(
+        &format!("SELECT {PLAYER_COLS} FROM players WHERE id = ?1"),
+        params![id.to_string()],
+        player_from_row,
+    )
+    .optional()
+    .map_err(db_err)?
+    .map(player_record)
+    .transpose()
+}
+
+#[async_trait]
+impl PlayerStore for SqliteStore {
+    async fn create_player(&self, id: PlayerId, name: &str, role: Role, at: Millis) -> Result<PlayerRecord, StoreError> {
+        let name = name.to_owned();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO players (id, name, role, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![id.to_string(), name, role.as_str(), i64_of(at.0)],
+            )
+            .map_err(db_err)?;
+            Ok(PlayerRecord {
+                id,
+                name,
+                role,
+                created: at,
+                tally: PlayerTally::default(),
+                score_at: Millis(0),
+            })
+        })
+        .await
+    }
+
+    async fn player(&self, id: PlayerId) -> Result<Option<PlayerRecord>, StoreError> {
+        self.read(move |c| load_player(c, id)).await
+    }
+
+    async fn scored_players(&self) -> Result<Vec<PlayerRecord>, StoreError> {
+        self.read(|c| {
+            let mut st = c
+                .prepare(&format!("SELECT {PLAYER_COLS} FROM players WHERE score > 0"))
+                .map_err(db_err)?;
+            let rows = st.query_map([], player_from_row).map_err(db_err)?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(player_record(r.map_err(db_err)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn create_account(&self, account: AccountRecord, name: &str, at: Millis) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO players (id, name, role, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![account.player.to_string(), name, account.role.as_str(), i64_of(at.0)],
+            )
+            .map_err(db_err)?;
+            c.execute(
+                "INSERT INTO accounts (username, player_id, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![account.username, account.player.to_string(), account.password_hash, i64_of(at.0)],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn account(&self, username: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let username = username.to_owned();
+        self.read(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT a.username, a.player_id, a.password_hash, p.role FROM accounts a JOIN players p ON p.id = a.player_id WHERE a.username = ?1",
+                    params![username],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+                )
+                .optional()
+                .map_err(db_err)?;
+            row.map(|(username, player, password_hash, role)| {
+                Ok(AccountRecord {
+                    username,
+                    player: parse_id(&player)?,
+                    password_hash,
+                    role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("bad role {role:?}")))?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+}
+
+/// SHA-256 content address of image bytes.
+pub fn content_id(bytes: &[u8]) -> ImageId {
+    let digest: [u8; 32] = Sha256::digest(bytes).into();
+    ImageId::from_digest(digest)
+}
+
+#[async_trait]
+impl ImageStore for SqliteStore {
+    async fn insert_image(&self, image: NewImage, at: Millis) -> Result<(ImageId, bool), StoreError> {
+        let id = content_id(&image.bytes);
+        self.write(move |c| {
+            let hex = id.to_hex();
+            let exists: Option<i64> = c
+                .query_row("SELECT 1 FROM images WHERE id = ?1", params![hex], |r| r.get(0))
+                .optional()
+                .map_err(db_err)?;
+            if exists.is_some() {
+                return Ok((id, false));
+            }
+            c.execute(
+                "INSERT OR IGNORE INTO image_blobs (id, bytes) VALUES (?1, ?2)",
+                params![hex, image.bytes],
+            )
+            .map_err(db_err)?;
+            c.execute(
+                "INSERT INTO images (id, mime, width, height, source, source_label, uploader, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+                params![
+                    hex,
+                    image.mime,
+                    image.width,
+                    image.height,
+                    image.source.as_str(),
+                    image.source_label.map(|e| e.as_str()),
+                    image.uploader.map(|p| p.to_string()),
+                    i64_of(at.0)
+                ],
+            )
+            .map_err(db_err)?;
+            Ok((id, true))
+        })
+        .await
+    }
+
+    async fn image_bytes(&self, id: ImageId) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT b.bytes, i.mime FROM images i JOIN image_blobs b ON b.id = i.id WHERE i.id = ?1 AND i.status != 'removed'",
+                params![id.to_hex()],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn image_meta(&self, id: ImageId) -> Result<Option<ImageMeta>, StoreError> {
+        self.read(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT mime, width, height, source, source_label, uploader, votes, status, consensus, created_ms FROM images WHERE id = ?1",
+                    params![id.to_hex()],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, u32>(1)?,
+                            r.get::<_, u32>(2)?,
+                            r.get::<_, String>(3)?,
+                            r.get::<_, Option<String>>(4)?,
+                            r.get::<_, Option<String>>(5)?,
+                            r.get::<_, String>(6)?,
+                            r.get::<_, String>(7)?,
+                            r.get::<_, Option<String>>(8)?,
+                            r.get::<_, i64>(9)?,
+                        ))
+                    },
+                )
+                .optional()
+                .map_err(db_err)?;
+            row.map(|(mime, width, height, source, source_label, uploader, votes, status, consensus, created)| {
+                Ok(ImageMeta {
+                    id,
+                    mime,
+                    width,
+                    height,
+                    source: ImageSource::parse(&source)
+                        .ok_or_else(|| StoreError::Corrupt(format!("bad source {source:?}")))?,
+                    source_label: parse_emotion(source_label)?,
+                    uploader: uploader.map(|u| parse_id(&u)).transpose()?,
+                    votes: votes_from_json(&votes)?,
+                    status: status_from(&status, parse_emotion(consensus)?)?,
+                    created: Millis(u64_of(created)),
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn pool_entries(&self, since: Millis) -> Result<Vec<PoolEntry>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare("SELECT id, uploader, votes, status, consensus FROM images WHERE updated_ms >= ?1")
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![i64_of(since.0)], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                    ))
+                })
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, uploader, votes, status, consensus) = row.map_err(db_err)?;
+                out.push(PoolEntry {
+                    image: parse_id(&id)?,
+                    uploader: uploader.map(|u| parse_id(&u)).transpose()?,
+                    votes: votes_from_json(&votes)?,
+                    status: status_from(&status, parse_emotion(consensus)?)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn image_count(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            c.query_row("SELECT COUNT(*) FROM images", [], |r| r.get::<_, i64>(0))
+                .map(u64_of)
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        self.read(|c| {
+            let count = |sql: &str| -> Result<u64, StoreError> {
+                c.query_row(sql, [], |r| r.get::<_, i64>(0)).map(u64_of).map_err(db_err)
+            };
+            let mut s = Stats {
+                players: count("SELECT COUNT(*) FROM players")?,
+                images: count("SELECT COUNT(*) FROM images")?,
+                labels: count("SELECT COUNT(*) FROM labels")?,
+                rounds: count("SELECT COUNT(*) FROM rounds")?,
+                ..Stats::default()
+            };
+            let mut st = c
+                .prepare("SELECT status, COUNT(*) FROM images GROUP BY status")
+                .map_err(db_err)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(db_err)?;
+            for row in rows {
+                let (status, n) = row.map_err(db_err)?;
+                let n = u64_of(n);
+                match status.as_str() {
+                    "open" => s.open = n,
+                    "retired" => s.retired = n,
+                    "disputed" => s.disputed = n,
+                    "removed" => s.removed = n,
+                    other => return Err(StoreError::Corrupt(format!("bad status {other:?}"))),
+                }
+            }
+            Ok(s)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RoundStore for SqliteStore {
+    async fn record_offer(&self, o: OfferRecord) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO rounds (id, player_id, image_id, shown, offered_ms, deadline_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'offered')",
+                params![
+                    o.round.to_string(),
+                    o.player.to_string(),
+                    o.image.to_hex(),
+                    o.shown.map(|e| e.as_str()),
+                    i64_of(o.offered.0),
+                    i64_of(o.deadline.0)
+                ],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn close_round(&self, round: RoundId, state: &'static str, at: Millis) -> Result<(), StoreError> {
+        self.write(move |c| {
+            c.execute(
+                "UPDATE rounds SET state = ?2, closed_ms = ?3 WHERE id = ?1 AND state = 'offered'",
+                params![round.to_string(), state, i64_of(at.0)],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn seen_images(&self, player: PlayerId) -> Result<Vec<ImageId>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare("SELECT image_id FROM rounds WHERE player_id = ?1")
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![player.to_string()], |r| r.get::<_, String>(0))
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(parse_id(&r.map_err(db_err)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn record_answer(&self, a: AnswerRecord, rules: &GameRules) -> Result<AnswerOutcome, StoreError> {
+        let rules = *rules;
+        self.write(move |c| answer_tx(c, &a, &rules)).await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.write(|_| Ok(())).await
+    }
+}
+
+/// The answer transaction (runs inside the writer's savepoint).
+fn answer_tx(c: &Connection, a: &AnswerRecord, rules: &GameRules) -> Result<AnswerOutcome, StoreError> {
+    let round_id = a.round.to_string();
+    let player_id = a.player.to_string();
+    let image_hex = a.image.to_hex();
+    let round: Option<(String, String, String)> = c
+        .query_row(
+            "SELECT player_id, image_id, state FROM rounds WHERE id = ?1",
+            params![round_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(db_err)?;
+    let Some((r_player, r_image, r_state)) = round else {
+        return Err(StoreError::NotFound(format!("round {}", a.round)));
+    };
+    if r_player != player_id || r_image != image_hex {
+        return Err(StoreError::NotFound(format!("round {} for this player and image", a.round)));
+    }
+    if r_state != "offered" {
+        return Err(StoreError::RoundClosed(a.round));
+    }
+    let (votes, status, consensus): (String, String, Option<String>) = c
+        .query_row(
+            "SELECT votes, status, consensus FROM images WHERE id = ?1",
+            params![image_hex],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("image {}", a.image)))?;
+    let mut image = ImageTally {
+        votes: votes_from_json(&votes)?,
+        status: status_from(&status, parse_emotion(consensus)?)?,
+    };
+    let player = load_player(c, a.player)?.ok_or_else(|| StoreError::NotFound(format!("player {}", a.player)))?;
+    let award = rules.scoring.score_answer(&AnswerFacts {
+        answer: a.emotion,
+        prior: image.votes,
+        response_ms: a.response_ms,
+        time_limit_ms: a.time_limit_ms,
+        streak: player.tally.streak,
+    });
+    let mut tally = player.tally;
+    tally.apply_award(&award);
+    let transition = image.record_vote(a.emotion, &rules.consensus);
+    let at = i64_of(a.at.0);
+    c.execute(
+        "INSERT INTO labels (round_id, image_id, player_id, emotion, shown, response_ms, created_ms, points) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            round_id,
+            image_hex,
+            player_id,
+            a.emotion.as_str(),
+            a.shown.map(|e| e.as_str()),
+            i64_of(a.response_ms),
+            at,
+            award.points
+        ],
+    )
+    .map_err(db_err)?;
+    c.execute(
+        "UPDATE images SET votes = ?2, status = ?3, consensus = ?4, updated_ms = ?5 WHERE id = ?1",
+        params![
+            image_hex,
+            votes_to_json(&image.votes),
+            image.status.name(),
+            consensus_of(&image.status),
+            i64_of(now_ms().0.max(a.at.0))
+        ],
+    )
+    .map_err(db_err)?;
+    c.execute(
+        "UPDATE players SET score = ?2, streak = ?3, best_streak = ?4, answers = ?5, score_at_ms = CASE WHEN ?6 > 0 THEN ?7 ELSE score_at_ms END WHERE id = ?1",
+        params![
+            player_id,
+            i64_of(tally.score),
+            tally.streak,
+            tally.best_streak,
+            tally.answers,
+            award.points,
+            at
+        ],
+    )
+    .map_err(db_err)?;
+    c.execute(
+        "UPDATE rounds SET state = 'answered', answer = ?2, closed_ms = ?3 WHERE id = ?1",
+        params![round_id, a.emotion.as_str(), at],
+    )
+    .map_err(db_err)?;
+    let mut changes = Vec::new();
+    if award.points > 0 {
+        changes.push(ScoreChange {
+            player: a.player,
+            name: player.name.clone(),
+            delta: award.points,
+            total: tally.score,
+            key: format!("answer:{}", a.round),
+            at: a.at,
+            reason: ScoreReason::Answer,
+        });
+    }
+    if let Transition::Retired { label } = transition {
+        let mut st = c
+            .prepare("SELECT player_id, emotion, shown FROM labels WHERE image_id = ?1")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map(params![image_hex], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
+            })
+            .map_err(db_err)?;
+        let mut labels = Vec::new();
+        for row in rows {
+            let (p, e, s) = row.map_err(db_err)?;
+            labels.push(SettlementLabel {
+                player: parse_id(&p)?,
+                answer: parse_emotion(Some(e))?.ok_or_else(|| StoreError::Corrupt("label".into()))?,
+                shown: parse_emotion(s)?,
+            });
+        }
+        for (p, pts) in rules.scoring.settle(label, &labels) {
+            c.execute(
+                "UPDATE players SET score = score + ?2, score_at_ms = ?3 WHERE id = ?1",
+                params![p.to_string(), pts, at],
+            )
+            .map_err(db_err)?;
+            let (name, total): (String, i64) = c
+                .query_row(
+                    "SELECT name, score FROM players WHERE id = ?1",
+                    params![p.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(db_err)?;
+            if p == a.player {
+                tally.add_points(pts);
+            }
+            changes.push(ScoreChange {
+                player: p,
+                name,
+                delta: pts,
+                total: u64_of(total),
+                key: format!("settle:{}:{}", a.image, p),
+                at: a.at,
+                reason: ScoreReason::Consensus,
+            });
+        }
+    }
+    Ok(AnswerOutcome {
+        award,
+        tally,
+        votes: image.votes,
+        status: image.status,
+        transition,
+        changes,
+    })
+}
