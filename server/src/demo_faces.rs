@@ -217,7 +217,7 @@ fn expression(e: Emotion) -> Expression {
             brow_y: 0.5,
             eye_open: 0.75,
             mouth_curve: 1.0,
-            mouth_open: 0.35,
+            mouth_open: 1.0,
             mouth_width: 1.2,
             ..base
         },
@@ -251,7 +251,7 @@ fn expression(e: Emotion) -> Expression {
             brow_inner: 1.0,
             eye_open: 1.45,
             mouth_curve: -0.35,
-            mouth_open: 0.55,
+            mouth_open: 1.0,
             mouth_width: 1.15,
             ..base
         },

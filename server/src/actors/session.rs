@@ -92,6 +92,7 @@ pub struct PlayerSession {
     joined: Option<Joined>,
     round: Option<OpenRound>,
     last_answered: Option<RoundId>,
+    last_timed_out: Option<RoundId>,
     bucket: TokenBucket,
     violations: u32,
     last_limit_notice: Option<Instant>,
@@ -112,6 +113,7 @@ impl PlayerSession {
             joined: None,
             round: None,
             last_answered: None,
+            last_timed_out: None,
             bucket,
             violations: 0,
             last_limit_notice: None,
@@ -286,7 +288,10 @@ impl PlayerSession {
     fn close_open_round(&mut self, state: &'static str, ctx: &mut ws::WebsocketContext<Self>) {
         if let Some(mut open) = self.round.take() {
             ctx.cancel_future(open.timer);
-            if open.round.abandon() {
+            // Persist unless answered (the store only closes rounds still marked offered).
+            let answered = matches!(open.round.state(), emofy_game::RoundState::Answered { .. });
+            open.round.abandon();
+            if !answered {
                 let rounds = self.svc.rounds.clone();
                 let id = open.round.id;
                 let at = self.now();
@@ -397,6 +402,7 @@ impl PlayerSession {
         if open.round.expire(now) {
             let id = open.round.id;
             self.round = None;
+            self.last_timed_out = Some(id);
             self.svc.metrics.rounds_timed_out.inc();
             let rounds = self.svc.rounds.clone();
             actix::spawn(async move {
@@ -417,6 +423,8 @@ impl PlayerSession {
         let Some(open) = self.round.as_mut().filter(|o| o.round.id == round_id) else {
             let code = if self.last_answered == Some(round_id) {
                 ErrorCode::AlreadyAnswered
+            } else if self.last_timed_out == Some(round_id) {
+                ErrorCode::RoundExpired
             } else {
                 ErrorCode::RoundNotOffered
             };
@@ -432,6 +440,7 @@ impl PlayerSession {
                     RoundError::TooLate | RoundError::Abandoned => ErrorCode::RoundExpired,
                 };
                 self.svc.metrics.answer("rejected");
+                self.last_timed_out = Some(round_id);
                 self.close_open_round("timed_out", ctx);
                 return self.error(ctx, code, None, Some(round_id));
             }
