@@ -1,0 +1,139 @@
+// @ts-check
+// Minimal Emofy play page: join as a guest, play rounds, see the leaderboard.
+// Every name from the server is rendered with textContent, never as HTML.
+
+const EMOTIONS = [
+  ["angry", "😠"], ["disgust", "🤢"], ["fear", "😨"], ["happy", "😄"],
+  ["neutral", "😐"], ["sad", "😢"], ["surprise", "😮"],
+];
+
+const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
+let ws = /** @type {WebSocket|null} */ (null);
+let me = /** @type {string|null} */ (null);
+let round = /** @type {any} */ (null);
+let timer = 0;
+let retry = 500;
+
+function connect(hello) {
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/play`;
+  ws = new WebSocket(url);
+  ws.onopen = () => { retry = 500; ws?.send(JSON.stringify(hello())); };
+  ws.onmessage = (ev) => handle(JSON.parse(ev.data));
+  ws.onclose = () => {
+    const token = localStorage.getItem("emofy.token");
+    if (token) setTimeout(() => connect(() => ({ type: "hello", v: 1, token })), retry = Math.min(retry * 2, 8000));
+  };
+}
+
+function send(msg) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); }
+
+function handle(m) {
+  switch (m.type) {
+    case "welcome":
+      me = m.player.id;
+      localStorage.setItem("emofy.token", m.token);
+      $("me").textContent = m.player.name;
+      $("score").textContent = String(m.score);
+      $("streak").textContent = String(m.streak);
+      $("join").hidden = true;
+      $("game").hidden = false;
+      send({ type: "next" });
+      break;
+    case "round":
+      round = m;
+      /** @type {HTMLImageElement} */ ($("face")).src = m.image.url;
+      $("prompt").textContent = m.prompt;
+      $("feedback").textContent = "";
+      startTimer(m.time_limit_ms);
+      break;
+    case "result": {
+      stopTimer();
+      round = null;
+      $("score").textContent = String(m.score);
+      $("streak").textContent = String(m.streak);
+      const fb = $("feedback");
+      fb.className = m.agreement === "disagreed" ? "bad" : "good";
+      fb.textContent = m.pending
+        ? "First opinion on this face: points come when the crowd agrees."
+        : m.agreement === "agreed"
+          ? `+${m.points.total} points (×${m.points.multiplier_percent / 100} streak)`
+          : "The crowd saw it differently.";
+      if (m.settlement) fb.textContent += ` Consensus bonus +${m.settlement}!`;
+      break;
+    }
+    case "round_timeout":
+      stopTimer();
+      round = null;
+      $("feedback").textContent = "Time's up!";
+      break;
+    case "no_round":
+      $("prompt").textContent = "You have labelled every face for now. Thank you! Try again later.";
+      break;
+    case "score":
+      $("score").textContent = String(m.score);
+      break;
+    case "leaderboard":
+      renderBoard(m);
+      break;
+    case "error":
+      if (m.code === "invalid_token") { localStorage.removeItem("emofy.token"); $("join").hidden = false; $("game").hidden = true; }
+      $("feedback").textContent = m.message;
+      break;
+    case "bye":
+      $("feedback").textContent = m.reason === "server_shutdown" ? "The server is restarting; reconnecting…" : `Disconnected (${m.reason}).`;
+      break;
+  }
+}
+
+function renderBoard(m) {
+  const ol = $("board");
+  ol.replaceChildren(...m.top.map((/** @type {any} */ r) => {
+    const li = document.createElement("li");
+    li.textContent = `${r.name} — ${r.score}`;
+    if (r.player === me) li.className = "me";
+    return li;
+  }));
+  $("you").textContent = m.you ? `You: #${m.you.rank} with ${m.you.score} points` : "";
+}
+
+function startTimer(ms) {
+  stopTimer();
+  const start = performance.now();
+  const bar = $("timer-bar");
+  timer = window.setInterval(() => {
+    const left = Math.max(0, 1 - (performance.now() - start) / ms);
+    bar.style.width = `${left * 100}%`;
+  }, 100);
+}
+
+function stopTimer() { window.clearInterval(timer); }
+
+function answer(emotion) { if (round) send({ type: "answer", round: round.round, emotion }); }
+
+EMOTIONS.forEach(([name, emoji], i) => {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.dataset.emotion = name;
+  b.append(`${emoji} ${name}`);
+  const k = document.createElement("kbd");
+  k.textContent = String(i + 1);
+  b.append(k);
+  b.addEventListener("click", () => answer(name));
+  $("buttons").append(b);
+});
+
+document.addEventListener("keydown", (e) => {
+  const n = Number(e.key);
+  if (n >= 1 && n <= 7 && !(e.target instanceof HTMLInputElement)) answer(EMOTIONS[n - 1][0]);
+});
+
+$("next").addEventListener("click", () => send({ type: "next" }));
+
+$("join-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const name = /** @type {HTMLInputElement} */ ($("name")).value.trim();
+  connect(() => ({ type: "hello", v: 1, name }));
+});
+
+const saved = localStorage.getItem("emofy.token");
+if (saved) connect(() => ({ type: "hello", v: 1, token: saved }));
