@@ -137,7 +137,11 @@ impl Default for ConsensusRule {
 impl ConsensusRule {
     /// Builds a rule; `agreement_permille` is the agreement threshold in
     /// thousandths (700 = 70%) and must be in 501..=1000 so the top class is unique.
-    pub fn new(min_labels: u32, agreement_permille: u32, max_labels: u32) -> Result<Self, RuleError> {
+    pub fn new(
+        min_labels: u32,
+        agreement_permille: u32,
+        max_labels: u32,
+    ) -> Result<Self, RuleError> {
         if min_labels == 0 {
             return Err(RuleError::MinLabelsZero);
         }
@@ -174,7 +178,8 @@ impl ConsensusRule {
         let total = counts.total();
         if total >= self.min_labels
             && let Some(top) = counts.unique_top()
-            && u64::from(counts.get(top)) * 1000 >= u64::from(self.agreement_permille) * u64::from(total)
+            && u64::from(counts.get(top)) * 1000
+                >= u64::from(self.agreement_permille) * u64::from(total)
         {
             return ImageStatus::Retired { label: top };
         }
@@ -269,14 +274,20 @@ mod tests {
     fn retires_with_enough_agreeing_votes() {
         let rule = ConsensusRule::default();
         assert_eq!(rule.evaluate(&counts(&[(Happy, 2)])), ImageStatus::Open);
-        assert_eq!(rule.evaluate(&counts(&[(Happy, 3)])), ImageStatus::Retired { label: Happy });
+        assert_eq!(
+            rule.evaluate(&counts(&[(Happy, 3)])),
+            ImageStatus::Retired { label: Happy }
+        );
         // 3 of 4 = 75% >= 70%
         assert_eq!(
             rule.evaluate(&counts(&[(Happy, 3), (Sad, 1)])),
             ImageStatus::Retired { label: Happy }
         );
         // 2 of 3 = 66% < 70%
-        assert_eq!(rule.evaluate(&counts(&[(Happy, 2), (Sad, 1)])), ImageStatus::Open);
+        assert_eq!(
+            rule.evaluate(&counts(&[(Happy, 2), (Sad, 1)])),
+            ImageStatus::Open
+        );
     }
 
     #[test]
@@ -304,7 +315,10 @@ mod tests {
             ConsensusRule::new(3, 700, 2),
             Err(RuleError::MaxBelowMin { min: 3, max: 2 })
         );
-        assert_eq!(ConsensusRule::new(3, 500, 5), Err(RuleError::AgreementOutOfRange(500)));
+        assert_eq!(
+            ConsensusRule::new(3, 500, 5),
+            Err(RuleError::AgreementOutOfRange(500))
+        );
         assert!(ConsensusRule::new(1, 1000, 1).is_ok());
     }
 

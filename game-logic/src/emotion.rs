@@ -85,7 +85,9 @@ impl fmt::Display for Emotion {
 
 /// Returned when a string is not one of the seven class names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown emotion {0:?}; expected one of angry, disgust, fear, happy, neutral, sad, surprise")]
+#[error(
+    "unknown emotion {0:?}; expected one of angry, disgust, fear, happy, neutral, sad, surprise"
+)]
 pub struct UnknownEmotion(pub String);
 
 impl FromStr for Emotion {
@@ -109,7 +111,9 @@ mod tests {
         let names: Vec<_> = Emotion::ALL.iter().map(|e| e.as_str()).collect();
         assert_eq!(
             names,
-            ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+            [
+                "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"
+            ]
         );
         for (i, e) in Emotion::ALL.iter().enumerate() {
             assert_eq!(e.index(), i);
@@ -121,7 +125,10 @@ mod tests {
 
     #[test]
     fn serde_uses_lowercase_names() {
-        assert_eq!(serde_json::to_string(&Emotion::Surprise).ok().as_deref(), Some("\"surprise\""));
+        assert_eq!(
+            serde_json::to_string(&Emotion::Surprise).ok().as_deref(),
+            Some("\"surprise\"")
+        );
         let e: Result<Emotion, _> = serde_json::from_str("\"happy\"");
         assert_eq!(e.ok(), Some(Emotion::Happy));
         assert!(serde_json::from_str::<Emotion>("\"HAPPY!\"").is_err());

@@ -114,13 +114,25 @@ mod tests {
 
     #[test]
     fn refuses_bad_names() {
-        assert!(matches!(DisplayName::parse("A"), Err(NameError::Length { .. })));
-        assert!(matches!(DisplayName::parse(&"x".repeat(25)), Err(NameError::Length { .. })));
-        assert_eq!(DisplayName::parse("<img src=x>"), Err(NameError::Characters));
+        assert!(matches!(
+            DisplayName::parse("A"),
+            Err(NameError::Length { .. })
+        ));
+        assert!(matches!(
+            DisplayName::parse(&"x".repeat(25)),
+            Err(NameError::Length { .. })
+        ));
+        assert_eq!(
+            DisplayName::parse("<img src=x>"),
+            Err(NameError::Characters)
+        );
         assert_eq!(DisplayName::parse("a\u{0}b"), Err(NameError::Characters));
         assert_eq!(DisplayName::parse(" ab"), Err(NameError::Spaces));
         assert_eq!(DisplayName::parse("a  b"), Err(NameError::Characters));
-        assert_eq!(DisplayName::parse("{\"$gt\":\"\"}"), Err(NameError::Characters));
+        assert_eq!(
+            DisplayName::parse("{\"$gt\":\"\"}"),
+            Err(NameError::Characters)
+        );
     }
 
     #[test]

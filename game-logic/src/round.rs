@@ -167,7 +167,10 @@ mod tests {
                 time_limit_ms: 15_000
             })
         );
-        assert_eq!(r.answer(Emotion::Sad, Millis(4_001)), Err(RoundError::AlreadyAnswered));
+        assert_eq!(
+            r.answer(Emotion::Sad, Millis(4_001)),
+            Err(RoundError::AlreadyAnswered)
+        );
         assert!(!r.expire(Millis(20_000)));
         assert!(!r.abandon());
     }
@@ -177,7 +180,10 @@ mod tests {
         let mut r = round();
         assert!(r.answer(Emotion::Fear, Millis(16_000)).is_ok());
         let mut r = round();
-        assert_eq!(r.answer(Emotion::Fear, Millis(16_001)), Err(RoundError::TooLate));
+        assert_eq!(
+            r.answer(Emotion::Fear, Millis(16_001)),
+            Err(RoundError::TooLate)
+        );
         assert_eq!(r.state(), RoundState::TimedOut);
     }
 
@@ -186,10 +192,16 @@ mod tests {
         let mut r = round();
         assert!(!r.expire(Millis(16_000)));
         assert!(r.expire(Millis(16_001)));
-        assert_eq!(r.answer(Emotion::Fear, Millis(1_500)), Err(RoundError::TooLate));
+        assert_eq!(
+            r.answer(Emotion::Fear, Millis(1_500)),
+            Err(RoundError::TooLate)
+        );
         let mut r = round();
         assert!(r.abandon());
-        assert_eq!(r.answer(Emotion::Fear, Millis(1_500)), Err(RoundError::Abandoned));
+        assert_eq!(
+            r.answer(Emotion::Fear, Millis(1_500)),
+            Err(RoundError::Abandoned)
+        );
         assert_eq!(r.state().name(), "abandoned");
     }
 }

@@ -114,7 +114,9 @@ impl ScoringRules {
             Agreement::Agreed => {
                 let speed_bonus = self.speed_bonus(f.response_ms, f.time_limit_ms);
                 let multiplier_percent = self.multiplier_percent(f.streak);
-                let raw = u64::from(self.agreement.saturating_add(speed_bonus)) * u64::from(multiplier_percent) / 100;
+                let raw = u64::from(self.agreement.saturating_add(speed_bonus))
+                    * u64::from(multiplier_percent)
+                    / 100;
                 Award {
                     agreement,
                     base: self.agreement,
@@ -139,12 +141,19 @@ impl ScoringRules {
 
     /// Streak multiplier in percent for a streak of `streak` earlier agreements.
     pub fn multiplier_percent(&self, streak: u32) -> u32 {
-        100u32.saturating_add(self.streak_step_percent.saturating_mul(streak.min(self.streak_cap)))
+        100u32.saturating_add(
+            self.streak_step_percent
+                .saturating_mul(streak.min(self.streak_cap)),
+        )
     }
 
     /// Settlement for an image that retired with `consensus`: points per player
     /// (players earning nothing are left out). Order of `labels` does not matter.
-    pub fn settle(&self, consensus: Emotion, labels: &[SettlementLabel]) -> BTreeMap<PlayerId, u32> {
+    pub fn settle(
+        &self,
+        consensus: Emotion,
+        labels: &[SettlementLabel],
+    ) -> BTreeMap<PlayerId, u32> {
         let mut out = BTreeMap::new();
         for l in labels.iter().filter(|l| l.answer == consensus) {
             let mut pts = self.consensus_bonus;
@@ -237,9 +246,15 @@ mod tests {
     fn disagreement_resets_streak_first_opinion_keeps_it() {
         let r = ScoringRules::default();
         let a = r.score_answer(&facts(Emotion::Sad, &[Emotion::Happy], 0, 7));
-        assert_eq!((a.agreement, a.points, a.streak_after), (Agreement::Disagreed, 0, 0));
+        assert_eq!(
+            (a.agreement, a.points, a.streak_after),
+            (Agreement::Disagreed, 0, 0)
+        );
         let a = r.score_answer(&facts(Emotion::Sad, &[], 0, 7));
-        assert_eq!((a.agreement, a.points, a.streak_after), (Agreement::FirstOpinion, 0, 7));
+        assert_eq!(
+            (a.agreement, a.points, a.streak_after),
+            (Agreement::FirstOpinion, 0, 7)
+        );
     }
 
     #[test]
@@ -247,10 +262,26 @@ mod tests {
         let r = ScoringRules::default();
         let p = |n| PlayerId(Uuid::from_u128(n));
         let labels = [
-            SettlementLabel { player: p(1), answer: Emotion::Sad, shown: Some(Emotion::Happy) },
-            SettlementLabel { player: p(2), answer: Emotion::Sad, shown: Some(Emotion::Sad) },
-            SettlementLabel { player: p(3), answer: Emotion::Happy, shown: Some(Emotion::Happy) },
-            SettlementLabel { player: p(4), answer: Emotion::Sad, shown: None },
+            SettlementLabel {
+                player: p(1),
+                answer: Emotion::Sad,
+                shown: Some(Emotion::Happy),
+            },
+            SettlementLabel {
+                player: p(2),
+                answer: Emotion::Sad,
+                shown: Some(Emotion::Sad),
+            },
+            SettlementLabel {
+                player: p(3),
+                answer: Emotion::Happy,
+                shown: Some(Emotion::Happy),
+            },
+            SettlementLabel {
+                player: p(4),
+                answer: Emotion::Sad,
+                shown: None,
+            },
         ];
         let s = r.settle(Emotion::Sad, &labels);
         assert_eq!(s.get(&p(1)), Some(&20));

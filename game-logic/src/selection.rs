@@ -46,10 +46,13 @@ impl ImagePool {
     /// Inserts or replaces what the pool knows of an image.
     pub fn upsert(&mut self, entry: PoolEntry) {
         self.remove(&entry.image);
-        let key = entry
-            .status
-            .is_open()
-            .then(|| (self.rule.votes_to_close(&entry.votes), entry.image.short(), entry.image));
+        let key = entry.status.is_open().then(|| {
+            (
+                self.rule.votes_to_close(&entry.votes),
+                entry.image.short(),
+                entry.image,
+            )
+        });
         if let Some(k) = key {
             self.order.insert(k);
         }
@@ -164,7 +167,9 @@ mod tests {
         own.uploader = Some(p);
         pool.upsert(own);
         let mut retired = entry(2, 2);
-        retired.status = ImageStatus::Retired { label: Emotion::Happy };
+        retired.status = ImageStatus::Retired {
+            label: Emotion::Happy,
+        };
         pool.upsert(retired);
         assert_eq!(pool.select(p, |_| false, 4, 0), None);
         pool.upsert(entry(3, 0));

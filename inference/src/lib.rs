@@ -23,10 +23,15 @@ pub struct Prediction {
 impl Prediction {
     /// Builds a prediction, checking that the probabilities are finite,
     /// non-negative and sum to 1 (within 1e-3).
-    pub fn new(model: impl Into<String>, probabilities: [f32; EMOTION_COUNT]) -> Result<Self, InferenceError> {
+    pub fn new(
+        model: impl Into<String>,
+        probabilities: [f32; EMOTION_COUNT],
+    ) -> Result<Self, InferenceError> {
         let sum: f32 = probabilities.iter().sum();
         if probabilities.iter().any(|p| !p.is_finite() || *p < 0.0) || (sum - 1.0).abs() > 1e-3 {
-            return Err(InferenceError::BadOutput(format!("probabilities {probabilities:?} do not form a distribution")));
+            return Err(InferenceError::BadOutput(format!(
+                "probabilities {probabilities:?} do not form a distribution"
+            )));
         }
         Ok(Prediction {
             model: model.into(),

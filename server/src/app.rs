@@ -42,7 +42,10 @@ pub enum AppError {
     #[error("auth: {0}")]
     Auth(#[from] AuthError),
     #[error("cannot bind {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("server: {0}")]
     Server(std::io::Error),
     #[error("demo images: {0}")]
@@ -101,16 +104,20 @@ impl Application {
             None => TokenKey::load_or_create(&config.data_dir)?,
         };
         seed_demo_images(&config, stores.images.as_ref()).await?;
-        let leaderboard: Arc<dyn Leaderboard> = Arc::new(crate::leaderboard::MemoryLeaderboard::seeded(
-            &stores.players.scored_players().await?,
-        ));
+        let leaderboard: Arc<dyn Leaderboard> = Arc::new(
+            crate::leaderboard::MemoryLeaderboard::seeded(&stores.players.scored_players().await?),
+        );
         let metrics = Arc::new(Metrics::new());
         let loaded_at = crate::clock::now();
         let mut pool = ImagePool::new(rules.consensus);
         for e in stores.images.pool_entries(emofy_game::Millis(0)).await? {
             pool.upsert(e);
         }
-        tracing::info!(open = pool.open_len(), images = pool.len(), "image pool loaded");
+        tracing::info!(
+            open = pool.open_len(),
+            images = pool.len(),
+            "image pool loaded"
+        );
         let coordinator = Coordinator::new(
             pool,
             stores.images.clone(),
@@ -199,7 +206,11 @@ impl Application {
             _ = wait_for_signal() => tracing::info!("shutdown signal received"),
             _ = stop_rx.wait_for(|v| *v) => tracing::info!("shutdown requested"),
         }
-        let told = services.coordinator.send(ShutdownSessions).await.unwrap_or(0);
+        let told = services
+            .coordinator
+            .send(ShutdownSessions)
+            .await
+            .unwrap_or(0);
         tracing::info!(sessions = told, "sessions told to leave");
         // Let sessions finish their in-flight request and write their goodbye.
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -217,7 +228,10 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}

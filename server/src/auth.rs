@@ -9,8 +9,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use emofy_game::{Millis, PlayerId, Role};
@@ -35,7 +35,10 @@ pub enum TokenError {
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("token key file {path}: {source}")]
-    KeyFile { path: String, source: std::io::Error },
+    KeyFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("token key must be at least 32 bytes")]
     KeyTooShort,
     #[error("password hashing failed: {0}")]
@@ -117,7 +120,12 @@ impl TokenKey {
 
     /// Signs `claims` into a token.
     pub fn issue(&self, claims: &Claims) -> String {
-        let payload = URL_SAFE_NO_PAD.encode(format!("{}:{}:{}", claims.player, claims.role.as_str(), claims.expires.0));
+        let payload = URL_SAFE_NO_PAD.encode(format!(
+            "{}:{}:{}",
+            claims.player,
+            claims.role.as_str(),
+            claims.expires.0
+        ));
         let sig = URL_SAFE_NO_PAD.encode(self.mac(&payload).finalize().into_bytes());
         format!("v1.{payload}.{sig}")
     }
@@ -128,16 +136,24 @@ impl TokenKey {
             return Err(TokenError::Malformed);
         }
         let mut parts = token.split('.');
-        let (Some("v1"), Some(payload), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some("v1"), Some(payload), Some(sig), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed);
         };
-        let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| TokenError::Malformed)?;
-        self.mac(payload).verify_slice(&sig).map_err(|_| TokenError::BadSignature)?;
-        let text = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
+        let sig = URL_SAFE_NO_PAD
+            .decode(sig)
+            .map_err(|_| TokenError::Malformed)?;
+        self.mac(payload)
+            .verify_slice(&sig)
+            .map_err(|_| TokenError::BadSignature)?;
+        let text = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| TokenError::Malformed)?;
         let text = String::from_utf8(text).map_err(|_| TokenError::Malformed)?;
         let mut f = text.split(':');
-        let (Some(player), Some(role), Some(exp), None) = (f.next(), f.next(), f.next(), f.next()) else {
+        let (Some(player), Some(role), Some(exp), None) = (f.next(), f.next(), f.next(), f.next())
+        else {
             return Err(TokenError::Malformed);
         };
         let claims = Claims {
@@ -166,7 +182,11 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 /// Checks a password against a stored PHC hash.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -189,22 +209,38 @@ mod tests {
         let t = key().issue(&c);
         assert_eq!(key().verify(&t, Millis(9_000)), Ok(c));
         assert_eq!(key().verify(&t, Millis(10_001)), Err(TokenError::Expired));
-        assert_eq!(TokenKey::from_bytes(&[8u8; 32]).unwrap_or_else(|e| panic!("{e}")).verify(&t, Millis(0)), Err(TokenError::BadSignature));
+        assert_eq!(
+            TokenKey::from_bytes(&[8u8; 32])
+                .unwrap_or_else(|e| panic!("{e}"))
+                .verify(&t, Millis(0)),
+            Err(TokenError::BadSignature)
+        );
         let forged_payload = URL_SAFE_NO_PAD.encode(format!("{}:admin:10000", c.player));
         let sig = t.rsplit('.').next().unwrap_or_default();
         assert_eq!(
             key().verify(&format!("v1.{forged_payload}.{sig}"), Millis(0)),
             Err(TokenError::BadSignature)
         );
-        assert_eq!(key().verify("garbage", Millis(0)), Err(TokenError::Malformed));
+        assert_eq!(
+            key().verify("garbage", Millis(0)),
+            Err(TokenError::Malformed)
+        );
     }
 
     #[test]
     fn key_file_is_created_once() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let c = Claims { player: PlayerId(Uuid::from_u128(1)), role: Role::Player, expires: Millis(5) };
-        let a = TokenKey::load_or_create(dir.path()).map(|k| k.issue(&c)).ok();
-        let b = TokenKey::load_or_create(dir.path()).map(|k| k.issue(&c)).ok();
+        let c = Claims {
+            player: PlayerId(Uuid::from_u128(1)),
+            role: Role::Player,
+            expires: Millis(5),
+        };
+        let a = TokenKey::load_or_create(dir.path())
+            .map(|k| k.issue(&c))
+            .ok();
+        let b = TokenKey::load_or_create(dir.path())
+            .map(|k| k.issue(&c))
+            .ok();
         assert!(a.is_some());
         assert_eq!(a, b);
         assert!(TokenKey::from_secret("short").is_err());

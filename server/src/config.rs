@@ -168,7 +168,10 @@ pub struct DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
-        DemoConfig { images: 500, seed: 2024 }
+        DemoConfig {
+            images: 500,
+            seed: 2024,
+        }
     }
 }
 
@@ -176,7 +179,10 @@ impl Default for DemoConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("environment variable {name}: {message}")]
@@ -219,19 +225,23 @@ impl Config {
         flags: &Overrides,
     ) -> Result<Config, ConfigError> {
         let env: Vec<(String, String)> = env.into_iter().collect();
-        let file = file
-            .map(Path::to_path_buf)
-            .or_else(|| env.iter().find(|(k, _)| k == "EMOFY_CONFIG").map(|(_, v)| PathBuf::from(v)));
+        let file = file.map(Path::to_path_buf).or_else(|| {
+            env.iter()
+                .find(|(k, _)| k == "EMOFY_CONFIG")
+                .map(|(_, v)| PathBuf::from(v))
+        });
         let mut table = toml::Table::new();
         if let Some(path) = &file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.display().to_string(),
                 source,
             })?;
-            table = text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
+            table = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
         }
         for (name, value) in &env {
             let Some(rest) = name.strip_prefix("EMOFY_") else {
@@ -252,15 +262,16 @@ impl Config {
                 message,
             })?;
         }
-        let mut config: Config = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
-                path: file
-                    .as_ref()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "<environment>".into()),
-                message: e.to_string(),
-            })?;
+        let mut config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: file
+                        .as_ref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "<environment>".into()),
+                    message: e.to_string(),
+                })?;
         config.apply(flags);
         config.validate()?;
         Ok(config)
@@ -294,7 +305,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.rules()?;
         if self.game.round_seconds == 0 || self.game.round_seconds > 3600 {
-            return Err(ConfigError::Invalid("game.round_seconds must be 1..=3600".into()));
+            return Err(ConfigError::Invalid(
+                "game.round_seconds must be 1..=3600".into(),
+            ));
         }
         let s = &self.session;
         if s.heartbeat_secs == 0 || s.client_timeout_secs <= s.heartbeat_secs {
@@ -310,7 +323,9 @@ impl Config {
         if let Some(secret) = &self.auth.token_secret
             && secret.len() < 32
         {
-            return Err(ConfigError::Invalid("auth.token_secret must be at least 32 bytes".into()));
+            return Err(ConfigError::Invalid(
+                "auth.token_secret must be at least 32 bytes".into(),
+            ));
         }
         Ok(())
     }
@@ -319,7 +334,9 @@ impl Config {
     pub fn rules(&self) -> Result<GameRules, ConfigError> {
         let g = &self.game;
         if !(g.agreement > 0.5 && g.agreement <= 1.0) {
-            return Err(ConfigError::Invalid("game.agreement must be in (0.5, 1.0]".into()));
+            return Err(ConfigError::Invalid(
+                "game.agreement must be in (0.5, 1.0]".into(),
+            ));
         }
         let permille = (g.agreement * 1000.0).round() as u32;
         let consensus = ConsensusRule::new(g.min_labels, permille.max(501), g.max_labels)
@@ -334,7 +351,9 @@ impl Config {
 fn scalar(raw: &str) -> toml::Value {
     match format!("v = {raw}").parse::<toml::Table>() {
         Ok(mut t) => match t.remove("v") {
-            Some(v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_))) => v,
+            Some(
+                v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)),
+            ) => v,
             _ => toml::Value::String(raw.to_owned()),
         },
         Err(_) => toml::Value::String(raw.to_owned()),
@@ -365,7 +384,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -378,9 +400,16 @@ mod tests {
     fn layers_apply_in_order() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let file = dir.path().join("emofy.toml");
-        std::fs::write(&file, "port = 9000\nhost = \"0.0.0.0\"\n[game]\nround_seconds = 20\nmin_labels = 4\n")
-            .unwrap_or_else(|e| panic!("{e}"));
-        let e = env(&[("EMOFY_PORT", "9100"), ("EMOFY_GAME__MIN_LABELS", "5"), ("OTHER", "x")]);
+        std::fs::write(
+            &file,
+            "port = 9000\nhost = \"0.0.0.0\"\n[game]\nround_seconds = 20\nmin_labels = 4\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let e = env(&[
+            ("EMOFY_PORT", "9100"),
+            ("EMOFY_GAME__MIN_LABELS", "5"),
+            ("OTHER", "x"),
+        ]);
         let flags = Overrides {
             port: Some(9200),
             ..Overrides::default()
@@ -390,7 +419,8 @@ mod tests {
         assert_eq!(c.game.round_seconds, 20); // file
         assert_eq!(c.game.min_labels, 5); // env over file
         assert_eq!(c.port, 9200); // flag over env
-        let c = Config::load(Some(&file), e, &Overrides::default()).unwrap_or_else(|err| panic!("{err}"));
+        let c = Config::load(Some(&file), e, &Overrides::default())
+            .unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(c.port, 9100);
     }
 

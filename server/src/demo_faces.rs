@@ -87,10 +87,21 @@ impl Canvas {
 
     /// Paints `color` where the signed distance `sdf` is negative, antialiased over one pixel,
     /// visiting only the box `[x0, x1] × [y0, y1]`.
-    fn paint(&mut self, bbox: (f32, f32, f32, f32), color: Color, opacity: f32, sdf: impl Fn(f32, f32) -> f32) {
+    fn paint(
+        &mut self,
+        bbox: (f32, f32, f32, f32),
+        color: Color,
+        opacity: f32,
+        sdf: impl Fn(f32, f32) -> f32,
+    ) {
         let s = self.side as i64;
         let clampi = |v: f32| (v.floor() as i64).clamp(0, s - 1) as usize;
-        let (x0, y0, x1, y1) = (clampi(bbox.0 - 2.0), clampi(bbox.1 - 2.0), clampi(bbox.2 + 2.0), clampi(bbox.3 + 2.0));
+        let (x0, y0, x1, y1) = (
+            clampi(bbox.0 - 2.0),
+            clampi(bbox.1 - 2.0),
+            clampi(bbox.2 + 2.0),
+            clampi(bbox.3 + 2.0),
+        );
         for y in y0..=y1 {
             for x in x0..=x1 {
                 let d = sdf(x as f32 + 0.5, y as f32 + 0.5);
@@ -106,9 +117,12 @@ impl Canvas {
     }
 
     fn ellipse(&mut self, c: Pt, rx: f32, ry: f32, color: Color) {
-        self.paint((c.0 - rx, c.1 - ry, c.0 + rx, c.1 + ry), color, 1.0, |x, y| {
-            ellipse_sdf(x - c.0, y - c.1, rx, ry)
-        });
+        self.paint(
+            (c.0 - rx, c.1 - ry, c.0 + rx, c.1 + ry),
+            color,
+            1.0,
+            |x, y| ellipse_sdf(x - c.0, y - c.1, rx, ry),
+        );
     }
 
     fn stroke(&mut self, pts: &[Pt], width: f32, color: Color) {
@@ -278,7 +292,11 @@ pub fn generate(seed: u64, index: u32) -> Result<DemoFace, image::ImageError> {
     let grayscale = rng.chance(0.4);
 
     // Background: a soft two-colour gradient.
-    let bg_a = [rng.range(0.2, 0.9), rng.range(0.2, 0.9), rng.range(0.2, 0.9)];
+    let bg_a = [
+        rng.range(0.2, 0.9),
+        rng.range(0.2, 0.9),
+        rng.range(0.2, 0.9),
+    ];
     let bg_b = shade(bg_a, rng.range(0.5, 0.9));
     let mut cv = Canvas::new(SIDE as usize, |_, y| {
         [
@@ -301,9 +319,12 @@ pub fn generate(seed: u64, index: u32) -> Result<DemoFace, image::ImageError> {
         cv.ellipse(Pt(cx, cy + ry * 0.15), rx * 1.25, ry * 1.1, hair);
     }
     // Neck and face.
-    cv.paint((cx - rx * 0.45, cy, cx + rx * 0.45, s), shade(skin, 0.85), 1.0, |x, y| {
-        ((x - cx).abs() - rx * 0.4).max(cy + ry * 0.5 - y)
-    });
+    cv.paint(
+        (cx - rx * 0.45, cy, cx + rx * 0.45, s),
+        shade(skin, 0.85),
+        1.0,
+        |x, y| ((x - cx).abs() - rx * 0.4).max(cy + ry * 0.5 - y),
+    );
     cv.ellipse(Pt(cx, cy), rx, ry, skin);
     // Ears.
     cv.ellipse(Pt(cx - rx, cy), rx * 0.14, ry * 0.2, shade(skin, 0.9));
@@ -311,9 +332,14 @@ pub fn generate(seed: u64, index: u32) -> Result<DemoFace, image::ImageError> {
     if !bald {
         // Hair cap: the part of a larger ellipse above the hairline.
         let hairline = cy - ry * rng.range(0.45, 0.62);
-        cv.paint((cx - rx * 1.1, cy - ry * 1.2, cx + rx * 1.1, hairline + 2.0), hair, 1.0, |x, y| {
-            ellipse_sdf(x - cx, y - (cy - ry * 0.08), rx * 1.08, ry * 1.05).max(y - hairline)
-        });
+        cv.paint(
+            (cx - rx * 1.1, cy - ry * 1.2, cx + rx * 1.1, hairline + 2.0),
+            hair,
+            1.0,
+            |x, y| {
+                ellipse_sdf(x - cx, y - (cy - ry * 0.08), rx * 1.08, ry * 1.05).max(y - hairline)
+            },
+        );
     }
 
     let dark = [0.12, 0.09, 0.08];
@@ -321,7 +347,14 @@ pub fn generate(seed: u64, index: u32) -> Result<DemoFace, image::ImageError> {
     let eye_dx = rx * 0.42;
     let eye_rx = rx * 0.2;
     let eye_ry = ry * 0.085 * ex.eye_open;
-    let iris = rng.pick(&[[0.25, 0.15, 0.08], [0.2, 0.35, 0.55], [0.25, 0.4, 0.25], [0.1, 0.1, 0.1]]).unwrap_or(dark);
+    let iris = rng
+        .pick(&[
+            [0.25, 0.15, 0.08],
+            [0.2, 0.35, 0.55],
+            [0.25, 0.4, 0.25],
+            [0.1, 0.1, 0.1],
+        ])
+        .unwrap_or(dark);
     let brow_w = (s * 0.02).max(1.6);
     for side in [-1.0f32, 1.0] {
         let ex_c = Pt(cx + side * eye_dx, eye_y);
@@ -333,18 +366,31 @@ pub fn generate(seed: u64, index: u32) -> Result<DemoFace, image::ImageError> {
         let asym = if side > 0.0 { ex.asym } else { 0.0 };
         let base_y = eye_y - ry * 0.2 - ex.brow_y * ry * 0.05 + asym * ry * 0.05;
         let outer = Pt(cx + side * (eye_dx + eye_rx * 1.1), base_y + ry * 0.01);
-        let inner = Pt(cx + side * (eye_dx - eye_rx * 1.0), base_y - ex.brow_inner * ry * 0.07);
-        let mid = Pt((outer.0 + inner.0) / 2.0, (outer.1 + inner.1) / 2.0 - ry * 0.03 * (1.0 + ex.brow_y.max(0.0) * 0.5));
+        let inner = Pt(
+            cx + side * (eye_dx - eye_rx * 1.0),
+            base_y - ex.brow_inner * ry * 0.07,
+        );
+        let mid = Pt(
+            (outer.0 + inner.0) / 2.0,
+            (outer.1 + inner.1) / 2.0 - ry * 0.03 * (1.0 + ex.brow_y.max(0.0) * 0.5),
+        );
         cv.stroke(&bezier(outer, mid, inner, 8), brow_w, shade(hair, 0.8));
     }
     // Nose.
     let nose_top = Pt(cx, eye_y + ry * 0.05);
     let nose_tip = Pt(cx + rx * 0.06, cy + ry * 0.22);
-    cv.stroke(&[nose_top, nose_tip, Pt(cx - rx * 0.08, cy + ry * 0.25)], 1.4, shade(skin, 0.7));
+    cv.stroke(
+        &[nose_top, nose_tip, Pt(cx - rx * 0.08, cy + ry * 0.25)],
+        1.4,
+        shade(skin, 0.7),
+    );
     if ex.wrinkle {
         for k in [-1.0f32, 1.0] {
             cv.stroke(
-                &[Pt(cx + k * rx * 0.08, eye_y + ry * 0.06), Pt(cx + k * rx * 0.14, eye_y + ry * 0.12)],
+                &[
+                    Pt(cx + k * rx * 0.08, eye_y + ry * 0.06),
+                    Pt(cx + k * rx * 0.14, eye_y + ry * 0.12),
+                ],
                 1.0,
                 shade(skin, 0.65),
             );
@@ -354,8 +400,14 @@ pub fn generate(seed: u64, index: u32) -> Result<DemoFace, image::ImageError> {
     let my = cy + ry * 0.48;
     let mw = rx * 0.42 * ex.mouth_width;
     let lip = [0.55, 0.22, 0.22];
-    let left = Pt(cx - mw, my - ex.mouth_curve * ry * 0.1 + ex.asym * ry * 0.06);
-    let right = Pt(cx + mw, my - ex.mouth_curve * ry * 0.1 - ex.asym * ry * 0.04);
+    let left = Pt(
+        cx - mw,
+        my - ex.mouth_curve * ry * 0.1 + ex.asym * ry * 0.06,
+    );
+    let right = Pt(
+        cx + mw,
+        my - ex.mouth_curve * ry * 0.1 - ex.asym * ry * 0.04,
+    );
     let ctrl = Pt(cx, my + ex.mouth_curve * ry * 0.14);
     if ex.mouth_open > 0.05 {
         let open_h = ry * 0.16 * ex.mouth_open;
@@ -368,12 +420,24 @@ pub fn generate(seed: u64, index: u32) -> Result<DemoFace, image::ImageError> {
             let (lo, hi) = (upper.clone(), lower.clone());
             let x0 = left.0.min(right.0);
             let x1 = left.0.max(right.0);
-            let y0 = upper.iter().chain(&lower).map(|p| p.1).fold(f32::MAX, f32::min);
-            let y1 = upper.iter().chain(&lower).map(|p| p.1).fold(f32::MIN, f32::max);
+            let y0 = upper
+                .iter()
+                .chain(&lower)
+                .map(|p| p.1)
+                .fold(f32::MAX, f32::min);
+            let y1 = upper
+                .iter()
+                .chain(&lower)
+                .map(|p| p.1)
+                .fold(f32::MIN, f32::max);
             let interp = |curve: &[Pt], x: f32| -> f32 {
                 for w in curve.windows(2) {
                     if (w[0].0..=w[1].0).contains(&x) {
-                        let t = if w[1].0 > w[0].0 { (x - w[0].0) / (w[1].0 - w[0].0) } else { 0.0 };
+                        let t = if w[1].0 > w[0].0 {
+                            (x - w[0].0) / (w[1].0 - w[0].0)
+                        } else {
+                            0.0
+                        };
                         return w[0].1 + t * (w[1].1 - w[0].1);
                     }
                 }
@@ -389,7 +453,16 @@ pub fn generate(seed: u64, index: u32) -> Result<DemoFace, image::ImageError> {
             });
             if ex.mouth_curve > 0.5 {
                 // Teeth along the upper lip.
-                cv.stroke(&bezier(Pt(left.0 + mw * 0.2, left.1 + 1.0), Pt(cx, ctrl.1 - open_h * 0.2), Pt(right.0 - mw * 0.2, right.1 + 1.0), 10), 2.2, [0.95, 0.95, 0.92]);
+                cv.stroke(
+                    &bezier(
+                        Pt(left.0 + mw * 0.2, left.1 + 1.0),
+                        Pt(cx, ctrl.1 - open_h * 0.2),
+                        Pt(right.0 - mw * 0.2, right.1 + 1.0),
+                        10,
+                    ),
+                    2.2,
+                    [0.95, 0.95, 0.92],
+                );
             }
             cv.stroke(&upper, 1.3, lip);
             cv.stroke(&lower, 1.3, lip);
@@ -408,7 +481,14 @@ pub fn generate(seed: u64, index: u32) -> Result<DemoFace, image::ImageError> {
                 (((x - c.0).powi(2) + (y - c.1).powi(2)).sqrt() - r).abs() - 0.8
             });
         }
-        cv.stroke(&[Pt(cx - eye_dx + eye_rx * 1.35, eye_y), Pt(cx + eye_dx - eye_rx * 1.35, eye_y)], 1.4, frame);
+        cv.stroke(
+            &[
+                Pt(cx - eye_dx + eye_rx * 1.35, eye_y),
+                Pt(cx + eye_dx - eye_rx * 1.35, eye_y),
+            ],
+            1.4,
+            frame,
+        );
     }
 
     // Lighting from a random side, then noise.
@@ -442,7 +522,11 @@ pub fn generate(seed: u64, index: u32) -> Result<DemoFace, image::ImageError> {
         });
         img.write_to(&mut Cursor::new(&mut png), ImageFormat::Png)?;
     }
-    Ok(DemoFace { emotion, png, grayscale })
+    Ok(DemoFace {
+        emotion,
+        png,
+        grayscale,
+    })
 }
 
 #[cfg(test)]
@@ -462,7 +546,9 @@ mod tests {
             assert_eq!(faces.iter().filter(|f| f.emotion == e).count(), 3);
         }
         for f in &faces {
-            let img = image::load_from_memory(&f.png).map(|i| (i.width(), i.height())).ok();
+            let img = image::load_from_memory(&f.png)
+                .map(|i| (i.width(), i.height()))
+                .ok();
             assert_eq!(img, Some((SIDE, SIDE)));
         }
     }

@@ -88,12 +88,16 @@ impl ErrorCode {
             ErrorCode::NotJoined => "Send hello before anything else.",
             ErrorCode::AlreadyJoined => "This connection has already joined.",
             ErrorCode::InvalidName => "That display name is not allowed.",
-            ErrorCode::InvalidToken => "The session token is invalid or expired; join again with a name.",
+            ErrorCode::InvalidToken => {
+                "The session token is invalid or expired; join again with a name."
+            }
             ErrorCode::RoundNotOffered => "That round is not open on this connection.",
             ErrorCode::RoundExpired => "The time for that round ran out.",
             ErrorCode::AlreadyAnswered => "That round was already answered.",
             ErrorCode::RateLimited => "Too many messages; slow down.",
-            ErrorCode::TryAgain => "The server could not save that right now; nothing was recorded. Try again.",
+            ErrorCode::TryAgain => {
+                "The server could not save that right now; nothing was recorded. Try again."
+            }
             ErrorCode::NotFound => "Not found.",
             ErrorCode::Unauthorized => "Sign-in required or credentials wrong.",
             ErrorCode::Internal => "Something went wrong on the server.",
@@ -108,7 +112,10 @@ mod tests {
     #[test]
     fn names_match_serde() {
         for c in ErrorCode::ALL {
-            assert_eq!(serde_json::to_value(c).ok(), Some(serde_json::Value::from(c.as_str())));
+            assert_eq!(
+                serde_json::to_value(c).ok(),
+                Some(serde_json::Value::from(c.as_str()))
+            );
         }
     }
 
@@ -116,7 +123,11 @@ mod tests {
     fn every_code_is_documented() {
         let doc = include_str!("../../docs/protocol.md");
         for c in ErrorCode::ALL {
-            assert!(doc.contains(&format!("`{}`", c.as_str())), "{} missing from docs/protocol.md", c.as_str());
+            assert!(
+                doc.contains(&format!("`{}`", c.as_str())),
+                "{} missing from docs/protocol.md",
+                c.as_str()
+            );
         }
     }
 }

@@ -44,20 +44,33 @@ fn error(status: actix_web::http::StatusCode, code: ErrorCode) -> HttpResponse {
 
 fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
     tracing::warn!(error = %e, "store unavailable");
-    error(actix_web::http::StatusCode::SERVICE_UNAVAILABLE, ErrorCode::TryAgain)
+    error(
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::TryAgain,
+    )
 }
 
-async fn play_socket(req: HttpRequest, stream: web::Payload, svc: web::Data<Services>) -> actix_web::Result<HttpResponse> {
+async fn play_socket(
+    req: HttpRequest,
+    stream: web::Payload,
+    svc: web::Data<Services>,
+) -> actix_web::Result<HttpResponse> {
     let max = svc.config.session.max_frame_bytes;
     let session = PlayerSession::new(svc.into_inner());
-    ws::WsResponseBuilder::new(session, &req, stream).frame_size(max).start()
+    ws::WsResponseBuilder::new(session, &req, stream)
+        .frame_size(max)
+        .start()
 }
 
 fn parse_image_id(raw: &str) -> Option<ImageId> {
     raw.strip_suffix(".png").unwrap_or(raw).parse().ok()
 }
 
-async fn image(req: HttpRequest, path: web::Path<String>, svc: web::Data<Services>) -> HttpResponse {
+async fn image(
+    req: HttpRequest,
+    path: web::Path<String>,
+    svc: web::Data<Services>,
+) -> HttpResponse {
     let Some(id) = parse_image_id(&path) else {
         return error(actix_web::http::StatusCode::NOT_FOUND, ErrorCode::NotFound);
     };
@@ -133,7 +146,7 @@ async fn leaderboard(q: web::Query<LeaderboardQuery>, svc: web::Data<Services>) 
             Some(p) => board.standing(p).await?,
             None => None,
         };
-        let players = board.len().await?;
+        let players = board.count().await?;
         Ok::<_, crate::store::StoreError>(serde_json::json!({
             "board": "all_time", "top": top, "you": you, "players": players
         }))
@@ -169,15 +182,23 @@ async fn login(body: web::Json<LoginRequest>, svc: web::Data<Services>) -> HttpR
     let verified = match account {
         Some(a) => {
             let hash = a.password_hash.clone();
-            let ok = web::block(move || verify_password(&password, &hash)).await.unwrap_or(false);
+            let ok = web::block(move || verify_password(&password, &hash))
+                .await
+                .unwrap_or(false);
             ok.then_some(a)
         }
         None => None,
     };
     let Some(account) = verified else {
-        return error(actix_web::http::StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized);
+        return error(
+            actix_web::http::StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+        );
     };
-    let expires = svc.clock.now().plus(svc.config.auth.token_ttl_hours.saturating_mul(3_600_000));
+    let expires = svc
+        .clock
+        .now()
+        .plus(svc.config.auth.token_ttl_hours.saturating_mul(3_600_000));
     let token = svc.tokens.issue(&Claims {
         player: account.player,
         role: account.role,
@@ -190,7 +211,9 @@ async fn login(body: web::Json<LoginRequest>, svc: web::Data<Services>) -> HttpR
 }
 
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type(ContentType::plaintext()).body("ok")
+    HttpResponse::Ok()
+        .content_type(ContentType::plaintext())
+        .body("ok")
 }
 
 async fn readyz(svc: web::Data<Services>) -> HttpResponse {
@@ -201,7 +224,11 @@ async fn readyz(svc: web::Data<Services>) -> HttpResponse {
             "ready": true, "images": images, "open_images": pool.open
         })),
         (store, pool) => {
-            tracing::warn!(store_ok = store.is_ok(), coordinator_ok = pool.is_ok(), "not ready");
+            tracing::warn!(
+                store_ok = store.is_ok(),
+                coordinator_ok = pool.is_ok(),
+                "not ready"
+            );
             HttpResponse::ServiceUnavailable().json(serde_json::json!({ "ready": false }))
         }
     }
@@ -218,7 +245,9 @@ const PLAY_JS: &str = include_str!("../../web-client/play.js");
 const STYLE: &str = include_str!("../../web-client/style.css");
 
 async fn index() -> HttpResponse {
-    HttpResponse::Ok().content_type(ContentType::html()).body(INDEX)
+    HttpResponse::Ok()
+        .content_type(ContentType::html())
+        .body(INDEX)
 }
 
 async fn static_file(path: web::Path<String>) -> HttpResponse {

@@ -21,20 +21,26 @@ pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 /// Largest accepted width or height in pixels.
 pub const MAX_SIDE: u32 = 4096;
 
+/// `(where, why)` for a skipped file or row.
+pub type Rejection = (String, String);
+
 /// What an import did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ImportReport {
     pub added: u64,
     pub duplicates: u64,
-    /// `(where, why)` for every skipped file or row.
-    pub rejected: Vec<(String, String)>,
+    /// Every skipped file or row.
+    pub rejected: Vec<Rejection>,
 }
 
 /// Errors that stop an import as a whole.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Format(String),
     #[error(transparent)]
@@ -108,8 +114,16 @@ async fn store(
     Ok(())
 }
 
+/// What [`scan_folder`] found.
+#[derive(Debug, Default)]
+pub struct FolderScan {
+    /// Files to import with their folder's emotion, in a stable order.
+    pub files: Vec<(PathBuf, Emotion)>,
+    pub rejected: Vec<Rejection>,
+}
+
 /// Files to import from a `<emotion>/<file>` folder, and rejections for unknown folders.
-pub fn scan_folder(root: &Path) -> Result<(Vec<(PathBuf, Emotion)>, Vec<(String, String)>), ImportError> {
+pub fn scan_folder(root: &Path) -> Result<FolderScan, ImportError> {
     let io = |path: &Path, source| ImportError::Io {
         path: path.display().to_string(),
         source,
@@ -124,12 +138,18 @@ pub fn scan_folder(root: &Path) -> Result<(Vec<(PathBuf, Emotion)>, Vec<(String,
     for dir in dirs {
         let path = dir.path();
         if !path.is_dir() {
-            rejected.push((path.display().to_string(), "not inside an <emotion>/ folder".into()));
+            rejected.push((
+                path.display().to_string(),
+                "not inside an <emotion>/ folder".into(),
+            ));
             continue;
         }
         let name = dir.file_name().to_string_lossy().to_string();
         let Ok(emotion) = name.parse::<Emotion>() else {
-            rejected.push((path.display().to_string(), format!("{name:?} is not an emotion")));
+            rejected.push((
+                path.display().to_string(),
+                format!("{name:?} is not an emotion"),
+            ));
             continue;
         };
         let mut entries: Vec<_> = std::fs::read_dir(&path)
@@ -141,7 +161,7 @@ pub fn scan_folder(root: &Path) -> Result<(Vec<(PathBuf, Emotion)>, Vec<(String,
         entries.sort();
         files.extend(entries.into_iter().map(|p| (p, emotion)));
     }
-    Ok((files, rejected))
+    Ok(FolderScan { files, rejected })
 }
 
 /// Imports an `<emotion>/<file>` folder. `progress` is called after each file.
@@ -150,7 +170,7 @@ pub async fn import_folder(
     images: &dyn ImageStore,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<ImportReport, ImportError> {
-    let (files, rejected) = scan_folder(root)?;
+    let FolderScan { files, rejected } = scan_folder(root)?;
     let mut report = ImportReport {
         rejected,
         ..ImportReport::default()
@@ -160,7 +180,10 @@ pub async fn import_folder(
         let where_ = path.display().to_string();
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if size > MAX_FILE_BYTES {
-            report.rejected.push((where_, format!("{size} bytes is over the {MAX_FILE_BYTES}-byte limit")));
+            report.rejected.push((
+                where_,
+                format!("{size} bytes is over the {MAX_FILE_BYTES}-byte limit"),
+            ));
         } else {
             match std::fs::read(&path) {
                 Ok(bytes) => match prepare(&bytes) {
@@ -176,10 +199,20 @@ pub async fn import_folder(
 }
 
 /// One FER2013 row turned into a 48×48 grayscale image, or why not.
-pub fn parse_fer_row(fields: &[&str], emotion_col: usize, pixels_col: usize) -> Result<(Emotion, GrayImage), String> {
-    let raw = fields.get(emotion_col).ok_or("missing emotion column")?.trim();
-    let idx: usize = raw.parse().map_err(|_| format!("emotion {raw:?} is not a number"))?;
-    let emotion = Emotion::from_fer2013_index(idx).ok_or_else(|| format!("emotion {idx} is outside 0–6"))?;
+pub fn parse_fer_row(
+    fields: &[&str],
+    emotion_col: usize,
+    pixels_col: usize,
+) -> Result<(Emotion, GrayImage), String> {
+    let raw = fields
+        .get(emotion_col)
+        .ok_or("missing emotion column")?
+        .trim();
+    let idx: usize = raw
+        .parse()
+        .map_err(|_| format!("emotion {raw:?} is not a number"))?;
+    let emotion =
+        Emotion::from_fer2013_index(idx).ok_or_else(|| format!("emotion {idx} is outside 0–6"))?;
     let pixels = fields.get(pixels_col).ok_or("missing pixels column")?;
     let mut buf = Vec::with_capacity(48 * 48);
     for p in pixels.split_ascii_whitespace() {
@@ -210,7 +243,10 @@ pub async fn import_fer_csv(
         .next()
         .ok_or_else(|| ImportError::Format("empty file".into()))?
         .map_err(io)?;
-    let cols: Vec<String> = header.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
+    let cols: Vec<String> = header
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
     let find = |name: &str| cols.iter().position(|c| c == name);
     let (Some(emotion_col), Some(pixels_col)) = (find("emotion"), find("pixels")) else {
         return Err(ImportError::Format(format!(
@@ -228,9 +264,10 @@ pub async fn import_fer_csv(
         }
         let fields: Vec<&str> = line.split(',').collect();
         if fields.len() != cols.len() {
-            report
-                .rejected
-                .push((format!("line {line_no}"), format!("{} fields; expected {}", fields.len(), cols.len())));
+            report.rejected.push((
+                format!("line {line_no}"),
+                format!("{} fields; expected {}", fields.len(), cols.len()),
+            ));
             continue;
         }
         match parse_fer_row(&fields, emotion_col, pixels_col) {
@@ -265,7 +302,8 @@ mod tests {
     #[test]
     fn fer_rows_are_validated_and_mapped() {
         let px = vec!["7"; 2304].join(" ");
-        let (e, img) = parse_fer_row(&["4", &px, "Training"], 0, 1).unwrap_or_else(|e| panic!("{e}"));
+        let (e, img) =
+            parse_fer_row(&["4", &px, "Training"], 0, 1).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(e, Emotion::Sad); // FER index 4 is sad, ours is 5
         assert_eq!(img.get_pixel(0, 0).0, [7]);
         assert!(parse_fer_row(&["7", &px], 0, 1).is_err());

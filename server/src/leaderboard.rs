@@ -84,7 +84,11 @@ impl Leaderboard for MemoryLeaderboard {
             .map(|(i, (score, _, player))| LeaderboardRow {
                 rank: i as u64 + 1,
                 player: *player,
-                name: inner.players.get(player).map(|p| p.1.clone()).unwrap_or_default(),
+                name: inner
+                    .players
+                    .get(player)
+                    .map(|p| p.1.clone())
+                    .unwrap_or_default(),
                 score: score.0,
             })
             .collect())
@@ -96,10 +100,13 @@ impl Leaderboard for MemoryLeaderboard {
             return Ok(None);
         };
         let rank = inner.order.range(..*key).count() as u64 + 1;
-        Ok(Some(OwnStanding { rank, score: key.0.0 }))
+        Ok(Some(OwnStanding {
+            rank,
+            score: key.0.0,
+        }))
     }
 
-    async fn len(&self) -> Result<u64, StoreError> {
+    async fn count(&self) -> Result<u64, StoreError> {
         Ok(self.lock()?.order.len() as u64)
     }
 }
@@ -126,15 +133,27 @@ mod tests {
     #[actix_rt::test]
     async fn ties_go_to_the_earlier_achiever_and_reapplying_is_harmless() {
         let b = MemoryLeaderboard::default();
-        b.apply(&[change(1, 10, 200), change(2, 10, 100), change(3, 30, 300)]).await.ok();
+        b.apply(&[change(1, 10, 200), change(2, 10, 100), change(3, 30, 300)])
+            .await
+            .ok();
         b.apply(&[change(1, 10, 200), change(1, 5, 50)]).await.ok();
         let top = b.top(10).await.unwrap_or_default();
         let order: Vec<u128> = top.iter().map(|r| r.player.0.as_u128()).collect();
         assert_eq!(order, vec![3, 2, 1]);
         assert_eq!(top[2].score, 10);
-        let s = b.standing(PlayerId(Uuid::from_u128(1))).await.ok().flatten();
+        let s = b
+            .standing(PlayerId(Uuid::from_u128(1)))
+            .await
+            .ok()
+            .flatten();
         assert_eq!(s, Some(OwnStanding { rank: 3, score: 10 }));
-        assert_eq!(b.standing(PlayerId(Uuid::from_u128(9))).await.ok().flatten(), None);
-        assert_eq!(b.len().await.ok(), Some(3));
+        assert_eq!(
+            b.standing(PlayerId(Uuid::from_u128(9)))
+                .await
+                .ok()
+                .flatten(),
+            None
+        );
+        assert_eq!(b.count().await.ok(), Some(3));
     }
 }

@@ -69,7 +69,8 @@ enum AdminCommand {
 }
 
 fn load_config(file: Option<&PathBuf>, overrides: &Overrides) -> anyhow::Result<Config> {
-    Config::load(file.map(PathBuf::as_path), std::env::vars(), overrides).context("loading configuration")
+    Config::load(file.map(PathBuf::as_path), std::env::vars(), overrides)
+        .context("loading configuration")
 }
 
 fn main() -> anyhow::Result<()> {
@@ -104,7 +105,12 @@ fn main() -> anyhow::Result<()> {
             let config = load_config(cli.config.as_ref(), &overrides)?;
             telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
             let role = if admin { Role::Admin } else { Role::Moderator };
-            actix_web::rt::System::new().block_on(create_moderator(config, username, display_name, role))
+            actix_web::rt::System::new().block_on(create_moderator(
+                config,
+                username,
+                display_name,
+                role,
+            ))
         }
     }
 }
@@ -112,14 +118,27 @@ fn main() -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let host = config.host.clone();
     let data = config.data_dir.display().to_string();
-    let app = Application::build(config).await.context("starting the server")?;
-    let shown_host = if host == "0.0.0.0" { "localhost" } else { host.as_str() };
-    println!("Emofy is running at http://{shown_host}:{}/  (data: {data}; Ctrl-C to stop)", app.port());
+    let app = Application::build(config)
+        .await
+        .context("starting the server")?;
+    let shown_host = if host == "0.0.0.0" {
+        "localhost"
+    } else {
+        host.as_str()
+    };
+    println!(
+        "Emofy is running at http://{shown_host}:{}/  (data: {data}; Ctrl-C to stop)",
+        app.port()
+    );
     app.run_until_stopped().await?;
     Ok(())
 }
 
-async fn run_import(config: Config, folder: Option<PathBuf>, fer_csv: Option<PathBuf>) -> anyhow::Result<()> {
+async fn run_import(
+    config: Config,
+    folder: Option<PathBuf>,
+    fer_csv: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let stores = app::open_embedded(&config)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -152,17 +171,28 @@ async fn run_import(config: Config, folder: Option<PathBuf>, fer_csv: Option<Pat
 }
 
 fn valid_username(u: &str) -> bool {
-    (3..=32).contains(&u.len()) && u.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+    (3..=32).contains(&u.len())
+        && u.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
 }
 
-async fn create_moderator(config: Config, username: String, display: Option<String>, role: Role) -> anyhow::Result<()> {
+async fn create_moderator(
+    config: Config,
+    username: String,
+    display: Option<String>,
+    role: Role,
+) -> anyhow::Result<()> {
     if !valid_username(&username) {
         bail!("username must be 3–32 characters of a-z, 0-9, '.', '_' or '-'");
     }
-    let name = DisplayName::parse(display.as_deref().unwrap_or(&username)).context("display name")?;
+    let name =
+        DisplayName::parse(display.as_deref().unwrap_or(&username)).context("display name")?;
     eprintln!("Password for {username} (first line of standard input; at least 12 characters):");
     let mut password = String::new();
-    std::io::stdin().lock().read_line(&mut password).context("reading the password")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("reading the password")?;
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
     if password.chars().count() < 12 {
         bail!("the password must be at least 12 characters");
@@ -185,6 +215,9 @@ async fn create_moderator(config: Config, username: String, display: Option<Stri
         .await
         .with_context(|| format!("creating account {username:?} (does it exist already?)"))?;
     stores.rounds.flush().await?;
-    println!("created {} account {username} (player {player})", role.as_str());
+    println!(
+        "created {} account {username} (player {player})",
+        role.as_str()
+    );
     Ok(())
 }

@@ -57,13 +57,33 @@ impl Metrics {
             dropped_messages: Counter::default(),
             answer_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
         };
-        registry.register("ws_connections", "WebSocket connections accepted", m.connections_total.clone());
-        registry.register("sessions_active", "Open player sessions", m.sessions_active.clone());
+        registry.register(
+            "ws_connections",
+            "WebSocket connections accepted",
+            m.connections_total.clone(),
+        );
+        registry.register(
+            "sessions_active",
+            "Open player sessions",
+            m.sessions_active.clone(),
+        );
         registry.register("rounds_offered", "Rounds offered", m.rounds_offered.clone());
-        registry.register("rounds_timed_out", "Rounds that ran out of time", m.rounds_timed_out.clone());
+        registry.register(
+            "rounds_timed_out",
+            "Rounds that ran out of time",
+            m.rounds_timed_out.clone(),
+        );
         registry.register("answers", "Answers by outcome", m.answers.clone());
-        registry.register("images_closed", "Images retired or disputed", m.images_closed.clone());
-        registry.register("client_errors", "Error frames sent to clients, by code", m.client_errors.clone());
+        registry.register(
+            "images_closed",
+            "Images retired or disputed",
+            m.images_closed.clone(),
+        );
+        registry.register(
+            "client_errors",
+            "Error frames sent to clients, by code",
+            m.client_errors.clone(),
+        );
         registry.register(
             "dropped_messages",
             "Messages dropped because a session's mailbox was full",
@@ -82,12 +102,20 @@ impl Metrics {
 
     /// Counts an error frame.
     pub fn client_error(&self, code: &str) {
-        self.client_errors.get_or_create(&CodeLabel { code: code.to_owned() }).inc();
+        self.client_errors
+            .get_or_create(&CodeLabel {
+                code: code.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts an answer outcome.
     pub fn answer(&self, outcome: &str) {
-        self.answers.get_or_create(&OutcomeLabel { outcome: outcome.to_owned() }).inc();
+        self.answers
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// Prometheus text exposition.

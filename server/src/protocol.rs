@@ -48,10 +48,13 @@ impl ClientMessage {
             code: ErrorCode::BadJson,
             detail: e.to_string(),
         })?;
-        let ty = value.get("type").and_then(|t| t.as_str()).ok_or_else(|| ParseError {
-            code: ErrorCode::InvalidMessage,
-            detail: "missing string field `type`".into(),
-        })?;
+        let ty = value
+            .get("type")
+            .and_then(|t| t.as_str())
+            .ok_or_else(|| ParseError {
+                code: ErrorCode::InvalidMessage,
+                detail: "missing string field `type`".into(),
+            })?;
         if !CLIENT_TYPES.contains(&ty) {
             return Err(ParseError {
                 code: ErrorCode::UnknownType,
@@ -200,21 +203,29 @@ impl ServerMessage {
             Some(d) if !d.is_empty() => format!("{} ({})", code.message(), d),
             _ => code.message().to_owned(),
         };
-        ServerMessage::Error { code, message, round }
+        ServerMessage::Error {
+            code,
+            message,
+            round,
+        }
     }
 
     /// The JSON text of this message.
     pub fn to_json(&self) -> String {
         // Serialising these plain structs cannot fail; fall back to a fixed internal error.
-        serde_json::to_string(self)
-            .unwrap_or_else(|_| r#"{"type":"error","code":"internal","message":"internal error"}"#.to_owned())
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"type":"error","code":"internal","message":"internal error"}"#.to_owned()
+        })
     }
 }
 
 /// The prompt shown with a round.
 pub fn prompt_for(suggestion: Option<&Suggestion>) -> String {
     match suggestion {
-        Some(s) => format!("The predicted emotion is {}. Select the correct one!", s.emotion),
+        Some(s) => format!(
+            "The predicted emotion is {}. Select the correct one!",
+            s.emotion
+        ),
         None => "The model has no guess for this face yet. Select the correct emotion!".to_owned(),
     }
 }
@@ -225,29 +236,47 @@ mod tests {
 
     #[test]
     fn parse_distinguishes_error_kinds() {
-        assert_eq!(ClientMessage::parse("{nope").map_err(|e| e.code), Err(ErrorCode::BadJson));
+        assert_eq!(
+            ClientMessage::parse("{nope").map_err(|e| e.code),
+            Err(ErrorCode::BadJson)
+        );
         assert_eq!(
             ClientMessage::parse(r#"{"type":"dance"}"#).map_err(|e| e.code),
             Err(ErrorCode::UnknownType)
         );
         assert_eq!(
-            ClientMessage::parse(r#"{"type":"answer","round":"x","emotion":"happy"}"#).map_err(|e| e.code),
+            ClientMessage::parse(r#"{"type":"answer","round":"x","emotion":"happy"}"#)
+                .map_err(|e| e.code),
             Err(ErrorCode::InvalidMessage)
         );
         assert_eq!(
             ClientMessage::parse(r#"{"type":"hello","v":1,"name":{"$gt":""}}"#).map_err(|e| e.code),
             Err(ErrorCode::InvalidMessage)
         );
-        assert_eq!(ClientMessage::parse(r#"{"type":"next"}"#), Ok(ClientMessage::Next));
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"next"}"#),
+            Ok(ClientMessage::Next)
+        );
         assert_eq!(
             ClientMessage::parse(r#"{"type":"hello","v":1,"name":"Ann"}"#),
-            Ok(ClientMessage::Hello { v: 1, name: Some("Ann".into()), token: None })
+            Ok(ClientMessage::Hello {
+                v: 1,
+                name: Some("Ann".into()),
+                token: None
+            })
         );
     }
 
     #[test]
     fn prompt_matches_the_prototype_wording() {
-        let s = Suggestion { emotion: Emotion::Happy, confidence: 0.9, model: "m".into() };
-        assert_eq!(prompt_for(Some(&s)), "The predicted emotion is happy. Select the correct one!");
+        let s = Suggestion {
+            emotion: Emotion::Happy,
+            confidence: 0.9,
+            model: "m".into(),
+        };
+        assert_eq!(
+            prompt_for(Some(&s)),
+            "The predicted emotion is happy. Select the correct one!"
+        );
     }
 }

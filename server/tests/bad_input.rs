@@ -25,10 +25,22 @@ async fn hello_errors() {
     let mut ws = Bot::connect(&app.ws()).await;
     let cases = [
         (json!({"type": "next"}), "not_joined"),
-        (json!({"type": "hello", "v": 2, "name": "Ann"}), "unsupported_version"),
-        (json!({"type": "hello", "v": 1, "name": "<img src=x onerror=alert(1)>"}), "invalid_name"),
-        (json!({"type": "hello", "v": 1, "name": {"$gt": ""}}), "invalid_message"),
-        (json!({"type": "hello", "v": 1, "token": "v1.abc.def"}), "invalid_token"),
+        (
+            json!({"type": "hello", "v": 2, "name": "Ann"}),
+            "unsupported_version",
+        ),
+        (
+            json!({"type": "hello", "v": 1, "name": "<img src=x onerror=alert(1)>"}),
+            "invalid_name",
+        ),
+        (
+            json!({"type": "hello", "v": 1, "name": {"$gt": ""}}),
+            "invalid_message",
+        ),
+        (
+            json!({"type": "hello", "v": 1, "token": "v1.abc.def"}),
+            "invalid_token",
+        ),
         (json!({"type": "hello", "v": 1}), "invalid_message"),
     ];
     for (msg, code) in cases {
@@ -56,35 +68,43 @@ async fn bad_frames_and_answers() {
     let app = spawn_app(config).await;
     let mut bot = Bot::join(&app.ws(), "Tester").await;
 
-    bot.ws.send(Message::text("this is not json")).await.unwrap();
+    bot.ws
+        .send(Message::text("this is not json"))
+        .await
+        .unwrap();
     expect_error(&mut bot, "bad_json").await;
     bot.send(json!({"type": "dance"})).await;
     expect_error(&mut bot, "unknown_type").await;
-    bot.send(json!({"type": "answer", "round": "nope", "emotion": "happy"})).await;
+    bot.send(json!({"type": "answer", "round": "nope", "emotion": "happy"}))
+        .await;
     expect_error(&mut bot, "invalid_message").await;
     bot.ws.send(Message::binary(vec![1u8, 2, 3])).await.unwrap();
     expect_error(&mut bot, "binary_not_supported").await;
 
     // An answer for a round never offered.
-    bot.send(json!({"type": "answer", "round": uuid::Uuid::new_v4(), "emotion": "happy"})).await;
+    bot.send(json!({"type": "answer", "round": uuid::Uuid::new_v4(), "emotion": "happy"}))
+        .await;
     let v = expect_error(&mut bot, "round_not_offered").await;
     assert!(v["round"].is_string());
 
     // An invalid emotion for a real round.
     let round = bot.next_round().await.unwrap();
-    bot.send(json!({"type": "answer", "round": round["round"], "emotion": "contempt"})).await;
+    bot.send(json!({"type": "answer", "round": round["round"], "emotion": "contempt"}))
+        .await;
     expect_error(&mut bot, "invalid_message").await;
     // The round is still open: answer it, then answer again.
     let result = bot.answer(&round, "happy").await;
     assert_eq!(result["round"], round["round"]);
-    bot.send(json!({"type": "answer", "round": round["round"], "emotion": "sad"})).await;
+    bot.send(json!({"type": "answer", "round": round["round"], "emotion": "sad"}))
+        .await;
     expect_error(&mut bot, "already_answered").await;
 
     // An answer after the deadline: the server times the round out first.
     let late = bot.next_round().await.unwrap();
     let timeout = bot.recv_type("round_timeout").await;
     assert_eq!(timeout["round"], late["round"]);
-    bot.send(json!({"type": "answer", "round": late["round"], "emotion": "happy"})).await;
+    bot.send(json!({"type": "answer", "round": late["round"], "emotion": "happy"}))
+        .await;
     expect_error(&mut bot, "round_expired").await;
 
     // Only the one accepted answer became a label.
@@ -95,7 +115,10 @@ async fn bad_frames_and_answers() {
     assert!(bot.next_round().await.is_some());
 
     // An oversized frame: error, then the connection is closed with a goodbye.
-    bot.ws.send(Message::text("x".repeat(10_000))).await.unwrap();
+    bot.ws
+        .send(Message::text("x".repeat(10_000)))
+        .await
+        .unwrap();
     expect_error(&mut bot, "frame_too_large").await;
     let bye = bot.recv().await;
     assert_eq!(bye["type"], "bye");
@@ -113,7 +136,10 @@ async fn flood_is_rate_limited_then_recovers() {
     let app = spawn_app(config).await;
     let mut bot = Bot::join(&app.ws(), "Flooder").await;
     for _ in 0..40 {
-        bot.ws.send(Message::text(r#"{"type":"leaderboard"}"#)).await.unwrap();
+        bot.ws
+            .send(Message::text(r#"{"type":"leaderboard"}"#))
+            .await
+            .unwrap();
     }
     let mut boards = 0;
     let mut limited = 0;
@@ -128,9 +154,15 @@ async fn flood_is_rate_limited_then_recovers() {
     }
     assert_eq!(limited, 1, "one notice per second, not one per message");
     // The welcome's board, plus the burst allowance left after `hello` (4), plus a token or two refilled meanwhile.
-    assert!((1 + 4..=1 + 6).contains(&boards), "boards answered: {boards}");
+    assert!(
+        (1 + 4..=1 + 6).contains(&boards),
+        "boards answered: {boards}"
+    );
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(bot.next_round().await.is_some(), "the session works again once the flood stops");
+    assert!(
+        bot.next_round().await.is_some(),
+        "the session works again once the flood stops"
+    );
     app.stop().await;
 }
 
@@ -144,7 +176,12 @@ async fn a_persistent_flood_is_disconnected() {
     let app = spawn_app(config).await;
     let mut bot = Bot::join(&app.ws(), "Flooder").await;
     for _ in 0..40 {
-        if bot.ws.send(Message::text(r#"{"type":"leaderboard"}"#)).await.is_err() {
+        if bot
+            .ws
+            .send(Message::text(r#"{"type":"leaderboard"}"#))
+            .await
+            .is_err()
+        {
             break;
         }
     }

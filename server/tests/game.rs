@@ -12,7 +12,7 @@ use serde_json::Value;
 /// All bots agree on images whose hash starts with an even digit; otherwise each bot names a different emotion.
 fn choose(bot: usize, image: &str) -> Emotion {
     let first = u8::from_str_radix(&image[..1], 16).unwrap();
-    if first % 2 == 0 {
+    if first.is_multiple_of(2) {
         Emotion::ALL[usize::from(first) % 7]
     } else {
         Emotion::ALL[bot]
@@ -20,7 +20,9 @@ fn choose(bot: usize, image: &str) -> Emotion {
 }
 
 fn agreed(image: &str) -> bool {
-    u8::from_str_radix(&image[..1], 16).unwrap() % 2 == 0
+    u8::from_str_radix(&image[..1], 16)
+        .unwrap()
+        .is_multiple_of(2)
 }
 
 #[actix_rt::test]
@@ -88,7 +90,10 @@ async fn three_bots_play_retire_dispute_resume_and_restart() {
     assert!(rounds >= 30);
     assert!(answers.values().all(|v| v.len() == 3));
     let retired = answers.keys().filter(|k| agreed(k)).count() as u64;
-    assert!(retired > 0 && retired < 14, "the pool has both kinds of image");
+    assert!(
+        retired > 0 && retired < 14,
+        "the pool has both kinds of image"
+    );
 
     // Every image was offered to each bot at most once and a retired one is never offered again.
     let stats = get_json(&app.http("/api/stats")).await;
@@ -117,8 +122,14 @@ async fn three_bots_play_retire_dispute_resume_and_restart() {
         let top = board["top"].as_array().unwrap();
         assert_eq!(top.len(), 3);
         let scores: Vec<u64> = top.iter().map(|r| r["score"].as_u64().unwrap()).collect();
-        assert!(scores.windows(2).all(|w| w[0] >= w[1]), "sorted: {scores:?}");
-        let row = top.iter().find(|r| r["player"] == bot.player.as_str()).unwrap();
+        assert!(
+            scores.windows(2).all(|w| w[0] >= w[1]),
+            "sorted: {scores:?}"
+        );
+        let row = top
+            .iter()
+            .find(|r| r["player"] == bot.player.as_str())
+            .unwrap();
         assert_eq!(row["score"], bot.score);
         assert_eq!(row["rank"], me["rank"]);
     }
@@ -126,7 +137,8 @@ async fn three_bots_play_retire_dispute_resume_and_restart() {
     assert_eq!(http_board["players"], 3);
 
     // Reconnect with the token: same player, same score.
-    let (ada_token, ada_id, ada_score) = (bots[0].token.clone(), bots[0].player.clone(), bots[0].score);
+    let (ada_token, ada_id, ada_score) =
+        (bots[0].token.clone(), bots[0].player.clone(), bots[0].score);
     drop(bots);
     let (again, welcome) = Bot::resume(&app.ws(), &ada_token).await;
     assert_eq!(welcome["resumed"], true);

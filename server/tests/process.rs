@@ -25,7 +25,15 @@ impl Drop for Server {
 
 fn start(data: &std::path::Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_emofy"))
-        .args(["serve", "--port", "0", "--demo-images", "14", "--log-filter", "warn"])
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--demo-images",
+            "14",
+            "--log-filter",
+            "warn",
+        ])
         .arg("--data-dir")
         .arg(data)
         .env("EMOFY_WORKERS", "1")
@@ -53,7 +61,10 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
         if let Some(status) = child.try_wait().unwrap() {
             return status;
         }
-        assert!(std::time::Instant::now() < until, "process did not exit in time");
+        assert!(
+            std::time::Instant::now() < until,
+            "process did not exit in time"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -70,7 +81,10 @@ async fn sigterm_tells_sessions_and_flushes() {
     assert_eq!(result["type"], "result");
     let open = b.next_round().await.unwrap();
 
-    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     for bot in [&mut a, &mut b] {
         let bye = bot.recv_type("bye").await;
@@ -84,7 +98,11 @@ async fn sigterm_tells_sessions_and_flushes() {
     let stats = get_json(&format!("http://127.0.0.1:{}/api/stats", server.port)).await;
     assert_eq!(stats["labels"], 1);
     assert_eq!(stats["rounds"], 2);
-    let (mut b2, _) = Bot::resume(&ws.replace(&server_port(&ws), &server.port.to_string()), &b.token).await;
+    let (mut b2, _) = Bot::resume(
+        &ws.replace(&server_port(&ws), &server.port.to_string()),
+        &b.token,
+    )
+    .await;
     // Ben was offered `open` before: never offered again.
     while let Some(r) = b2.next_round().await {
         assert_ne!(r["image"]["id"], open["image"]["id"]);
@@ -93,28 +111,55 @@ async fn sigterm_tells_sessions_and_flushes() {
 }
 
 fn server_port(ws: &str) -> String {
-    ws.split(':').nth(2).unwrap().split('/').next().unwrap().to_owned()
+    ws.split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
 async fn admin_creates_a_moderator_who_can_sign_in() {
     let dir = tempfile::tempdir().unwrap();
     let mut admin = Command::new(env!("CARGO_BIN_EXE_emofy"))
-        .args(["admin", "create-moderator", "--username", "mod.one", "--data-dir"])
+        .args([
+            "admin",
+            "create-moderator",
+            "--username",
+            "mod.one",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    admin.stdin.take().unwrap().write_all(b"a long enough secret\n").unwrap();
+    admin
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"a long enough secret\n")
+        .unwrap();
     let out = admin.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("created moderator account mod.one"));
 
     // A short password and a duplicate username are refused.
     let mut again = Command::new(env!("CARGO_BIN_EXE_emofy"))
-        .args(["admin", "create-moderator", "--username", "mod.two", "--data-dir"])
+        .args([
+            "admin",
+            "create-moderator",
+            "--username",
+            "mod.two",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -127,7 +172,8 @@ async fn admin_creates_a_moderator_who_can_sign_in() {
     let server = start(dir.path());
     let base = format!("http://127.0.0.1:{}", server.port);
     let ok = json!({"username": "mod.one", "password": "a long enough secret"}).to_string();
-    let (status, _, body) = http_request("POST", &format!("{base}/api/login"), &[], Some(&ok)).await;
+    let (status, _, body) =
+        http_request("POST", &format!("{base}/api/login"), &[], Some(&ok)).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["role"], "moderator");
@@ -136,14 +182,21 @@ async fn admin_creates_a_moderator_who_can_sign_in() {
         json!({"username": "mod.one", "password": "wrong password!"}),
         json!({"username": "nobody", "password": "a long enough secret"}),
     ] {
-        let (status, _, body) = http_request("POST", &format!("{base}/api/login"), &[], Some(&bad.to_string())).await;
+        let (status, _, body) = http_request(
+            "POST",
+            &format!("{base}/api/login"),
+            &[],
+            Some(&bad.to_string()),
+        )
+        .await;
         assert_eq!(status, 401);
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["code"], "unauthorized");
     }
     // Operator-style values never become query operators.
     let injection = json!({"username": {"$gt": ""}, "password": {"$gt": ""}}).to_string();
-    let (status, _, _) = http_request("POST", &format!("{base}/api/login"), &[], Some(&injection)).await;
+    let (status, _, _) =
+        http_request("POST", &format!("{base}/api/login"), &[], Some(&injection)).await;
     assert_eq!(status, 400);
 }
 
@@ -151,7 +204,10 @@ async fn admin_creates_a_moderator_who_can_sign_in() {
 async fn http_endpoints() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app(test_config(dir.path())).await;
-    assert_eq!(http_get(&app.http("/healthz")).await, (200, "ok".to_owned()));
+    assert_eq!(
+        http_get(&app.http("/healthz")).await,
+        (200, "ok".to_owned())
+    );
     let ready = get_json(&app.http("/readyz")).await;
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["open_images"], 14);
@@ -168,7 +224,10 @@ async fn http_endpoints() {
     assert_eq!(status, 200);
     let head = head.to_ascii_lowercase();
     assert!(head.contains("content-type: image/png"), "{head}");
-    assert!(head.contains("cache-control: public, max-age=31536000, immutable"), "{head}");
+    assert!(
+        head.contains("cache-control: public, max-age=31536000, immutable"),
+        "{head}"
+    );
     let id = round["image"]["id"].as_str().unwrap();
     assert!(head.contains(&format!("etag: \"{id}\"")), "{head}");
     assert!(body.starts_with(b"\x89PNG"));
@@ -182,12 +241,26 @@ async fn http_endpoints() {
     let (status, body) = http_get(&app.http(&format!("/images/{}", "0".repeat(64)))).await;
     assert_eq!(status, 404);
     assert!(body.contains("not_found"));
-    assert_eq!(http_get(&app.http("/images/..%2f..%2fetc%2fpasswd")).await.0, 404);
+    assert_eq!(
+        http_get(&app.http("/images/..%2f..%2fetc%2fpasswd"))
+            .await
+            .0,
+        404
+    );
 
     bot.answer(&round, "neutral").await;
     let metrics = http_get(&app.http("/metrics")).await.1;
-    assert!(metrics.contains("emofy_ws_connections_total 1"), "{metrics}");
-    assert!(metrics.contains("emofy_rounds_offered_total 1"), "{metrics}");
-    assert!(metrics.contains("emofy_answers_total{outcome=\"accepted\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("emofy_ws_connections_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("emofy_rounds_offered_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("emofy_answers_total{outcome=\"accepted\"} 1"),
+        "{metrics}"
+    );
     app.stop().await;
 }

@@ -22,7 +22,11 @@ use crate::store::{ImageStore, ScoreChange, StoreError};
 #[rtype(result = "()")]
 pub enum SessionPush {
     /// The player's score changed because of someone else's answer.
-    ScoreChanged { score: u64, delta: u32, reason: String },
+    ScoreChanged {
+        score: u64,
+        delta: u32,
+        reason: String,
+    },
     /// The server is shutting down.
     ServerShutdown,
 }
@@ -173,9 +177,9 @@ impl Handler<PickImage> for Coordinator {
     fn handle(&mut self, m: PickImage, _: &mut Context<Self>) -> Option<ImageId> {
         let pick = self.rng.next_u64();
         let connected = self.players.get_mut(&m.player)?;
-        let image = self
-            .pool
-            .select(m.player, |i| connected.seen.contains(i), self.spread, pick)?;
+        let image =
+            self.pool
+                .select(m.player, |i| connected.seen.contains(i), self.spread, pick)?;
         connected.seen.insert(image);
         Some(image)
     }

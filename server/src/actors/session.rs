@@ -22,17 +22,21 @@ use std::time::Duration;
 use actix::prelude::*;
 use actix_web_actors::ws;
 use emofy_game::{
-    DisplayName, Emotion, ImageStatus, Millis, PlayerId, PlayerTally, Role, Round, RoundError, RoundId,
+    DisplayName, Emotion, ImageStatus, Millis, PlayerId, PlayerTally, Role, Round, RoundError,
+    RoundId,
 };
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::actors::coordinator::{ImageTallied, PickImage, ScoresChanged, SessionJoined, SessionLeft, SessionPush};
+use crate::actors::coordinator::{
+    ImageTallied, PickImage, ScoresChanged, SessionJoined, SessionLeft, SessionPush,
+};
 use crate::app::Services;
 use crate::auth::Claims;
 use crate::error::ErrorCode;
 use crate::protocol::{
-    ClientMessage, ImageProgress, ImageRef, PROTOCOL_VERSION, PlayerView, PointsView, ServerMessage, prompt_for,
+    ClientMessage, ImageProgress, ImageRef, PROTOCOL_VERSION, PlayerView, PointsView,
+    ServerMessage, prompt_for,
 };
 use crate::store::{AnswerOutcome, AnswerRecord, OfferRecord, PlayerRecord, StoreError};
 
@@ -131,8 +135,19 @@ impl PlayerSession {
         ctx.text(msg.to_json());
     }
 
-    fn error(&self, ctx: &mut ws::WebsocketContext<Self>, code: ErrorCode, detail: Option<&str>, round: Option<RoundId>) {
-        tracing::debug!(session = self.id, code = code.as_str(), detail, "client error");
+    fn error(
+        &self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        code: ErrorCode,
+        detail: Option<&str>,
+        round: Option<RoundId>,
+    ) {
+        tracing::debug!(
+            session = self.id,
+            code = code.as_str(),
+            detail,
+            "client error"
+        );
         self.send(ctx, &ServerMessage::error(code, detail, round));
     }
 
@@ -141,7 +156,12 @@ impl PlayerSession {
             return;
         }
         self.closing = true;
-        self.send(ctx, &ServerMessage::Bye { reason: reason.to_owned() });
+        self.send(
+            ctx,
+            &ServerMessage::Bye {
+                reason: reason.to_owned(),
+            },
+        );
         ctx.close(Some(ws::CloseReason {
             code,
             description: Some(reason.to_owned()),
@@ -161,11 +181,15 @@ impl PlayerSession {
             ctx.stop();
             return;
         }
-        if self.joined.is_none() && self.started.elapsed() > Duration::from_secs(s.hello_timeout_secs) {
+        if self.joined.is_none()
+            && self.started.elapsed() > Duration::from_secs(s.hello_timeout_secs)
+        {
             self.close(ctx, "hello_timeout", ws::CloseCode::Policy);
             return;
         }
-        if self.joined.is_some() && self.last_game_message.elapsed() > Duration::from_secs(s.idle_timeout_secs) {
+        if self.joined.is_some()
+            && self.last_game_message.elapsed() > Duration::from_secs(s.idle_timeout_secs)
+        {
             self.close(ctx, "idle", ws::CloseCode::Normal);
             return;
         }
@@ -182,17 +206,30 @@ impl PlayerSession {
         match msg {
             ClientMessage::Hello { v, name, token } => self.on_hello(v, name, token, ctx),
             ClientMessage::Next => self.on_next(ctx),
-            ClientMessage::Answer { round, emotion } => self.on_answer(round, emotion, received, ctx),
+            ClientMessage::Answer { round, emotion } => {
+                self.on_answer(round, emotion, received, ctx)
+            }
             ClientMessage::Leaderboard => self.send_leaderboard(ctx),
         }
     }
 
-    fn on_hello(&mut self, v: u32, name: Option<String>, token: Option<String>, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_hello(
+        &mut self,
+        v: u32,
+        name: Option<String>,
+        token: Option<String>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         if self.joined.is_some() {
             return self.error(ctx, ErrorCode::AlreadyJoined, None, None);
         }
         if v != PROTOCOL_VERSION {
-            return self.error(ctx, ErrorCode::UnsupportedVersion, Some(&format!("this server speaks v{PROTOCOL_VERSION}")), None);
+            return self.error(
+                ctx,
+                ErrorCode::UnsupportedVersion,
+                Some(&format!("this server speaks v{PROTOCOL_VERSION}")),
+                None,
+            );
         }
         let svc = self.svc.clone();
         let now = self.now();
@@ -206,7 +243,9 @@ impl PlayerSession {
                 (Some(token), _) => match svc.tokens.verify(&token, now) {
                     Ok(claims) => match svc.players.player(claims.player).await {
                         Ok(Some(p)) => (p, true),
-                        Ok(None) => return Join::Refused(ErrorCode::InvalidToken, "unknown player".into()),
+                        Ok(None) => {
+                            return Join::Refused(ErrorCode::InvalidToken, "unknown player".into());
+                        }
                         Err(e) => return Join::Failed(e),
                     },
                     Err(e) => return Join::Refused(ErrorCode::InvalidToken, e.to_string()),
@@ -215,7 +254,12 @@ impl PlayerSession {
                     Ok(name) => {
                         match svc
                             .players
-                            .create_player(PlayerId(Uuid::new_v4()), name.as_str(), Role::Player, now)
+                            .create_player(
+                                PlayerId(Uuid::new_v4()),
+                                name.as_str(),
+                                Role::Player,
+                                now,
+                            )
                             .await
                         {
                             Ok(p) => (p, false),
@@ -225,7 +269,10 @@ impl PlayerSession {
                     Err(e) => return Join::Refused(ErrorCode::InvalidName, e.to_string()),
                 },
                 (None, None) => {
-                    return Join::Refused(ErrorCode::InvalidMessage, "hello needs a name or a token".into());
+                    return Join::Refused(
+                        ErrorCode::InvalidMessage,
+                        "hello needs a name or a token".into(),
+                    );
                 }
             };
             match svc.rounds.seen_images(player.id).await {
@@ -243,8 +290,19 @@ impl PlayerSession {
         }));
     }
 
-    fn on_joined(&mut self, p: PlayerRecord, resumed: bool, seen: Vec<emofy_game::ImageId>, ctx: &mut ws::WebsocketContext<Self>) {
-        let ttl = self.svc.config.auth.token_ttl_hours.saturating_mul(3_600_000);
+    fn on_joined(
+        &mut self,
+        p: PlayerRecord,
+        resumed: bool,
+        seen: Vec<emofy_game::ImageId>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let ttl = self
+            .svc
+            .config
+            .auth
+            .token_ttl_hours
+            .saturating_mul(3_600_000);
         let expires = self.now().plus(ttl);
         let token = self.svc.tokens.issue(&Claims {
             player: p.id,
@@ -363,13 +421,20 @@ impl PlayerSession {
         }));
     }
 
-    fn start_round(&mut self, round: Round, shown: Option<crate::protocol::Suggestion>, ctx: &mut ws::WebsocketContext<Self>) {
+    fn start_round(
+        &mut self,
+        round: Round,
+        shown: Option<crate::protocol::Suggestion>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         if self.closing {
             return;
         }
         let limit = round.deadline.since(round.offered_at);
         // Fire just after the deadline: answers exactly at the deadline still count.
-        let timer = ctx.run_later(Duration::from_millis(limit + 5), |act, ctx| act.on_round_timer(ctx));
+        let timer = ctx.run_later(Duration::from_millis(limit + 5), |act, ctx| {
+            act.on_round_timer(ctx)
+        });
         self.svc.metrics.rounds_offered.inc();
         tracing::debug!(session = self.id, round = %round.id, image = %round.image, "round offered");
         self.send(
@@ -414,7 +479,13 @@ impl PlayerSession {
         }
     }
 
-    fn on_answer(&mut self, round_id: RoundId, emotion: Emotion, received: Instant, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_answer(
+        &mut self,
+        round_id: RoundId,
+        emotion: Emotion,
+        received: Instant,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
         let Some(joined) = &self.joined else {
             return self.error(ctx, ErrorCode::NotJoined, None, None);
         };
@@ -465,7 +536,10 @@ impl PlayerSession {
             }
             Ok::<AnswerOutcome, StoreError>(outcome)
         };
-        ctx.wait(fut.into_actor(self).map(move |res, act, ctx| act.on_answer_stored(before, emotion, res, ctx)));
+        ctx.wait(
+            fut.into_actor(self)
+                .map(move |res, act, ctx| act.on_answer_stored(before, emotion, res, ctx)),
+        );
     }
 
     fn on_answer_stored(
@@ -494,13 +568,19 @@ impl PlayerSession {
                     .map(|c| c.delta)
                     .sum();
                 let closed = match outcome.status {
-                    ImageStatus::Retired { .. } | ImageStatus::Disputed => outcome.transition != emofy_game::Transition::None,
+                    ImageStatus::Retired { .. } | ImageStatus::Disputed => {
+                        outcome.transition != emofy_game::Transition::None
+                    }
                     _ => false,
                 };
                 if closed {
-                    self.svc.metrics.images_closed.get_or_create(&crate::metrics::OutcomeLabel {
-                        outcome: outcome.status.name().to_owned(),
-                    }).inc();
+                    self.svc
+                        .metrics
+                        .images_closed
+                        .get_or_create(&crate::metrics::OutcomeLabel {
+                            outcome: outcome.status.name().to_owned(),
+                        })
+                        .inc();
                 }
                 self.svc.metrics.answer("accepted");
                 self.svc.coordinator.do_send(ImageTallied {
@@ -541,7 +621,10 @@ impl PlayerSession {
                 tracing::debug!(session = self.id, round = %round_id, image = %before.image, points = outcome.award.points, "answer recorded");
                 self.send(ctx, &msg);
                 if let Some(t) = received {
-                    self.svc.metrics.answer_seconds.observe(t.elapsed().as_secs_f64());
+                    self.svc
+                        .metrics
+                        .answer_seconds
+                        .observe(t.elapsed().as_secs_f64());
                 }
                 self.send_leaderboard(ctx);
             }
@@ -576,7 +659,7 @@ impl PlayerSession {
                 Some(p) => board.standing(p).await?,
                 None => None,
             };
-            let players = board.len().await?;
+            let players = board.count().await?;
             Ok::<_, StoreError>(ServerMessage::Leaderboard {
                 board: "all_time".into(),
                 top,
@@ -604,7 +687,9 @@ impl PlayerSession {
             return true;
         }
         // One notice per second at most, so the limiter does not amplify a flood.
-        let notify = self.last_limit_notice.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        let notify = self
+            .last_limit_notice
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
         if notify {
             self.last_limit_notice = Some(Instant::now());
             self.error(ctx, ErrorCode::RateLimited, None, None);
@@ -642,13 +727,26 @@ impl Handler<SessionPush> for PlayerSession {
 
     fn handle(&mut self, msg: SessionPush, ctx: &mut Self::Context) {
         match msg {
-            SessionPush::ScoreChanged { score, delta, reason } => {
+            SessionPush::ScoreChanged {
+                score,
+                delta,
+                reason,
+            } => {
                 if let Some(j) = self.joined.as_mut() {
                     j.tally.score = j.tally.score.max(score);
                 }
-                self.send(ctx, &ServerMessage::Score { score, delta, reason });
+                self.send(
+                    ctx,
+                    &ServerMessage::Score {
+                        score,
+                        delta,
+                        reason,
+                    },
+                );
             }
-            SessionPush::ServerShutdown => self.close(ctx, "server_shutdown", ws::CloseCode::Restart),
+            SessionPush::ServerShutdown => {
+                self.close(ctx, "server_shutdown", ws::CloseCode::Restart)
+            }
         }
     }
 }
@@ -686,7 +784,12 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for PlayerSession {
                 }
             }
             ws::Message::Continuation(_) => {
-                self.error(ctx, ErrorCode::InvalidMessage, Some("fragmented messages are not supported"), None);
+                self.error(
+                    ctx,
+                    ErrorCode::InvalidMessage,
+                    Some("fragmented messages are not supported"),
+                    None,
+                );
             }
             ws::Message::Close(_) => {
                 self.closing = true;

@@ -10,8 +10,8 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use emofy_game::{
-    Agreement, Award, ConsensusRule, Emotion, ImageId, ImageStatus, Millis, PlayerId, PlayerTally, PoolEntry, Role,
-    RoundId, ScoringRules, Transition, VoteCounts,
+    Agreement, Award, ConsensusRule, Emotion, ImageId, ImageStatus, Millis, PlayerId, PlayerTally,
+    PoolEntry, Role, RoundId, ScoringRules, Transition, VoteCounts,
 };
 use serde::Serialize;
 
@@ -202,12 +202,23 @@ pub struct Stats {
 /// Players and accounts.
 #[async_trait]
 pub trait PlayerStore: Send + Sync {
-    async fn create_player(&self, id: PlayerId, name: &str, role: Role, at: Millis) -> Result<PlayerRecord, StoreError>;
+    async fn create_player(
+        &self,
+        id: PlayerId,
+        name: &str,
+        role: Role,
+        at: Millis,
+    ) -> Result<PlayerRecord, StoreError>;
     async fn player(&self, id: PlayerId) -> Result<Option<PlayerRecord>, StoreError>;
     /// Every player with a positive score (to seed an in-process leaderboard).
     async fn scored_players(&self) -> Result<Vec<PlayerRecord>, StoreError>;
     /// Creates an account and its player; fails with `Conflict` if the username exists.
-    async fn create_account(&self, account: AccountRecord, name: &str, at: Millis) -> Result<(), StoreError>;
+    async fn create_account(
+        &self,
+        account: AccountRecord,
+        name: &str,
+        at: Millis,
+    ) -> Result<(), StoreError>;
     async fn account(&self, username: &str) -> Result<Option<AccountRecord>, StoreError>;
 }
 
@@ -215,7 +226,11 @@ pub trait PlayerStore: Send + Sync {
 #[async_trait]
 pub trait ImageStore: Send + Sync {
     /// Stores an image; returns its id and whether it was new (identical bytes are stored once).
-    async fn insert_image(&self, image: NewImage, at: Millis) -> Result<(ImageId, bool), StoreError>;
+    async fn insert_image(
+        &self,
+        image: NewImage,
+        at: Millis,
+    ) -> Result<(ImageId, bool), StoreError>;
     async fn image_bytes(&self, id: ImageId) -> Result<Option<(Vec<u8>, String)>, StoreError>;
     async fn image_meta(&self, id: ImageId) -> Result<Option<ImageMeta>, StoreError>;
     /// Pool entries of images changed at or after `since` (all images for `Millis(0)`).
@@ -230,13 +245,22 @@ pub trait RoundStore: Send + Sync {
     /// Persists an offer; `Conflict` if this player was already offered this image.
     async fn record_offer(&self, offer: OfferRecord) -> Result<(), StoreError>;
     /// Closes an open round without an answer (`timed_out` or `abandoned`).
-    async fn close_round(&self, round: RoundId, state: &'static str, at: Millis) -> Result<(), StoreError>;
+    async fn close_round(
+        &self,
+        round: RoundId,
+        state: &'static str,
+        at: Millis,
+    ) -> Result<(), StoreError>;
     /// Images this player has been offered.
     async fn seen_images(&self, player: PlayerId) -> Result<Vec<ImageId>, StoreError>;
     /// Atomically: records the label, updates the image's votes and status,
     /// scores the answer, settles a retired image, and updates player totals.
     /// Durable when it returns `Ok`.
-    async fn record_answer(&self, answer: AnswerRecord, rules: &GameRules) -> Result<AnswerOutcome, StoreError>;
+    async fn record_answer(
+        &self,
+        answer: AnswerRecord,
+        rules: &GameRules,
+    ) -> Result<AnswerOutcome, StoreError>;
     /// Waits until every accepted write is durable.
     async fn flush(&self) -> Result<(), StoreError>;
 }
@@ -249,7 +273,10 @@ pub trait Leaderboard: Send + Sync {
     /// The top `n` rows, best first.
     async fn top(&self, n: usize) -> Result<Vec<crate::protocol::LeaderboardRow>, StoreError>;
     /// A player's rank (1-based) and score, if ranked.
-    async fn standing(&self, player: PlayerId) -> Result<Option<crate::protocol::OwnStanding>, StoreError>;
+    async fn standing(
+        &self,
+        player: PlayerId,
+    ) -> Result<Option<crate::protocol::OwnStanding>, StoreError>;
     /// Number of ranked players.
-    async fn len(&self) -> Result<u64, StoreError>;
+    async fn count(&self) -> Result<u64, StoreError>;
 }

@@ -18,16 +18,17 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use emofy_game::scoring::SettlementLabel;
 use emofy_game::{
-    AnswerFacts, Emotion, ImageId, ImageStatus, ImageTally, Millis, PlayerId, PlayerTally, PoolEntry, Role, RoundId,
-    Transition, VoteCounts,
+    AnswerFacts, Emotion, ImageId, ImageStatus, ImageTally, Millis, PlayerId, PlayerTally,
+    PoolEntry, Role, RoundId, Transition, VoteCounts,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AccountRecord, AnswerOutcome, AnswerRecord, GameRules, ImageMeta, ImageSource, ImageStore, NewImage, OfferRecord,
-    PlayerRecord, PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats, StoreError,
+    AccountRecord, AnswerOutcome, AnswerRecord, GameRules, ImageMeta, ImageSource, ImageStore,
+    NewImage, OfferRecord, PlayerRecord, PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats,
+    StoreError,
 };
 
 const SCHEMA_VERSION: i64 = 1;
@@ -146,7 +147,8 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path, opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| unavailable(format!("create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| unavailable(format!("create {}: {e}", dir.display())))?;
         let path = dir.join("emofy.db");
         let writer = Connection::open(&path).map_err(db_err)?;
         writer
@@ -159,10 +161,13 @@ impl SqliteStore {
         for _ in 0..opts.readers.max(1) {
             let r = Connection::open_with_flags(
                 &path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
             )
             .map_err(db_err)?;
-            r.execute_batch("PRAGMA busy_timeout = 5000;").map_err(db_err)?;
+            r.execute_batch("PRAGMA busy_timeout = 5000;")
+                .map_err(db_err)?;
             readers.push(Mutex::new(r));
         }
         let (tx, rx) = mpsc::channel::<Job>(opts.queue.max(1));
@@ -196,8 +201,12 @@ impl SqliteStore {
             });
             (ok, done)
         });
-        self.jobs.send(job).await.map_err(|_| unavailable("the writer has stopped"))?;
-        rx.await.map_err(|_| unavailable("the writer dropped the request"))?
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| unavailable("the writer has stopped"))?;
+        rx.await
+            .map_err(|_| unavailable("the writer dropped the request"))?
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -221,14 +230,17 @@ impl SqliteStore {
 }
 
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db_err)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(db_err)?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
             "database schema version {version} is newer than this build supports ({SCHEMA_VERSION})"
         )));
     }
     conn.execute_batch(SCHEMA).map_err(db_err)?;
-    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};")).map_err(db_err)?;
+    conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
+        .map_err(db_err)?;
     Ok(())
 }
 
@@ -280,23 +292,31 @@ fn now_ms() -> Millis {
 }
 
 fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T, StoreError> {
-    s.parse().map_err(|_| StoreError::Corrupt(format!("bad id {s:?}")))
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("bad id {s:?}")))
 }
 
 fn parse_emotion(s: Option<String>) -> Result<Option<Emotion>, StoreError> {
-    s.map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("bad emotion {s:?}"))))
-        .transpose()
+    s.map(|s| {
+        s.parse()
+            .map_err(|_| StoreError::Corrupt(format!("bad emotion {s:?}")))
+    })
+    .transpose()
 }
 
 fn votes_to_json(v: &VoteCounts) -> String {
     format!(
         "[{}]",
-        v.0.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+        v.0.iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     )
 }
 
 fn votes_from_json(s: &str) -> Result<VoteCounts, StoreError> {
-    let v: [u32; 7] = serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("votes {s:?}: {e}")))?;
+    let v: [u32; 7] =
+        serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("votes {s:?}: {e}")))?;
     Ok(VoteCounts(v))
 }
 
@@ -329,9 +349,10 @@ fn u32_of(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(0)
 }
 
-const PLAYER_COLS: &str = "id, name, role, created_ms, score, score_at_ms, streak, best_streak, answers";
+const PLAYER_COLS: &str =
+    "id, name, role, created_ms, score, score_at_ms, streak, best_streak, answers";
 
-fn player_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, i64, i64, i64, i64, i64, i64)> {
+fn player_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PlayerRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -352,7 +373,8 @@ fn player_record(row: PlayerRow) -> Result<PlayerRecord, StoreError> {
     Ok(PlayerRecord {
         id: parse_id(&id)?,
         name,
-        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("bad role {role:?}")))?,
+        role: Role::parse(&role)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad role {role:?}")))?,
         created: Millis(u64_of(created)),
         tally: PlayerTally {
             score: u64_of(score),
@@ -378,7 +400,13 @@ fn load_player(conn: &Connection, id: PlayerId) -> Result<Option<PlayerRecord>, 
 
 #[async_trait]
 impl PlayerStore for SqliteStore {
-    async fn create_player(&self, id: PlayerId, name: &str, role: Role, at: Millis) -> Result<PlayerRecord, StoreError> {
+    async fn create_player(
+        &self,
+        id: PlayerId,
+        name: &str,
+        role: Role,
+        at: Millis,
+    ) -> Result<PlayerRecord, StoreError> {
         let name = name.to_owned();
         self.write(move |c| {
             c.execute(
@@ -405,7 +433,9 @@ impl PlayerStore for SqliteStore {
     async fn scored_players(&self) -> Result<Vec<PlayerRecord>, StoreError> {
         self.read(|c| {
             let mut st = c
-                .prepare(&format!("SELECT {PLAYER_COLS} FROM players WHERE score > 0"))
+                .prepare(&format!(
+                    "SELECT {PLAYER_COLS} FROM players WHERE score > 0"
+                ))
                 .map_err(db_err)?;
             let rows = st.query_map([], player_from_row).map_err(db_err)?;
             let mut out = Vec::new();
@@ -417,7 +447,12 @@ impl PlayerStore for SqliteStore {
         .await
     }
 
-    async fn create_account(&self, account: AccountRecord, name: &str, at: Millis) -> Result<(), StoreError> {
+    async fn create_account(
+        &self,
+        account: AccountRecord,
+        name: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
         let name = name.to_owned();
         self.write(move |c| {
             c.execute(
@@ -468,7 +503,11 @@ pub fn content_id(bytes: &[u8]) -> ImageId {
 
 #[async_trait]
 impl ImageStore for SqliteStore {
-    async fn insert_image(&self, image: NewImage, at: Millis) -> Result<(ImageId, bool), StoreError> {
+    async fn insert_image(
+        &self,
+        image: NewImage,
+        at: Millis,
+    ) -> Result<(ImageId, bool), StoreError> {
         let id = content_id(&image.bytes);
         self.write(move |c| {
             let hex = id.to_hex();
@@ -602,7 +641,9 @@ impl ImageStore for SqliteStore {
     async fn stats(&self) -> Result<Stats, StoreError> {
         self.read(|c| {
             let count = |sql: &str| -> Result<u64, StoreError> {
-                c.query_row(sql, [], |r| r.get::<_, i64>(0)).map(u64_of).map_err(db_err)
+                c.query_row(sql, [], |r| r.get::<_, i64>(0))
+                    .map(u64_of)
+                    .map_err(db_err)
             };
             let mut s = Stats {
                 players: count("SELECT COUNT(*) FROM players")?,
@@ -655,7 +696,12 @@ impl RoundStore for SqliteStore {
         .await
     }
 
-    async fn close_round(&self, round: RoundId, state: &'static str, at: Millis) -> Result<(), StoreError> {
+    async fn close_round(
+        &self,
+        round: RoundId,
+        state: &'static str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
         self.write(move |c| {
             c.execute(
                 "UPDATE rounds SET state = ?2, closed_ms = ?3 WHERE id = ?1 AND state = 'offered'",
@@ -684,7 +730,11 @@ impl RoundStore for SqliteStore {
         .await
     }
 
-    async fn record_answer(&self, a: AnswerRecord, rules: &GameRules) -> Result<AnswerOutcome, StoreError> {
+    async fn record_answer(
+        &self,
+        a: AnswerRecord,
+        rules: &GameRules,
+    ) -> Result<AnswerOutcome, StoreError> {
         let rules = *rules;
         self.write(move |c| answer_tx(c, &a, &rules)).await
     }
@@ -695,7 +745,11 @@ impl RoundStore for SqliteStore {
 }
 
 /// The answer transaction (runs inside the writer's savepoint).
-fn answer_tx(c: &Connection, a: &AnswerRecord, rules: &GameRules) -> Result<AnswerOutcome, StoreError> {
+fn answer_tx(
+    c: &Connection,
+    a: &AnswerRecord,
+    rules: &GameRules,
+) -> Result<AnswerOutcome, StoreError> {
     let round_id = a.round.to_string();
     let player_id = a.player.to_string();
     let image_hex = a.image.to_hex();
@@ -711,7 +765,10 @@ fn answer_tx(c: &Connection, a: &AnswerRecord, rules: &GameRules) -> Result<Answ
         return Err(StoreError::NotFound(format!("round {}", a.round)));
     };
     if r_player != player_id || r_image != image_hex {
-        return Err(StoreError::NotFound(format!("round {} for this player and image", a.round)));
+        return Err(StoreError::NotFound(format!(
+            "round {} for this player and image",
+            a.round
+        )));
     }
     if r_state != "offered" {
         return Err(StoreError::RoundClosed(a.round));
@@ -729,7 +786,8 @@ fn answer_tx(c: &Connection, a: &AnswerRecord, rules: &GameRules) -> Result<Answ
         votes: votes_from_json(&votes)?,
         status: status_from(&status, parse_emotion(consensus)?)?,
     };
-    let player = load_player(c, a.player)?.ok_or_else(|| StoreError::NotFound(format!("player {}", a.player)))?;
+    let player = load_player(c, a.player)?
+        .ok_or_else(|| StoreError::NotFound(format!("player {}", a.player)))?;
     let award = rules.scoring.score_answer(&AnswerFacts {
         answer: a.emotion,
         prior: image.votes,
@@ -802,7 +860,11 @@ fn answer_tx(c: &Connection, a: &AnswerRecord, rules: &GameRules) -> Result<Answ
             .map_err(db_err)?;
         let rows = st
             .query_map(params![image_hex], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
             })
             .map_err(db_err)?;
         let mut labels = Vec::new();
@@ -810,7 +872,8 @@ fn answer_tx(c: &Connection, a: &AnswerRecord, rules: &GameRules) -> Result<Answ
             let (p, e, s) = row.map_err(db_err)?;
             labels.push(SettlementLabel {
                 player: parse_id(&p)?,
-                answer: parse_emotion(Some(e))?.ok_or_else(|| StoreError::Corrupt("label".into()))?,
+                answer: parse_emotion(Some(e))?
+                    .ok_or_else(|| StoreError::Corrupt("label".into()))?,
                 shown: parse_emotion(s)?,
             });
         }

@@ -40,10 +40,12 @@ impl TestApp {
 
 /// A config for tests: port 0, a given data dir, a small demo pool, one worker.
 pub fn test_config(data_dir: &Path) -> Config {
-    let mut c = Config::default();
-    c.port = 0;
-    c.data_dir = data_dir.to_path_buf();
-    c.workers = 1;
+    let mut c = Config {
+        port: 0,
+        data_dir: data_dir.to_path_buf(),
+        workers: 1,
+        ..Config::default()
+    };
     c.demo.images = 14;
     c.game.pool_refresh_secs = 1;
     // Bots play far faster than people; tests of the limiter set it back.
@@ -80,17 +82,28 @@ pub async fn http_get(url: &str) -> (u16, String) {
     (status, String::from_utf8_lossy(&body).to_string())
 }
 
-pub async fn http_request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> (u16, String, Vec<u8>) {
+pub async fn http_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut s = TcpStream::connect(host).await.expect("connect");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     if let Some(b) = body {
-        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()));
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
     }
     req.push_str("\r\n");
     if let Some(b) = body {
@@ -99,11 +112,21 @@ pub async fn http_request(method: &str, url: &str, headers: &[(&str, &str)], bod
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.expect("read");
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
     let mut body = buf[split + 4..].to_vec();
-    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         body = dechunk(&body);
     }
     (status, head, body)
@@ -111,9 +134,9 @@ pub async fn http_request(method: &str, url: &str, headers: &[(&str, &str)], bod
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(pos) = b.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..pos]).trim(), 16).unwrap_or(0);
+    while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..pos]).trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
@@ -212,7 +235,8 @@ impl Bot {
     }
 
     pub async fn answer(&mut self, round: &Value, emotion: &str) -> Value {
-        self.send(json!({"type": "answer", "round": round["round"], "emotion": emotion})).await;
+        self.send(json!({"type": "answer", "round": round["round"], "emotion": emotion}))
+            .await;
         self.recv_type("result").await
     }
 }
@@ -243,6 +267,9 @@ pub async fn recv_type(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>, ty: 
         if v["type"] == ty {
             return v;
         }
-        assert!(matches!(v["type"].as_str(), Some("leaderboard") | Some("score")), "expected {ty}, got {v}");
+        assert!(
+            matches!(v["type"].as_str(), Some("leaderboard") | Some("score")),
+            "expected {ty}, got {v}"
+        );
     }
 }
