@@ -62,7 +62,15 @@ pub struct EmbeddedStores {
 
 /// Opens the embedded store in `config.data_dir`.
 pub fn open_embedded(config: &Config) -> Result<EmbeddedStores, StoreError> {
-    let sqlite = SqliteStore::open(&config.data_dir, SqliteOptions::default())?;
+    let sqlite = SqliteStore::open(
+        &config.data_dir,
+        SqliteOptions {
+            queue: config.store.write_queue,
+            max_batch: config.store.max_batch,
+            readers: 2,
+            fsync_every_commit: config.store.synchronous == crate::config::Synchronous::Full,
+        },
+    )?;
     let shared = Arc::new(sqlite.clone());
     Ok(EmbeddedStores {
         sqlite,

@@ -44,6 +44,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub auth: AuthConfig,
     pub demo: DemoConfig,
+    pub store: StoreConfig,
 }
 
 impl Default for Config {
@@ -60,6 +61,7 @@ impl Default for Config {
             session: SessionConfig::default(),
             auth: AuthConfig::default(),
             demo: DemoConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -171,6 +173,38 @@ impl Default for DemoConfig {
         DemoConfig {
             images: 500,
             seed: 2024,
+        }
+    }
+}
+
+/// When the embedded store's commits reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync on every commit: an acknowledged answer survives a power cut.
+    Full,
+    /// fsync at WAL checkpoints only: an acknowledged answer survives a process crash
+    /// (SIGKILL) but the last commits can be lost in a power cut or OS crash.
+    Normal,
+}
+
+/// The embedded store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    pub synchronous: Synchronous,
+    /// Queued writes before callers wait.
+    pub write_queue: usize,
+    /// Most writes committed together (group commit).
+    pub max_batch: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            synchronous: Synchronous::Full,
+            write_queue: 4096,
+            max_batch: 512,
         }
     }
 }
@@ -313,6 +347,11 @@ impl Config {
         if s.heartbeat_secs == 0 || s.client_timeout_secs <= s.heartbeat_secs {
             return Err(ConfigError::Invalid(
                 "session.client_timeout_secs must exceed session.heartbeat_secs (> 0)".into(),
+            ));
+        }
+        if self.store.write_queue == 0 || self.store.max_batch == 0 {
+            return Err(ConfigError::Invalid(
+                "store.write_queue and store.max_batch must be positive".into(),
             ));
         }
         if s.max_frame_bytes < 256 || s.rate_per_sec == 0 || s.rate_burst == 0 || s.mailbox == 0 {

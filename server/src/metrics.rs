@@ -109,6 +109,15 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts an image leaving play (`retired`, `disputed`).
+    pub fn image_closed(&self, outcome: &str) {
+        self.images_closed
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
     /// Counts an answer outcome.
     pub fn answer(&self, outcome: &str) {
         self.answers

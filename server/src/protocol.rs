@@ -268,6 +268,42 @@ mod tests {
     }
 
     #[test]
+    fn documented_examples_are_valid() {
+        let doc = include_str!("../../docs/protocol.md");
+        let mut blocks = 0;
+        for block in doc.split("```json").skip(1) {
+            let json = block.split("```").next().unwrap_or_default();
+            let v: serde_json::Value =
+                serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+            let ty = v["type"].as_str().unwrap_or_default().to_owned();
+            if CLIENT_TYPES.contains(&ty.as_str()) {
+                assert!(
+                    ClientMessage::parse(json).is_ok(),
+                    "client example does not parse: {json}"
+                );
+            }
+            blocks += 1;
+        }
+        assert!(blocks >= 14);
+        for ty in CLIENT_TYPES.iter().chain(&[
+            "welcome",
+            "round",
+            "result",
+            "round_timeout",
+            "no_round",
+            "score",
+            "leaderboard",
+            "error",
+            "bye",
+        ]) {
+            assert!(
+                doc.contains(&format!("### `{ty}`")),
+                "{ty} is not documented"
+            );
+        }
+    }
+
+    #[test]
     fn prompt_matches_the_prototype_wording() {
         let s = Suggestion {
             emotion: Emotion::Happy,

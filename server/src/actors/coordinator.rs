@@ -232,10 +232,7 @@ impl Handler<ScoresChanged> for Coordinator {
                         SessionPush::ScoreChanged {
                             score: c.total,
                             delta: c.delta,
-                            reason: serde_json::to_value(c.reason)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_owned))
-                                .unwrap_or_default(),
+                            reason: c.reason.as_str().to_owned(),
                         },
                     );
                 }

@@ -38,7 +38,9 @@ use crate::protocol::{
     ClientMessage, ImageProgress, ImageRef, PROTOCOL_VERSION, PlayerView, PointsView,
     ServerMessage, prompt_for,
 };
-use crate::store::{AnswerOutcome, AnswerRecord, OfferRecord, PlayerRecord, StoreError};
+use crate::store::{
+    AnswerOutcome, AnswerRecord, OfferRecord, PlayerRecord, ScoreReason, StoreError,
+};
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -564,23 +566,11 @@ impl PlayerSession {
                 let settlement: u32 = outcome
                     .changes
                     .iter()
-                    .filter(|c| c.player == j.player && c.key.starts_with("settle:"))
+                    .filter(|c| c.player == j.player && c.reason == ScoreReason::Consensus)
                     .map(|c| c.delta)
                     .sum();
-                let closed = match outcome.status {
-                    ImageStatus::Retired { .. } | ImageStatus::Disputed => {
-                        outcome.transition != emofy_game::Transition::None
-                    }
-                    _ => false,
-                };
-                if closed {
-                    self.svc
-                        .metrics
-                        .images_closed
-                        .get_or_create(&crate::metrics::OutcomeLabel {
-                            outcome: outcome.status.name().to_owned(),
-                        })
-                        .inc();
+                if outcome.transition != emofy_game::Transition::None {
+                    self.svc.metrics.image_closed(outcome.status.name());
                 }
                 self.svc.metrics.answer("accepted");
                 self.svc.coordinator.do_send(ImageTallied {

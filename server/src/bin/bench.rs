@@ -1,1 +1,428 @@
-fn main() {}
+//! `emofy-bench`: load benchmark for the play socket, side by side with a raw
+//! WebSocket echo server on the same machine in the same run.
+//!
+//! It starts `emofy serve` (the sibling binary) on a fresh embedded data dir,
+//! connects N bot sessions that each answer a round every `interval`, and
+//! prints sessions, answers/s, answer→result latency p50/p99 and the server's
+//! RSS per idle and per active session. The baseline is a minimal
+//! tokio-tungstenite echo server (a child process too) driven by the same
+//! number of clients sending a message of the same size at the same rate.
+//!
+//! ```text
+//! cargo build --release --bins && target/release/emofy-bench --sessions 2000
+//! ```
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "emofy-bench",
+    about = "Play-socket load benchmark with a raw echo-server baseline"
+)]
+struct Args {
+    /// Concurrent bot sessions.
+    #[arg(long, default_value_t = 2000)]
+    sessions: usize,
+    /// Each bot answers one round per interval.
+    #[arg(long, default_value_t = 2000)]
+    interval_ms: u64,
+    /// Length of the measured phase.
+    #[arg(long, default_value_t = 30)]
+    duration_secs: u64,
+    /// Embedded store `synchronous` setting for the server: full or normal.
+    #[arg(long, default_value = "full")]
+    synchronous: String,
+    /// Skip the echo-server baseline.
+    #[arg(long)]
+    skip_echo: bool,
+    /// Internal: run as the echo server on this port.
+    #[arg(long, hide = true)]
+    echo_server: Option<u16>,
+}
+
+#[derive(Default)]
+struct Totals {
+    joined: usize,
+    latencies_us: Vec<u64>,
+    errors: usize,
+}
+
+struct Report {
+    name: &'static str,
+    sessions: usize,
+    answers: usize,
+    seconds: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    rss_base_kib: u64,
+    rss_idle_kib: u64,
+    rss_active_kib: u64,
+    errors: usize,
+}
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+async fn wait_port(port: u16) -> anyhow::Result<()> {
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("port {port} never opened")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn recv_until(ws: &mut Ws, ty: &str) -> anyhow::Result<Value> {
+    loop {
+        let msg = ws.next().await.ok_or_else(|| anyhow!("closed"))??;
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t)?;
+            if v["type"] == ty {
+                return Ok(v);
+            }
+            if v["type"] == "error" || v["type"] == "bye" || v["type"] == "no_round" {
+                bail!("unexpected {v}");
+            }
+        }
+    }
+}
+
+/// Sleeps until `until` while still reading the socket, so pings get their pongs as a browser's would.
+async fn idle_until(ws: &mut Ws, until: Instant) -> anyhow::Result<()> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => return Ok(()),
+            msg = ws.next() => {
+                let msg = msg.ok_or_else(|| anyhow!("closed"))??;
+                if let Message::Text(t) = msg {
+                    let v: Value = serde_json::from_str(&t)?;
+                    if v["type"] == "bye" || v["type"] == "error" {
+                        bail!("unexpected {v}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn emofy_bot(
+    url: String,
+    i: usize,
+    start: Instant,
+    stop: Instant,
+    interval: Duration,
+    totals: Rc<RefCell<Totals>>,
+) -> anyhow::Result<()> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
+    ws.send(Message::text(
+        json!({"type": "hello", "v": 1, "name": format!("bench-{i}")}).to_string(),
+    ))
+    .await?;
+    recv_until(&mut ws, "welcome").await?;
+    totals.borrow_mut().joined += 1;
+    let mut tick = start + interval.mul_f64((i as f64 * 0.618_033_988_75) % 1.0);
+    // Ask for the first round shortly before the first answer is due (rounds last 15 s).
+    idle_until(&mut ws, tick - interval / 2).await?;
+    ws.send(Message::text(r#"{"type":"next"}"#)).await?;
+    let mut round = recv_until(&mut ws, "round").await?;
+    while tick < stop {
+        idle_until(&mut ws, tick).await?;
+        let t0 = Instant::now();
+        ws.send(Message::text(
+            json!({"type": "answer", "round": round["round"], "emotion": "happy"}).to_string(),
+        ))
+        .await?;
+        recv_until(&mut ws, "result").await?;
+        let us = t0.elapsed().as_micros() as u64;
+        totals.borrow_mut().latencies_us.push(us);
+        tick += interval;
+        ws.send(Message::text(r#"{"type":"next"}"#)).await?;
+        round = recv_until(&mut ws, "round").await?;
+    }
+    Ok(())
+}
+
+async fn echo_bot(
+    url: String,
+    i: usize,
+    start: Instant,
+    stop: Instant,
+    interval: Duration,
+    totals: Rc<RefCell<Totals>>,
+) -> anyhow::Result<()> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await?;
+    totals.borrow_mut().joined += 1;
+    let payload = json!({"type": "answer", "round": "6f1c2a9e-7d1b-4c55-9a43-0b8e2a1d9f10", "emotion": "happy"})
+        .to_string();
+    let mut tick = start + interval.mul_f64((i as f64 * 0.618_033_988_75) % 1.0);
+    while tick < stop {
+        idle_until(&mut ws, tick).await?;
+        let t0 = Instant::now();
+        ws.send(Message::text(payload.clone())).await?;
+        loop {
+            match ws.next().await.ok_or_else(|| anyhow!("closed"))?? {
+                Message::Text(_) => break,
+                _ => continue,
+            }
+        }
+        totals
+            .borrow_mut()
+            .latencies_us
+            .push(t0.elapsed().as_micros() as u64);
+        tick += interval;
+    }
+    Ok(())
+}
+
+async fn run_echo_server(port: u16) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            if let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await {
+                while let Some(Ok(msg)) = ws.next().await {
+                    if msg.is_text() && ws.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive<F, Fut>(
+    name: &'static str,
+    pid: u32,
+    url: String,
+    args: &Args,
+    bot: F,
+) -> anyhow::Result<Report>
+where
+    F: Fn(String, usize, Instant, Instant, Duration, Rc<RefCell<Totals>>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + 'static,
+{
+    let interval = Duration::from_millis(args.interval_ms);
+    let totals = Rc::new(RefCell::new(Totals::default()));
+    let rss_base_kib = rss_kib(pid);
+    // Connect and join everyone first (ramp), then measure idle memory, then run the timed phase.
+    let ramp = Duration::from_secs(10) + Duration::from_millis(args.sessions as u64 * 3);
+    let start = Instant::now() + ramp + Duration::from_secs(3);
+    let stop = start + Duration::from_secs(args.duration_secs);
+    let local = tokio::task::LocalSet::new();
+    let mut handles = Vec::new();
+    for i in 0..args.sessions {
+        let t = totals.clone();
+        let fut = bot(url.clone(), i, start, stop, interval, t.clone());
+        handles.push(local.spawn_local(async move {
+            if let Err(e) = fut.await {
+                t.borrow_mut().errors += 1;
+                eprintln!("{name} bot {i}: {e}");
+            }
+        }));
+        if i % 50 == 49 {
+            local
+                .run_until(tokio::time::sleep(Duration::from_millis(10)))
+                .await;
+        }
+    }
+    let joined_by = Instant::now() + ramp;
+    local
+        .run_until(async {
+            while totals.borrow().joined < args.sessions && Instant::now() < joined_by {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            tokio::time::sleep_until(start - Duration::from_millis(500)).await;
+        })
+        .await;
+    let rss_idle_kib = rss_kib(pid);
+    let mut rss_active_kib = 0;
+    local
+        .run_until(async {
+            tokio::time::sleep_until(start + (stop - start) / 2).await;
+            rss_active_kib = rss_kib(pid);
+            for h in handles {
+                let _ = h.await;
+            }
+        })
+        .await;
+    let t = totals.borrow();
+    let mut lat = t.latencies_us.clone();
+    lat.sort_unstable();
+    Ok(Report {
+        name,
+        sessions: t.joined,
+        answers: lat.len(),
+        seconds: args.duration_secs as f64,
+        p50_ms: percentile(&lat, 0.50),
+        p99_ms: percentile(&lat, 0.99),
+        max_ms: lat.last().map(|v| *v as f64 / 1000.0).unwrap_or(0.0),
+        rss_base_kib,
+        rss_idle_kib,
+        rss_active_kib,
+        errors: t.errors,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    if let Some(port) = args.echo_server {
+        return rt.block_on(run_echo_server(port));
+    }
+    let exe = std::env::current_exe()?;
+    let server_bin: PathBuf = exe.with_file_name("emofy");
+    if !server_bin.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release --bins)",
+            server_bin.display()
+        );
+    }
+    let data = std::env::temp_dir().join(format!("emofy-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let mut reports = Vec::new();
+
+    let port = free_port()?;
+    let server = Guard(
+        Command::new(&server_bin)
+            .args([
+                "serve",
+                "--port",
+                &port.to_string(),
+                "--log-filter",
+                "warn",
+                "--demo-images",
+                "500",
+            ])
+            .arg("--data-dir")
+            .arg(&data)
+            // Keep every image open for the whole run: this measures the answer path, not pool exhaustion.
+            .env("EMOFY_GAME__MIN_LABELS", "1000000")
+            .env("EMOFY_GAME__MAX_LABELS", "1000000")
+            .env("EMOFY_STORE__SYNCHRONOUS", &args.synchronous)
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting emofy")?,
+    );
+    rt.block_on(wait_port(port))?;
+    let pid = server.0.id();
+    let url = format!("ws://127.0.0.1:{port}/ws/play");
+    reports.push(rt.block_on(drive(
+        "emofy /ws/play (embedded SQLite)",
+        pid,
+        url,
+        &args,
+        emofy_bot,
+    ))?);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+
+    if !args.skip_echo {
+        let port = free_port()?;
+        let echo = Guard(
+            Command::new(&exe)
+                .args(["--echo-server", &port.to_string()])
+                .spawn()
+                .context("starting the echo server")?,
+        );
+        rt.block_on(wait_port(port))?;
+        let pid = echo.0.id();
+        let url = format!("ws://127.0.0.1:{port}/");
+        reports.push(rt.block_on(drive(
+            "raw tokio-tungstenite echo",
+            pid,
+            url,
+            &args,
+            echo_bot,
+        ))?);
+    }
+
+    println!(
+        "\n{} sessions, one message per session every {} ms, {} s measured, {} CPU cores (bots and server share them)\n",
+        args.sessions,
+        args.interval_ms,
+        args.duration_secs,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    println!(
+        "| server | sessions | answers/s | p50 ms | p99 ms | max ms | RSS idle KiB/session | RSS active KiB/session | errors |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for r in &reports {
+        let per = |kib: u64| {
+            if r.sessions == 0 {
+                0.0
+            } else {
+                kib.saturating_sub(r.rss_base_kib) as f64 / r.sessions as f64
+            }
+        };
+        println!(
+            "| {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {} |",
+            r.name,
+            r.sessions,
+            r.answers as f64 / r.seconds,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+            per(r.rss_idle_kib),
+            per(r.rss_active_kib),
+            r.errors
+        );
+    }
+    Ok(())
+}

@@ -167,6 +167,16 @@ pub enum ScoreReason {
     Consensus,
 }
 
+impl ScoreReason {
+    /// The wire name (`answer`, `consensus`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScoreReason::Answer => "answer",
+            ScoreReason::Consensus => "consensus",
+        }
+    }
+}
+
 /// What recording an answer did, atomically.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnswerOutcome {

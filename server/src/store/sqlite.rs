@@ -111,6 +111,8 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// Read-only connections.
     pub readers: usize,
+    /// `synchronous = FULL` (fsync every commit) rather than `NORMAL`.
+    pub fsync_every_commit: bool,
 }
 
 impl Default for SqliteOptions {
@@ -119,6 +121,7 @@ impl Default for SqliteOptions {
             queue: 4096,
             max_batch: 512,
             readers: 2,
+            fsync_every_commit: true,
         }
     }
 }
@@ -151,12 +154,30 @@ impl SqliteStore {
             .map_err(|e| unavailable(format!("create {}: {e}", dir.display())))?;
         let path = dir.join("emofy.db");
         let writer = Connection::open(&path).map_err(db_err)?;
+        let sync = if opts.fsync_every_commit {
+            "FULL"
+        } else {
+            "NORMAL"
+        };
         writer
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
-            )
+            .execute_batch(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;"
+            ))
             .map_err(db_err)?;
         migrate(&writer)?;
+        writer.set_prepared_statement_cache_capacity(64);
+        writer.set_prepared_statement_cache_capacity(64);
+        writer.set_prepared_statement_cache_capacity(64);
+        writer.set_prepared_statement_cache_capacity(64);
+        // Checkpoint the WAL from a separate connection (PASSIVE never blocks the writer), so
+        // commits never stall behind an automatic checkpoint.
+        writer
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(db_err)?;
+        let checkpointer = Connection::open(&path).map_err(db_err)?;
+        checkpointer
+            .execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(db_err)?;
         let mut readers = Vec::new();
         for _ in 0..opts.readers.max(1) {
             let r = Connection::open_with_flags(
@@ -254,6 +275,8 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) 
                 Err(_) => break,
             }
         }
+        let t0 = std::time::Instant::now();
+        let n = batch.len();
         let mut dones: Vec<Done> = Vec::with_capacity(batch.len());
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             // Dropping the jobs drops their reply channels: each caller gets `Unavailable`.
@@ -276,7 +299,16 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) 
             }
             dones.push(done);
         }
+        let t1 = t0.elapsed();
         let commit = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if t0.elapsed() > std::time::Duration::from_millis(100) {
+            tracing::warn!(
+                jobs = n,
+                exec_ms = t1.as_millis() as u64,
+                total_ms = t0.elapsed().as_millis() as u64,
+                "slow sqlite group commit"
+            );
+        }
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -285,6 +317,21 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) 
         }
     }
     tracing::debug!("sqlite writer stopped");
+}
+
+/// `execute` through the connection's prepared-statement cache.
+fn exec(c: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(p)
+}
+
+/// `query_row` through the connection's prepared-statement cache.
+fn qrow<T>(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(p, f)
 }
 
 fn now_ms() -> Millis {
@@ -409,7 +456,8 @@ impl PlayerStore for SqliteStore {
     ) -> Result<PlayerRecord, StoreError> {
         let name = name.to_owned();
         self.write(move |c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO players (id, name, role, created_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![id.to_string(), name, role.as_str(), i64_of(at.0)],
             )
@@ -455,12 +503,14 @@ impl PlayerStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let name = name.to_owned();
         self.write(move |c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO players (id, name, role, created_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![account.player.to_string(), name, account.role.as_str(), i64_of(at.0)],
             )
             .map_err(db_err)?;
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO accounts (username, player_id, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![account.username, account.player.to_string(), account.password_hash, i64_of(at.0)],
             )
@@ -518,12 +568,14 @@ impl ImageStore for SqliteStore {
             if exists.is_some() {
                 return Ok((id, false));
             }
-            c.execute(
+            exec(
+                c,
                 "INSERT OR IGNORE INTO image_blobs (id, bytes) VALUES (?1, ?2)",
                 params![hex, image.bytes],
             )
             .map_err(db_err)?;
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO images (id, mime, width, height, source, source_label, uploader, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
                 params![
                     hex,
@@ -544,7 +596,8 @@ impl ImageStore for SqliteStore {
 
     async fn image_bytes(&self, id: ImageId) -> Result<Option<(Vec<u8>, String)>, StoreError> {
         self.read(move |c| {
-            c.query_row(
+            qrow(
+                c,
                 "SELECT b.bytes, i.mime FROM images i JOIN image_blobs b ON b.id = i.id WHERE i.id = ?1 AND i.status != 'removed'",
                 params![id.to_hex()],
                 |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)),
@@ -631,7 +684,7 @@ impl ImageStore for SqliteStore {
 
     async fn image_count(&self) -> Result<u64, StoreError> {
         self.read(|c| {
-            c.query_row("SELECT COUNT(*) FROM images", [], |r| r.get::<_, i64>(0))
+            qrow(c, "SELECT COUNT(*) FROM images", [], |r| r.get::<_, i64>(0))
                 .map(u64_of)
                 .map_err(db_err)
         })
@@ -641,7 +694,7 @@ impl ImageStore for SqliteStore {
     async fn stats(&self) -> Result<Stats, StoreError> {
         self.read(|c| {
             let count = |sql: &str| -> Result<u64, StoreError> {
-                c.query_row(sql, [], |r| r.get::<_, i64>(0))
+                qrow(c, sql, [], |r| r.get::<_, i64>(0))
                     .map(u64_of)
                     .map_err(db_err)
             };
@@ -679,7 +732,8 @@ impl ImageStore for SqliteStore {
 impl RoundStore for SqliteStore {
     async fn record_offer(&self, o: OfferRecord) -> Result<(), StoreError> {
         self.write(move |c| {
-            c.execute(
+            exec(
+                c,
                 "INSERT INTO rounds (id, player_id, image_id, shown, offered_ms, deadline_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'offered')",
                 params![
                     o.round.to_string(),
@@ -703,7 +757,8 @@ impl RoundStore for SqliteStore {
         at: Millis,
     ) -> Result<(), StoreError> {
         self.write(move |c| {
-            c.execute(
+            exec(
+                c,
                 "UPDATE rounds SET state = ?2, closed_ms = ?3 WHERE id = ?1 AND state = 'offered'",
                 params![round.to_string(), state, i64_of(at.0)],
             )
@@ -799,7 +854,8 @@ fn answer_tx(
     tally.apply_award(&award);
     let transition = image.record_vote(a.emotion, &rules.consensus);
     let at = i64_of(a.at.0);
-    c.execute(
+    exec(
+                c,
         "INSERT INTO labels (round_id, image_id, player_id, emotion, shown, response_ms, created_ms, points) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             round_id,
@@ -813,7 +869,8 @@ fn answer_tx(
         ],
     )
     .map_err(db_err)?;
-    c.execute(
+    exec(
+        c,
         "UPDATE images SET votes = ?2, status = ?3, consensus = ?4, updated_ms = ?5 WHERE id = ?1",
         params![
             image_hex,
@@ -824,7 +881,8 @@ fn answer_tx(
         ],
     )
     .map_err(db_err)?;
-    c.execute(
+    exec(
+                c,
         "UPDATE players SET score = ?2, streak = ?3, best_streak = ?4, answers = ?5, score_at_ms = CASE WHEN ?6 > 0 THEN ?7 ELSE score_at_ms END WHERE id = ?1",
         params![
             player_id,
@@ -837,7 +895,8 @@ fn answer_tx(
         ],
     )
     .map_err(db_err)?;
-    c.execute(
+    exec(
+        c,
         "UPDATE rounds SET state = 'answered', answer = ?2, closed_ms = ?3 WHERE id = ?1",
         params![round_id, a.emotion.as_str(), at],
     )
@@ -856,7 +915,7 @@ fn answer_tx(
     }
     if let Transition::Retired { label } = transition {
         let mut st = c
-            .prepare("SELECT player_id, emotion, shown FROM labels WHERE image_id = ?1")
+            .prepare_cached("SELECT player_id, emotion, shown FROM labels WHERE image_id = ?1")
             .map_err(db_err)?;
         let rows = st
             .query_map(params![image_hex], |r| {
@@ -878,7 +937,8 @@ fn answer_tx(
             });
         }
         for (p, pts) in rules.scoring.settle(label, &labels) {
-            c.execute(
+            exec(
+                c,
                 "UPDATE players SET score = score + ?2, score_at_ms = ?3 WHERE id = ?1",
                 params![p.to_string(), pts, at],
             )
