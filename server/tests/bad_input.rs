@@ -196,3 +196,25 @@ async fn a_persistent_flood_is_disconnected() {
     assert_eq!(bye.unwrap()["reason"], "rate_limited");
     app.stop().await;
 }
+
+#[actix_rt::test]
+async fn silent_connections_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.session.heartbeat_secs = 1;
+    config.session.client_timeout_secs = 5;
+    config.session.hello_timeout_secs = 1;
+    config.session.idle_timeout_secs = 2;
+    let app = spawn_app(config).await;
+
+    // Never says hello.
+    let mut ws = Bot::connect(&app.ws()).await;
+    let bye = recv_type(&mut ws, "bye").await;
+    assert_eq!(bye["reason"], "hello_timeout");
+
+    // Joins, then sends no game messages (pongs keep the connection alive, not the player).
+    let mut bot = Bot::join(&app.ws(), "Sleepy").await;
+    let bye = bot.recv_type("bye").await;
+    assert_eq!(bye["reason"], "idle");
+    app.stop().await;
+}

@@ -26,6 +26,7 @@ use emofy_game::{
     RoundId,
 };
 use tokio::time::Instant;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::actors::coordinator::{
@@ -106,6 +107,8 @@ pub struct PlayerSession {
     last_game_message: Instant,
     started: Instant,
     closing: bool,
+    /// `session{id, player}`: every event of this connection is logged inside it.
+    span: tracing::Span,
 }
 
 impl PlayerSession {
@@ -113,8 +116,10 @@ impl PlayerSession {
         let s = &svc.config.session;
         let bucket = TokenBucket::new(s.rate_per_sec, s.rate_burst);
         let now = Instant::now();
+        let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
         PlayerSession {
-            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            span: tracing::info_span!("session", id, player = tracing::field::Empty),
+            id,
             svc,
             joined: None,
             round: None,
@@ -128,6 +133,25 @@ impl PlayerSession {
             started: now,
             closing: false,
         }
+    }
+
+    /// Runs `fut` (inside this session's span), holding back other events of this
+    /// session until it is done, then `then` with its output.
+    fn wait_for<T: 'static>(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        fut: impl std::future::Future<Output = T> + 'static,
+        then: impl FnOnce(&mut Self, T, &mut ws::WebsocketContext<Self>) + 'static,
+    ) {
+        let span = self.span.clone();
+        ctx.wait(
+            fut.instrument(span.clone())
+                .into_actor(self)
+                .map(move |res, act, ctx| {
+                    let _entered = span.enter();
+                    then(act, res, ctx)
+                }),
+        );
     }
 
     fn send(&self, ctx: &mut ws::WebsocketContext<Self>, msg: &ServerMessage) {
@@ -144,12 +168,7 @@ impl PlayerSession {
         detail: Option<&str>,
         round: Option<RoundId>,
     ) {
-        tracing::debug!(
-            session = self.id,
-            code = code.as_str(),
-            detail,
-            "client error"
-        );
+        tracing::debug!(code = code.as_str(), detail, "client error");
         self.send(ctx, &ServerMessage::error(code, detail, round));
     }
 
@@ -176,9 +195,11 @@ impl PlayerSession {
     }
 
     fn tick(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         let s = &self.svc.config.session;
         if self.last_frame.elapsed() > Duration::from_secs(s.client_timeout_secs) {
-            tracing::info!(session = self.id, "client timed out (no frames or pongs)");
+            tracing::info!("client timed out (no frames or pongs)");
             self.closing = true;
             ctx.stop();
             return;
@@ -282,14 +303,14 @@ impl PlayerSession {
                 Err(e) => Join::Failed(e),
             }
         };
-        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+        self.wait_for(ctx, fut, |act, res, ctx| match res {
             Join::Ok(player, resumed, seen) => act.on_joined(player, resumed, seen, ctx),
             Join::Refused(code, detail) => act.error(ctx, code, Some(&detail), None),
             Join::Failed(e) => {
                 tracing::warn!(error = %e, "join failed");
                 act.error(ctx, ErrorCode::TryAgain, None, None);
             }
-        }));
+        });
     }
 
     fn on_joined(
@@ -317,7 +338,8 @@ impl PlayerSession {
             seen,
             addr: ctx.address().recipient(),
         });
-        tracing::info!(session = self.id, player = %p.id, resumed, "player joined");
+        self.span.record("player", tracing::field::display(p.id));
+        tracing::info!(resumed, "player joined");
         self.send(
             ctx,
             &ServerMessage::Welcome {
@@ -407,7 +429,7 @@ impl PlayerSession {
             }
             Ok(None)
         };
-        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+        self.wait_for(ctx, fut, |act, res, ctx| match res {
             Ok(Some((round, shown))) => act.start_round(round, shown, ctx),
             Ok(None) => act.send(
                 ctx,
@@ -420,7 +442,7 @@ impl PlayerSession {
                 tracing::warn!(error = %e, "could not offer a round");
                 act.error(ctx, ErrorCode::TryAgain, None, None);
             }
-        }));
+        });
     }
 
     fn start_round(
@@ -438,7 +460,7 @@ impl PlayerSession {
             act.on_round_timer(ctx)
         });
         self.svc.metrics.rounds_offered.inc();
-        tracing::debug!(session = self.id, round = %round.id, image = %round.image, "round offered");
+        tracing::debug!(round = %round.id, image = %round.image, "round offered");
         self.send(
             ctx,
             &ServerMessage::Round {
@@ -538,10 +560,9 @@ impl PlayerSession {
             }
             Ok::<AnswerOutcome, StoreError>(outcome)
         };
-        ctx.wait(
-            fut.into_actor(self)
-                .map(move |res, act, ctx| act.on_answer_stored(before, emotion, res, ctx)),
-        );
+        self.wait_for(ctx, fut, move |act, res, ctx| {
+            act.on_answer_stored(before, emotion, res, ctx)
+        });
     }
 
     fn on_answer_stored(
@@ -608,7 +629,7 @@ impl PlayerSession {
                         },
                     },
                 };
-                tracing::debug!(session = self.id, round = %round_id, image = %before.image, points = outcome.award.points, "answer recorded");
+                tracing::debug!(round = %round_id, image = %before.image, points = outcome.award.points, "answer recorded");
                 self.send(ctx, &msg);
                 if let Some(t) = received {
                     self.svc
@@ -657,13 +678,13 @@ impl PlayerSession {
                 players,
             })
         };
-        ctx.wait(fut.into_actor(self).map(|res, act, ctx| match res {
+        self.wait_for(ctx, fut, |act, res, ctx| match res {
             Ok(msg) => act.send(ctx, &msg),
             Err(e) => {
                 tracing::warn!(error = %e, "leaderboard unavailable");
                 act.error(ctx, ErrorCode::TryAgain, Some("leaderboard"), None);
             }
-        }));
+        });
     }
 
     fn limited(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> bool {
@@ -700,10 +721,12 @@ impl Actor for PlayerSession {
     }
 
     fn stopped(&mut self, ctx: &mut Self::Context) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         self.close_open_round("abandoned", ctx);
         self.svc.metrics.sessions_active.dec();
         if let Some(j) = &self.joined {
-            tracing::info!(session = self.id, player = %j.player, name = %j.name, role = j.role.as_str(), "player left");
+            tracing::info!(name = %j.name, role = j.role.as_str(), "player left");
             self.svc.coordinator.do_send(SessionLeft {
                 session: self.id,
                 player: j.player,
@@ -716,6 +739,8 @@ impl Handler<SessionPush> for PlayerSession {
     type Result = ();
 
     fn handle(&mut self, msg: SessionPush, ctx: &mut Self::Context) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         match msg {
             SessionPush::ScoreChanged {
                 score,
@@ -743,6 +768,8 @@ impl Handler<SessionPush> for PlayerSession {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for PlayerSession {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        let span = self.span.clone();
+        let _entered = span.enter();
         self.last_frame = Instant::now();
         if self.closing {
             return;
@@ -755,7 +782,7 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for PlayerSession {
                 return;
             }
             Err(e) => {
-                tracing::debug!(session = self.id, error = %e, "protocol error");
+                tracing::debug!(error = %e, "protocol error");
                 self.close(ctx, "protocol_error", ws::CloseCode::Protocol);
                 return;
             }
