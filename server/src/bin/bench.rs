@@ -241,7 +241,6 @@ async fn run_echo_server(port: u16) -> anyhow::Result<()> {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn drive<F, Fut>(
     name: &'static str,
     pid: u32,
@@ -315,6 +314,31 @@ where
     })
 }
 
+/// Starts `cmd` with `port_flag <free port>`, waits for the port, drives it with `bot`, stops it.
+fn measure<F, Fut>(
+    rt: &tokio::runtime::Runtime,
+    mut cmd: Command,
+    port_flag: &str,
+    path: &str,
+    name: &'static str,
+    args: &Args,
+    bot: F,
+) -> anyhow::Result<Report>
+where
+    F: Fn(String, usize, Instant, Instant, Duration, Rc<RefCell<Totals>>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + 'static,
+{
+    let port = free_port()?;
+    let child = Guard(
+        cmd.args([port_flag, &port.to_string()])
+            .spawn()
+            .with_context(|| format!("starting {name}"))?,
+    );
+    rt.block_on(wait_port(port))?;
+    let url = format!("ws://127.0.0.1:{port}{path}");
+    rt.block_on(drive(name, child.0.id(), url, args, bot))
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -335,59 +359,38 @@ fn main() -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&data);
     let mut reports = Vec::new();
 
-    let port = free_port()?;
-    let server = Guard(
-        Command::new(&server_bin)
-            .args([
-                "serve",
-                "--port",
-                &port.to_string(),
-                "--log-filter",
-                "warn",
-                "--demo-images",
-                "500",
-            ])
-            .arg("--data-dir")
-            .arg(&data)
-            // Keep every image open for the whole run: this measures the answer path, not pool exhaustion.
-            .env("EMOFY_GAME__MIN_LABELS", "1000000")
-            .env("EMOFY_GAME__MAX_LABELS", "1000000")
-            .env("EMOFY_STORE__SYNCHRONOUS", &args.synchronous)
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting emofy")?,
-    );
-    rt.block_on(wait_port(port))?;
-    let pid = server.0.id();
-    let url = format!("ws://127.0.0.1:{port}/ws/play");
-    reports.push(rt.block_on(drive(
+    let mut server = Command::new(&server_bin);
+    server
+        .args(["serve", "--log-filter", "warn", "--demo-images", "500"])
+        .arg("--data-dir")
+        .arg(&data)
+        // Keep every image open for the whole run: this measures the answer path, not pool exhaustion.
+        .env("EMOFY_GAME__MIN_LABELS", "1000000")
+        .env("EMOFY_GAME__MAX_LABELS", "1000000")
+        .env("EMOFY_STORE__SYNCHRONOUS", &args.synchronous)
+        .stdout(Stdio::null());
+    reports.push(measure(
+        &rt,
+        server,
+        "--port",
+        "/ws/play",
         "emofy /ws/play (embedded SQLite)",
-        pid,
-        url,
         &args,
         emofy_bot,
-    ))?);
-    drop(server);
+    )?);
     let _ = std::fs::remove_dir_all(&data);
 
     if !args.skip_echo {
-        let port = free_port()?;
-        let echo = Guard(
-            Command::new(&exe)
-                .args(["--echo-server", &port.to_string()])
-                .spawn()
-                .context("starting the echo server")?,
-        );
-        rt.block_on(wait_port(port))?;
-        let pid = echo.0.id();
-        let url = format!("ws://127.0.0.1:{port}/");
-        reports.push(rt.block_on(drive(
+        let echo = Command::new(&exe);
+        reports.push(measure(
+            &rt,
+            echo,
+            "--echo-server",
+            "/",
             "raw tokio-tungstenite echo",
-            pid,
-            url,
             &args,
             echo_bot,
-        ))?);
+        )?);
     }
 
     println!(
