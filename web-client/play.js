@@ -13,6 +13,15 @@ let me = /** @type {string|null} */ (null);
 let round = /** @type {any} */ (null);
 let timer = 0;
 let retry = 500;
+let joined = false;
+let advance = 0;
+/** Pause after feedback before the next face, so the player can read it. */
+const NEXT_DELAY_MS = 1500;
+
+function nextSoon() {
+  window.clearTimeout(advance);
+  advance = window.setTimeout(() => send({ type: "next" }), NEXT_DELAY_MS);
+}
 
 function connect(hello) {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/play`;
@@ -30,7 +39,9 @@ function send(msg) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.st
 function handle(m) {
   switch (m.type) {
     case "welcome":
+      joined = true;
       me = m.player.id;
+      $("join-error").textContent = "";
       localStorage.setItem("emofy.token", m.token);
       $("me").textContent = m.player.name;
       $("score").textContent = String(m.score);
@@ -59,12 +70,13 @@ function handle(m) {
           ? `+${m.points.total} points (×${m.points.multiplier_percent / 100} streak)`
           : "The crowd saw it differently.";
       if (m.settlement) fb.textContent += ` Consensus bonus +${m.settlement}!`;
+      nextSoon();
       break;
     }
     case "round_timeout":
       stopTimer();
       round = null;
-      $("feedback").textContent = "Time's up!";
+      $("feedback").textContent = "Time's up! Press \"Next face\" when you are ready.";
       break;
     case "no_round":
       $("prompt").textContent = "You have labelled every face for now. Thank you! Try again later.";
@@ -76,8 +88,13 @@ function handle(m) {
       renderBoard(m);
       break;
     case "error":
-      if (m.code === "invalid_token") { localStorage.removeItem("emofy.token"); $("join").hidden = false; $("game").hidden = true; }
-      $("feedback").textContent = m.message;
+      if (m.code === "invalid_token") {
+        localStorage.removeItem("emofy.token");
+        joined = false;
+        $("join").hidden = false;
+        $("game").hidden = true;
+      }
+      $(joined ? "feedback" : "join-error").textContent = m.message;
       break;
     case "bye":
       $("feedback").textContent = m.reason === "server_shutdown" ? "The server is restarting; reconnecting…" : `Disconnected (${m.reason}).`;
@@ -93,6 +110,7 @@ function renderBoard(m) {
     if (r.player === me) li.className = "me";
     return li;
   }));
+  $("board-empty").hidden = m.top.length > 0;
   $("you").textContent = m.you ? `You: #${m.you.rank} with ${m.you.score} points` : "";
 }
 
@@ -127,12 +145,15 @@ document.addEventListener("keydown", (e) => {
   if (n >= 1 && n <= 7 && !(e.target instanceof HTMLInputElement)) answer(EMOTIONS[n - 1][0]);
 });
 
-$("next").addEventListener("click", () => send({ type: "next" }));
+$("next").addEventListener("click", () => { window.clearTimeout(advance); send({ type: "next" }); });
 
 $("join-form").addEventListener("submit", (e) => {
   e.preventDefault();
   const name = /** @type {HTMLInputElement} */ ($("name")).value.trim();
-  connect(() => ({ type: "hello", v: 1, name }));
+  const hello = { type: "hello", v: 1, name };
+  // Reuse an open connection after a refused name instead of opening another.
+  if (ws && ws.readyState === WebSocket.OPEN) send(hello);
+  else connect(() => hello);
 });
 
 const saved = localStorage.getItem("emofy.token");

@@ -106,6 +106,14 @@ impl Application {
     pub async fn build(config: Config) -> Result<Application, AppError> {
         config.validate()?;
         let rules = config.rules()?;
+        // Bind first: the most common start-up failure (port in use) then happens before any actor starts.
+        let addr = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind(&addr).map_err(|source| AppError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let port = listener.local_addr().map_err(AppError::Server)?.port();
+
         let stores = open_embedded(&config)?;
         let tokens = match &config.auth.token_secret {
             Some(secret) => TokenKey::from_secret(secret)?,
@@ -149,12 +157,6 @@ impl Application {
             coordinator,
             clock: Clock::new(),
         });
-        let addr = format!("{}:{}", config.host, config.port);
-        let listener = TcpListener::bind(&addr).map_err(|source| AppError::Bind {
-            addr: addr.clone(),
-            source,
-        })?;
-        let port = listener.local_addr().map_err(AppError::Server)?.port();
         let data = web::Data::from(services.clone());
         let mut server = HttpServer::new(move || {
             App::new()
