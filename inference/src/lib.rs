@@ -58,6 +58,21 @@ impl Prediction {
     }
 }
 
+/// Decodes an image and turns the whole of it into the model input: 8-bit
+/// grayscale, resized to `side × side`. (For face crops; finding the face in a
+/// photo comes before this.)
+pub fn grayscale_input(bytes: &[u8], side: u32) -> Result<Vec<u8>, InferenceError> {
+    let img =
+        image::load_from_memory(bytes).map_err(|e| InferenceError::BadInput(e.to_string()))?;
+    let gray = image::imageops::resize(
+        &img.to_luma8(),
+        side,
+        side,
+        image::imageops::FilterType::Triangle,
+    );
+    Ok(gray.into_raw())
+}
+
 /// Errors from a model.
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {

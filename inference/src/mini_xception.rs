@@ -230,6 +230,28 @@ impl MiniXception {
         Self::from_var_builder(&vb, &config).map_err(load_err)
     }
 
+    /// Loads a model from the bytes of `config.json` and `model.safetensors`.
+    pub fn from_buffers(
+        config_json: &str,
+        safetensors: &[u8],
+    ) -> Result<MiniXception, InferenceError> {
+        let config: ModelConfig =
+            serde_json::from_str(config_json).map_err(|e| load_err(format!("config.json: {e}")))?;
+        let device = Device::Cpu;
+        let tensors =
+            candle_core::safetensors::load_buffer(safetensors, &device).map_err(load_err)?;
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        Self::from_var_builder(&vb, &config)
+    }
+
+    /// The model shipped inside this crate (`inference/models/mini-xception-fer2013`).
+    pub fn bundled() -> Result<MiniXception, InferenceError> {
+        Self::from_buffers(
+            include_str!("../models/mini-xception-fer2013/config.json"),
+            include_bytes!("../models/mini-xception-fer2013/model.safetensors"),
+        )
+    }
+
     /// Builds the model from weights named as the converted Keras layers.
     pub fn from_var_builder(
         vb: &VarBuilder,

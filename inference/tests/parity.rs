@@ -88,3 +88,24 @@ fn bad_model_directories_are_refused() {
     assert!(MiniXception::load(&dir).is_err(), "no weights");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bundled_model_equals_the_model_directory() {
+    let a = model();
+    let b = MiniXception::bundled().unwrap();
+    assert_eq!(a.version(), b.version());
+    let x = [77u8; 64 * 64];
+    assert_eq!(a.classify(&x).unwrap(), b.classify(&x).unwrap());
+}
+
+#[test]
+fn grayscale_input_resizes_any_image() {
+    let img = image::RgbImage::from_pixel(96, 80, image::Rgb([200, 100, 50]));
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let x = emofy_inference::grayscale_input(&png, 64).unwrap();
+    assert_eq!(x.len(), 64 * 64);
+    assert!(emofy_inference::grayscale_input(b"nope", 64).is_err());
+}

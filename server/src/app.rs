@@ -4,17 +4,23 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use actix::{Actor, Addr};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
+use emofy_game::ImageId;
 use emofy_game::ImagePool;
+use emofy_inference::Classifier;
+use emofy_inference::mini_xception::MiniXception;
 use tokio::sync::watch;
 
-use crate::actors::coordinator::{Coordinator, ShutdownSessions};
+use crate::actors::coordinator::{Coordinator, CoordinatorSetup, ShutdownSessions};
 use crate::auth::{AuthError, TokenKey};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
+use crate::protocol::Suggestion;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{GameRules, ImageStore, Leaderboard, PlayerStore, RoundStore, StoreError};
 
@@ -50,6 +56,10 @@ pub enum AppError {
     Server(std::io::Error),
     #[error("demo images: {0}")]
     Demo(String),
+    #[error("model: {0}")]
+    Model(#[from] emofy_inference::InferenceError),
+    #[error("background task failed: {0}")]
+    Task(String),
 }
 
 /// The embedded stores behind their traits.
@@ -123,6 +133,13 @@ impl Application {
         let leaderboard: Arc<dyn Leaderboard> = Arc::new(
             crate::leaderboard::MemoryLeaderboard::seeded(&stores.players.scored_players().await?),
         );
+        let suggestions = match load_model(&config)? {
+            Some(model) => {
+                classify_missing(model.clone(), stores.images.as_ref()).await?;
+                suggestions_of(model.version(), stores.images.as_ref()).await?
+            }
+            None => HashMap::new(),
+        };
         let metrics = Arc::new(Metrics::new());
         let loaded_at = crate::clock::now();
         let mut pool = ImagePool::new(rules.consensus);
@@ -134,15 +151,16 @@ impl Application {
             images = pool.len(),
             "image pool loaded"
         );
-        let coordinator = Coordinator::new(
+        let coordinator = Coordinator::new(CoordinatorSetup {
             pool,
-            stores.images.clone(),
-            metrics.clone(),
-            config.game.selection_spread,
-            Duration::from_secs(config.game.pool_refresh_secs),
+            suggestions,
             loaded_at,
-            rand::random(),
-        )
+            images: stores.images.clone(),
+            metrics: metrics.clone(),
+            spread: config.game.selection_spread,
+            refresh_every: Duration::from_secs(config.game.pool_refresh_secs),
+            seed: rand::random(),
+        })
         .start();
         let config = Arc::new(config);
         let services = Arc::new(Services {
@@ -255,6 +273,89 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// The configured model: the bundled mini-Xception unless `model.dir` names another; `None` when disabled.
+pub fn load_model(config: &Config) -> Result<Option<Arc<MiniXception>>, AppError> {
+    if !config.model.enabled {
+        return Ok(None);
+    }
+    let model = match &config.model.dir {
+        Some(dir) => MiniXception::load(dir)?,
+        None => MiniXception::bundled()?,
+    };
+    tracing::info!(model = model.version(), "model loaded");
+    Ok(Some(Arc::new(model)))
+}
+
+/// Classifies every image that has no cached prediction from `model` and caches the results.
+pub async fn classify_missing(
+    model: Arc<MiniXception>,
+    images: &dyn ImageStore,
+) -> Result<usize, AppError> {
+    let missing = images.unpredicted_images(model.version()).await?;
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    let started = std::time::Instant::now();
+    let mut done = 0;
+    for chunk in missing.chunks(64) {
+        let mut inputs = Vec::with_capacity(chunk.len());
+        for id in chunk {
+            if let Some((bytes, _)) = images.image_bytes(*id).await? {
+                inputs.push((*id, bytes));
+            }
+        }
+        let m = model.clone();
+        let predicted = tokio::task::spawn_blocking(move || {
+            let side = m.input_side();
+            inputs
+                .into_iter()
+                .filter_map(|(id, bytes)| {
+                    let result =
+                        emofy_inference::grayscale_input(&bytes, side).and_then(|x| m.classify(&x));
+                    match result {
+                        Ok(p) => Some((id, p)),
+                        Err(e) => {
+                            tracing::warn!(image = %id, error = %e, "cannot classify image");
+                            None
+                        }
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| AppError::Task(e.to_string()))?;
+        done += predicted.len();
+        images.save_predictions(predicted).await?;
+    }
+    tracing::info!(
+        images = done,
+        model = model.version(),
+        ms = started.elapsed().as_millis() as u64,
+        "images classified"
+    );
+    Ok(done)
+}
+
+/// The round suggestions for every image `model` has classified.
+pub async fn suggestions_of(
+    model: &str,
+    images: &dyn ImageStore,
+) -> Result<HashMap<ImageId, Suggestion>, AppError> {
+    Ok(images
+        .predictions(model)
+        .await?
+        .into_iter()
+        .map(|(id, p)| {
+            let s = Suggestion {
+                emotion: p.top(),
+                confidence: p.confidence(),
+                model: p.model,
+            };
+            (id, s)
+        })
+        .collect())
 }
 
 /// Generates the synthetic demo pool into an empty store.

@@ -45,6 +45,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub demo: DemoConfig,
     pub store: StoreConfig,
+    pub model: ModelConfig,
 }
 
 impl Default for Config {
@@ -62,6 +63,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             demo: DemoConfig::default(),
             store: StoreConfig::default(),
+            model: ModelConfig::default(),
         }
     }
 }
@@ -173,6 +175,25 @@ impl Default for DemoConfig {
         DemoConfig {
             images: 500,
             seed: 2024,
+        }
+    }
+}
+
+/// The emotion model whose guesses rounds show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Classify images and show the model's guess in rounds.
+    pub enabled: bool,
+    /// A model directory (`config.json` + `model.safetensors`); unset: the bundled mini-Xception.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            enabled: true,
+            dir: None,
         }
     }
 }

@@ -298,6 +298,25 @@ async fn contract(b: Backend) {
         Err(StoreError::RoundClosed(_))
     ));
 
+    // Predictions are cached per image and model version.
+    assert_eq!(b.images.unpredicted_images("m1").await.unwrap().len(), 3);
+    let p = emofy_inference::Prediction::new("m1", [0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1]).unwrap();
+    b.images
+        .save_predictions(vec![(img, p.clone())])
+        .await
+        .unwrap();
+    b.images
+        .save_predictions(vec![(img, p.clone())])
+        .await
+        .unwrap();
+    assert_eq!(b.images.predictions("m1").await.unwrap(), vec![(img, p)]);
+    assert!(b.images.predictions("m2").await.unwrap().is_empty());
+    let mut missing = b.images.unpredicted_images("m1").await.unwrap();
+    missing.sort();
+    let mut expected = vec![other, third];
+    expected.sort();
+    assert_eq!(missing, expected);
+
     b.rounds.flush().await.unwrap();
     let s = b.images.stats().await.unwrap();
     assert_eq!((s.images, s.open, s.retired, s.disputed), (3, 1, 1, 1));

@@ -15,7 +15,15 @@ use emofy_game::{ImageId, ImagePool, ImageStatus, Millis, PlayerId, PoolEntry, V
 
 use crate::demo_faces::Rng;
 use crate::metrics::Metrics;
+use crate::protocol::Suggestion;
 use crate::store::{ImageStore, ScoreChange, StoreError};
+
+/// The image picked for a round, with the model's cached guess for it.
+#[derive(Debug, Clone)]
+pub struct Picked {
+    pub image: ImageId,
+    pub suggestion: Option<Suggestion>,
+}
 
 /// A push from the coordinator to one session.
 #[derive(Message, Debug, Clone)]
@@ -39,6 +47,7 @@ struct Connected {
 /// See the module docs.
 pub struct Coordinator {
     pool: ImagePool,
+    suggestions: HashMap<ImageId, Suggestion>,
     players: HashMap<PlayerId, Connected>,
     images: Arc<dyn ImageStore>,
     metrics: Arc<Metrics>,
@@ -49,26 +58,36 @@ pub struct Coordinator {
     refreshing: bool,
 }
 
+/// What a coordinator starts from.
+pub struct CoordinatorSetup {
+    /// The store's images at start-up.
+    pub pool: ImagePool,
+    /// The model's cached guess per image.
+    pub suggestions: HashMap<ImageId, Suggestion>,
+    /// When `pool` was read from the store.
+    pub loaded_at: Millis,
+    pub images: Arc<dyn ImageStore>,
+    pub metrics: Arc<Metrics>,
+    /// Pick randomly among this many equally ranked images.
+    pub spread: usize,
+    /// Reload changed images this often (zero: never).
+    pub refresh_every: Duration,
+    /// Seed of the tie-breaking random numbers.
+    pub seed: u64,
+}
+
 impl Coordinator {
-    /// A coordinator over `entries` (the store's images at start-up).
-    pub fn new(
-        pool: ImagePool,
-        images: Arc<dyn ImageStore>,
-        metrics: Arc<Metrics>,
-        spread: usize,
-        refresh_every: Duration,
-        loaded_at: Millis,
-        seed: u64,
-    ) -> Coordinator {
+    pub fn new(s: CoordinatorSetup) -> Coordinator {
         Coordinator {
-            pool,
+            pool: s.pool,
+            suggestions: s.suggestions,
             players: HashMap::new(),
-            images,
-            metrics,
-            rng: Rng::new(seed),
-            spread,
-            refresh_every,
-            refreshed_to: loaded_at,
+            images: s.images,
+            metrics: s.metrics,
+            rng: Rng::new(s.seed),
+            spread: s.spread,
+            refresh_every: s.refresh_every,
+            refreshed_to: s.loaded_at,
             refreshing: false,
         }
     }
@@ -166,22 +185,25 @@ impl Handler<SessionLeft> for Coordinator {
 
 /// Pick the next image for a player and mark it seen. `None`: nothing left for them.
 #[derive(Message)]
-#[rtype(result = "Option<ImageId>")]
+#[rtype(result = "Option<Picked>")]
 pub struct PickImage {
     pub player: PlayerId,
 }
 
 impl Handler<PickImage> for Coordinator {
-    type Result = Option<ImageId>;
+    type Result = Option<Picked>;
 
-    fn handle(&mut self, m: PickImage, _: &mut Context<Self>) -> Option<ImageId> {
+    fn handle(&mut self, m: PickImage, _: &mut Context<Self>) -> Option<Picked> {
         let pick = self.rng.next_u64();
         let connected = self.players.get_mut(&m.player)?;
         let image =
             self.pool
                 .select(m.player, |i| connected.seen.contains(i), self.spread, pick)?;
         connected.seen.insert(image);
-        Some(image)
+        Some(Picked {
+            image,
+            suggestion: self.suggestions.get(&image).cloned(),
+        })
     }
 }
 

@@ -398,13 +398,12 @@ impl PlayerSession {
         let fut = async move {
             // A conflict means another replica offered this image to the player already: pick again.
             for _ in 0..5 {
-                let image = match svc.coordinator.send(PickImage { player }).await {
-                    Ok(Some(i)) => i,
+                let (image, shown) = match svc.coordinator.send(PickImage { player }).await {
+                    Ok(Some(p)) => (p.image, p.suggestion),
                     Ok(None) => return Ok(None),
                     Err(e) => return Err(StoreError::Unavailable(e.to_string())),
                 };
-                // No model is loaded yet (see emofy-inference): show no suggestion rather than a made-up one.
-                let shown: Option<crate::protocol::Suggestion> = None;
+                // The model's cached guess, or none when no model has classified the image (never a made-up one).
                 let round = Round::offer(
                     RoundId(Uuid::new_v4()),
                     player,

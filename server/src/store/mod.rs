@@ -13,6 +13,7 @@ use emofy_game::{
     Agreement, Award, ConsensusRule, Emotion, ImageId, ImageStatus, Millis, PlayerId, PlayerTally,
     PoolEntry, Role, RoundId, ScoringRules, Transition, VoteCounts,
 };
+use emofy_inference::Prediction;
 use serde::Serialize;
 
 /// Errors from a store.
@@ -246,6 +247,15 @@ pub trait ImageStore: Send + Sync {
     /// Pool entries of images changed at or after `since` (all images for `Millis(0)`).
     async fn pool_entries(&self, since: Millis) -> Result<Vec<PoolEntry>, StoreError>;
     async fn image_count(&self) -> Result<u64, StoreError>;
+    /// Caches model predictions (one per image and model version; a repeat replaces it).
+    async fn save_predictions(
+        &self,
+        predictions: Vec<(ImageId, Prediction)>,
+    ) -> Result<(), StoreError>;
+    /// Every cached prediction of `model`.
+    async fn predictions(&self, model: &str) -> Result<Vec<(ImageId, Prediction)>, StoreError>;
+    /// Images (not removed) with no cached prediction from `model`.
+    async fn unpredicted_images(&self, model: &str) -> Result<Vec<ImageId>, StoreError>;
     async fn stats(&self) -> Result<Stats, StoreError>;
 }
 

@@ -21,6 +21,7 @@ use emofy_game::{
     AnswerFacts, Emotion, ImageId, ImageStatus, ImageTally, Millis, PlayerId, PlayerTally,
     PoolEntry, Role, RoundId, Transition, VoteCounts,
 };
+use emofy_inference::Prediction;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -31,7 +32,7 @@ use super::{
     StoreError,
 };
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS players (
@@ -97,6 +98,13 @@ CREATE TABLE IF NOT EXISTS labels (
     UNIQUE (image_id, player_id)
 );
 CREATE INDEX IF NOT EXISTS labels_player ON labels (player_id, created_ms);
+CREATE TABLE IF NOT EXISTS predictions (
+    image_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    probabilities TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (image_id, model)
+);
 "#;
 
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -687,6 +695,70 @@ impl ImageStore for SqliteStore {
             qrow(c, "SELECT COUNT(*) FROM images", [], |r| r.get::<_, i64>(0))
                 .map(u64_of)
                 .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn save_predictions(
+        &self,
+        predictions: Vec<(ImageId, Prediction)>,
+    ) -> Result<(), StoreError> {
+        let at = i64_of(now_ms().0);
+        self.write(move |c| {
+            for (id, p) in &predictions {
+                let probs = serde_json::to_string(&p.probabilities).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                exec(
+                    c,
+                    "INSERT OR REPLACE INTO predictions (image_id, model, probabilities, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![id.to_hex(), p.model, probs, at],
+                )
+                .map_err(db_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn predictions(&self, model: &str) -> Result<Vec<(ImageId, Prediction)>, StoreError> {
+        let model = model.to_owned();
+        self.read(move |c| {
+            let mut st = c
+                .prepare("SELECT image_id, probabilities FROM predictions WHERE model = ?1")
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![model], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, probs) = row.map_err(db_err)?;
+                let probs: [f32; 7] = serde_json::from_str(&probs)
+                    .map_err(|e| StoreError::Corrupt(format!("prediction: {e}")))?;
+                let p = Prediction::new(model.clone(), probs)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.push((parse_id(&id)?, p));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn unpredicted_images(&self, model: &str) -> Result<Vec<ImageId>, StoreError> {
+        let model = model.to_owned();
+        self.read(move |c| {
+            let mut st = c
+                .prepare(
+                    "SELECT i.id FROM images i LEFT JOIN predictions p ON p.image_id = i.id AND p.model = ?1 \
+                     WHERE p.image_id IS NULL AND i.status != 'removed'",
+                )
+                .map_err(db_err)?;
+            let rows = st.query_map(params![model], |r| r.get::<_, String>(0)).map_err(db_err)?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(parse_id(&r.map_err(db_err)?)?);
+            }
+            Ok(out)
         })
         .await
     }
