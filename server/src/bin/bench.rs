@@ -156,6 +156,11 @@ async fn idle_until(ws: &mut Ws, until: Instant) -> anyhow::Result<()> {
     }
 }
 
+/// Bot `i`'s first tick: bots spread evenly over the interval (golden-ratio sequence).
+fn first_tick(start: Instant, interval: Duration, i: usize) -> Instant {
+    start + interval.mul_f64((i as f64 * 0.618_033_988_75) % 1.0)
+}
+
 async fn emofy_bot(
     url: String,
     i: usize,
@@ -171,7 +176,7 @@ async fn emofy_bot(
     .await?;
     recv_until(&mut ws, "welcome").await?;
     totals.borrow_mut().joined += 1;
-    let mut tick = start + interval.mul_f64((i as f64 * 0.618_033_988_75) % 1.0);
+    let mut tick = first_tick(start, interval, i);
     // Ask for the first round shortly before the first answer is due (rounds last 15 s).
     idle_until(&mut ws, tick - interval / 2).await?;
     ws.send(Message::text(r#"{"type":"next"}"#)).await?;
@@ -205,7 +210,7 @@ async fn echo_bot(
     totals.borrow_mut().joined += 1;
     let payload = json!({"type": "answer", "round": "6f1c2a9e-7d1b-4c55-9a43-0b8e2a1d9f10", "emotion": "happy"})
         .to_string();
-    let mut tick = start + interval.mul_f64((i as f64 * 0.618_033_988_75) % 1.0);
+    let mut tick = first_tick(start, interval, i);
     while tick < stop {
         idle_until(&mut ws, tick).await?;
         let t0 = Instant::now();
