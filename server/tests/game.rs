@@ -175,3 +175,21 @@ async fn three_bots_play_retire_dispute_resume_and_restart() {
     assert!(again.next_round().await.is_none());
     app.stop().await;
 }
+
+#[actix_rt::test]
+async fn without_a_model_rounds_say_so_instead_of_guessing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.model.enabled = false;
+    let app = spawn_app(config).await;
+    let mut bot = Bot::join(&app.ws(), "NoModel").await;
+    let round = bot.next_round().await.unwrap();
+    assert!(round["suggestion"].is_null());
+    assert_eq!(
+        round["prompt"],
+        "The model has no guess for this face yet. Select the correct emotion!"
+    );
+    let result = bot.answer(&round, "sad").await;
+    assert_eq!(result["type"], "result");
+    app.stop().await;
+}
