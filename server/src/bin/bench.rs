@@ -114,6 +114,26 @@ async fn wait_port(port: u16) -> anyhow::Result<()> {
     bail!("port {port} never opened")
 }
 
+/// Waits until `GET path` answers 200 (the server has finished starting).
+async fn wait_ready(port: u16, path: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for _ in 0..600 {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            let req =
+                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+            let mut buf = Vec::new();
+            if s.write_all(req.as_bytes()).await.is_ok()
+                && s.read_to_end(&mut buf).await.is_ok()
+                && buf.starts_with(b"HTTP/1.1 200")
+            {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{path} on port {port} never became ready")
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -319,13 +339,22 @@ where
     })
 }
 
-/// Starts `cmd` with `port_flag <free port>`, waits for the port, drives it with `bot`, stops it.
+/// A server to measure.
+struct Target {
+    name: &'static str,
+    cmd: Command,
+    /// The flag that takes the port to listen on.
+    port_flag: &'static str,
+    /// An HTTP path that answers 200 once start-up is over.
+    ready: Option<&'static str>,
+    /// The WebSocket path.
+    path: &'static str,
+}
+
+/// Starts the target on a free port, waits until it is ready, drives it with `bot`, stops it.
 fn measure<F, Fut>(
     rt: &tokio::runtime::Runtime,
-    mut cmd: Command,
-    port_flag: &str,
-    path: &str,
-    name: &'static str,
+    target: Target,
     args: &Args,
     bot: F,
 ) -> anyhow::Result<Report>
@@ -333,6 +362,13 @@ where
     F: Fn(String, usize, Instant, Instant, Duration, Rc<RefCell<Totals>>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>> + 'static,
 {
+    let Target {
+        name,
+        mut cmd,
+        port_flag,
+        ready,
+        path,
+    } = target;
     let port = free_port()?;
     let child = Guard(
         cmd.args([port_flag, &port.to_string()])
@@ -340,6 +376,9 @@ where
             .with_context(|| format!("starting {name}"))?,
     );
     rt.block_on(wait_port(port))?;
+    if let Some(ready) = ready {
+        rt.block_on(wait_ready(port, ready))?;
+    }
     let url = format!("ws://127.0.0.1:{port}{path}");
     rt.block_on(drive(name, child.0.id(), url, args, bot))
 }
@@ -374,28 +413,25 @@ fn main() -> anyhow::Result<()> {
         .env("EMOFY_GAME__MAX_LABELS", "1000000")
         .env("EMOFY_STORE__SYNCHRONOUS", &args.synchronous)
         .stdout(Stdio::null());
-    reports.push(measure(
-        &rt,
-        server,
-        "--port",
-        "/ws/play",
-        "emofy /ws/play (embedded SQLite)",
-        &args,
-        emofy_bot,
-    )?);
+    let target = Target {
+        name: "emofy /ws/play (embedded SQLite)",
+        cmd: server,
+        port_flag: "--port",
+        ready: Some("/readyz"),
+        path: "/ws/play",
+    };
+    reports.push(measure(&rt, target, &args, emofy_bot)?);
     let _ = std::fs::remove_dir_all(&data);
 
     if !args.skip_echo {
-        let echo = Command::new(&exe);
-        reports.push(measure(
-            &rt,
-            echo,
-            "--echo-server",
-            "/",
-            "raw tokio-tungstenite echo",
-            &args,
-            echo_bot,
-        )?);
+        let target = Target {
+            name: "raw tokio-tungstenite echo",
+            cmd: Command::new(&exe),
+            port_flag: "--echo-server",
+            ready: None,
+            path: "/",
+        };
+        reports.push(measure(&rt, target, &args, echo_bot)?);
     }
 
     println!(
