@@ -123,6 +123,8 @@ pub struct SessionConfig {
     pub max_violations: u32,
     /// Bounded mailbox of each session actor; producers drop messages for a full one.
     pub mailbox: usize,
+    /// A leaderboard snapshot follows a result only if the last one is older than this.
+    pub leaderboard_every_ms: u64,
 }
 
 impl Default for SessionConfig {
@@ -137,6 +139,7 @@ impl Default for SessionConfig {
             rate_burst: 20,
             max_violations: 50,
             mailbox: 32,
+            leaderboard_every_ms: 2000,
         }
     }
 }

@@ -103,6 +103,7 @@ pub struct PlayerSession {
     bucket: TokenBucket,
     violations: u32,
     last_limit_notice: Option<Instant>,
+    last_board: Option<Instant>,
     last_frame: Instant,
     last_game_message: Instant,
     started: Instant,
@@ -128,6 +129,7 @@ impl PlayerSession {
             bucket,
             violations: 0,
             last_limit_notice: None,
+            last_board: None,
             last_frame: now,
             last_game_message: now,
             started: now,
@@ -636,7 +638,11 @@ impl PlayerSession {
                         .answer_seconds
                         .observe(t.elapsed().as_secs_f64());
                 }
-                self.send_leaderboard(ctx);
+                // A fresh board with results, at most every `session.leaderboard_every_ms`.
+                let every = Duration::from_millis(self.svc.config.session.leaderboard_every_ms);
+                if self.last_board.is_none_or(|t| t.elapsed() >= every) {
+                    self.send_leaderboard(ctx);
+                }
             }
             Err(e) => {
                 let code = match &e {
@@ -661,6 +667,7 @@ impl PlayerSession {
     }
 
     fn send_leaderboard(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        self.last_board = Some(Instant::now());
         let board = self.svc.leaderboard.clone();
         let me = self.joined.as_ref().map(|j| j.player);
         let fut = async move {
