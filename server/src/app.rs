@@ -16,6 +16,7 @@ use emofy_inference::mini_xception::MiniXception;
 use tokio::sync::watch;
 
 use crate::actors::coordinator::{Coordinator, CoordinatorSetup, ShutdownSessions};
+use crate::actors::inference::InferencePool;
 use crate::auth::{AuthError, TokenKey};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
@@ -35,6 +36,8 @@ pub struct Services {
     pub tokens: TokenKey,
     pub metrics: Arc<Metrics>,
     pub coordinator: Addr<Coordinator>,
+    /// The model's worker pool (`None` when the model is disabled).
+    pub inference: Option<InferencePool>,
     pub clock: Clock,
 }
 
@@ -133,10 +136,17 @@ impl Application {
         let leaderboard: Arc<dyn Leaderboard> = Arc::new(
             crate::leaderboard::MemoryLeaderboard::seeded(&stores.players.scored_players().await?),
         );
-        let suggestions = match load_model(&config)? {
-            Some(model) => {
-                classify_missing(model.clone(), stores.images.as_ref()).await?;
-                suggestions_of(model.version(), stores.images.as_ref()).await?
+        let inference = load_model(&config)?.map(|model| {
+            let workers = match config.model.workers {
+                0 => InferencePool::default_workers(),
+                n => n,
+            };
+            InferencePool::start(model, workers, config.model.queue)
+        });
+        let suggestions = match &inference {
+            Some(pool) => {
+                classify_missing(pool, stores.images.as_ref()).await?;
+                suggestions_of(pool.version(), stores.images.as_ref()).await?
             }
             None => HashMap::new(),
         };
@@ -173,6 +183,7 @@ impl Application {
             tokens,
             metrics,
             coordinator,
+            inference,
             clock: Clock::new(),
         });
         let data = web::Data::from(services.clone());
@@ -276,7 +287,7 @@ async fn wait_for_signal() {
 }
 
 /// The configured model: the bundled mini-Xception unless `model.dir` names another; `None` when disabled.
-pub fn load_model(config: &Config) -> Result<Option<Arc<MiniXception>>, AppError> {
+pub fn load_model(config: &Config) -> Result<Option<Arc<dyn Classifier>>, AppError> {
     if !config.model.enabled {
         return Ok(None);
     }
@@ -285,53 +296,57 @@ pub fn load_model(config: &Config) -> Result<Option<Arc<MiniXception>>, AppError
         None => MiniXception::bundled()?,
     };
     tracing::info!(model = model.version(), "model loaded");
-    Ok(Some(Arc::new(model)))
+    Ok(Some(Arc::new(model) as Arc<dyn Classifier>))
 }
 
-/// Classifies every image that has no cached prediction from `model` and caches the results.
+/// Classifies, through the inference pool, every image that has no cached
+/// prediction from the pool's model, and caches the results.
 pub async fn classify_missing(
-    model: Arc<MiniXception>,
+    pool: &InferencePool,
     images: &dyn ImageStore,
 ) -> Result<usize, AppError> {
-    let missing = images.unpredicted_images(model.version()).await?;
+    let missing = images.unpredicted_images(pool.version()).await?;
     if missing.is_empty() {
         return Ok(0);
     }
     let started = std::time::Instant::now();
+    let side = pool.input_side();
     let mut done = 0;
     for chunk in missing.chunks(64) {
-        let mut inputs = Vec::with_capacity(chunk.len());
+        let mut raw = Vec::with_capacity(chunk.len());
         for id in chunk {
             if let Some((bytes, _)) = images.image_bytes(*id).await? {
-                inputs.push((*id, bytes));
+                raw.push((*id, bytes));
             }
         }
-        let m = model.clone();
-        let predicted = tokio::task::spawn_blocking(move || {
-            let side = m.input_side();
-            inputs
-                .into_iter()
-                .filter_map(|(id, bytes)| {
-                    let result =
-                        emofy_inference::grayscale_input(&bytes, side).and_then(|x| m.classify(&x));
-                    match result {
-                        Ok(p) => Some((id, p)),
-                        Err(e) => {
-                            tracing::warn!(image = %id, error = %e, "cannot classify image");
-                            None
-                        }
-                    }
-                })
+        // Decoding and resizing is CPU work too: off the async threads.
+        let inputs = tokio::task::spawn_blocking(move || {
+            raw.into_iter()
+                .map(|(id, bytes)| (id, emofy_inference::grayscale_input(&bytes, side)))
                 .collect::<Vec<_>>()
         })
         .await
         .map_err(|e| AppError::Task(e.to_string()))?;
+        let jobs = inputs.into_iter().map(|(id, input)| async move {
+            let result = match input {
+                Ok(pixels) => pool.classify(pixels).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            (id, result)
+        });
+        let mut predicted = Vec::with_capacity(chunk.len());
+        for (id, result) in futures_util::future::join_all(jobs).await {
+            match result {
+                Ok(p) => predicted.push((id, p)),
+                Err(e) => tracing::warn!(image = %id, error = %e, "cannot classify image"),
+            }
+        }
         done += predicted.len();
         images.save_predictions(predicted).await?;
     }
     tracing::info!(
         images = done,
-        model = model.version(),
+        model = pool.version(),
         ms = started.elapsed().as_millis() as u64,
         "images classified"
     );

@@ -190,6 +190,10 @@ pub struct ModelConfig {
     pub enabled: bool,
     /// A model directory (`config.json` + `model.safetensors`); unset: the bundled mini-Xception.
     pub dir: Option<PathBuf>,
+    /// Inference worker threads (0: one per core but one, at least one).
+    pub workers: usize,
+    /// Requests in flight before the pool answers "busy".
+    pub queue: usize,
 }
 
 impl Default for ModelConfig {
@@ -197,6 +201,8 @@ impl Default for ModelConfig {
         ModelConfig {
             enabled: true,
             dir: None,
+            workers: 0,
+            queue: 256,
         }
     }
 }

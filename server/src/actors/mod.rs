@@ -1,4 +1,6 @@
-//! Actors: the round [`coordinator::Coordinator`] and one [`session::PlayerSession`] per connection.
+//! Actors: the round [`coordinator::Coordinator`], one [`session::PlayerSession`]
+//! per connection, and the [`inference::InferencePool`] of model workers.
 
 pub mod coordinator;
+pub mod inference;
 pub mod session;
