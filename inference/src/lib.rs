@@ -9,6 +9,7 @@
 //! (`inference/models/mini-xception-fer2013`, MIT) and run on candle; its
 //! outputs match TensorFlow's within 1e-4 (parity test).
 
+pub mod face;
 pub mod mini_xception;
 
 use emofy_game::{EMOTION_COUNT, Emotion};
@@ -56,6 +57,34 @@ impl Prediction {
     pub fn confidence(&self) -> f32 {
         self.probabilities[self.top().index()]
     }
+}
+
+/// Decodes an image whose format is sniffed from its bytes, refusing before
+/// decoding anything that claims more than `max_side` pixels on a side
+/// (decompression bombs).
+pub fn decode_bounded(bytes: &[u8], max_side: u32) -> Result<image::DynamicImage, InferenceError> {
+    let reader = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| InferenceError::BadInput(format!("unreadable: {e}")))
+    };
+    let r = reader()?;
+    if r.format().is_none() {
+        return Err(InferenceError::BadInput(
+            "not a recognised image format".into(),
+        ));
+    }
+    let (w, h) = r
+        .into_dimensions()
+        .map_err(|e| InferenceError::BadInput(format!("unreadable header: {e}")))?;
+    if w == 0 || h == 0 || w > max_side || h > max_side {
+        return Err(InferenceError::BadInput(format!(
+            "{w}×{h} is outside 1..={max_side} pixels per side"
+        )));
+    }
+    reader()?
+        .decode()
+        .map_err(|e| InferenceError::BadInput(format!("cannot decode: {e}")))
 }
 
 /// Decodes an image and turns the whole of it into the model input: 8-bit

@@ -12,7 +12,7 @@ use std::io::{BufRead, Cursor};
 use std::path::{Path, PathBuf};
 
 use emofy_game::Emotion;
-use image::{DynamicImage, GrayImage, ImageFormat, ImageReader};
+use image::{DynamicImage, GrayImage, ImageFormat};
 
 use crate::store::{ImageSource, ImageStore, NewImage, StoreError};
 
@@ -55,23 +55,10 @@ struct Prepared {
 }
 
 fn prepare(bytes: &[u8]) -> Result<Prepared, String> {
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| format!("unreadable: {e}"))?;
-    if reader.format().is_none() {
-        return Err("not a recognised image format".into());
-    }
-    let (w, h) = reader
-        .into_dimensions()
-        .map_err(|e| format!("unreadable header: {e}"))?;
-    if w == 0 || h == 0 || w > MAX_SIDE || h > MAX_SIDE {
-        return Err(format!("{w}×{h} is outside 1..={MAX_SIDE} pixels per side"));
-    }
-    let img = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| format!("unreadable: {e}"))?
-        .decode()
-        .map_err(|e| format!("cannot decode: {e}"))?;
+    let img = emofy_inference::decode_bounded(bytes, MAX_SIDE).map_err(|e| match e {
+        emofy_inference::InferenceError::BadInput(why) => why,
+        other => other.to_string(),
+    })?;
     let img = match img.color().has_color() {
         true => DynamicImage::ImageRgb8(img.to_rgb8()),
         false => DynamicImage::ImageLuma8(img.to_luma8()),
@@ -327,6 +314,20 @@ mod tests {
         let mut huge = png.clone();
         huge[16..20].copy_from_slice(&30000u32.to_be_bytes());
         huge[20..24].copy_from_slice(&30000u32.to_be_bytes());
-        assert!(prepare(&huge).is_err());
+        // Fix the IHDR checksum (CRC-32) so only the claimed size is wrong.
+        let mut crc = 0xFFFF_FFFFu32;
+        for b in &huge[12..29] {
+            crc ^= u32::from(*b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        huge[29..33].copy_from_slice(&(!crc).to_be_bytes());
+        let why = prepare(&huge).err().unwrap_or_default();
+        assert!(why.contains("30000"), "{why}");
     }
 }

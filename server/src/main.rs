@@ -1,11 +1,14 @@
 //! The `emofy` command line.
 
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use emofy_game::{DisplayName, PlayerId, Role};
+use emofy_game::{DisplayName, Emotion, PlayerId, Role};
+use emofy_inference::Classifier;
+use emofy_inference::face::{FaceDetector, face_crop};
+use emofy_inference::mini_xception::MiniXception;
 use emofy_server::config::{Config, Overrides};
 use emofy_server::store::AccountRecord;
 use emofy_server::{Application, app, auth, import, telemetry};
@@ -40,6 +43,15 @@ enum Command {
         /// CSV with `emotion,pixels[,Usage]` columns, FER2013 class order.
         #[arg(long)]
         fer_csv: Option<PathBuf>,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Find the face in each image and print the model's prediction as JSON
+    /// (one document for one image, an array for several).
+    Predict {
+        /// Image files (PNG or JPEG).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -92,6 +104,11 @@ fn main() -> anyhow::Result<()> {
             let config = load_config(cli.config.as_ref(), &overrides)?;
             telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
             actix_web::rt::System::new().block_on(run_import(config, folder, fer_csv))
+        }
+        Command::Predict { files, overrides } => {
+            let config = load_config(cli.config.as_ref(), &overrides)?;
+            telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
+            predict(&config, &files)
         }
         Command::Admin {
             command:
@@ -168,6 +185,79 @@ async fn run_import(
         println!("  … and {} more", report.rejected.len() - 50);
     }
     Ok(())
+}
+
+/// Faces scoring below this are ignored.
+const FACE_MIN_SCORE: f64 = 5.0;
+
+/// Largest file `emofy predict` reads.
+const MAX_PREDICT_BYTES: u64 = 50 * 1024 * 1024;
+
+fn predict(config: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
+    let model: Box<dyn Classifier> = match &config.model.dir {
+        Some(dir) => Box::new(MiniXception::load(dir)?),
+        None => Box::new(MiniXception::bundled()?),
+    };
+    let detector = FaceDetector::bundled(FACE_MIN_SCORE)?;
+    let mut failed = false;
+    let mut out = Vec::with_capacity(files.len());
+    for file in files {
+        let name = file.display().to_string();
+        let doc = match predict_file(file, model.as_ref(), &detector) {
+            Ok(v) => v,
+            Err(why) => {
+                failed = true;
+                serde_json::json!({"file": name, "error": why})
+            }
+        };
+        out.push(doc);
+    }
+    let doc = if out.len() == 1 {
+        out.remove(0)
+    } else {
+        serde_json::Value::Array(out)
+    };
+    println!("{}", serde_json::to_string_pretty(&doc)?);
+    if failed {
+        bail!("some files could not be read");
+    }
+    Ok(())
+}
+
+fn predict_file(
+    path: &Path,
+    model: &dyn Classifier,
+    detector: &FaceDetector,
+) -> Result<serde_json::Value, String> {
+    let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    if size > MAX_PREDICT_BYTES {
+        return Err(format!(
+            "{size} bytes is over the {MAX_PREDICT_BYTES}-byte limit"
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let img = emofy_inference::decode_bounded(&bytes, 8192).map_err(|e| e.to_string())?;
+    let file = path.display().to_string();
+    let Some(face) = detector.largest_face(&img.to_luma8()) else {
+        return Ok(serde_json::json!({
+            "file": file, "face": null, "emotion": null, "probabilities": null,
+            "model": model.version(), "note": "no face found"
+        }));
+    };
+    let crop = face_crop(&img, &face, model.input_side());
+    let p = model.classify(&crop).map_err(|e| e.to_string())?;
+    let probabilities: serde_json::Map<String, serde_json::Value> = Emotion::ALL
+        .iter()
+        .map(|e| {
+            (
+                e.as_str().to_owned(),
+                serde_json::json!(p.probabilities[e.index()]),
+            )
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "file": file, "face": face, "emotion": p.top(), "probabilities": probabilities, "model": p.model
+    }))
 }
 
 fn valid_username(u: &str) -> bool {
