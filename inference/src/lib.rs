@@ -10,6 +10,7 @@
 //! outputs match TensorFlow's within 1e-4 (parity test).
 
 pub mod face;
+pub mod kernels;
 pub mod mini_xception;
 
 use emofy_game::{EMOTION_COUNT, Emotion};

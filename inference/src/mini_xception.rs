@@ -8,11 +8,11 @@
 //!
 //! Exact rewrites for speed on CPU (each checked by the parity test against
 //! TensorFlow's outputs): every batch norm is folded into the convolution
-//! before it; the depthwise 3×3 conv is nine shifted multiply-adds (candle's
-//! grouped conv runs one conv per channel); the 1×1 convs are matrix
-//! products; the stride-2 1×1 shortcut is a subsample then a matrix product;
-//! the "same" max pool pads TensorFlow's way (extra padding at the bottom and
-//! right) with −∞ and takes the max over strided views.
+//! before it; the depthwise 3×3 conv and the "same" max pool (padded the
+//! TensorFlow way, extra row/column at the bottom/right) are fused CPU kernels
+//! (`kernels`; candle's grouped conv runs one conv per channel); the 1×1
+//! convs are matrix products; the stride-2 1×1 shortcut is a subsample then a
+//! matrix product. Inference only: the kernels have no backward pass.
 
 use std::path::Path;
 
@@ -21,6 +21,7 @@ use candle_nn::VarBuilder;
 use emofy_game::{EMOTION_COUNT, Emotion};
 use serde::Deserialize;
 
+use crate::kernels::{Depthwise3x3, depthwise3x3, max_pool3x3s2_same};
 use crate::{Classifier, InferenceError, Prediction};
 
 /// `config.json` of a model directory.
@@ -67,9 +68,9 @@ fn fold_bn(vb: &VarBuilder, bn: &str, weight: Tensor, eps: f64) -> candle_core::
     Ok(Folded { weight, bias })
 }
 
-/// Depthwise 3×3 "same" conv as nine shifted multiply-adds, then a folded pointwise conv.
+/// Depthwise 3×3 "same" conv (a fused CPU kernel), then a folded pointwise conv.
 struct SeparableConv {
-    taps: Vec<Tensor>,
+    depthwise: Depthwise3x3,
     pointwise: Tensor,
     bias: Tensor,
 }
@@ -83,45 +84,26 @@ impl SeparableConv {
         o: usize,
         eps: f64,
     ) -> candle_core::Result<Self> {
-        let depthwise = vb.pp(name).get((c, 1, 3, 3), "depthwise")?;
-        let mut taps = Vec::with_capacity(9);
-        for dy in 0..3 {
-            for dx in 0..3 {
-                taps.push(
-                    depthwise
-                        .narrow(2, dy, 1)?
-                        .narrow(3, dx, 1)?
-                        .reshape((1, c, 1, 1))?,
-                );
-            }
-        }
+        let taps = vb
+            .pp(name)
+            .get((c, 1, 3, 3), "depthwise")?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
         let pw = vb.pp(name).get((o, c, 1, 1), "pointwise")?;
         let f = fold_bn(vb, bn, pw, eps)?;
         Ok(SeparableConv {
-            taps,
+            depthwise: Depthwise3x3 { taps },
             pointwise: f.weight.reshape((o, c))?,
             bias: f.bias,
         })
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (_, _, h, w) = x.dims4()?;
-        let xp = x.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;
-        let mut acc: Option<Tensor> = None;
-        for dy in 0..3 {
-            for dx in 0..3 {
-                let term = xp
-                    .narrow(2, dy, h)?
-                    .narrow(3, dx, w)?
-                    .broadcast_mul(&self.taps[dy * 3 + dx])?;
-                acc = Some(match acc {
-                    Some(a) => (a + term)?,
-                    None => term,
-                });
-            }
-        }
-        let acc = acc.ok_or_else(|| candle_core::Error::Msg("empty kernel".into()))?;
-        pointwise(&acc, &self.pointwise, &self.bias)
+        pointwise(
+            &depthwise3x3(x, &self.depthwise)?,
+            &self.pointwise,
+            &self.bias,
+        )
     }
 }
 
@@ -149,37 +131,6 @@ fn every_other(x: &Tensor, dim: usize) -> candle_core::Result<Tensor> {
     x.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
 }
 
-/// 3-wide stride-2 "same" max pool along `dim`, padded TensorFlow's way with −∞.
-fn max_pool_same_1d(x: &Tensor, dim: usize) -> candle_core::Result<Tensor> {
-    let len = x.dim(dim)?;
-    let out = len.div_ceil(2);
-    let total = ((out - 1) * 2 + 3).saturating_sub(len);
-    let top = total / 2;
-    let padded_len = 2 * out + 2;
-    let bottom = padded_len - top - len;
-    let pad = |n: usize| -> candle_core::Result<Tensor> {
-        let mut shape = x.dims().to_vec();
-        shape[dim] = n;
-        Tensor::full(f32::NEG_INFINITY, shape, x.device())
-    };
-    let mut parts = Vec::with_capacity(3);
-    if top > 0 {
-        parts.push(pad(top)?);
-    }
-    parts.push(x.clone());
-    parts.push(pad(bottom)?);
-    let xp = Tensor::cat(&parts, dim)?;
-    let mut best: Option<Tensor> = None;
-    for k in 0..3 {
-        let v = every_other(&xp.narrow(dim, k, 2 * out)?, dim)?;
-        best = Some(match best {
-            Some(b) => b.maximum(&v)?,
-            None => v,
-        });
-    }
-    best.ok_or_else(|| candle_core::Error::Msg("empty pool".into()))
-}
-
 struct Block {
     sep1: SeparableConv,
     sep2: SeparableConv,
@@ -193,7 +144,7 @@ impl Block {
         let residual = pointwise(&residual, &self.shortcut, &self.shortcut_bias)?;
         let y = self.sep1.forward(x)?.relu()?;
         let y = self.sep2.forward(&y)?;
-        let y = max_pool_same_1d(&max_pool_same_1d(&y, 2)?, 3)?;
+        let y = max_pool3x3s2_same(&y)?;
         y + residual
     }
 }

@@ -1,0 +1,220 @@
+//! CPU kernels for the two element-wise-heavy layers of the mini-Xception,
+//! as candle custom ops over contiguous f32 memory (inference only, no
+//! gradient): a depthwise 3×3 "same" convolution and a 3×3 stride-2 "same"
+//! max pool with TensorFlow's padding (the extra row/column at the bottom/right).
+
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+
+fn f32_input<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    name: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        return Err(candle_core::Error::Msg(format!(
+            "{name}: f32 input expected"
+        )));
+    };
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{name}: contiguous input expected")))?;
+    Ok(&data[start..end])
+}
+
+fn dims4(layout: &Layout, name: &str) -> candle_core::Result<(usize, usize, usize, usize)> {
+    match layout.shape().dims() {
+        [n, c, h, w] => Ok((*n, *c, *h, *w)),
+        d => Err(candle_core::Error::Msg(format!(
+            "{name}: (N, C, H, W) expected, got {d:?}"
+        ))),
+    }
+}
+
+/// Depthwise 3×3 convolution, stride 1, zero padding 1. `taps` is (C, 3, 3) row-major.
+pub struct Depthwise3x3 {
+    pub taps: Vec<f32>,
+}
+
+impl CustomOp1 for Depthwise3x3 {
+    fn name(&self) -> &'static str {
+        "depthwise3x3"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_input(storage, layout, self.name())?;
+        let (n, c, h, w) = dims4(layout, self.name())?;
+        if self.taps.len() != c * 9 {
+            return Err(candle_core::Error::Msg(
+                "depthwise3x3: taps do not match channels".into(),
+            ));
+        }
+        let mut out = vec![0f32; n * c * h * w];
+        for (plane_idx, (src, dst)) in x
+            .chunks_exact(h * w)
+            .zip(out.chunks_exact_mut(h * w))
+            .enumerate()
+        {
+            let k = &self.taps[(plane_idx % c) * 9..(plane_idx % c) * 9 + 9];
+            for (ky, krow) in k.chunks_exact(3).enumerate() {
+                // Output row y reads input row y + ky - 1.
+                let (y0, y1) = (usize::from(ky == 0), h - usize::from(ky == 2));
+                for y in y0..y1 {
+                    let s = &src[(y + ky - 1) * w..(y + ky) * w];
+                    let d = &mut dst[y * w..(y + 1) * w];
+                    // kx = 0 reads x - 1, kx = 1 reads x, kx = 2 reads x + 1.
+                    for xx in 1..w {
+                        d[xx] += krow[0] * s[xx - 1];
+                    }
+                    for xx in 0..w {
+                        d[xx] += krow[1] * s[xx];
+                    }
+                    for xx in 0..w - 1 {
+                        d[xx] += krow[2] * s[xx + 1];
+                    }
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, c, h, w))))
+    }
+}
+
+/// 3×3 max pool, stride 2, "same" padding the TensorFlow way.
+pub struct MaxPool3x3S2Same;
+
+impl CustomOp1 for MaxPool3x3S2Same {
+    fn name(&self) -> &'static str {
+        "maxpool3x3s2same"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_input(storage, layout, self.name())?;
+        let (n, c, h, w) = dims4(layout, self.name())?;
+        let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+        // TensorFlow puts the smaller half of the padding first.
+        let top = ((oh - 1) * 2 + 3).saturating_sub(h) / 2;
+        let left = ((ow - 1) * 2 + 3).saturating_sub(w) / 2;
+        let mut out = vec![f32::NEG_INFINITY; n * c * oh * ow];
+        for (src, dst) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
+            for oy in 0..oh {
+                let ys = (oy * 2).saturating_sub(top)..(oy * 2 + 3 - top).min(h);
+                for ox in 0..ow {
+                    let xs = (ox * 2).saturating_sub(left)..(ox * 2 + 3 - left).min(w);
+                    let mut m = f32::NEG_INFINITY;
+                    for y in ys.clone() {
+                        for v in &src[y * w + xs.start..y * w + xs.end] {
+                            m = m.max(*v);
+                        }
+                    }
+                    dst[oy * ow + ox] = m;
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+    }
+}
+
+/// Applies the depthwise kernel (makes `x` contiguous first).
+pub fn depthwise3x3(x: &Tensor, op: &Depthwise3x3) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(op)
+}
+
+/// Applies the max pool (makes `x` contiguous first).
+pub fn max_pool3x3s2_same(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&MaxPool3x3S2Same)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn naive_depthwise(
+        x: &[f32],
+        taps: &[f32],
+        (n, c, h, w): (usize, usize, usize, usize),
+    ) -> Vec<f32> {
+        let mut out = vec![0f32; x.len()];
+        for i in 0..n * c {
+            let k = &taps[(i % c) * 9..(i % c) * 9 + 9];
+            for y in 0..h as i64 {
+                for xx in 0..w as i64 {
+                    let mut acc = 0f32;
+                    for ky in 0..3i64 {
+                        for kx in 0..3i64 {
+                            let (sy, sx) = (y + ky - 1, xx + kx - 1);
+                            if sy >= 0 && sx >= 0 && sy < h as i64 && sx < w as i64 {
+                                acc += k[(ky * 3 + kx) as usize]
+                                    * x[i * h * w + (sy as usize) * w + sx as usize];
+                            }
+                        }
+                    }
+                    out[i * h * w + y as usize * w + xx as usize] = acc;
+                }
+            }
+        }
+        out
+    }
+
+    fn naive_pool(x: &[f32], (n, c, h, w): (usize, usize, usize, usize)) -> Vec<f32> {
+        let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+        let top = (((oh - 1) * 2 + 3).saturating_sub(h) / 2) as i64;
+        let left = (((ow - 1) * 2 + 3).saturating_sub(w) / 2) as i64;
+        let mut out = Vec::new();
+        for i in 0..n * c {
+            for oy in 0..oh as i64 {
+                for ox in 0..ow as i64 {
+                    let mut m = f32::NEG_INFINITY;
+                    for dy in 0..3 {
+                        for dx in 0..3 {
+                            let (y, xx) = (oy * 2 - top + dy, ox * 2 - left + dx);
+                            if y >= 0 && xx >= 0 && y < h as i64 && xx < w as i64 {
+                                m = m.max(x[i * h * w + y as usize * w + xx as usize]);
+                            }
+                        }
+                    }
+                    out.push(m);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn kernels_match_naive_loops_on_odd_even_and_tiny_shapes() {
+        for dims in [
+            (2, 3, 5, 4),
+            (1, 2, 1, 1),
+            (1, 1, 2, 7),
+            (2, 2, 8, 8),
+            (1, 4, 15, 15),
+        ] {
+            let (n, c, h, w) = dims;
+            let x: Vec<f32> = (0..n * c * h * w)
+                .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+                .collect();
+            let taps: Vec<f32> = (0..c * 9)
+                .map(|i| ((i * 13 % 17) as f32 - 8.0) / 5.0)
+                .collect();
+            let t =
+                Tensor::from_vec(x.clone(), dims, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+            let d = depthwise3x3(&t, &Depthwise3x3 { taps: taps.clone() })
+                .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
+                .unwrap_or_else(|e| panic!("{e}"));
+            for (a, b) in d.iter().zip(naive_depthwise(&x, &taps, dims)) {
+                assert!((a - b).abs() < 1e-5, "{dims:?}: {a} vs {b}");
+            }
+            let p = max_pool3x3s2_same(&t)
+                .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(p, naive_pool(&x, dims), "{dims:?}");
+        }
+    }
+}
