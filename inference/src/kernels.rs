@@ -82,6 +82,86 @@ impl CustomOp1 for Depthwise3x3 {
     }
 }
 
+/// Dense 3×3 convolution, stride 1, zero padding `pad` (0: "valid", 1: "same"),
+/// with bias and an optional ReLU fused in. `weight` is (O, C, 3, 3) row-major.
+pub struct Conv3x3 {
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
+    pub pad: usize,
+    pub relu: bool,
+}
+
+impl CustomOp1 for Conv3x3 {
+    fn name(&self) -> &'static str {
+        "conv3x3"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_input(storage, layout, self.name())?;
+        let (n, c, h, w) = dims4(layout, self.name())?;
+        let o = self.bias.len();
+        if self.weight.len() != o * c * 9
+            || self.pad > 1
+            || h + 2 * self.pad < 3
+            || w + 2 * self.pad < 3
+        {
+            return Err(candle_core::Error::Msg(
+                "conv3x3: weight, padding or input size do not fit".into(),
+            ));
+        }
+        let (oh, ow) = (h + 2 * self.pad - 2, w + 2 * self.pad - 2);
+        let mut out = vec![0f32; n * o * oh * ow];
+        for (img, dst_img) in x
+            .chunks_exact(c * h * w)
+            .zip(out.chunks_exact_mut(o * oh * ow))
+        {
+            for (oc, dst) in dst_img.chunks_exact_mut(oh * ow).enumerate() {
+                dst.fill(self.bias[oc]);
+                for (ic, src) in img.chunks_exact(h * w).enumerate() {
+                    let k = &self.weight[(oc * c + ic) * 9..(oc * c + ic) * 9 + 9];
+                    for ky in 0..3 {
+                        // Output row y reads input row y + ky - pad.
+                        let y0 = self.pad.saturating_sub(ky);
+                        let y1 = oh.min((h + self.pad).saturating_sub(ky));
+                        for kx in 0..3 {
+                            let wgt = k[ky * 3 + kx];
+                            let x0 = self.pad.saturating_sub(kx);
+                            let x1 = ow.min((w + self.pad).saturating_sub(kx));
+                            if x0 >= x1 {
+                                continue;
+                            }
+                            for y in y0..y1 {
+                                let sy = y + ky - self.pad;
+                                let s =
+                                    &src[sy * w + x0 + kx - self.pad..sy * w + x1 + kx - self.pad];
+                                let d = &mut dst[y * ow + x0..y * ow + x1];
+                                for (dv, sv) in d.iter_mut().zip(s) {
+                                    *dv += wgt * sv;
+                                }
+                            }
+                        }
+                    }
+                }
+                if self.relu {
+                    for v in dst.iter_mut() {
+                        *v = v.max(0.0);
+                    }
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, o, oh, ow))))
+    }
+}
+
+/// Applies the dense 3×3 conv (makes `x` contiguous first).
+pub fn conv3x3(x: &Tensor, op: &Conv3x3) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(op)
+}
+
 /// 3×3 max pool, stride 2, "same" padding the TensorFlow way.
 pub struct MaxPool3x3S2Same;
 
@@ -185,6 +265,51 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn conv3x3_matches_candle_conv2d() {
+        for (dims, o, pad, relu) in [
+            ((2, 3, 6, 5), 4, 0, false),
+            ((1, 2, 4, 4), 3, 1, true),
+            ((1, 1, 3, 3), 2, 0, true),
+        ] {
+            let (n, c, h, w) = dims;
+            let x: Vec<f32> = (0..n * c * h * w)
+                .map(|i| ((i * 31 % 19) as f32 - 9.0) / 4.0)
+                .collect();
+            let weight: Vec<f32> = (0..o * c * 9)
+                .map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0)
+                .collect();
+            let bias: Vec<f32> = (0..o).map(|i| i as f32 - 1.0).collect();
+            let t = Tensor::from_vec(x, dims, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+            let wt = Tensor::from_vec(weight.clone(), (o, c, 3, 3), &Device::Cpu)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let bt = Tensor::from_vec(bias.clone(), (1, o, 1, 1), &Device::Cpu)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut want = t
+                .conv2d(&wt, pad, 1, 1, 1)
+                .and_then(|y| y.broadcast_add(&bt))
+                .unwrap_or_else(|e| panic!("{e}"));
+            if relu {
+                want = want.relu().unwrap_or_else(|e| panic!("{e}"));
+            }
+            let got = conv3x3(
+                &t,
+                &Conv3x3 {
+                    weight,
+                    bias,
+                    pad,
+                    relu,
+                },
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(got.dims(), want.dims());
+            let diff = (got - want)
+                .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(diff < 1e-4, "{dims:?} pad {pad}: {diff}");
+        }
     }
 
     #[test]

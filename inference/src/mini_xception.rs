@@ -10,7 +10,8 @@
 //! TensorFlow's outputs): every batch norm is folded into the convolution
 //! before it; the depthwise 3×3 conv and the "same" max pool (padded the
 //! TensorFlow way, extra row/column at the bottom/right) are fused CPU kernels
-//! (`kernels`; candle's grouped conv runs one conv per channel); the 1×1
+//! (`kernels`; candle's grouped conv runs one conv per channel), and so are
+//! the dense 3×3 convs with bias and ReLU fused in; the 1×1
 //! convs are matrix products; the stride-2 1×1 shortcut is a subsample then a
 //! matrix product. Inference only: the kernels have no backward pass.
 
@@ -21,7 +22,7 @@ use candle_nn::VarBuilder;
 use emofy_game::{EMOTION_COUNT, Emotion};
 use serde::Deserialize;
 
-use crate::kernels::{Depthwise3x3, depthwise3x3, max_pool3x3s2_same};
+use crate::kernels::{Conv3x3, Depthwise3x3, conv3x3, depthwise3x3, max_pool3x3s2_same};
 use crate::{Classifier, InferenceError, Prediction};
 
 /// `config.json` of a model directory.
@@ -152,9 +153,9 @@ impl Block {
 /// The loaded model.
 pub struct MiniXception {
     version: String,
-    stem: [Folded; 2],
+    stem: [Conv3x3; 2],
     blocks: Vec<Block>,
-    head: Folded,
+    head: Conv3x3,
     /// `to_emofy[i]` is the Emofy index of the model's output `i`.
     to_emofy: [usize; EMOTION_COUNT],
     device: Device,
@@ -276,11 +277,23 @@ impl MiniXception {
             Ok((s1, s2, blocks, head))
         };
         let (s1, s2, blocks, head) = build().map_err(load_err)?;
+        let kernel = |f: Folded, pad: usize, relu: bool| -> Result<Conv3x3, InferenceError> {
+            Ok(Conv3x3 {
+                weight: f
+                    .weight
+                    .flatten_all()
+                    .and_then(|t| t.to_vec1::<f32>())
+                    .map_err(load_err)?,
+                bias: f.bias.to_vec1::<f32>().map_err(load_err)?,
+                pad,
+                relu,
+            })
+        };
         Ok(MiniXception {
             version: config.version.clone(),
-            stem: [s1, s2],
+            stem: [kernel(s1, 0, true)?, kernel(s2, 0, true)?],
             blocks,
-            head,
+            head: kernel(head, 1, false)?,
             to_emofy,
             device: vb.device().clone(),
         })
@@ -296,18 +309,12 @@ impl MiniXception {
     pub fn logits(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut y = x.clone();
         for s in &self.stem {
-            y = y
-                .conv2d(&s.weight, 0, 1, 1, 1)?
-                .broadcast_add(&s.bias.reshape((1, s.bias.dim(0)?, 1, 1))?)?
-                .relu()?;
+            y = conv3x3(&y, s)?;
         }
         for b in &self.blocks {
             y = b.forward(&y)?;
         }
-        let y = y
-            .conv2d(&self.head.weight, 1, 1, 1, 1)?
-            .broadcast_add(&self.head.bias.reshape((1, 7, 1, 1))?)?;
-        y.mean(D::Minus1)?.mean(D::Minus1)
+        conv3x3(&y, &self.head)?.mean(D::Minus1)?.mean(D::Minus1)
     }
 
     /// Probabilities per face in **Emofy's** class order.
