@@ -157,11 +157,6 @@ impl CustomOp1 for Conv3x3 {
     }
 }
 
-/// Applies the dense 3×3 conv (makes `x` contiguous first).
-pub fn conv3x3(x: &Tensor, op: &Conv3x3) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op1_no_bwd(op)
-}
-
 /// 3×3 max pool, stride 2, "same" padding the TensorFlow way.
 pub struct MaxPool3x3S2Same;
 
@@ -201,14 +196,9 @@ impl CustomOp1 for MaxPool3x3S2Same {
     }
 }
 
-/// Applies the depthwise kernel (makes `x` contiguous first).
-pub fn depthwise3x3(x: &Tensor, op: &Depthwise3x3) -> candle_core::Result<Tensor> {
+/// Applies one of these kernels to `x` (made contiguous first, as they require).
+pub fn apply(x: &Tensor, op: &impl CustomOp1) -> candle_core::Result<Tensor> {
     x.contiguous()?.apply_op1_no_bwd(op)
-}
-
-/// Applies the max pool (makes `x` contiguous first).
-pub fn max_pool3x3s2_same(x: &Tensor) -> candle_core::Result<Tensor> {
-    x.contiguous()?.apply_op1_no_bwd(&MaxPool3x3S2Same)
 }
 
 #[cfg(test)]
@@ -294,7 +284,7 @@ mod tests {
             if relu {
                 want = want.relu().unwrap_or_else(|e| panic!("{e}"));
             }
-            let got = conv3x3(
+            let got = apply(
                 &t,
                 &Conv3x3 {
                     weight,
@@ -330,13 +320,13 @@ mod tests {
                 .collect();
             let t =
                 Tensor::from_vec(x.clone(), dims, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
-            let d = depthwise3x3(&t, &Depthwise3x3 { taps: taps.clone() })
+            let d = apply(&t, &Depthwise3x3 { taps: taps.clone() })
                 .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
                 .unwrap_or_else(|e| panic!("{e}"));
             for (a, b) in d.iter().zip(naive_depthwise(&x, &taps, dims)) {
                 assert!((a - b).abs() < 1e-5, "{dims:?}: {a} vs {b}");
             }
-            let p = max_pool3x3s2_same(&t)
+            let p = apply(&t, &MaxPool3x3S2Same)
                 .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
                 .unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(p, naive_pool(&x, dims), "{dims:?}");

@@ -22,7 +22,7 @@ use candle_nn::VarBuilder;
 use emofy_game::{EMOTION_COUNT, Emotion};
 use serde::Deserialize;
 
-use crate::kernels::{Conv3x3, Depthwise3x3, conv3x3, depthwise3x3, max_pool3x3s2_same};
+use crate::kernels::{Conv3x3, Depthwise3x3, MaxPool3x3S2Same, apply};
 use crate::{Classifier, InferenceError, Prediction};
 
 /// `config.json` of a model directory.
@@ -100,11 +100,7 @@ impl SeparableConv {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        pointwise(
-            &depthwise3x3(x, &self.depthwise)?,
-            &self.pointwise,
-            &self.bias,
-        )
+        pointwise(&apply(x, &self.depthwise)?, &self.pointwise, &self.bias)
     }
 }
 
@@ -145,7 +141,7 @@ impl Block {
         let residual = pointwise(&residual, &self.shortcut, &self.shortcut_bias)?;
         let y = self.sep1.forward(x)?.relu()?;
         let y = self.sep2.forward(&y)?;
-        let y = max_pool3x3s2_same(&y)?;
+        let y = apply(&y, &MaxPool3x3S2Same)?;
         y + residual
     }
 }
@@ -309,12 +305,12 @@ impl MiniXception {
     pub fn logits(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut y = x.clone();
         for s in &self.stem {
-            y = conv3x3(&y, s)?;
+            y = apply(&y, s)?;
         }
         for b in &self.blocks {
             y = b.forward(&y)?;
         }
-        conv3x3(&y, &self.head)?.mean(D::Minus1)?.mean(D::Minus1)
+        apply(&y, &self.head)?.mean(D::Minus1)?.mean(D::Minus1)
     }
 
     /// Probabilities per face in **Emofy's** class order.

@@ -89,7 +89,6 @@ struct Joined {
 struct OpenRound {
     round: Round,
     timer: SpawnHandle,
-    received: Option<Instant>,
 }
 
 /// See the module docs.
@@ -376,16 +375,19 @@ impl PlayerSession {
             let answered = matches!(open.round.state(), emofy_game::RoundState::Answered { .. });
             open.round.abandon();
             if !answered {
-                let rounds = self.svc.rounds.clone();
-                let id = open.round.id;
-                let at = self.now();
-                actix::spawn(async move {
-                    if let Err(e) = rounds.close_round(id, state, at).await {
-                        tracing::warn!(round = %id, error = %e, "could not close round");
-                    }
-                });
+                self.persist_close(open.round.id, state, self.now());
             }
         }
+    }
+
+    /// Records in the store, in the background, that a round closed without an answer.
+    fn persist_close(&self, id: RoundId, state: &'static str, at: Millis) {
+        let rounds = self.svc.rounds.clone();
+        actix::spawn(async move {
+            if let Err(e) = rounds.close_round(id, state, at).await {
+                tracing::warn!(round = %id, error = %e, "could not close round");
+            }
+        });
     }
 
     fn on_next(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -477,11 +479,7 @@ impl PlayerSession {
                 time_limit_ms: limit,
             },
         );
-        self.round = Some(OpenRound {
-            round,
-            timer,
-            received: None,
-        });
+        self.round = Some(OpenRound { round, timer });
     }
 
     fn on_round_timer(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -494,12 +492,7 @@ impl PlayerSession {
             self.round = None;
             self.last_timed_out = Some(id);
             self.svc.metrics.rounds_timed_out.inc();
-            let rounds = self.svc.rounds.clone();
-            actix::spawn(async move {
-                if let Err(e) = rounds.close_round(id, "timed_out", now).await {
-                    tracing::warn!(round = %id, error = %e, "could not close round");
-                }
-            });
+            self.persist_close(id, "timed_out", now);
             self.send(ctx, &ServerMessage::RoundTimeout { round: id });
         }
     }
@@ -541,7 +534,6 @@ impl PlayerSession {
                 return self.error(ctx, code, None, Some(round_id));
             }
         };
-        open.received = Some(received);
         let record = AnswerRecord {
             round: round_id,
             player,
@@ -562,7 +554,7 @@ impl PlayerSession {
             Ok::<AnswerOutcome, StoreError>(outcome)
         };
         self.wait_for(ctx, fut, move |act, res, ctx| {
-            act.on_answer_stored(before, emotion, res, ctx)
+            act.on_answer_stored(before, emotion, received, res, ctx)
         });
     }
 
@@ -570,11 +562,11 @@ impl PlayerSession {
         &mut self,
         before: Round,
         emotion: Emotion,
+        received: Instant,
         res: Result<AnswerOutcome, StoreError>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         let round_id = before.id;
-        let received = self.round.as_ref().and_then(|o| o.received);
         match res {
             Ok(outcome) => {
                 if let Some(open) = self.round.take() {
@@ -632,12 +624,10 @@ impl PlayerSession {
                 };
                 tracing::debug!(round = %round_id, image = %before.image, points = outcome.award.points, "answer recorded");
                 self.send(ctx, &msg);
-                if let Some(t) = received {
-                    self.svc
-                        .metrics
-                        .answer_seconds
-                        .observe(t.elapsed().as_secs_f64());
-                }
+                self.svc
+                    .metrics
+                    .answer_seconds
+                    .observe(received.elapsed().as_secs_f64());
                 // A fresh board with results, at most every `session.leaderboard_every_ms`.
                 let every = Duration::from_millis(self.svc.config.session.leaderboard_every_ms);
                 if self.last_board.is_none_or(|t| t.elapsed() >= every) {
