@@ -86,16 +86,21 @@ impl FaceDetector {
     }
 }
 
-/// The model's input for `face`: a square around it with a 20% margin
-/// (clamped to the image), grayscale, resized to `side × side`.
-pub fn face_crop(img: &DynamicImage, face: &FaceBox, side: u32) -> Vec<u8> {
-    let (w, h) = (img.width(), img.height());
+/// The square around `face` with a 20% margin, clamped to a `w × h` image:
+/// `(x, y, side)`.
+pub fn face_square(w: u32, h: u32, face: &FaceBox) -> (u32, u32, u32) {
     let size = (f64::from(face.w.max(face.h)) * 1.2).round() as u32;
-    let size = size.clamp(1, w.min(h));
+    let size = size.clamp(1, w.min(h).max(1));
     let cx = face.x + face.w / 2;
     let cy = face.y + face.h / 2;
-    let x = cx.saturating_sub(size / 2).min(w - size);
-    let y = cy.saturating_sub(size / 2).min(h - size);
+    let x = cx.saturating_sub(size / 2).min(w.saturating_sub(size));
+    let y = cy.saturating_sub(size / 2).min(h.saturating_sub(size));
+    (x, y, size)
+}
+
+/// The model's input for `face`: [`face_square`], grayscale, resized to `side × side`.
+pub fn face_crop(img: &DynamicImage, face: &FaceBox, side: u32) -> Vec<u8> {
+    let (x, y, size) = face_square(img.width(), img.height(), face);
     let crop = img.crop_imm(x, y, size, size).to_luma8();
     imageops::resize(&crop, side, side, imageops::FilterType::Triangle).into_raw()
 }
