@@ -23,7 +23,10 @@ use crate::config::{Config, ConfigError};
 use crate::metrics::Metrics;
 use crate::protocol::Suggestion;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
-use crate::store::{GameRules, ImageStore, Leaderboard, PlayerStore, RoundStore, StoreError};
+use crate::store::{
+    GameRules, ImageStore, Leaderboard, PlayerStore, RoundStore, StoreError, UploadStore,
+};
+use emofy_inference::face::FaceDetector;
 
 /// Everything a request handler or session needs. Shared, immutable.
 pub struct Services {
@@ -38,6 +41,11 @@ pub struct Services {
     pub coordinator: Addr<Coordinator>,
     /// The model's worker pool (`None` when the model is disabled).
     pub inference: Option<InferencePool>,
+    pub uploads: Arc<dyn UploadStore>,
+    /// The face detector for uploads.
+    pub faces: Arc<FaceDetector>,
+    /// Uploads decoded at once; more are told to retry.
+    pub upload_slots: Arc<tokio::sync::Semaphore>,
     pub clock: Clock,
 }
 
@@ -71,6 +79,7 @@ pub struct EmbeddedStores {
     pub players: Arc<dyn PlayerStore>,
     pub images: Arc<dyn ImageStore>,
     pub rounds: Arc<dyn RoundStore>,
+    pub uploads: Arc<dyn UploadStore>,
 }
 
 /// Opens the embedded store in `config.data_dir`.
@@ -89,7 +98,8 @@ pub fn open_embedded(config: &Config) -> Result<EmbeddedStores, StoreError> {
         sqlite,
         players: shared.clone(),
         images: shared.clone(),
-        rounds: shared,
+        rounds: shared.clone(),
+        uploads: shared,
     })
 }
 
@@ -146,7 +156,7 @@ impl Application {
         let suggestions = match &inference {
             Some(pool) => {
                 classify_missing(pool, stores.images.as_ref()).await?;
-                suggestions_of(pool.version(), stores.images.as_ref()).await?
+                suggestions_of(&pool.version(), stores.images.as_ref()).await?
             }
             None => HashMap::new(),
         };
@@ -184,6 +194,9 @@ impl Application {
             metrics,
             coordinator,
             inference,
+            uploads: stores.uploads,
+            faces: Arc::new(FaceDetector::bundled(config.upload.min_face_score)?),
+            upload_slots: Arc::new(tokio::sync::Semaphore::new(2)),
             clock: Clock::new(),
         });
         let data = web::Data::from(services.clone());
@@ -291,12 +304,12 @@ pub fn load_model(config: &Config) -> Result<Option<Arc<dyn Classifier>>, AppErr
     if !config.model.enabled {
         return Ok(None);
     }
-    let model = match &config.model.dir {
-        Some(dir) => MiniXception::load(dir)?,
-        None => MiniXception::bundled()?,
+    let model: Arc<dyn Classifier> = match &config.model.dir {
+        Some(dir) => emofy_inference::load_model_dir(dir)?,
+        None => Arc::new(MiniXception::bundled()?),
     };
     tracing::info!(model = model.version(), "model loaded");
-    Ok(Some(Arc::new(model) as Arc<dyn Classifier>))
+    Ok(Some(model))
 }
 
 /// Classifies, through the inference pool, every image that has no cached
@@ -305,7 +318,8 @@ pub async fn classify_missing(
     pool: &InferencePool,
     images: &dyn ImageStore,
 ) -> Result<usize, AppError> {
-    let missing = images.unpredicted_images(pool.version()).await?;
+    let version = pool.version();
+    let missing = images.unpredicted_images(&version).await?;
     if missing.is_empty() {
         return Ok(0);
     }
@@ -346,7 +360,7 @@ pub async fn classify_missing(
     }
     tracing::info!(
         images = done,
-        model = pool.version(),
+        model = %version,
         ms = started.elapsed().as_millis() as u64,
         "images classified"
     );

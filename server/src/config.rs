@@ -46,6 +46,7 @@ pub struct Config {
     pub demo: DemoConfig,
     pub store: StoreConfig,
     pub model: ModelConfig,
+    pub upload: UploadConfig,
 }
 
 impl Default for Config {
@@ -64,6 +65,7 @@ impl Default for Config {
             demo: DemoConfig::default(),
             store: StoreConfig::default(),
             model: ModelConfig::default(),
+            upload: UploadConfig::default(),
         }
     }
 }
@@ -203,6 +205,34 @@ impl Default for ModelConfig {
             dir: None,
             workers: 0,
             queue: 256,
+        }
+    }
+}
+
+/// Contributed photos.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadConfig {
+    /// Largest accepted file in bytes.
+    pub max_bytes: usize,
+    /// Largest accepted width or height in pixels (checked before decoding).
+    pub max_side: u32,
+    /// Smallest face-detector score that counts as a face.
+    pub min_face_score: f64,
+    /// Side in pixels of the stored face crop (a smaller face is kept at its own size).
+    pub crop_side: u32,
+    /// Uploads a contributor may make per hour.
+    pub per_hour: u32,
+}
+
+impl Default for UploadConfig {
+    fn default() -> Self {
+        UploadConfig {
+            max_bytes: 10 * 1024 * 1024,
+            max_side: 6000,
+            min_face_score: 5.0,
+            crop_side: 256,
+            per_hour: 60,
         }
     }
 }
@@ -387,6 +417,13 @@ impl Config {
         if s.max_frame_bytes < 256 || s.rate_per_sec == 0 || s.rate_burst == 0 || s.mailbox == 0 {
             return Err(ConfigError::Invalid(
                 "session limits must be positive (max_frame_bytes ≥ 256)".into(),
+            ));
+        }
+        let u = &self.upload;
+        if u.max_bytes < 1024 || u.max_side < 64 || u.crop_side < 64 || u.per_hour == 0 {
+            return Err(ConfigError::Invalid(
+                "upload limits: max_bytes ≥ 1024, max_side ≥ 64, crop_side ≥ 64, per_hour ≥ 1"
+                    .into(),
             ));
         }
         if let Some(secret) = &self.auth.token_secret

@@ -27,11 +27,19 @@ pub enum ErrorCode {
     NotFound,
     Unauthorized,
     Internal,
+    PayloadTooLarge,
+    UnsupportedImage,
+    ImageTooLarge,
+    NoFace,
+    ConsentRequired,
+    AlreadyUploaded,
+    AlreadyLabelled,
+    Forbidden,
 }
 
 impl ErrorCode {
     /// Every code, for documentation checks.
-    pub const ALL: [ErrorCode; 18] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -50,6 +58,14 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::Unauthorized,
         ErrorCode::Internal,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedImage,
+        ErrorCode::ImageTooLarge,
+        ErrorCode::NoFace,
+        ErrorCode::ConsentRequired,
+        ErrorCode::AlreadyUploaded,
+        ErrorCode::AlreadyLabelled,
+        ErrorCode::Forbidden,
     ];
 
     /// The wire name.
@@ -73,6 +89,14 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Internal => "internal",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedImage => "unsupported_image",
+            ErrorCode::ImageTooLarge => "image_too_large",
+            ErrorCode::NoFace => "no_face",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::AlreadyUploaded => "already_uploaded",
+            ErrorCode::AlreadyLabelled => "already_labelled",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 
@@ -101,6 +125,16 @@ impl ErrorCode {
             ErrorCode::NotFound => "Not found.",
             ErrorCode::Unauthorized => "Sign-in required or credentials wrong.",
             ErrorCode::Internal => "Something went wrong on the server.",
+            ErrorCode::PayloadTooLarge => "The upload is larger than the server accepts.",
+            ErrorCode::UnsupportedImage => "The file is not a readable PNG or JPEG image.",
+            ErrorCode::ImageTooLarge => "The image has too many pixels; send a smaller photo.",
+            ErrorCode::NoFace => "No face was found in the photo; nothing was stored.",
+            ErrorCode::ConsentRequired => {
+                "An upload needs a consent record for the current consent text."
+            }
+            ErrorCode::AlreadyUploaded => "This face is already stored.",
+            ErrorCode::AlreadyLabelled => "You already labelled this image.",
+            ErrorCode::Forbidden => "Your role may not do that.",
         }
     }
 }

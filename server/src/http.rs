@@ -21,6 +21,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/leaderboard", web::get().to(leaderboard))
         .route("/api/stats", web::get().to(stats))
         .route("/api/login", web::post().to(login))
+        .route("/api/consent", web::get().to(crate::uploads::consent_text))
+        .route("/api/uploads", web::post().to(crate::uploads::create))
+        .route("/api/uploads", web::get().to(crate::uploads::list))
+        .route("/api/uploads/{id}", web::get().to(crate::uploads::show))
+        .route(
+            "/api/uploads/{id}",
+            web::delete().to(crate::uploads::delete),
+        )
+        .route(
+            "/api/uploads/{id}/label",
+            web::put().to(crate::uploads::label),
+        )
+        .route("/api/admin/model", web::post().to(crate::model_admin::swap))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))
@@ -33,16 +46,85 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 struct ErrorBody {
     code: ErrorCode,
     message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
 }
 
-fn error(status: actix_web::http::StatusCode, code: ErrorCode) -> HttpResponse {
+/// An error response: `{code, message}`.
+pub(crate) fn error(status: actix_web::http::StatusCode, code: ErrorCode) -> HttpResponse {
     HttpResponse::build(status).json(ErrorBody {
         code,
         message: code.message().to_owned(),
+        detail: None,
     })
 }
 
-fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
+/// An API error: an HTTP status, a stable code and an optional detail.
+/// Renders as the same JSON body as [`error`] / [`error_with`].
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: actix_web::http::StatusCode,
+    pub code: ErrorCode,
+    pub detail: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: actix_web::http::StatusCode, code: ErrorCode) -> ApiError {
+        ApiError {
+            status,
+            code,
+            detail: None,
+        }
+    }
+
+    pub fn with(
+        status: actix_web::http::StatusCode,
+        code: ErrorCode,
+        detail: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code,
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.code.message())?;
+        if let Some(d) = &self.detail {
+            write!(f, " ({d})")?;
+        }
+        Ok(())
+    }
+}
+
+impl actix_web::ResponseError for ApiError {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(ErrorBody {
+            code: self.code,
+            message: self.code.message().to_owned(),
+            detail: self.detail.clone(),
+        })
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        tracing::warn!(error = %e, "store unavailable");
+        ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::TryAgain,
+        )
+    }
+}
+
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
     tracing::warn!(error = %e, "store unavailable");
     error(
         actix_web::http::StatusCode::SERVICE_UNAVAILABLE,

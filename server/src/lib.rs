@@ -17,6 +17,8 @@
 //! | [`config`] | the typed, layered configuration |
 //! | [`demo_faces`] | the deterministic synthetic face generator for the demo pool |
 //! | [`import`] | `emofy import`: image folders and FER2013 CSV |
+//! | [`uploads`] | contributed photos: consent, face crop, the contributor's label, list, delete |
+//! | [`model_admin`] | swapping the serving model version while running |
 //! | [`metrics`], [`telemetry`] | Prometheus metrics and `tracing` output |
 //! | [`clock`] | game time (follows tokio time, so tests can pause it) |
 
@@ -31,9 +33,11 @@ pub mod http;
 pub mod import;
 pub mod leaderboard;
 pub mod metrics;
+pub mod model_admin;
 pub mod protocol;
 pub mod store;
 pub mod telemetry;
+pub mod uploads;
 
 pub use app::{Application, ShutdownHandle};
 pub use config::Config;

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub client_errors: Family<CodeLabel, Counter>,
     pub dropped_messages: Counter,
     pub answer_seconds: Histogram,
+    pub uploads: Family<OutcomeLabel, Counter>,
+    pub model_swaps: Counter,
 }
 
 impl Default for Metrics {
@@ -56,6 +58,8 @@ impl Metrics {
             client_errors: Family::default(),
             dropped_messages: Counter::default(),
             answer_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            uploads: Family::default(),
+            model_swaps: Counter::default(),
         };
         registry.register(
             "ws_connections",
@@ -94,10 +98,29 @@ impl Metrics {
             "Time from receiving an answer to sending its result (durable write included)",
             m.answer_seconds.clone(),
         );
+        registry.register(
+            "uploads",
+            "Photo uploads by outcome (stored, deleted, or the error code)",
+            m.uploads.clone(),
+        );
+        registry.register(
+            "model_swaps",
+            "Model versions swapped in while serving",
+            m.model_swaps.clone(),
+        );
         if let Ok(mut r) = m.registry.lock() {
             *r = registry;
         }
         m
+    }
+
+    /// Counts an upload outcome.
+    pub fn upload(&self, outcome: &str) {
+        self.uploads
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts an error frame.

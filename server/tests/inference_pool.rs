@@ -1,4 +1,5 @@
-//! The inference pool: concurrent requests, a bounded queue (`Busy`), and surviving a model panic.
+//! The inference pool: concurrent requests, a bounded queue (`Busy`), surviving a
+//! model panic, and swapping model versions without dropping requests.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -11,11 +12,21 @@ use emofy_server::actors::inference::{InferencePool, PoolError};
 /// A test model: sleeps a while, panics on an all-255 input, and puts its mass on pixel 0 % 7.
 struct Fake {
     delay: Duration,
+    version: &'static str,
+}
+
+impl Fake {
+    fn new(delay: Duration) -> Fake {
+        Fake {
+            delay,
+            version: "fake-1",
+        }
+    }
 }
 
 impl Classifier for Fake {
     fn version(&self) -> &str {
-        "fake-1"
+        self.version
     }
 
     fn input_side(&self) -> u32 {
@@ -29,7 +40,7 @@ impl Classifier for Fake {
         }
         let mut p = [0.0; 7];
         p[usize::from(gray[0]) % 7] = 1.0;
-        Prediction::new("fake-1", p)
+        Prediction::new(self.version, p)
     }
 }
 
@@ -48,13 +59,7 @@ async fn answers_many_concurrent_requests_like_the_model_itself() {
 
 #[actix_rt::test]
 async fn refuses_with_busy_past_its_bound_then_recovers() {
-    let pool = InferencePool::start(
-        Arc::new(Fake {
-            delay: Duration::from_millis(300),
-        }),
-        1,
-        2,
-    );
+    let pool = InferencePool::start(Arc::new(Fake::new(Duration::from_millis(300))), 1, 2);
     let a = pool.classify(vec![1, 0, 0, 0]);
     let b = pool.classify(vec![2, 0, 0, 0]);
     let c = pool.classify(vec![3, 0, 0, 0]);
@@ -67,18 +72,48 @@ async fn refuses_with_busy_past_its_bound_then_recovers() {
 
 #[actix_rt::test]
 async fn survives_a_panicking_model() {
-    let pool = InferencePool::start(
-        Arc::new(Fake {
-            delay: Duration::ZERO,
-        }),
-        1,
-        8,
-    );
+    let pool = InferencePool::start(Arc::new(Fake::new(Duration::ZERO)), 1, 8);
     let bad = pool.classify(vec![255; 4]).await;
     assert!(matches!(bad, Err(PoolError::Model(_))), "{bad:?}");
     // The single worker is still there.
     for k in 0..5u8 {
         let p = pool.classify(vec![k, 0, 0, 0]).await.unwrap();
         assert_eq!(p.top().index(), usize::from(k) % 7);
+    }
+}
+
+#[actix_rt::test]
+async fn swaps_model_versions_without_dropping_requests() {
+    let pool = InferencePool::start(Arc::new(Fake::new(Duration::from_millis(40))), 2, 64);
+    // Requests sent before the swap, still queued or running when it happens.
+    let before: Vec<_> = (0..12u8)
+        .map(|k| {
+            let pool = pool.clone();
+            actix_rt::spawn(async move { pool.classify(vec![k, 0, 0, 0]).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let previous = pool.swap(Arc::new(Fake {
+        delay: Duration::from_millis(5),
+        version: "fake-2",
+    }));
+    assert_eq!(previous, "fake-1");
+    assert_eq!(pool.version(), "fake-2");
+    let after = pool.classify(vec![3, 0, 0, 0]).await.unwrap();
+    assert_eq!(after.model, "fake-2");
+    for (k, h) in before.into_iter().enumerate() {
+        let p = h.await.unwrap().expect("no request is dropped by the swap");
+        assert_eq!(
+            p.model, "fake-1",
+            "request {k} finishes on the version it was sent to"
+        );
+        assert_eq!(p.top().index(), k % 7);
+    }
+    // The old generation's workers are gone; the new one keeps serving.
+    for k in 0..4u8 {
+        assert_eq!(
+            pool.classify(vec![k, 0, 0, 0]).await.unwrap().model,
+            "fake-2"
+        );
     }
 }

@@ -9,8 +9,8 @@ use emofy_game::{
 };
 use emofy_server::store::sqlite::{SqliteOptions, SqliteStore};
 use emofy_server::store::{
-    AccountRecord, AnswerRecord, GameRules, ImageSource, ImageStore, NewImage, OfferRecord,
-    PlayerStore, RoundStore, StoreError,
+    AccountRecord, AnswerRecord, Consent, FaceRegion, GameRules, ImageSource, ImageStore, NewImage,
+    NewUpload, OfferRecord, PlayerStore, RoundStore, StoreError, UploadCursor, UploadStore,
 };
 use uuid::Uuid;
 
@@ -368,4 +368,163 @@ async fn sqlite_group_commit_answers_many_writers() {
         t.await.unwrap().unwrap();
     }
     assert_eq!(store.stats().await.unwrap().players, 200);
+}
+
+fn upload_of(player: PlayerId, seed: u8, show: bool) -> NewUpload {
+    NewUpload {
+        player,
+        crop: NewImage {
+            source: ImageSource::Upload,
+            source_label: None,
+            uploader: Some(player),
+            ..new_image(seed, Some(player))
+        },
+        original: Some(png(seed.wrapping_add(100))),
+        face: FaceRegion {
+            x: 1,
+            y: 2,
+            w: 30,
+            h: 31,
+            score: 9.5,
+        },
+        consent: Consent {
+            show_to_players: show,
+            use_for_training: true,
+            include_in_exports: false,
+            keep_original: true,
+            text_version: "v-test".into(),
+        },
+    }
+}
+
+/// The upload contract: consent kept as given, private faces out of the pool,
+/// keyset pages, deletion that erases bytes and frees the crop for a new upload.
+async fn upload_contract(images: Arc<dyn ImageStore>, uploads: Arc<dyn UploadStore>) {
+    let alice = PlayerId(Uuid::new_v4());
+    let bob = PlayerId(Uuid::new_v4());
+    let shown = uploads
+        .insert_upload(upload_of(alice, 1, true), Millis(1_000))
+        .await
+        .unwrap();
+    let private = uploads
+        .insert_upload(upload_of(alice, 2, false), Millis(2_000))
+        .await
+        .unwrap();
+    assert!(matches!(
+        uploads
+            .insert_upload(upload_of(bob, 1, true), Millis(3_000))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let rec = uploads.upload(alice, shown).await.unwrap().unwrap();
+    assert_eq!(rec.consent, upload_of(alice, 1, true).consent);
+    assert_eq!((rec.face.w, rec.face.score), (30, 9.5));
+    assert!(rec.has_original);
+    assert_eq!(rec.created, Millis(1_000));
+    assert!(uploads.upload(bob, shown).await.unwrap().is_none());
+    assert_eq!(
+        uploads.uploads_since(alice, Millis(1_500)).await.unwrap(),
+        1
+    );
+
+    let pool: Vec<_> = images.pool_entries(Millis(0)).await.unwrap();
+    assert!(
+        pool.iter()
+            .any(|e| e.image == shown && e.uploader == Some(alice))
+    );
+    assert!(
+        !pool.iter().any(|e| e.image == private),
+        "private faces never enter rounds"
+    );
+
+    let page = uploads.uploads(alice, None, 1).await.unwrap();
+    assert_eq!(
+        page.iter().map(|u| u.image).collect::<Vec<_>>(),
+        vec![private]
+    );
+    let cursor = UploadCursor {
+        created: page[0].created,
+        image: page[0].image,
+    };
+    let page = uploads.uploads(alice, Some(cursor), 5).await.unwrap();
+    assert_eq!(
+        page.iter().map(|u| u.image).collect::<Vec<_>>(),
+        vec![shown]
+    );
+
+    assert!(
+        !uploads
+            .delete_upload(bob, shown, Millis(4_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        uploads
+            .delete_upload(alice, shown, Millis(4_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !uploads
+            .delete_upload(alice, shown, Millis(4_001))
+            .await
+            .unwrap()
+    );
+    assert!(images.image_bytes(shown).await.unwrap().is_none());
+    assert!(uploads.upload(alice, shown).await.unwrap().is_none());
+    let removed = images.pool_entries(Millis(3_999)).await.unwrap();
+    assert!(
+        removed
+            .iter()
+            .any(|e| e.image == shown && e.status == ImageStatus::Removed)
+    );
+    // Deleted uploads still count towards the hourly limit.
+    assert_eq!(uploads.uploads_since(alice, Millis(0)).await.unwrap(), 2);
+    // The same face may be contributed again, under a new consent.
+    let again = uploads
+        .insert_upload(upload_of(bob, 1, true), Millis(5_000))
+        .await
+        .unwrap();
+    assert_eq!(again, shown);
+    assert!(images.image_bytes(shown).await.unwrap().is_some());
+    assert_eq!(
+        uploads.upload(bob, shown).await.unwrap().unwrap().player,
+        bob
+    );
+}
+
+#[actix_rt::test]
+async fn sqlite_store_meets_the_upload_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    upload_contract(store.clone(), store).await;
+}
+
+#[actix_rt::test]
+async fn a_schema_2_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let (id, _) = store
+        .insert_image(new_image(9, None), Millis(1))
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    drop(store);
+    // Make it look like a database written by schema version 2.
+    let conn = rusqlite::Connection::open(dir.path().join("emofy.db")).unwrap();
+    conn.execute_batch(
+        "DROP TABLE uploads; ALTER TABLE images DROP COLUMN playable; PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    assert!(
+        store
+            .pool_entries(Millis(0))
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.image == id)
+    );
+    upload_contract(store.clone(), store).await;
 }

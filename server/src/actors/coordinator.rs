@@ -305,3 +305,64 @@ impl Handler<PoolSize> for Coordinator {
         }
     }
 }
+
+/// A new image may be offered in rounds now (e.g. a contributor's upload).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ImageAdded {
+    pub entry: PoolEntry,
+    pub suggestion: Option<Suggestion>,
+}
+
+impl Handler<ImageAdded> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, m: ImageAdded, _: &mut Context<Self>) {
+        if let Some(s) = m.suggestion {
+            self.suggestions.insert(m.entry.image, s);
+        }
+        self.pool.upsert(m.entry);
+    }
+}
+
+/// An image must not be offered any more (its contributor deleted it).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ImageWithdrawn {
+    pub image: ImageId,
+}
+
+impl Handler<ImageWithdrawn> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, m: ImageWithdrawn, _: &mut Context<Self>) {
+        let (uploader, votes) = self
+            .pool
+            .get(&m.image)
+            .map(|e| (e.uploader, e.votes))
+            .unwrap_or_default();
+        self.pool.upsert(PoolEntry {
+            image: m.image,
+            uploader,
+            votes,
+            status: ImageStatus::Removed,
+        });
+        self.suggestions.remove(&m.image);
+    }
+}
+
+/// A model version took over: its cached guesses replace the old ones
+/// (images it has not classified yet keep the previous model's guess).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SuggestionsLoaded {
+    pub suggestions: HashMap<ImageId, Suggestion>,
+}
+
+impl Handler<SuggestionsLoaded> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, m: SuggestionsLoaded, _: &mut Context<Self>) {
+        self.suggestions.extend(m.suggestions);
+    }
+}

@@ -252,11 +252,110 @@ pub trait ImageStore: Send + Sync {
         &self,
         predictions: Vec<(ImageId, Prediction)>,
     ) -> Result<(), StoreError>;
+    /// The cached prediction of `model` for one image.
+    async fn prediction(&self, id: ImageId, model: &str) -> Result<Option<Prediction>, StoreError>;
     /// Every cached prediction of `model`.
     async fn predictions(&self, model: &str) -> Result<Vec<(ImageId, Prediction)>, StoreError>;
     /// Images (not removed) with no cached prediction from `model`.
     async fn unpredicted_images(&self, model: &str) -> Result<Vec<ImageId>, StoreError>;
     async fn stats(&self) -> Result<Stats, StoreError>;
+}
+
+/// What a contributor agreed to, and when. Faces are biometric data: each
+/// use needs its own scope, and deleting the upload revokes them all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consent {
+    /// Other players may see the face crop in rounds.
+    pub show_to_players: bool,
+    /// The face and its consensus label may train the model.
+    pub use_for_training: bool,
+    /// The face may be included in dataset exports.
+    pub include_in_exports: bool,
+    /// Keep the whole photo (EXIF removed), not only the face crop.
+    #[serde(default)]
+    pub keep_original: bool,
+    /// The version of the consent text the contributor was shown.
+    pub text_version: String,
+}
+
+/// Where the face is in the uploaded photo, in its pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FaceRegion {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+    pub score: f64,
+}
+
+/// A contributed photo to store: the face crop becomes an image.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    pub player: PlayerId,
+    /// The face crop (PNG); stored as an image with source `upload`.
+    pub crop: NewImage,
+    /// The re-encoded whole photo, only when consent says `keep_original`.
+    pub original: Option<Vec<u8>>,
+    pub face: FaceRegion,
+    pub consent: Consent,
+}
+
+/// An upload as its contributor sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UploadRecord {
+    pub image: ImageId,
+    pub player: PlayerId,
+    pub created: Millis,
+    pub face: FaceRegion,
+    pub consent: Consent,
+    pub consent_at: Millis,
+    pub has_original: bool,
+    /// The contributor's own label, once given.
+    pub label: Option<Emotion>,
+    pub votes: VoteCounts,
+    pub status: ImageStatus,
+}
+
+/// Where a page of uploads starts (exclusive): the last row of the previous page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadCursor {
+    pub created: Millis,
+    pub image: ImageId,
+}
+
+/// Contributed photos and their consent records.
+#[async_trait]
+pub trait UploadStore: Send + Sync {
+    /// Stores the crop (and the original, if consented) with the consent
+    /// record, atomically. `Conflict` if this face crop is already stored.
+    /// A crop whose consent lacks `show_to_players` never enters rounds.
+    async fn insert_upload(&self, upload: NewUpload, at: Millis) -> Result<ImageId, StoreError>;
+    /// How many uploads `player` made at or after `since` (deleted ones included: a rate limit).
+    async fn uploads_since(&self, player: PlayerId, since: Millis) -> Result<u64, StoreError>;
+    /// One of `player`'s uploads (not deleted).
+    async fn upload(
+        &self,
+        player: PlayerId,
+        image: ImageId,
+    ) -> Result<Option<UploadRecord>, StoreError>;
+    /// `player`'s uploads, newest first, after `cursor`, at most `limit`.
+    async fn uploads(
+        &self,
+        player: PlayerId,
+        cursor: Option<UploadCursor>,
+        limit: usize,
+    ) -> Result<Vec<UploadRecord>, StoreError>;
+    /// Deletes one of `player`'s uploads: the crop's and the original's bytes
+    /// and cached predictions are erased, the image is marked removed (out of
+    /// rounds, exports and training), and the consent record keeps only the
+    /// time of revocation. `false` if there was no such upload.
+    async fn delete_upload(
+        &self,
+        player: PlayerId,
+        image: ImageId,
+        at: Millis,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Rounds and labels: the answer path.

@@ -27,12 +27,13 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AccountRecord, AnswerOutcome, AnswerRecord, GameRules, ImageMeta, ImageSource, ImageStore,
-    NewImage, OfferRecord, PlayerRecord, PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats,
-    StoreError,
+    AccountRecord, AnswerOutcome, AnswerRecord, Consent, FaceRegion, GameRules, ImageMeta,
+    ImageSource, ImageStore, NewImage, NewUpload, OfferRecord, PlayerRecord, PlayerStore,
+    RoundStore, ScoreChange, ScoreReason, Stats, StoreError, UploadCursor, UploadRecord,
+    UploadStore,
 };
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS players (
@@ -69,7 +70,8 @@ CREATE TABLE IF NOT EXISTS images (
     updated_ms INTEGER NOT NULL,
     votes TEXT NOT NULL DEFAULT '[0,0,0,0,0,0,0]',
     status TEXT NOT NULL DEFAULT 'open',
-    consensus TEXT
+    consensus TEXT,
+    playable INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS images_updated ON images (updated_ms);
 CREATE INDEX IF NOT EXISTS images_status ON images (status);
@@ -105,6 +107,21 @@ CREATE TABLE IF NOT EXISTS predictions (
     created_ms INTEGER NOT NULL,
     PRIMARY KEY (image_id, model)
 );
+CREATE TABLE IF NOT EXISTS uploads (
+    image_id TEXT PRIMARY KEY,
+    player_id TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    face TEXT NOT NULL,
+    show_to_players INTEGER NOT NULL,
+    use_for_training INTEGER NOT NULL,
+    include_in_exports INTEGER NOT NULL,
+    keep_original INTEGER NOT NULL,
+    consent_version TEXT NOT NULL,
+    consent_ms INTEGER NOT NULL,
+    original BLOB,
+    deleted_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS uploads_player ON uploads (player_id, created_ms DESC, image_id DESC);
 "#;
 
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -169,13 +186,10 @@ impl SqliteStore {
         };
         writer
             .execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;"
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;"
             ))
             .map_err(db_err)?;
         migrate(&writer)?;
-        writer.set_prepared_statement_cache_capacity(64);
-        writer.set_prepared_statement_cache_capacity(64);
-        writer.set_prepared_statement_cache_capacity(64);
         writer.set_prepared_statement_cache_capacity(64);
         // Checkpoint the WAL from a separate connection (PASSIVE never blocks the writer), so
         // commits never stall behind an automatic checkpoint.
@@ -268,6 +282,11 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         )));
     }
     conn.execute_batch(SCHEMA).map_err(db_err)?;
+    if version > 0 && version < 3 {
+        // v3: images that must not be offered in rounds (uploads without consent to show them).
+        conn.execute_batch("ALTER TABLE images ADD COLUMN playable INTEGER NOT NULL DEFAULT 1;")
+            .map_err(db_err)?;
+    }
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
         .map_err(db_err)?;
     Ok(())
@@ -662,7 +681,7 @@ impl ImageStore for SqliteStore {
     async fn pool_entries(&self, since: Millis) -> Result<Vec<PoolEntry>, StoreError> {
         self.read(move |c| {
             let mut st = c
-                .prepare("SELECT id, uploader, votes, status, consensus FROM images WHERE updated_ms >= ?1")
+                .prepare("SELECT id, uploader, votes, status, consensus FROM images WHERE updated_ms >= ?1 AND (playable = 1 OR status = 'removed')")
                 .map_err(db_err)?;
             let rows = st
                 .query_map(params![i64_of(since.0)], |r| {
@@ -715,6 +734,29 @@ impl ImageStore for SqliteStore {
                 .map_err(db_err)?;
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn prediction(&self, id: ImageId, model: &str) -> Result<Option<Prediction>, StoreError> {
+        let model = model.to_owned();
+        self.read(move |c| {
+            let probs: Option<String> = qrow(
+                c,
+                "SELECT probabilities FROM predictions WHERE image_id = ?1 AND model = ?2",
+                params![id.to_hex(), model],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err)?;
+            probs
+                .map(|probs| {
+                    let probs: [f32; 7] = serde_json::from_str(&probs)
+                        .map_err(|e| StoreError::Corrupt(format!("prediction: {e}")))?;
+                    Prediction::new(model.clone(), probs)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .transpose()
         })
         .await
     }
@@ -913,6 +955,10 @@ fn answer_tx(
         votes: votes_from_json(&votes)?,
         status: status_from(&status, parse_emotion(consensus)?)?,
     };
+    if image.status == ImageStatus::Removed {
+        // Withdrawn (e.g. its contributor deleted it) while the round was open.
+        return Err(StoreError::RoundClosed(a.round));
+    }
     let player = load_player(c, a.player)?
         .ok_or_else(|| StoreError::NotFound(format!("player {}", a.player)))?;
     let award = rules.scoring.score_answer(&AnswerFacts {
@@ -1044,4 +1090,265 @@ fn answer_tx(
         transition,
         changes,
     })
+}
+
+const UPLOAD_COLUMNS: &str = "u.image_id, u.player_id, u.created_ms, u.face, u.show_to_players, \
+     u.use_for_training, u.include_in_exports, u.keep_original, u.consent_version, u.consent_ms, \
+     u.original IS NOT NULL, i.votes, i.status, i.consensus, \
+     (SELECT l.emotion FROM labels l WHERE l.image_id = u.image_id AND l.player_id = u.player_id)";
+
+type UploadRow = (
+    String,
+    String,
+    i64,
+    String,
+    bool,
+    bool,
+    bool,
+    bool,
+    String,
+    i64,
+    bool,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+fn upload_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+        r.get(10)?,
+        r.get(11)?,
+        r.get(12)?,
+        r.get(13)?,
+        r.get(14)?,
+    ))
+}
+
+fn upload_record(row: UploadRow) -> Result<UploadRecord, StoreError> {
+    let (
+        image,
+        player,
+        created,
+        face,
+        show,
+        train,
+        export,
+        keep,
+        version,
+        consent_ms,
+        has_original,
+        votes,
+        status,
+        consensus,
+        label,
+    ) = row;
+    let face: [f64; 5] = serde_json::from_str(&face)
+        .map_err(|e| StoreError::Corrupt(format!("upload face box: {e}")))?;
+    Ok(UploadRecord {
+        image: parse_id(&image)?,
+        player: parse_id(&player)?,
+        created: Millis(u64_of(created)),
+        face: FaceRegion {
+            x: face[0] as u32,
+            y: face[1] as u32,
+            w: face[2] as u32,
+            h: face[3] as u32,
+            score: face[4],
+        },
+        consent: Consent {
+            show_to_players: show,
+            use_for_training: train,
+            include_in_exports: export,
+            keep_original: keep,
+            text_version: version,
+        },
+        consent_at: Millis(u64_of(consent_ms)),
+        has_original,
+        label: parse_emotion(label)?,
+        votes: votes_from_json(&votes)?,
+        status: status_from(&status, parse_emotion(consensus)?)?,
+    })
+}
+
+#[async_trait]
+impl UploadStore for SqliteStore {
+    async fn insert_upload(&self, u: NewUpload, at: Millis) -> Result<ImageId, StoreError> {
+        let id = content_id(&u.crop.bytes);
+        self.write(move |c| {
+            let hex = id.to_hex();
+            let existing: Option<String> = c
+                .query_row("SELECT status FROM images WHERE id = ?1", params![hex], |r| r.get(0))
+                .optional()
+                .map_err(db_err)?;
+            let ms = i64_of(at.0);
+            let playable = u.consent.show_to_players;
+            match existing.as_deref() {
+                None => {
+                    exec(c, "INSERT INTO image_blobs (id, bytes) VALUES (?1, ?2)", params![hex, u.crop.bytes])
+                        .map_err(db_err)?;
+                    exec(
+                        c,
+                        "INSERT INTO images (id, mime, width, height, source, uploader, created_ms, updated_ms, playable) \
+                         VALUES (?1, ?2, ?3, ?4, 'upload', ?5, ?6, ?6, ?7)",
+                        params![hex, u.crop.mime, u.crop.width, u.crop.height, u.player.to_string(), ms, playable],
+                    )
+                    .map_err(db_err)?;
+                }
+                // The same face crop, deleted before: stored again under the new consent.
+                Some("removed") => {
+                    exec(c, "UPDATE image_blobs SET bytes = ?2 WHERE id = ?1", params![hex, u.crop.bytes])
+                        .map_err(db_err)?;
+                    exec(
+                        c,
+                        "UPDATE images SET status = 'open', consensus = NULL, uploader = ?2, updated_ms = ?3, playable = ?4 WHERE id = ?1",
+                        params![hex, u.player.to_string(), ms, playable],
+                    )
+                    .map_err(db_err)?;
+                    exec(c, "DELETE FROM uploads WHERE image_id = ?1", params![hex]).map_err(db_err)?;
+                }
+                Some(_) => {
+                    return Err(StoreError::Conflict(format!("image {id} is already stored")));
+                }
+            }
+            let f = &u.face;
+            let face = serde_json::to_string(&[f64::from(f.x), f64::from(f.y), f64::from(f.w), f64::from(f.h), f.score])
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            exec(
+                c,
+                "INSERT INTO uploads (image_id, player_id, created_ms, face, show_to_players, use_for_training, \
+                 include_in_exports, keep_original, consent_version, consent_ms, original) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?3, ?10)",
+                params![
+                    hex,
+                    u.player.to_string(),
+                    ms,
+                    face,
+                    u.consent.show_to_players,
+                    u.consent.use_for_training,
+                    u.consent.include_in_exports,
+                    u.consent.keep_original,
+                    u.consent.text_version,
+                    u.original
+                ],
+            )
+            .map_err(db_err)?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn uploads_since(&self, player: PlayerId, since: Millis) -> Result<u64, StoreError> {
+        self.read(move |c| {
+            qrow(
+                c,
+                "SELECT COUNT(*) FROM uploads WHERE player_id = ?1 AND created_ms >= ?2",
+                params![player.to_string(), i64_of(since.0)],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(u64_of)
+            .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn upload(
+        &self,
+        player: PlayerId,
+        image: ImageId,
+    ) -> Result<Option<UploadRecord>, StoreError> {
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {UPLOAD_COLUMNS} FROM uploads u JOIN images i ON i.id = u.image_id \
+                 WHERE u.image_id = ?1 AND u.player_id = ?2 AND u.deleted_ms IS NULL"
+            );
+            qrow(
+                c,
+                &sql,
+                params![image.to_hex(), player.to_string()],
+                upload_from_row,
+            )
+            .optional()
+            .map_err(db_err)?
+            .map(upload_record)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn uploads(
+        &self,
+        player: PlayerId,
+        cursor: Option<UploadCursor>,
+        limit: usize,
+    ) -> Result<Vec<UploadRecord>, StoreError> {
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {UPLOAD_COLUMNS} FROM uploads u JOIN images i ON i.id = u.image_id \
+                 WHERE u.player_id = ?1 AND u.deleted_ms IS NULL \
+                 AND (?2 IS NULL OR u.created_ms < ?2 OR (u.created_ms = ?2 AND u.image_id < ?3)) \
+                 ORDER BY u.created_ms DESC, u.image_id DESC LIMIT ?4"
+            );
+            let mut st = c.prepare_cached(&sql).map_err(db_err)?;
+            let rows = st
+                .query_map(
+                    params![
+                        player.to_string(),
+                        cursor.map(|k| i64_of(k.created.0)),
+                        cursor.map(|k| k.image.to_hex()),
+                        i64_of(limit as u64)
+                    ],
+                    upload_from_row,
+                )
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(upload_record(row.map_err(db_err)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_upload(
+        &self,
+        player: PlayerId,
+        image: ImageId,
+        at: Millis,
+    ) -> Result<bool, StoreError> {
+        self.write(move |c| {
+            let hex = image.to_hex();
+            let n = exec(
+                c,
+                "UPDATE uploads SET original = NULL, deleted_ms = ?3 WHERE image_id = ?1 AND player_id = ?2 AND deleted_ms IS NULL",
+                params![hex, player.to_string(), i64_of(at.0)],
+            )
+            .map_err(db_err)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            // `secure_delete` overwrites the freed content in the database file.
+            exec(c, "UPDATE image_blobs SET bytes = zeroblob(0) WHERE id = ?1", params![hex])
+                .map_err(db_err)?;
+            exec(c, "DELETE FROM predictions WHERE image_id = ?1", params![hex]).map_err(db_err)?;
+            exec(
+                c,
+                "UPDATE images SET status = 'removed', consensus = NULL, playable = 0, updated_ms = ?2 WHERE id = ?1",
+                params![hex, i64_of(at.0)],
+            )
+            .map_err(db_err)?;
+            Ok(true)
+        })
+        .await
+    }
 }

@@ -17,6 +17,8 @@ pub struct TestApp {
     pub data_dir: PathBuf,
     pub shutdown: ShutdownHandle,
     pub done: tokio::task::JoinHandle<()>,
+    /// The running app's stores and actors.
+    pub services: std::sync::Arc<emofy_server::app::Services>,
 }
 
 impl TestApp {
@@ -60,6 +62,7 @@ pub async fn spawn_app(config: Config) -> TestApp {
     let app = Application::build(config).await.expect("app builds");
     let port = app.port();
     let shutdown = app.shutdown_handle();
+    let services = app.services();
     let done = actix_rt::spawn(async move {
         app.run_until_stopped().await.expect("app runs");
     });
@@ -68,6 +71,7 @@ pub async fn spawn_app(config: Config) -> TestApp {
         data_dir,
         shutdown,
         done,
+        services,
     }
 }
 
@@ -272,4 +276,117 @@ pub async fn recv_type(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>, ty: 
             "expected {ty}, got {v}"
         );
     }
+}
+
+/// A request body for [`http_send`].
+pub enum Body {
+    None,
+    /// Bytes with a `Content-Length`.
+    Fixed(Vec<u8>),
+    /// `total` bytes of `fill`, sent with chunked transfer encoding (no length announced).
+    Chunked {
+        fill: u8,
+        total: usize,
+    },
+}
+
+/// One HTTP/1.1 request with a binary body. The body is written while the
+/// response is read, so a server that answers early (413) is seen.
+pub async fn http_send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Body,
+) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h.to_owned(), format!("/{p}")))
+        .unwrap_or((rest.to_owned(), "/".into()));
+    let s = TcpStream::connect(&host).await.expect("connect");
+    let (mut rd, mut wr) = s.into_split();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    match &body {
+        Body::None => head.push_str("Content-Length: 0\r\n"),
+        Body::Fixed(b) => head.push_str(&format!("Content-Length: {}\r\n", b.len())),
+        Body::Chunked { .. } => head.push_str("Transfer-Encoding: chunked\r\n"),
+    }
+    head.push_str("\r\n");
+    let writer = tokio::spawn(async move {
+        wr.write_all(head.as_bytes()).await?;
+        match body {
+            Body::None => {}
+            Body::Fixed(b) => {
+                for part in b.chunks(64 * 1024) {
+                    wr.write_all(part).await?;
+                }
+            }
+            Body::Chunked { fill, total } => {
+                let chunk = vec![fill; 64 * 1024];
+                let mut sent = 0;
+                while sent < total {
+                    let n = chunk.len().min(total - sent);
+                    wr.write_all(format!("{n:x}\r\n").as_bytes()).await?;
+                    wr.write_all(&chunk[..n]).await?;
+                    wr.write_all(b"\r\n").await?;
+                    sent += n;
+                }
+                wr.write_all(b"0\r\n\r\n").await?;
+            }
+        }
+        wr.flush().await?;
+        Ok::<_, std::io::Error>(wr)
+    });
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), rd.read_to_end(&mut buf)).await;
+    writer.abort();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&buf)));
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let mut body = buf[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()))
+    };
+    (status, json)
+}
+
+/// A multipart/form-data body: `(name, filename, bytes)` parts. Returns (content type, body).
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "emofy-test-boundary-7c1f";
+    let mut body = Vec::new();
+    for (name, file, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
 }
