@@ -196,7 +196,7 @@ impl Application {
             inference,
             uploads: stores.uploads,
             faces: Arc::new(FaceDetector::bundled(config.upload.min_face_score)?),
-            upload_slots: Arc::new(tokio::sync::Semaphore::new(2)),
+            upload_slots: Arc::new(tokio::sync::Semaphore::new(config.upload.concurrent)),
             clock: Clock::new(),
         });
         let data = web::Data::from(services.clone());

@@ -223,6 +223,8 @@ pub struct UploadConfig {
     pub crop_side: u32,
     /// Uploads a contributor may make per hour.
     pub per_hour: u32,
+    /// Photos decoded at once (decoding is CPU- and memory-heavy); more are told to retry.
+    pub concurrent: usize,
 }
 
 impl Default for UploadConfig {
@@ -233,6 +235,7 @@ impl Default for UploadConfig {
             min_face_score: 5.0,
             crop_side: 256,
             per_hour: 60,
+            concurrent: 2,
         }
     }
 }
@@ -420,9 +423,14 @@ impl Config {
             ));
         }
         let u = &self.upload;
-        if u.max_bytes < 1024 || u.max_side < 64 || u.crop_side < 64 || u.per_hour == 0 {
+        if u.max_bytes < 1024
+            || u.max_side < 64
+            || u.crop_side < 64
+            || u.per_hour == 0
+            || u.concurrent == 0
+        {
             return Err(ConfigError::Invalid(
-                "upload limits: max_bytes ≥ 1024, max_side ≥ 64, crop_side ≥ 64, per_hour ≥ 1"
+                "upload limits: max_bytes ≥ 1024, max_side ≥ 64, crop_side ≥ 64, per_hour and concurrent ≥ 1"
                     .into(),
             ));
         }
