@@ -18,6 +18,7 @@ pub mod consensus;
 pub mod emotion;
 pub mod identity;
 pub mod ids;
+pub mod period;
 pub mod round;
 pub mod scoring;
 pub mod selection;
@@ -26,6 +27,7 @@ pub use consensus::{ConsensusRule, ImageStatus, ImageTally, Transition, VoteCoun
 pub use emotion::{EMOTION_COUNT, Emotion};
 pub use identity::{DisplayName, Role};
 pub use ids::{ImageId, Millis, PlayerId, RoundId};
+pub use period::{Bucket, Period};
 pub use round::{Round, RoundError, RoundState};
 pub use scoring::{Agreement, AnswerFacts, Award, PlayerTally, ScoringRules, SettlementLabel};
 pub use selection::{ImagePool, PoolEntry};

@@ -195,3 +195,21 @@ proptest! {
         prop_assert!(accepted <= 1);
     }
 }
+
+proptest! {
+    /// Every moment is in exactly one bucket per period, which ends after it
+    /// and no later than the period's length; its last moment is still in it.
+    #[test]
+    fn period_buckets_partition_time(at in 0u64..4_102_444_800_000) {
+        use emofy_game::{Millis, Period};
+        for (period, len) in [(Period::Daily, 86_400_000u64), (Period::Weekly, 7 * 86_400_000)] {
+            let b = period.bucket(Millis(at));
+            prop_assert!(b.ends.is_some());
+            let ends = b.ends.map_or(0, |e| e.0);
+            prop_assert!(ends > at && ends - at <= len);
+            prop_assert_eq!(&period.bucket(Millis(ends - 1)).id, &b.id);
+            prop_assert_ne!(&period.bucket(Millis(ends)).id, &b.id);
+            prop_assert_eq!(period.bucket(Millis(ends)).ends, Some(Millis(ends + len)));
+        }
+    }
+}

@@ -2,8 +2,16 @@
 //! as candle custom ops over contiguous f32 memory (inference only, no
 //! gradient): a depthwise 3×3 "same" convolution and a 3×3 stride-2 "same"
 //! max pool with TensorFlow's padding (the extra row/column at the bottom/right).
+//! Large layers spread their planes over rayon's threads (`RAYON_NUM_THREADS`).
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Planes per parallel task: enough work (≈ 16k multiply-adds) that
+/// splitting pays for itself; small layers stay on one thread.
+fn min_planes(work_per_plane: usize) -> usize {
+    (16_384 / work_per_plane.max(1)).max(1)
+}
 
 fn f32_input<'a>(
     storage: &'a CpuStorage,
@@ -53,11 +61,12 @@ impl CustomOp1 for Depthwise3x3 {
             ));
         }
         let mut out = vec![0f32; n * c * h * w];
-        for (plane_idx, (src, dst)) in x
-            .chunks_exact(h * w)
-            .zip(out.chunks_exact_mut(h * w))
+        let planes = x
+            .par_chunks_exact(h * w)
+            .zip(out.par_chunks_exact_mut(h * w))
             .enumerate()
-        {
+            .with_min_len(min_planes(h * w));
+        planes.for_each(|(plane_idx, (src, dst))| {
             let k = &self.taps[(plane_idx % c) * 9..(plane_idx % c) * 9 + 9];
             for (ky, krow) in k.chunks_exact(3).enumerate() {
                 // Output row y reads input row y + ky - 1.
@@ -77,7 +86,7 @@ impl CustomOp1 for Depthwise3x3 {
                     }
                 }
             }
-        }
+        });
         Ok((CpuStorage::F32(out), Shape::from((n, c, h, w))))
     }
 }
@@ -115,11 +124,15 @@ impl CustomOp1 for Conv3x3 {
         }
         let (oh, ow) = (h + 2 * self.pad - 2, w + 2 * self.pad - 2);
         let mut out = vec![0f32; n * o * oh * ow];
-        for (img, dst_img) in x
-            .chunks_exact(c * h * w)
-            .zip(out.chunks_exact_mut(o * oh * ow))
-        {
-            for (oc, dst) in dst_img.chunks_exact_mut(oh * ow).enumerate() {
+        // One task per output plane (image, output channel).
+        let planes = out
+            .par_chunks_exact_mut(oh * ow)
+            .enumerate()
+            .with_min_len(min_planes(c * oh * ow));
+        planes.for_each(|(plane, dst)| {
+            let (img, oc) = (plane / o, plane % o);
+            let img = &x[img * c * h * w..(img + 1) * c * h * w];
+            {
                 dst.fill(self.bias[oc]);
                 for (ic, src) in img.chunks_exact(h * w).enumerate() {
                     let k = &self.weight[(oc * c + ic) * 9..(oc * c + ic) * 9 + 9];
@@ -152,7 +165,7 @@ impl CustomOp1 for Conv3x3 {
                     }
                 }
             }
-        }
+        });
         Ok((CpuStorage::F32(out), Shape::from((n, o, oh, ow))))
     }
 }
@@ -177,7 +190,11 @@ impl CustomOp1 for MaxPool3x3S2Same {
         let top = ((oh - 1) * 2 + 3).saturating_sub(h) / 2;
         let left = ((ow - 1) * 2 + 3).saturating_sub(w) / 2;
         let mut out = vec![f32::NEG_INFINITY; n * c * oh * ow];
-        for (src, dst) in x.chunks_exact(h * w).zip(out.chunks_exact_mut(oh * ow)) {
+        let planes = x
+            .par_chunks_exact(h * w)
+            .zip(out.par_chunks_exact_mut(oh * ow))
+            .with_min_len(min_planes(h * w));
+        planes.for_each(|(src, dst)| {
             for oy in 0..oh {
                 let ys = (oy * 2).saturating_sub(top)..(oy * 2 + 3 - top).min(h);
                 for ox in 0..ow {
@@ -191,7 +208,7 @@ impl CustomOp1 for MaxPool3x3S2Same {
                     dst[oy * ow + ox] = m;
                 }
             }
-        }
+        });
         Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
     }
 }

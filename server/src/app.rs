@@ -16,12 +16,15 @@ use emofy_inference::mini_xception::MiniXception;
 use tokio::sync::watch;
 
 use crate::actors::coordinator::{Coordinator, CoordinatorSetup, ShutdownSessions};
+use crate::actors::hub::{LeaderboardHub, ScoresMoved};
 use crate::actors::inference::InferencePool;
 use crate::auth::{AuthError, TokenKey};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
+use crate::leaderboard::{BufferedLeaderboard, MemoryLeaderboard};
 use crate::metrics::Metrics;
 use crate::protocol::Suggestion;
+use crate::redis_board::RedisLeaderboard;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{
     GameRules, ImageStore, Leaderboard, PlayerStore, RoundStore, StoreError, UploadStore,
@@ -36,6 +39,10 @@ pub struct Services {
     pub images: Arc<dyn ImageStore>,
     pub rounds: Arc<dyn RoundStore>,
     pub leaderboard: Arc<dyn Leaderboard>,
+    /// The outage buffer in front of Redis (`None` with the in-process board).
+    pub board_buffer: Option<Arc<BufferedLeaderboard>>,
+    /// The live leaderboard hub of this replica.
+    pub hub: Addr<LeaderboardHub>,
     pub tokens: TokenKey,
     pub metrics: Arc<Metrics>,
     pub coordinator: Addr<Coordinator>,
@@ -143,9 +150,30 @@ impl Application {
             None => TokenKey::load_or_create(&config.data_dir)?,
         };
         seed_demo_images(&config, stores.images.as_ref()).await?;
-        let leaderboard: Arc<dyn Leaderboard> = Arc::new(
-            crate::leaderboard::MemoryLeaderboard::seeded(&stores.players.scored_players().await?),
-        );
+        let metrics = Arc::new(Metrics::new());
+        let clock = Clock::new();
+        let (leaderboard, board_buffer) = open_leaderboard(&config, &stores, &clock).await?;
+        let hub = LeaderboardHub::new(
+            leaderboard.clone(),
+            board_buffer.clone(),
+            clock,
+            metrics.clone(),
+            Duration::from_millis(config.leaderboard.push_every_ms),
+        )
+        .start();
+        if let Some(buffer) = &board_buffer {
+            actix_web::rt::spawn(buffer.clone().run_retries(Duration::from_millis(500)));
+        }
+        if let Some(url) = &config.redis_url {
+            let hub = hub.clone();
+            let channel = format!("{}:events", config.redis_prefix);
+            actix_web::rt::spawn(crate::redis_board::follow_events(
+                url.clone(),
+                channel,
+                Duration::from_secs(1),
+                move |players| hub.do_send(ScoresMoved { players }),
+            ));
+        }
         let inference = load_model(&config)?.map(|model| {
             let workers = match config.model.workers {
                 0 => InferencePool::default_workers(),
@@ -160,7 +188,6 @@ impl Application {
             }
             None => HashMap::new(),
         };
-        let metrics = Arc::new(Metrics::new());
         let loaded_at = crate::clock::now();
         let mut pool = ImagePool::new(rules.consensus);
         for e in stores.images.pool_entries(emofy_game::Millis(0)).await? {
@@ -190,6 +217,8 @@ impl Application {
             images: stores.images,
             rounds: stores.rounds,
             leaderboard,
+            board_buffer,
+            hub,
             tokens,
             metrics,
             coordinator,
@@ -197,7 +226,7 @@ impl Application {
             uploads: stores.uploads,
             faces: Arc::new(FaceDetector::bundled(config.upload.min_face_score)?),
             upload_slots: Arc::new(tokio::sync::Semaphore::new(config.upload.concurrent)),
-            clock: Clock::new(),
+            clock,
         });
         let data = web::Data::from(services.clone());
         let mut server = HttpServer::new(move || {
@@ -296,6 +325,42 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The leaderboard: Redis behind the outage buffer when `redis_url` is set,
+/// else the in-process board seeded from the store (totals, and this week's
+/// score ledger for the day and week boards).
+async fn open_leaderboard(
+    config: &Config,
+    stores: &EmbeddedStores,
+    clock: &Clock,
+) -> Result<(Arc<dyn Leaderboard>, Option<Arc<BufferedLeaderboard>>), AppError> {
+    match &config.redis_url {
+        Some(url) => {
+            let l = &config.leaderboard;
+            let redis = RedisLeaderboard::connect(
+                url,
+                &config.redis_prefix,
+                Duration::from_secs(l.grace_hours * 3600),
+                Duration::from_millis(l.redis_timeout_ms),
+            )?;
+            tracing::info!(prefix = %config.redis_prefix, "leaderboards on Redis");
+            let buffer = BufferedLeaderboard::new(Arc::new(redis), stores.rounds.clone(), l.buffer);
+            Ok((buffer.clone() as Arc<dyn Leaderboard>, Some(buffer)))
+        }
+        None => {
+            let week = emofy_game::Period::Weekly.bucket(clock.now());
+            let start = week.ends.map_or(emofy_game::Millis(0), |e| {
+                emofy_game::Millis(e.0.saturating_sub(7 * 86_400_000))
+            });
+            let recent = stores
+                .rounds
+                .score_events_since(start, usize::MAX >> 1)
+                .await?;
+            let players = stores.players.scored_players().await?;
+            Ok((Arc::new(MemoryLeaderboard::seeded(&players, &recent)), None))
+        }
     }
 }
 

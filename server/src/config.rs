@@ -40,6 +40,10 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// HTTP worker threads (0: one per CPU core).
     pub workers: usize,
+    /// Redis for leaderboards shared by replicas (`EMOFY_REDIS_URL`); unset: the in-process board.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key (one per deployment; tests use a random one).
+    pub redis_prefix: String,
     pub game: GameConfig,
     pub session: SessionConfig,
     pub auth: AuthConfig,
@@ -47,6 +51,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub model: ModelConfig,
     pub upload: UploadConfig,
+    pub leaderboard: LeaderboardConfig,
 }
 
 impl Default for Config {
@@ -59,6 +64,8 @@ impl Default for Config {
             log_filter: "info".into(),
             shutdown_grace_secs: 5,
             workers: 0,
+            redis_url: None,
+            redis_prefix: "emofy".into(),
             game: GameConfig::default(),
             session: SessionConfig::default(),
             auth: AuthConfig::default(),
@@ -66,6 +73,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             model: ModelConfig::default(),
             upload: UploadConfig::default(),
+            leaderboard: LeaderboardConfig::default(),
         }
     }
 }
@@ -236,6 +244,34 @@ impl Default for UploadConfig {
             crop_side: 256,
             per_hour: 60,
             concurrent: 2,
+        }
+    }
+}
+
+/// Leaderboards and their live viewers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LeaderboardConfig {
+    /// Viewers get at most one update per this many milliseconds (coalescing).
+    pub push_every_ms: u64,
+    /// Updates queued for one viewer before it is dropped as too slow.
+    pub viewer_mailbox: usize,
+    /// Score changes kept in memory while Redis is down (past that: replay from the store's ledger).
+    pub buffer: usize,
+    /// How long day and week boards stay in Redis after their period ends.
+    pub grace_hours: u64,
+    /// Redis command timeout.
+    pub redis_timeout_ms: u64,
+}
+
+impl Default for LeaderboardConfig {
+    fn default() -> Self {
+        LeaderboardConfig {
+            push_every_ms: 100,
+            viewer_mailbox: 8,
+            buffer: 100_000,
+            grace_hours: 48,
+            redis_timeout_ms: 500,
         }
     }
 }
@@ -420,6 +456,18 @@ impl Config {
         if s.max_frame_bytes < 256 || s.rate_per_sec == 0 || s.rate_burst == 0 || s.mailbox == 0 {
             return Err(ConfigError::Invalid(
                 "session limits must be positive (max_frame_bytes ≥ 256)".into(),
+            ));
+        }
+        let l = &self.leaderboard;
+        if l.push_every_ms == 0 || l.viewer_mailbox == 0 || l.buffer == 0 || l.redis_timeout_ms == 0
+        {
+            return Err(ConfigError::Invalid(
+                "leaderboard: push_every_ms, viewer_mailbox, buffer and redis_timeout_ms must be positive".into(),
+            ));
+        }
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
+            return Err(ConfigError::Invalid(
+                "redis_prefix must be non-empty, without spaces".into(),
             ));
         }
         let u = &self.upload;

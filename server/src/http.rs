@@ -4,11 +4,13 @@
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
 use actix_web_actors::ws;
-use emofy_game::{ImageId, PlayerId, Role};
+use emofy_game::{ImageId, Period, PlayerId, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::actors::coordinator::PoolSize;
+use crate::actors::hub::LastSnapshot;
 use crate::actors::session::PlayerSession;
+use crate::actors::viewer::BoardViewer;
 use crate::app::Services;
 use crate::auth::{Claims, verify_password};
 use crate::error::ErrorCode;
@@ -16,6 +18,8 @@ use crate::error::ErrorCode;
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/ws/play", web::get().to(play_socket))
+        .route("/ws/leaderboard", web::get().to(board_socket))
+        .route("/api/leaderboards/{board}", web::get().to(leaderboards))
         .route("/images/{id}", web::get().to(image))
         .route("/api/images/{id}", web::get().to(image_meta))
         .route("/api/leaderboard", web::get().to(leaderboard))
@@ -219,25 +223,98 @@ struct LeaderboardQuery {
     player: Option<PlayerId>,
 }
 
-async fn leaderboard(q: web::Query<LeaderboardQuery>, svc: web::Data<Services>) -> HttpResponse {
+/// The all-time board (kept for clients of the first API; see `/api/leaderboards/{board}`).
+async fn leaderboard(
+    q: web::Query<LeaderboardQuery>,
+    svc: web::Data<Services>,
+) -> Result<HttpResponse, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 100);
     let board = &svc.leaderboard;
-    let result = async {
-        let top = board.top(limit).await?;
-        let you = match q.player {
-            Some(p) => board.standing(p).await?,
-            None => None,
+    let bucket = Period::AllTime.bucket(svc.clock.now());
+    let top = board.top(&bucket, limit).await?;
+    let you = match q.player {
+        Some(p) => board.standing(&bucket, p).await?,
+        None => None,
+    };
+    let players = board.count(&bucket).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "board": "all_time", "top": top, "you": you, "players": players
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BoardQuery {
+    period: Option<Period>,
+    limit: Option<usize>,
+    /// A player: adds their standing and the rows `k` above and below them.
+    around: Option<PlayerId>,
+    k: Option<usize>,
+}
+
+/// `GET /api/leaderboards/{board}?period=daily&limit=10&around={player}&k=2`.
+async fn leaderboards(
+    path: web::Path<String>,
+    q: web::Query<BoardQuery>,
+    svc: web::Data<Services>,
+) -> Result<HttpResponse, ApiError> {
+    use actix_web::http::StatusCode;
+    if path.as_str() != "global" {
+        return Err(ApiError::with(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "the only board is \"global\"",
+        ));
+    }
+    let period = q.period.unwrap_or(Period::AllTime);
+    let limit = q.limit.unwrap_or(10).clamp(1, 100);
+    let k = q.k.unwrap_or(2).min(25);
+    let bucket = period.bucket(svc.clock.now());
+    let board = &svc.leaderboard;
+    let stale = svc.board_buffer.as_ref().is_some_and(|b| b.is_stale());
+    let read = async {
+        let top = board.top(&bucket, limit).await?;
+        let players = board.count(&bucket).await?;
+        let (you, around) = match q.around {
+            Some(p) => (
+                board.standing(&bucket, p).await?,
+                Some(board.around(&bucket, p, k).await?),
+            ),
+            None => (None, None),
         };
-        let players = board.count().await?;
-        Ok::<_, crate::store::StoreError>(serde_json::json!({
-            "board": "all_time", "top": top, "you": you, "players": players
-        }))
+        Ok::<_, crate::store::StoreError>((top, players, you, around))
     }
     .await;
-    match result {
-        Ok(v) => HttpResponse::Ok().json(v),
-        Err(e) => unavailable(e),
-    }
+    let body = match read {
+        Ok((top, players, you, around)) => serde_json::json!({
+            "board": "global", "period": period, "bucket": bucket.id, "top": top,
+            "players": players, "you": you, "around": around, "stale": stale,
+        }),
+        Err(e) => {
+            // Unreadable: the hub's last good snapshot, marked stale.
+            tracing::warn!(error = %e, "leaderboard unreadable");
+            match svc.hub.send(LastSnapshot { period }).await.ok().flatten() {
+                Some((id, top, players)) => serde_json::json!({
+                    "board": "global", "period": period, "bucket": id,
+                    "top": top.into_iter().take(limit).collect::<Vec<_>>(),
+                    "players": players, "you": null, "around": null, "stale": true,
+                }),
+                None => return Err(e.into()),
+            }
+        }
+    };
+    Ok(HttpResponse::Ok().json(body))
+}
+
+async fn board_socket(
+    req: HttpRequest,
+    stream: web::Payload,
+    svc: web::Data<Services>,
+) -> actix_web::Result<HttpResponse> {
+    let viewer = BoardViewer::new(svc.into_inner());
+    ws::WsResponseBuilder::new(viewer, &req, stream)
+        .frame_size(4096)
+        .start()
 }
 
 async fn stats(svc: web::Data<Services>) -> HttpResponse {

@@ -12,7 +12,8 @@
 //! | [`protocol`] | protocol v1 messages (JSON, `type`-tagged) |
 //! | [`error`] | stable error codes sent to clients |
 //! | [`store`] | storage traits and the embedded SQLite implementation |
-//! | [`leaderboard`] | the in-process leaderboard |
+//! | [`leaderboard`] | the in-process leaderboard and the outage buffer |
+//! | [`redis_board`] | the Redis leaderboard shared by replicas, and its pub/sub events |
 //! | [`auth`] | signed session tokens, argon2 password hashes |
 //! | [`config`] | the typed, layered configuration |
 //! | [`demo_faces`] | the deterministic synthetic face generator for the demo pool |
@@ -35,6 +36,7 @@ pub mod leaderboard;
 pub mod metrics;
 pub mod model_admin;
 pub mod protocol;
+pub mod redis_board;
 pub mod store;
 pub mod telemetry;
 pub mod uploads;

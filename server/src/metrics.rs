@@ -35,6 +35,9 @@ pub struct Metrics {
     pub dropped_messages: Counter,
     pub answer_seconds: Histogram,
     pub uploads: Family<OutcomeLabel, Counter>,
+    pub board_pushes: Counter,
+    pub viewers_active: Gauge,
+    pub board_pending: Gauge,
     pub model_swaps: Counter,
 }
 
@@ -59,6 +62,9 @@ impl Metrics {
             dropped_messages: Counter::default(),
             answer_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             uploads: Family::default(),
+            board_pushes: Counter::default(),
+            viewers_active: Gauge::default(),
+            board_pending: Gauge::default(),
             model_swaps: Counter::default(),
         };
         registry.register(
@@ -102,6 +108,21 @@ impl Metrics {
             "uploads",
             "Photo uploads by outcome (stored, deleted, or the error code)",
             m.uploads.clone(),
+        );
+        registry.register(
+            "board_pushes",
+            "Leaderboard updates sent to viewers",
+            m.board_pushes.clone(),
+        );
+        registry.register(
+            "viewers_active",
+            "Connected leaderboard viewers",
+            m.viewers_active.clone(),
+        );
+        registry.register(
+            "board_pending",
+            "Score changes waiting for the leaderboard store (Redis outage)",
+            m.board_pending.clone(),
         );
         registry.register(
             "model_swaps",

@@ -694,6 +694,11 @@ pub async fn label(
     if let Err(e) = svc.leaderboard.apply(&outcome.changes).await {
         tracing::warn!(error = %e, "leaderboard update failed");
     }
+    if !outcome.changes.is_empty() {
+        svc.hub.do_send(crate::actors::hub::ScoresMoved {
+            players: outcome.changes.iter().map(|c| c.player).collect(),
+        });
+    }
     if upload.consent.show_to_players {
         svc.coordinator.do_send(ImageTallied {
             image: id,

@@ -32,6 +32,7 @@ use uuid::Uuid;
 use crate::actors::coordinator::{
     ImageTallied, PickImage, ScoresChanged, SessionJoined, SessionLeft, SessionPush,
 };
+use crate::actors::hub::ScoresMoved;
 use crate::app::Services;
 use crate::auth::Claims;
 use crate::error::ErrorCode;
@@ -551,6 +552,11 @@ impl PlayerSession {
                 // The store has the truth; the board catches up on the next change or restart.
                 tracing::warn!(error = %e, "leaderboard update failed");
             }
+            if !outcome.changes.is_empty() {
+                svc.hub.do_send(ScoresMoved {
+                    players: outcome.changes.iter().map(|c| c.player).collect(),
+                });
+            }
             Ok::<AnswerOutcome, StoreError>(outcome)
         };
         self.wait_for(ctx, fut, move |act, res, ctx| {
@@ -660,13 +666,15 @@ impl PlayerSession {
         self.last_board = Some(Instant::now());
         let board = self.svc.leaderboard.clone();
         let me = self.joined.as_ref().map(|j| j.player);
+        let now = self.now();
         let fut = async move {
-            let top = board.top(10).await?;
+            let bucket = emofy_game::Period::AllTime.bucket(now);
+            let top = board.top(&bucket, 10).await?;
             let you = match me {
-                Some(p) => board.standing(p).await?,
+                Some(p) => board.standing(&bucket, p).await?,
                 None => None,
             };
-            let players = board.count().await?;
+            let players = board.count(&bucket).await?;
             Ok::<_, StoreError>(ServerMessage::Leaderboard {
                 board: "all_time".into(),
                 top,

@@ -380,22 +380,43 @@ pub trait RoundStore: Send + Sync {
         answer: AnswerRecord,
         rules: &GameRules,
     ) -> Result<AnswerOutcome, StoreError>;
+    /// Score changes (the ledger written with each answer) at or after
+    /// `since`, oldest first, at most `limit`.
+    async fn score_events_since(
+        &self,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<ScoreChange>, StoreError>;
     /// Waits until every accepted write is durable.
     async fn flush(&self) -> Result<(), StoreError>;
 }
 
-/// A leaderboard (all-time board).
+/// Leaderboards: one board per period bucket (see [`crate::leaderboard`]
+/// for the ordering every implementation shares).
 #[async_trait]
 pub trait Leaderboard: Send + Sync {
-    /// Applies score changes; applying the same change twice has no further effect.
+    /// Adds each change's points to the all-time, daily and weekly boards of
+    /// its time, once per idempotency key: applying a change again has no effect.
     async fn apply(&self, changes: &[ScoreChange]) -> Result<(), StoreError>;
-    /// The top `n` rows, best first.
-    async fn top(&self, n: usize) -> Result<Vec<crate::protocol::LeaderboardRow>, StoreError>;
-    /// A player's rank (1-based) and score, if ranked.
+    /// The top `n` rows of a board, best first.
+    async fn top(
+        &self,
+        bucket: &emofy_game::Bucket,
+        n: usize,
+    ) -> Result<Vec<crate::protocol::LeaderboardRow>, StoreError>;
+    /// The rows from `k` above to `k` below `player` (empty if unranked).
+    async fn around(
+        &self,
+        bucket: &emofy_game::Bucket,
+        player: PlayerId,
+        k: usize,
+    ) -> Result<Vec<crate::protocol::LeaderboardRow>, StoreError>;
+    /// A player's rank (1-based) and points on a board, if ranked.
     async fn standing(
         &self,
+        bucket: &emofy_game::Bucket,
         player: PlayerId,
     ) -> Result<Option<crate::protocol::OwnStanding>, StoreError>;
-    /// Number of ranked players.
-    async fn count(&self) -> Result<u64, StoreError>;
+    /// Number of ranked players on a board.
+    async fn count(&self, bucket: &emofy_game::Bucket) -> Result<u64, StoreError>;
 }

@@ -33,7 +33,7 @@ use super::{
     UploadStore,
 };
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS players (
@@ -121,6 +121,15 @@ CREATE TABLE IF NOT EXISTS uploads (
     original BLOB,
     deleted_ms INTEGER
 );
+CREATE TABLE IF NOT EXISTS score_events (
+    key TEXT PRIMARY KEY,
+    player_id TEXT NOT NULL,
+    delta INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS score_events_at ON score_events (at_ms);
 CREATE INDEX IF NOT EXISTS uploads_player ON uploads (player_id, created_ms DESC, image_id DESC);
 "#;
 
@@ -908,6 +917,57 @@ impl RoundStore for SqliteStore {
         self.write(move |c| answer_tx(c, &a, &rules)).await
     }
 
+    async fn score_events_since(
+        &self,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<ScoreChange>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT e.key, e.player_id, p.name, e.delta, e.total, e.reason, e.at_ms \
+                     FROM score_events e JOIN players p ON p.id = e.player_id \
+                     WHERE e.at_ms >= ?1 ORDER BY e.at_ms, e.key LIMIT ?2",
+                )
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![i64_of(since.0), i64_of(limit as u64)], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, i64>(6)?,
+                    ))
+                })
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (key, player, name, delta, total, reason, at) = row.map_err(db_err)?;
+                out.push(ScoreChange {
+                    player: parse_id(&player)?,
+                    name,
+                    delta: u32::try_from(delta)
+                        .map_err(|_| StoreError::Corrupt(format!("score delta {delta}")))?,
+                    total: u64_of(total),
+                    key,
+                    at: Millis(u64_of(at)),
+                    reason: match reason.as_str() {
+                        "answer" => ScoreReason::Answer,
+                        "consensus" => ScoreReason::Consensus,
+                        other => {
+                            return Err(StoreError::Corrupt(format!("score reason {other:?}")));
+                        }
+                    },
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         self.write(|_| Ok(())).await
     }
@@ -1081,6 +1141,22 @@ fn answer_tx(
                 reason: ScoreReason::Consensus,
             });
         }
+    }
+    // The score ledger: leaderboards replay from it after an outage, periods seed from it.
+    for ch in &changes {
+        exec(
+            c,
+            "INSERT INTO score_events (key, player_id, delta, total, reason, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                ch.key,
+                ch.player.to_string(),
+                ch.delta,
+                i64_of(ch.total),
+                ch.reason.as_str(),
+                i64_of(ch.at.0)
+            ],
+        )
+        .map_err(db_err)?;
     }
     Ok(AnswerOutcome {
         award,

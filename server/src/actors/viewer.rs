@@ -1,0 +1,181 @@
+//! A live leaderboard viewer: one actor per `/ws/leaderboard` connection.
+//!
+//! **Owns:** whether it has subscribed, its heartbeat clock, and the flag
+//! the hub sets when it drops this viewer for not keeping up. The client
+//! sends one `subscribe`; the hub then sends a snapshot and live updates as
+//! `board` frames. Its mailbox is bounded (`leaderboard.viewer_mailbox`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web_actors::ws;
+use emofy_game::Period;
+use serde::Deserialize;
+
+use crate::actors::hub::{BoardPush, ViewerJoined, ViewerLeft};
+use crate::app::Services;
+use crate::error::ErrorCode;
+
+static NEXT_VIEWER: AtomicU64 = AtomicU64::new(1);
+
+/// What a viewer may send.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ViewerMessage {
+    /// Watch a board: `period` (default all-time), `top` rows (1–100, default 10),
+    /// and, with a player token, the viewer's own rank.
+    Subscribe {
+        #[serde(default)]
+        board: Option<String>,
+        #[serde(default)]
+        period: Option<Period>,
+        #[serde(default)]
+        top: Option<usize>,
+        #[serde(default)]
+        token: Option<String>,
+    },
+}
+
+/// See the module docs.
+pub struct BoardViewer {
+    id: u64,
+    svc: Arc<Services>,
+    subscribed: bool,
+    last_frame: Instant,
+    dropped: Arc<AtomicBool>,
+}
+
+impl BoardViewer {
+    pub fn new(svc: Arc<Services>) -> BoardViewer {
+        BoardViewer {
+            id: NEXT_VIEWER.fetch_add(1, Ordering::Relaxed),
+            svc,
+            subscribed: false,
+            last_frame: Instant::now(),
+            dropped: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn error(&self, ctx: &mut ws::WebsocketContext<Self>, code: ErrorCode, detail: &str) {
+        self.svc.metrics.client_error(code.as_str());
+        ctx.text(
+            serde_json::json!({
+                "type": "error", "code": code, "message": code.message(), "detail": detail
+            })
+            .to_string(),
+        );
+    }
+
+    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: &str) {
+        ctx.text(serde_json::json!({"type": "bye", "reason": reason}).to_string());
+        ctx.close(Some(ws::CloseReason {
+            code: ws::CloseCode::Policy,
+            description: Some(reason.to_owned()),
+        }));
+        ctx.stop();
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let msg: ViewerMessage = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => {
+                let code = if serde_json::from_str::<serde_json::Value>(text).is_err() {
+                    ErrorCode::BadJson
+                } else {
+                    ErrorCode::InvalidMessage
+                };
+                return self.error(ctx, code, &e.to_string());
+            }
+        };
+        let ViewerMessage::Subscribe {
+            board,
+            period,
+            top,
+            token,
+        } = msg;
+        if self.subscribed {
+            return self.error(ctx, ErrorCode::AlreadyJoined, "already subscribed");
+        }
+        if board.as_deref().is_some_and(|b| b != "global") {
+            return self.error(ctx, ErrorCode::NotFound, "the only board is \"global\"");
+        }
+        let top = top.unwrap_or(10);
+        if !(1..=100).contains(&top) {
+            return self.error(ctx, ErrorCode::InvalidMessage, "top must be 1..=100");
+        }
+        let player = match token {
+            Some(t) => match self.svc.tokens.verify(&t, self.svc.clock.now()) {
+                Ok(c) => Some(c.player),
+                Err(_) => return self.error(ctx, ErrorCode::InvalidToken, "bad token"),
+            },
+            None => None,
+        };
+        self.subscribed = true;
+        self.svc.hub.do_send(ViewerJoined {
+            id: self.id,
+            addr: ctx.address().recipient(),
+            period: period.unwrap_or(Period::AllTime),
+            top,
+            player,
+            dropped: self.dropped.clone(),
+        });
+    }
+}
+
+impl Actor for BoardViewer {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(self.svc.config.leaderboard.viewer_mailbox);
+        self.svc.metrics.viewers_active.inc();
+        let s = &self.svc.config.session;
+        let (beat, timeout) = (
+            Duration::from_secs(s.heartbeat_secs),
+            Duration::from_secs(s.client_timeout_secs),
+        );
+        ctx.run_interval(Duration::from_millis(250), move |act, ctx| {
+            if act.dropped.load(Ordering::Acquire) {
+                return act.close(ctx, "too_slow");
+            }
+            if act.last_frame.elapsed() > timeout {
+                act.close(ctx, "timeout");
+            }
+        });
+        ctx.run_interval(beat, |_, ctx| ctx.ping(b""));
+    }
+
+    fn stopped(&mut self, _: &mut Self::Context) {
+        self.svc.metrics.viewers_active.dec();
+        self.svc.hub.do_send(ViewerLeft { id: self.id });
+    }
+}
+
+impl Handler<BoardPush> for BoardViewer {
+    type Result = ();
+
+    fn handle(&mut self, m: BoardPush, ctx: &mut Self::Context) {
+        let mut v = serde_json::to_value(&m.0).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("type".into(), "board".into());
+        }
+        ctx.text(v.to_string());
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for BoardViewer {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_frame = Instant::now();
+        match item {
+            Ok(ws::Message::Text(t)) => self.on_text(&t, ctx),
+            Ok(ws::Message::Ping(p)) => ctx.pong(&p),
+            Ok(ws::Message::Pong(_)) => {}
+            Ok(ws::Message::Binary(_)) => {
+                self.error(ctx, ErrorCode::BinaryNotSupported, "send JSON text")
+            }
+            Ok(ws::Message::Close(_)) | Err(_) => ctx.stop(),
+            Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
+        }
+    }
+}
