@@ -8,7 +8,7 @@ use emofy_game::{ImageId, Period, PlayerId, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::actors::coordinator::PoolSize;
-use crate::actors::hub::LastSnapshot;
+use crate::actors::hub::{LastSnapshot, RememberSnapshot};
 use crate::actors::session::PlayerSession;
 use crate::actors::viewer::BoardViewer;
 use crate::app::Services;
@@ -286,10 +286,18 @@ async fn leaderboards(
     }
     .await;
     let body = match read {
-        Ok((top, players, you, around)) => serde_json::json!({
+        Ok((top, players, you, around)) => {
+            svc.hub.do_send(RememberSnapshot {
+                period,
+                bucket: bucket.id.clone(),
+                top: top.clone(),
+                players,
+            });
+            serde_json::json!({
             "board": "global", "period": period, "bucket": bucket.id, "top": top,
             "players": players, "you": you, "around": around, "stale": stale,
-        }),
+            })
+        }
         Err(e) => {
             // Unreadable: the hub's last good snapshot, marked stale.
             tracing::warn!(error = %e, "leaderboard unreadable");

@@ -94,10 +94,10 @@ impl Inner {
         true
     }
 
-    /// Forgets day and week boards that ended more than a day ago.
+    /// Forgets day and week boards that ended more than two days ago.
     fn expire(&mut self, now: Millis) {
         self.boards
-            .retain(|_, b| b.ends.is_none_or(|e| e.0 + 86_400_000 > now.0));
+            .retain(|_, b| b.ends.is_none_or(|e| e.0 + 2 * 86_400_000 > now.0));
     }
 }
 
@@ -141,9 +141,7 @@ impl Leaderboard for MemoryLeaderboard {
         for c in changes {
             inner.apply(c, &Period::ALL);
         }
-        if let Some(latest) = changes.iter().map(|c| c.at).max() {
-            inner.expire(latest);
-        }
+        inner.expire(crate::clock::now());
         Ok(())
     }
 
@@ -426,7 +424,7 @@ mod tests {
         }
     }
 
-    const T: u64 = 1_764_180_000_000; // 2025-11-26T18:00Z
+    const T: u64 = 1_827_144_000_000; // 2027-11-25T12:00Z, in the future: nothing expires
 
     #[actix_rt::test]
     async fn ties_go_to_the_earlier_achiever_and_reapplying_is_harmless() {

@@ -260,6 +260,9 @@ impl Actor for LeaderboardHub {
         ctx.run_interval(self.push_every, move |act, ctx| {
             // Going stale or catching up changes what viewers should see.
             let stale = act.stale();
+            if let Some(b) = &act.buffered {
+                act.metrics.board_pending.set(b.pending() as i64);
+            }
             if stale != was_stale {
                 was_stale = stale;
                 act.dirty.extend(Period::ALL);
@@ -361,6 +364,30 @@ impl Handler<LastSnapshot> for LeaderboardHub {
 
     fn handle(&mut self, m: LastSnapshot, _: &mut Context<Self>) -> Self::Result {
         self.last.get(&m.period).cloned()
+    }
+}
+
+/// A good read made elsewhere (HTTP): kept as the period's last snapshot if it is larger.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RememberSnapshot {
+    pub period: Period,
+    pub bucket: String,
+    pub top: Vec<LeaderboardRow>,
+    pub players: u64,
+}
+
+impl Handler<RememberSnapshot> for LeaderboardHub {
+    type Result = ();
+
+    fn handle(&mut self, m: RememberSnapshot, _: &mut Context<Self>) {
+        let keep = self
+            .last
+            .get(&m.period)
+            .is_none_or(|(bucket, top, _)| *bucket != m.bucket || top.len() <= m.top.len());
+        if keep {
+            self.last.insert(m.period, (m.bucket, m.top, m.players));
+        }
     }
 }
 
