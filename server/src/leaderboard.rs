@@ -208,6 +208,35 @@ impl Leaderboard for MemoryLeaderboard {
     }
 }
 
+/// Applies every change of the store's score ledger from `since` on to
+/// `board`, oldest first, a page at a time; returns how many were read.
+/// Safe to repeat: changes are applied once by key.
+pub async fn replay_ledger(
+    ledger: &dyn RoundStore,
+    board: &dyn Leaderboard,
+    since: Millis,
+) -> Result<u64, StoreError> {
+    const PAGE: usize = 1000;
+    let mut from = since;
+    let mut read = 0u64;
+    loop {
+        let page = ledger.score_events_since(from, PAGE).await?;
+        board.apply(&page).await?;
+        read += page.len() as u64;
+        match page.last() {
+            // A full page ending in the same millisecond it began cannot advance: step past it.
+            Some(last) if page.len() == PAGE => {
+                from = if last.at == from {
+                    Millis(last.at.0 + 1)
+                } else {
+                    last.at
+                }
+            }
+            _ => return Ok(read),
+        }
+    }
+}
+
 /// Keeps play going while the board behind it is down.
 ///
 /// **Owns:** a bounded queue of score changes the board has not taken yet
@@ -299,24 +328,16 @@ impl BufferedLeaderboard {
             )
         };
         if overflowed {
-            // Replay the ledger from the outage's start, page by page (keys make repeats no-ops).
-            let mut from = since.unwrap_or(Millis(0));
-            loop {
-                let page = match self.ledger.score_events_since(from, 1000).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot read the score ledger");
-                        return false;
-                    }
-                };
-                if let Err(e) = self.inner.apply(&page).await {
-                    tracing::debug!(error = %e, "leaderboard still unavailable");
-                    return false;
-                }
-                match page.last() {
-                    Some(last) if page.len() == 1000 => from = last.at,
-                    _ => break,
-                }
+            // Replay the ledger from the outage's start (keys make repeats no-ops).
+            if let Err(e) = replay_ledger(
+                self.ledger.as_ref(),
+                self.inner.as_ref(),
+                since.unwrap_or(Millis(0)),
+            )
+            .await
+            {
+                tracing::debug!(error = %e, "leaderboard replay not done yet");
+                return false;
             }
             if let Ok(mut s) = self.state.lock() {
                 // Changes queued while replaying are in the ledger too.

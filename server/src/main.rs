@@ -64,6 +64,13 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AdminCommand {
+    /// Replay the store's whole score ledger into the Redis leaderboard
+    /// (after Redis lost data, or a replica crashed during an outage).
+    /// Changes already on the board are skipped by their keys.
+    RebuildLeaderboard {
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Create a moderator account. The password is read from the first line of standard input.
     CreateModerator {
         /// Login name: 3–32 characters, lowercase letters, digits, '.', '_' or '-'.
@@ -109,6 +116,13 @@ fn main() -> anyhow::Result<()> {
             let config = load_config(cli.config.as_ref(), &overrides)?;
             telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
             predict(&config, &files)
+        }
+        Command::Admin {
+            command: AdminCommand::RebuildLeaderboard { overrides },
+        } => {
+            let config = load_config(cli.config.as_ref(), &overrides)?;
+            telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
+            actix_web::rt::System::new().block_on(rebuild_leaderboard(config))
         }
         Command::Admin {
             command:
@@ -264,6 +278,33 @@ fn valid_username(u: &str) -> bool {
     (3..=32).contains(&u.len())
         && u.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+}
+
+async fn rebuild_leaderboard(config: Config) -> anyhow::Result<()> {
+    let Some(url) = &config.redis_url else {
+        bail!(
+            "redis_url is not set (EMOFY_REDIS_URL): the in-process board rebuilds itself at start"
+        );
+    };
+    let stores = app::open_embedded(&config)?;
+    let board = emofy_server::redis_board::RedisLeaderboard::connect(
+        url,
+        &config.redis_prefix,
+        std::time::Duration::from_secs(config.leaderboard.grace_hours * 3600),
+        std::time::Duration::from_secs(5),
+    )?;
+    let read = emofy_server::leaderboard::replay_ledger(
+        stores.rounds.as_ref(),
+        &board,
+        emofy_game::Millis(0),
+    )
+    .await
+    .context("replaying the score ledger")?;
+    println!(
+        "replayed {read} score changes into {url} (prefix {})",
+        config.redis_prefix
+    );
+    Ok(())
 }
 
 async fn create_moderator(

@@ -312,5 +312,29 @@ async fn outage(buffer: usize) {
         );
         assert_eq!(bot.score, stored, "{} as told", bot.player);
     }
+
+    // The score ledger alone rebuilds the same board (`emofy admin rebuild-leaderboard`).
+    let rebuilt = emofy_server::redis_board::RedisLeaderboard::connect(
+        &url,
+        "emofy-rebuilt",
+        Duration::from_secs(3600),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    emofy_server::leaderboard::replay_ledger(
+        app.services.rounds.as_ref(),
+        &rebuilt,
+        emofy_game::Millis(0),
+    )
+    .await
+    .unwrap();
+    use emofy_server::store::Leaderboard;
+    let all = emofy_game::Period::AllTime.bucket(emofy_server::clock::now());
+    let rows = rebuilt.top(&all, 10).await.unwrap();
+    for bot in &bots {
+        let id: emofy_game::PlayerId = bot.player.parse().unwrap();
+        let score = rows.iter().find(|r| r.player == id).map_or(0, |r| r.score);
+        assert_eq!(score, bot.score, "{} rebuilt from the ledger", bot.player);
+    }
     app.stop().await;
 }
