@@ -5,8 +5,7 @@
 //!
 //! | key | type | what |
 //! | --- | --- | --- |
-//! | `P:lb:global:<bucket>` | sorted set | member: player id; score: [`rank_key`] (points × 10⁹ + earlier-is-higher tie-break) |
-//! | `P:lb:global:<bucket>:pts` | hash | player id → points on that board |
+//! | `P:lb:global:<bucket>` | sorted set | member: player id; score: [`rank_key`] (points × 10⁹ + earlier-is-higher tie-break; the points are `⌊score / 10⁹⌋`) |
 //! | `P:names` | hash | player id → display name |
 //! | `P:applied:<key>` | string | a change's idempotency key, kept `applied_ttl` |
 //! | `P:events` | pub/sub channel | player ids whose scores changed (comma-separated) |
@@ -14,9 +13,9 @@
 //! `<bucket>` is `all`, `d2026-11-26` or `w2026-11-23` (the week's Monday).
 //! Day and week boards expire `grace` after their period ends. One Lua
 //! script applies a whole batch atomically: per change it claims the key
-//! (`SET NX EX`), adds the points on the three boards (`HINCRBY`), rewrites
-//! the rank key (`ZADD`), refreshes expiries, and finally publishes the
-//! changed players. The script computes key names from the prefix, so it
+//! (`SET NX EX`), reads the points on each of the three boards from the rank
+//! key (`ZSCORE`), writes the new rank key (`ZADD`), refreshes expiries, and
+//! finally publishes the changed players. The script computes key names from the prefix, so it
 //! needs a single Redis (or a cluster with the prefix in a hash tag).
 
 use std::time::Duration;
@@ -42,13 +41,12 @@ for i = 3, #ARGV, 9 do
     local boards = { {'all', 0}, {ARGV[i + 5], tonumber(ARGV[i + 6])}, {ARGV[i + 7], tonumber(ARGV[i + 8])} }
     for _, b in ipairs(boards) do
       local z = p .. ':lb:global:' .. b[1]
-      local pts = redis.call('HINCRBY', z .. ':pts', player, delta)
+      local old = redis.call('ZSCORE', z, player)
+      local pts = delta
+      if old then pts = pts + math.floor(tonumber(old) / 1000000000) end
       if pts > 9007198 then pts = 9007198 end
       redis.call('ZADD', z, string.format('%.0f', pts * 1000000000 + tie), player)
-      if b[2] > 0 then
-        redis.call('EXPIREAT', z, b[2])
-        redis.call('EXPIREAT', z .. ':pts', b[2])
-      end
+      if b[2] > 0 then redis.call('EXPIREAT', z, b[2]) end
     end
     changed[#changed + 1] = player
   end

@@ -7,10 +7,12 @@
 //! cannot be read).
 //!
 //! Score changes arrive as [`ScoresMoved`] from this replica's answer path
-//! and, through Redis pub/sub, from every replica. The hub only marks the
-//! boards dirty; every `push_every` it reads each dirty board once and sends
-//! each of its viewers an update: at most ~10 a second per viewer however
-//! fast scores move (coalescing). Pushes use `try_send` into the viewer's
+//! and, through Redis pub/sub, from every replica. The hub marks the boards
+//! dirty and pushes at most once per `push_every`: a change after a quiet
+//! spell goes out at once; changes during a push interval are coalesced into
+//! the next one. A push reads each dirty board once and sends each of its
+//! viewers an update: at most ~10 a second per viewer however fast scores
+//! move. Pushes use `try_send` into the viewer's
 //! bounded mailbox; a viewer whose mailbox is full is dropped (its
 //! connection closes), never buffered.
 
@@ -46,13 +48,12 @@ pub struct RankMove {
     pub to: u64,
 }
 
-/// A board snapshot or update, as sent to viewers and HTTP clients.
+/// A board update for one viewer, less its top rows (see [`board_frame`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BoardView {
     pub board: String,
     pub period: Period,
     pub bucket: String,
-    pub top: Vec<LeaderboardRow>,
     pub you: Option<OwnStanding>,
     pub players: u64,
     /// The board may be missing recent changes (its store is unreachable).
@@ -63,10 +64,26 @@ pub struct BoardView {
 /// One board as read: its bucket, top rows and number of players.
 type BoardRead = (Bucket, Vec<LeaderboardRow>, u64);
 
-/// A push from the hub to one viewer.
+/// A push from the hub to one viewer: a serialized `board` frame.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
-pub struct BoardPush(pub BoardView);
+pub struct BoardPush(pub String);
+
+/// A `board` frame. The top rows, the same for every viewer of a board, are
+/// serialized once per push (`top_json`); the rest is per viewer.
+fn board_frame(view: &BoardView, top_json: &str) -> String {
+    let field = |v: serde_json::Result<String>| v.unwrap_or_else(|_| "null".into());
+    format!(
+        r#"{{"type":"board","board":{},"period":{},"bucket":{},"top":{top_json},"you":{},"players":{},"stale":{},"changes":{}}}"#,
+        field(serde_json::to_string(&view.board)),
+        field(serde_json::to_string(&view.period)),
+        field(serde_json::to_string(&view.bucket)),
+        field(serde_json::to_string(&view.you)),
+        view.players,
+        view.stale,
+        field(serde_json::to_string(&view.changes)),
+    )
+}
 
 /// Compares two top lists.
 pub fn diff(before: &[LeaderboardRow], after: &[LeaderboardRow]) -> BoardChanges {
@@ -106,6 +123,7 @@ pub struct LeaderboardHub {
     last: HashMap<Period, (String, Vec<LeaderboardRow>, u64)>,
     push_every: Duration,
     pushing: bool,
+    last_push: Option<std::time::Instant>,
 }
 
 impl LeaderboardHub {
@@ -126,7 +144,24 @@ impl LeaderboardHub {
             last: HashMap::new(),
             push_every,
             pushing: false,
+            last_push: None,
         }
+    }
+
+    /// Pushes the dirty boards now if the last push is at least `push_every` ago
+    /// (leading edge: a lone change goes out at once; a burst waits for the next slot).
+    fn push_dirty(&mut self, ctx: &mut Context<Self>) {
+        if self.pushing
+            || self.dirty.is_empty()
+            || self
+                .last_push
+                .is_some_and(|t| t.elapsed() < self.push_every)
+        {
+            return;
+        }
+        self.last_push = Some(std::time::Instant::now());
+        let dirty = std::mem::take(&mut self.dirty);
+        self.push(dirty, None, ctx);
     }
 
     fn stale(&self) -> bool {
@@ -217,6 +252,7 @@ impl LeaderboardHub {
             }
         }
         let mut gone = Vec::new();
+        let mut tops_json: HashMap<(Period, usize), String> = HashMap::new();
         for (id, v) in &mut self.viewers {
             let Some(you) = standings.get(id) else {
                 continue;
@@ -225,17 +261,22 @@ impl LeaderboardHub {
                 continue;
             };
             let top: Vec<LeaderboardRow> = top.iter().take(v.top).cloned().collect();
+            let top_json = tops_json
+                .entry((v.period, top.len()))
+                .or_insert_with(|| serde_json::to_string(&top).unwrap_or_else(|_| "[]".into()));
             let view = BoardView {
                 board: "global".into(),
                 period: v.period,
                 bucket: bucket.clone(),
                 changes: diff(&v.last, &top),
-                top: top.clone(),
                 you: you.clone(),
                 players: *count,
                 stale: *stale,
             };
-            if v.addr.try_send(BoardPush(view)).is_err() {
+            if v.addr
+                .try_send(BoardPush(board_frame(&view, top_json)))
+                .is_err()
+            {
                 // A full mailbox: this viewer does not keep up. Drop it, never buffer.
                 v.dropped.store(true, Ordering::Release);
                 gone.push(*id);
@@ -257,7 +298,8 @@ impl Actor for LeaderboardHub {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(16_384);
         let mut was_stale = false;
-        ctx.run_interval(self.push_every, move |act, ctx| {
+        // Check four times per interval so a change waits at most a quarter-interval past its slot.
+        ctx.run_interval(self.push_every / 4, move |act, ctx| {
             // Going stale or catching up changes what viewers should see.
             let stale = act.stale();
             if let Some(b) = &act.buffered {
@@ -267,11 +309,7 @@ impl Actor for LeaderboardHub {
                 was_stale = stale;
                 act.dirty.extend(Period::ALL);
             }
-            if act.pushing || act.dirty.is_empty() {
-                return;
-            }
-            let dirty = std::mem::take(&mut act.dirty);
-            act.push(dirty, None, ctx);
+            act.push_dirty(ctx);
         });
     }
 }
@@ -334,8 +372,9 @@ pub struct ScoresMoved {
 impl Handler<ScoresMoved> for LeaderboardHub {
     type Result = ();
 
-    fn handle(&mut self, _: ScoresMoved, _: &mut Context<Self>) {
+    fn handle(&mut self, _: ScoresMoved, ctx: &mut Context<Self>) {
         self.dirty.extend(Period::ALL);
+        self.push_dirty(ctx);
     }
 }
 

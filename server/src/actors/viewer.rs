@@ -156,11 +156,7 @@ impl Handler<BoardPush> for BoardViewer {
     type Result = ();
 
     fn handle(&mut self, m: BoardPush, ctx: &mut Self::Context) {
-        let mut v = serde_json::to_value(&m.0).unwrap_or_default();
-        if let Some(o) = v.as_object_mut() {
-            o.insert("type".into(), "board".into());
-        }
-        ctx.text(v.to_string());
+        ctx.text(m.0);
     }
 }
 

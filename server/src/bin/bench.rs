@@ -44,6 +44,9 @@ struct Args {
     /// Embedded store `synchronous` setting for the server: full or normal.
     #[arg(long, default_value = "full")]
     synchronous: String,
+    /// Keep leaderboards on this Redis (as `EMOFY_REDIS_URL`; a random key prefix).
+    #[arg(long)]
+    redis_url: Option<String>,
     /// Skip the echo-server baseline.
     #[arg(long)]
     skip_echo: bool,
@@ -413,8 +416,17 @@ fn main() -> anyhow::Result<()> {
         .env("EMOFY_GAME__MAX_LABELS", "1000000")
         .env("EMOFY_STORE__SYNCHRONOUS", &args.synchronous)
         .stdout(Stdio::null());
+    if let Some(url) = &args.redis_url {
+        server
+            .env("EMOFY_REDIS_URL", url)
+            .env("EMOFY_REDIS_PREFIX", format!("emofy-bench-{}", std::process::id()));
+    }
     let target = Target {
-        name: "emofy /ws/play (embedded SQLite)",
+        name: if args.redis_url.is_some() {
+            "emofy /ws/play (SQLite, leaderboard on Redis)"
+        } else {
+            "emofy /ws/play (embedded SQLite)"
+        },
         cmd: server,
         port_flag: "--port",
         ready: Some("/readyz"),
