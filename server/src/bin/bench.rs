@@ -417,9 +417,10 @@ fn main() -> anyhow::Result<()> {
         .env("EMOFY_STORE__SYNCHRONOUS", &args.synchronous)
         .stdout(Stdio::null());
     if let Some(url) = &args.redis_url {
-        server
-            .env("EMOFY_REDIS_URL", url)
-            .env("EMOFY_REDIS_PREFIX", format!("emofy-bench-{}", std::process::id()));
+        server.env("EMOFY_REDIS_URL", url).env(
+            "EMOFY_REDIS_PREFIX",
+            format!("emofy-bench-{}", std::process::id()),
+        );
     }
     let target = Target {
         name: if args.redis_url.is_some() {
