@@ -207,6 +207,7 @@ impl Application {
             spread: config.game.selection_spread,
             refresh_every: Duration::from_secs(config.game.pool_refresh_secs),
             seed: rand::random(),
+            model: inference.clone(),
         })
         .start();
         let config = Arc::new(config);

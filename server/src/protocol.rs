@@ -88,6 +88,16 @@ pub struct Suggestion {
     pub model: String,
 }
 
+impl From<&emofy_inference::Prediction> for Suggestion {
+    fn from(p: &emofy_inference::Prediction) -> Self {
+        Suggestion {
+            emotion: p.top(),
+            confidence: p.confidence(),
+            model: p.model.clone(),
+        }
+    }
+}
+
 /// An image reference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageRef {

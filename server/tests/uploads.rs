@@ -680,3 +680,22 @@ async fn an_admin_swaps_the_model_version_while_serving() {
     assert!(seen_new, "rounds show the new model's guesses");
     app.stop().await;
 }
+
+#[actix_rt::test]
+async fn an_upload_through_one_replica_is_played_with_its_guess_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = spawn_app(upload_config(dir.path())).await;
+    let b = spawn_app(upload_config(dir.path())).await;
+    let alice = Bot::join(&a.ws(), "alice").await;
+    let photo = png(&face_photos(1)[0]);
+    let (status, up) = upload(&a, &alice.token, Some(&consent()), Some(&photo)).await;
+    assert_eq!(status, 201, "{up}");
+    // B learns of it at its next pool refresh (1 s in tests).
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let mut bob = Bot::join(&b.ws(), "bob").await;
+    let round = bob.next_round().await.expect("the upload is in B's pool");
+    assert_eq!(round["image"]["id"], up["image"]["id"]);
+    assert_eq!(round["suggestion"]["emotion"], up["prediction"]["emotion"]);
+    a.stop().await;
+    b.stop().await;
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use emofy_game::{ImageId, ImagePool, ImageStatus, Millis, PlayerId, PoolEntry, VoteCounts};
 
+use crate::actors::inference::InferencePool;
 use crate::demo_faces::Rng;
 use crate::metrics::Metrics;
 use crate::protocol::Suggestion;
@@ -56,6 +57,8 @@ pub struct Coordinator {
     refresh_every: Duration,
     refreshed_to: Millis,
     refreshing: bool,
+    /// The serving model, for the cached guesses of images other replicas add.
+    model: Option<InferencePool>,
 }
 
 /// What a coordinator starts from.
@@ -74,6 +77,8 @@ pub struct CoordinatorSetup {
     pub refresh_every: Duration,
     /// Seed of the tie-breaking random numbers.
     pub seed: u64,
+    /// The serving model (`None`: disabled).
+    pub model: Option<InferencePool>,
 }
 
 impl Coordinator {
@@ -89,6 +94,7 @@ impl Coordinator {
             refresh_every: s.refresh_every,
             refreshed_to: s.loaded_at,
             refreshing: false,
+            model: s.model,
         }
     }
 
@@ -111,19 +117,52 @@ impl Coordinator {
         ctx.spawn(
             async move { images.pool_entries(since).await }
                 .into_actor(self)
-                .map(move |res: Result<Vec<PoolEntry>, StoreError>, act, _| {
+                .map(move |res: Result<Vec<PoolEntry>, StoreError>, act, ctx| {
                     act.refreshing = false;
                     match res {
                         Ok(entries) => {
+                            let missing: Vec<ImageId> = entries
+                                .iter()
+                                .filter(|e| {
+                                    e.status.is_open() && !act.suggestions.contains_key(&e.image)
+                                })
+                                .map(|e| e.image)
+                                .collect();
                             for e in entries {
                                 act.pool.upsert(e);
                             }
                             act.refreshed_to = started;
+                            act.load_suggestions(missing, ctx);
                         }
                         Err(e) => tracing::warn!(error = %e, "pool refresh failed"),
                     }
                 }),
         );
+    }
+
+    /// Loads the serving model's cached guesses for images new to this
+    /// replica (e.g. uploads through another one).
+    fn load_suggestions(&mut self, ids: Vec<ImageId>, ctx: &mut Context<Self>) {
+        let Some(model) = self.model.as_ref().map(|m| m.version()) else {
+            return;
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let images = self.images.clone();
+        let fetch = async move {
+            let mut found = Vec::new();
+            for id in ids {
+                if let Some(p) = images.prediction(id, &model).await? {
+                    found.push((id, Suggestion::from(&p)));
+                }
+            }
+            Ok::<_, StoreError>(found)
+        };
+        ctx.spawn(fetch.into_actor(self).map(|res, act, _| match res {
+            Ok(found) => act.suggestions.extend(found),
+            Err(e) => tracing::warn!(error = %e, "loading cached guesses failed"),
+        }));
     }
 }
 
