@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check and test Emofy has, on a fresh machine or a warm one.
-# It installs and starts whatever the tests need: the Rust toolchain and Redis
+# It installs and starts whatever the tests need: the Rust toolchain, Redis
 # (127.0.0.1:6379; tests use a random key prefix each, and start their own
-# redis-server on a free port for outage tests). The embedded store is SQLite,
-# bundled.
+# redis-server on a free port for outage tests) and a MongoDB-wire-compatible
+# test server (SecantusDB from PyPI, in a venv, on 127.0.0.1:27017; tests use
+# a database each). The embedded store is SQLite, bundled. Test settings are
+# TEST_* variables: EMOFY_* ones would be read as server configuration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +26,28 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 redis-cli -p 6379 ping
-export EMOFY_TEST_REDIS_URL="${EMOFY_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+export TEST_REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+
+log "mongodb-compatible test server"
+# SecantusDB (GPL) runs as a separate process only; the code uses the standard
+# MongoDB driver API and runs unchanged against MongoDB 6+.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+VENV="${TEST_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/emofy}/secantus-venv"
+if [ ! -x "$VENV/bin/secantusd-py" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "SecantusDB==0.7.0b3"
+fi
+# Outage tests start their own instance on a free port.
+export TEST_SECANTUSD="$VENV/bin/secantusd-py"
+if ! port_open 27017; then
+  "$VENV/bin/secantusd-py" --host 127.0.0.1 --port 27017 --storage-path :memory: \
+    --log-level WARNING >/tmp/emofy-secantus.log 2>&1 &
+  SECANTUS_PID=$!
+  trap 'kill $SECANTUS_PID 2>/dev/null || true' EXIT
+  for _ in $(seq 100); do port_open 27017 && break; sleep 0.1; done
+fi
+port_open 27017 && echo "listening on 127.0.0.1:27017"
+export TEST_MONGODB_URI="${TEST_MONGODB_URI:-mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false}"
 
 log "format"
 cargo fmt --all -- --check

@@ -80,17 +80,40 @@ pub enum AppError {
     Task(String),
 }
 
-/// The embedded stores behind their traits.
-pub struct EmbeddedStores {
-    pub sqlite: SqliteStore,
+/// The stores behind their traits: MongoDB when `mongodb_uri` is set, else
+/// the embedded SQLite store.
+pub struct Stores {
     pub players: Arc<dyn PlayerStore>,
     pub images: Arc<dyn ImageStore>,
     pub rounds: Arc<dyn RoundStore>,
     pub uploads: Arc<dyn UploadStore>,
 }
 
+/// Opens the configured store: MongoDB (`mongodb_uri`, database
+/// `mongodb_database`) or the embedded store in `data_dir`.
+pub async fn open_stores(config: &Config) -> Result<Stores, StoreError> {
+    let Some(uri) = &config.mongodb_uri else {
+        return open_embedded(config);
+    };
+    let mongo = Arc::new(
+        crate::store::mongo::MongoStore::connect(
+            uri,
+            &config.mongodb_database,
+            config.mongodb_majority,
+        )
+        .await?,
+    );
+    tracing::info!(database = %config.mongodb_database, "store: MongoDB");
+    Ok(Stores {
+        players: mongo.clone(),
+        images: mongo.clone(),
+        rounds: mongo.clone(),
+        uploads: mongo,
+    })
+}
+
 /// Opens the embedded store in `config.data_dir`.
-pub fn open_embedded(config: &Config) -> Result<EmbeddedStores, StoreError> {
+pub fn open_embedded(config: &Config) -> Result<Stores, StoreError> {
     let sqlite = SqliteStore::open(
         &config.data_dir,
         SqliteOptions {
@@ -100,9 +123,8 @@ pub fn open_embedded(config: &Config) -> Result<EmbeddedStores, StoreError> {
             fsync_every_commit: config.store.synchronous == crate::config::Synchronous::Full,
         },
     )?;
-    let shared = Arc::new(sqlite.clone());
-    Ok(EmbeddedStores {
-        sqlite,
+    let shared = Arc::new(sqlite);
+    Ok(Stores {
         players: shared.clone(),
         images: shared.clone(),
         rounds: shared.clone(),
@@ -144,7 +166,7 @@ impl Application {
         })?;
         let port = listener.local_addr().map_err(AppError::Server)?.port();
 
-        let stores = open_embedded(&config)?;
+        let stores = open_stores(&config).await?;
         let tokens = match &config.auth.token_secret {
             Some(secret) => TokenKey::from_secret(secret)?,
             None => TokenKey::load_or_create(&config.data_dir)?,
@@ -334,7 +356,7 @@ async fn wait_for_signal() {
 /// score ledger for the day and week boards).
 async fn open_leaderboard(
     config: &Config,
-    stores: &EmbeddedStores,
+    stores: &Stores,
     clock: &Clock,
 ) -> Result<(Arc<dyn Leaderboard>, Option<Arc<BufferedLeaderboard>>), AppError> {
     match &config.redis_url {

@@ -44,6 +44,12 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key (one per deployment; tests use a random one).
     pub redis_prefix: String,
+    /// MongoDB for players, images, labels (`EMOFY_MONGODB_URI`); unset: the embedded store in `data_dir`.
+    pub mongodb_uri: Option<String>,
+    /// The MongoDB database.
+    pub mongodb_database: String,
+    /// Write concern `majority` (with journal) instead of `w: 1` (with journal). Use it with a replica set.
+    pub mongodb_majority: bool,
     pub game: GameConfig,
     pub session: SessionConfig,
     pub auth: AuthConfig,
@@ -66,6 +72,9 @@ impl Default for Config {
             workers: 0,
             redis_url: None,
             redis_prefix: "emofy".into(),
+            mongodb_uri: None,
+            mongodb_database: "emofy".into(),
+            mongodb_majority: false,
             game: GameConfig::default(),
             session: SessionConfig::default(),
             auth: AuthConfig::default(),

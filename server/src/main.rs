@@ -170,7 +170,7 @@ async fn run_import(
     folder: Option<PathBuf>,
     fer_csv: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let stores = app::open_embedded(&config)?;
+    let stores = app::open_stores(&config).await?;
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg}")
@@ -286,7 +286,7 @@ async fn rebuild_leaderboard(config: Config) -> anyhow::Result<()> {
             "redis_url is not set (EMOFY_REDIS_URL): the in-process board rebuilds itself at start"
         );
     };
-    let stores = app::open_embedded(&config)?;
+    let stores = app::open_stores(&config).await?;
     let board = emofy_server::redis_board::RedisLeaderboard::connect(
         url,
         &config.redis_prefix,
@@ -329,7 +329,7 @@ async fn create_moderator(
         bail!("the password must be at least 12 characters");
     }
     let hash = auth::hash_password(&password)?;
-    let stores = app::open_embedded(&config)?;
+    let stores = app::open_stores(&config).await?;
     let player = PlayerId(uuid::Uuid::new_v4());
     stores
         .players

@@ -13,7 +13,7 @@ use emofy_server::store::{Leaderboard, ScoreChange, ScoreReason};
 use uuid::Uuid;
 
 pub fn redis_url() -> String {
-    std::env::var("EMOFY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 fn prefix() -> String {

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 fn redis_url() -> String {
-    std::env::var("EMOFY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 fn redis_config(dir: &std::path::Path, url: &str, prefix: &str) -> emofy_server::Config {

@@ -528,3 +528,37 @@ async fn a_schema_2_database_is_migrated() {
     );
     upload_contract(store.clone(), store).await;
 }
+
+/// The MongoDB-compatible test server (`scripts/test.sh` starts SecantusDB;
+/// any MongoDB 6+ works). Each test uses its own database and drops it.
+fn mongo_uri() -> String {
+    std::env::var("TEST_MONGODB_URI").unwrap_or_else(|_| {
+        "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false".into()
+    })
+}
+
+async fn mongo_store() -> emofy_server::store::mongo::MongoStore {
+    let db = format!("emofy_test_{}", Uuid::new_v4().simple());
+    emofy_server::store::mongo::MongoStore::connect(&mongo_uri(), &db, false)
+        .await
+        .expect("the MongoDB test server is running (scripts/test.sh starts it)")
+}
+
+#[actix_rt::test]
+async fn mongo_store_meets_the_contract() {
+    let store = Arc::new(mongo_store().await);
+    contract(Backend {
+        players: store.clone(),
+        images: store.clone(),
+        rounds: store.clone(),
+    })
+    .await;
+    store.database().drop().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn mongo_store_meets_the_upload_contract() {
+    let store = Arc::new(mongo_store().await);
+    upload_contract(store.clone(), store.clone()).await;
+    store.database().drop().await.unwrap();
+}

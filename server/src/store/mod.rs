@@ -6,6 +6,7 @@
 //! implementation is [`sqlite::SqliteStore`]; production adapters (MongoDB,
 //! Redis) implement the same traits.
 
+pub mod mongo;
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -1,0 +1,1145 @@
+//! The production store on MongoDB (official `mongodb` driver, standard API
+//! only: CRUD, unique indexes, multi-document transactions; no JavaScript,
+//! no `$where`, no map-reduce), implementing the same traits as the
+//! embedded SQLite store and held to the same contract tests.
+//!
+//! Collections (indexes are created at start-up, idempotently):
+//!
+//! | collection | `_id` | notable fields / indexes |
+//! | --- | --- | --- |
+//! | `players` | player uuid | name, role, score, streak, best_streak, answers, score_at_ms; index `score` |
+//! | `accounts` | username | player_id (unique), password_hash |
+//! | `images` | sha256 hex | mime, size, source, uploader, votes `[7]`, status, consensus, playable; index `updated_ms`, `status` |
+//! | `image_bytes` | sha256 hex | bytes (binary). Crops and faces are small (< 1 MB), far under the 16 MB document limit, so plain documents instead of GridFS |
+//! | `rounds` | round uuid | player_id, image_id (unique together), state, deadlines |
+//! | `labels` | round uuid | image_id + player_id unique; emotion, shown, response_ms, points, created_ms; append-only |
+//! | `predictions` | `<image>:<model>` | image_id, model, probabilities |
+//! | `uploads` | sha256 hex | player_id, consent scopes + version + time, face box, original, deleted_ms; index (player_id, created_ms) |
+//! | `score_events` | idempotency key | player_id, delta, total, reason, at_ms; index `at_ms` |
+//!
+//! Every value a client sends reaches a query only as a typed value inside
+//! a document this module builds (`doc! { "_id": username }`), never as a
+//! document or operator of its own: `{"$gt": ""}` is just a string.
+//!
+//! An answer is one multi-document transaction (round, label, image tally,
+//! player totals, settlement, ledger), committed with the configured write
+//! concern before `record_answer` returns.
+
+use async_trait::async_trait;
+use emofy_game::scoring::SettlementLabel;
+use emofy_game::{
+    AnswerFacts, Emotion, ImageId, ImageStatus, ImageTally, Millis, PlayerId, PlayerTally,
+    PoolEntry, Role, RoundId, Transition, VoteCounts,
+};
+use emofy_inference::Prediction;
+use futures_util::TryStreamExt;
+use mongodb::bson::{Bson, Document, doc, spec::BinarySubtype};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::{Acknowledgment, IndexOptions, WriteConcern};
+use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
+
+use super::{
+    AccountRecord, AnswerOutcome, AnswerRecord, Consent, FaceRegion, GameRules, ImageMeta,
+    ImageSource, ImageStore, NewImage, NewUpload, OfferRecord, PlayerRecord, PlayerStore,
+    RoundStore, ScoreChange, ScoreReason, Stats, StoreError, UploadCursor, UploadRecord,
+    UploadStore,
+};
+
+/// The MongoDB store. Cheap to clone.
+#[derive(Clone)]
+pub struct MongoStore {
+    client: Client,
+    db: Database,
+}
+
+fn is_duplicate(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
+        ErrorKind::Command(c) => c.code == 11000,
+        ErrorKind::InsertMany(m) => m
+            .write_errors
+            .as_ref()
+            .is_some_and(|errs| errs.iter().all(|w| w.code == 11000)),
+        _ => e.to_string().contains("E11000"),
+    }
+}
+
+fn err(e: mongodb::error::Error) -> StoreError {
+    if is_duplicate(&e) {
+        StoreError::Conflict(e.to_string())
+    } else {
+        StoreError::Unavailable(format!("mongodb: {e}"))
+    }
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn get_i64(d: &Document, k: &str) -> Result<i64, StoreError> {
+    match d.get(k) {
+        Some(Bson::Int64(v)) => Ok(*v),
+        Some(Bson::Int32(v)) => Ok(i64::from(*v)),
+        Some(Bson::Double(v)) => Ok(*v as i64),
+        other => Err(corrupt(format!("field {k}: {other:?}"))),
+    }
+}
+
+fn get_u64(d: &Document, k: &str) -> Result<u64, StoreError> {
+    Ok(u64::try_from(get_i64(d, k)?).unwrap_or(0))
+}
+
+fn get_u32(d: &Document, k: &str) -> Result<u32, StoreError> {
+    Ok(u32::try_from(get_i64(d, k)?).unwrap_or(0))
+}
+
+fn get_str<'a>(d: &'a Document, k: &str) -> Result<&'a str, StoreError> {
+    d.get_str(k).map_err(|e| corrupt(format!("field {k}: {e}")))
+}
+
+fn opt_str(d: &Document, k: &str) -> Option<String> {
+    d.get_str(k).ok().map(str::to_owned)
+}
+
+fn get_bool(d: &Document, k: &str) -> bool {
+    d.get_bool(k).unwrap_or(false)
+}
+
+fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T, StoreError> {
+    s.parse().map_err(|_| corrupt(format!("bad id {s:?}")))
+}
+
+fn emotion(s: Option<String>) -> Result<Option<Emotion>, StoreError> {
+    s.map(|e| e.parse().map_err(|_| corrupt(format!("bad emotion {e:?}"))))
+        .transpose()
+}
+
+fn votes_of(d: &Document) -> Result<VoteCounts, StoreError> {
+    let arr = d
+        .get_array("votes")
+        .map_err(|e| corrupt(format!("votes: {e}")))?;
+    let mut v = VoteCounts::default();
+    if arr.len() != v.0.len() {
+        return Err(corrupt("votes length"));
+    }
+    for (slot, b) in v.0.iter_mut().zip(arr) {
+        *slot = match b {
+            Bson::Int32(n) => u32::try_from(*n).unwrap_or(0),
+            Bson::Int64(n) => u32::try_from(*n).unwrap_or(0),
+            other => return Err(corrupt(format!("vote {other:?}"))),
+        };
+    }
+    Ok(v)
+}
+
+fn votes_bson(v: &VoteCounts) -> Bson {
+    Bson::Array(v.0.iter().map(|n| Bson::Int64(i64::from(*n))).collect())
+}
+
+fn status_of(d: &Document) -> Result<ImageStatus, StoreError> {
+    let status = get_str(d, "status")?;
+    let consensus = emotion(opt_str(d, "consensus"))?;
+    Ok(match (status, consensus) {
+        ("open", _) => ImageStatus::Open,
+        ("retired", Some(label)) => ImageStatus::Retired { label },
+        ("disputed", _) => ImageStatus::Disputed,
+        ("removed", _) => ImageStatus::Removed,
+        (s, _) => return Err(corrupt(format!("bad status {s:?}"))),
+    })
+}
+
+fn consensus_bson(s: &ImageStatus) -> Bson {
+    match s {
+        ImageStatus::Retired { label } => Bson::String(label.as_str().into()),
+        _ => Bson::Null,
+    }
+}
+
+fn player_record(d: &Document) -> Result<PlayerRecord, StoreError> {
+    let role = get_str(d, "role")?;
+    Ok(PlayerRecord {
+        id: parse_id(get_str(d, "_id")?)?,
+        name: get_str(d, "name")?.to_owned(),
+        role: Role::parse(role).ok_or_else(|| corrupt(format!("bad role {role:?}")))?,
+        created: Millis(get_u64(d, "created_ms")?),
+        tally: PlayerTally {
+            score: get_u64(d, "score")?,
+            streak: get_u32(d, "streak")?,
+            best_streak: get_u32(d, "best_streak")?,
+            answers: get_u32(d, "answers")?,
+        },
+        score_at: Millis(get_u64(d, "score_at_ms")?),
+    })
+}
+
+fn binary(bytes: Vec<u8>) -> Bson {
+    Bson::Binary(mongodb::bson::Binary {
+        subtype: BinarySubtype::Generic,
+        bytes,
+    })
+}
+
+fn bytes_of(d: &Document, k: &str) -> Option<Vec<u8>> {
+    match d.get(k) {
+        Some(Bson::Binary(b)) => Some(b.bytes.clone()),
+        _ => None,
+    }
+}
+
+impl MongoStore {
+    /// Connects to `uri`, uses database `db`, and creates the indexes.
+    /// `journaled_majority`: write concern `majority` with journal (production);
+    /// otherwise `w: 1` with journal.
+    pub async fn connect(
+        uri: &str,
+        db: &str,
+        journaled_majority: bool,
+    ) -> Result<MongoStore, StoreError> {
+        let mut options = mongodb::options::ClientOptions::parse(uri)
+            .await
+            .map_err(err)?;
+        options.app_name = Some("emofy".into());
+        options.write_concern = Some(
+            WriteConcern::builder()
+                .w(if journaled_majority {
+                    Acknowledgment::Majority
+                } else {
+                    Acknowledgment::Nodes(1)
+                })
+                .journal(true)
+                .build(),
+        );
+        // Fail fast when the server is away: the player gets `try_again`, not a hang.
+        if options.server_selection_timeout.is_none() {
+            options.server_selection_timeout = Some(std::time::Duration::from_secs(2));
+        }
+        if options.connect_timeout.is_none() {
+            options.connect_timeout = Some(std::time::Duration::from_secs(2));
+        }
+        let client = Client::with_options(options).map_err(err)?;
+        let store = MongoStore {
+            db: client.database(db),
+            client,
+        };
+        store.create_indexes().await?;
+        Ok(store)
+    }
+
+    /// The database (for tests and tools).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    fn coll(&self, name: &str) -> Collection<Document> {
+        self.db.collection(name)
+    }
+
+    async fn create_indexes(&self) -> Result<(), StoreError> {
+        let unique = || IndexOptions::builder().unique(true).build();
+        let specs: Vec<(&str, Document, bool)> = vec![
+            ("players", doc! {"score": -1, "score_at_ms": 1}, false),
+            ("accounts", doc! {"player_id": 1}, true),
+            ("images", doc! {"updated_ms": 1}, false),
+            ("images", doc! {"status": 1}, false),
+            ("rounds", doc! {"player_id": 1, "image_id": 1}, true),
+            ("labels", doc! {"image_id": 1, "player_id": 1}, true),
+            ("labels", doc! {"player_id": 1, "created_ms": 1}, false),
+            ("predictions", doc! {"model": 1, "image_id": 1}, false),
+            (
+                "uploads",
+                doc! {"player_id": 1, "created_ms": -1, "_id": -1},
+                false,
+            ),
+            ("score_events", doc! {"at_ms": 1, "_id": 1}, false),
+        ];
+        for (coll, keys, is_unique) in specs {
+            let mut model = IndexModel::builder().keys(keys).build();
+            if is_unique {
+                model.options = Some(unique());
+            }
+            self.coll(coll).create_index(model).await.map_err(err)?;
+        }
+        Ok(())
+    }
+
+    async fn session(&self) -> Result<ClientSession, StoreError> {
+        self.client.start_session().await.map_err(err)
+    }
+}
+
+#[async_trait]
+impl PlayerStore for MongoStore {
+    async fn create_player(
+        &self,
+        id: PlayerId,
+        name: &str,
+        role: Role,
+        at: Millis,
+    ) -> Result<PlayerRecord, StoreError> {
+        self.coll("players")
+            .insert_one(new_player(id, name, role, at))
+            .await
+            .map_err(err)?;
+        Ok(PlayerRecord {
+            id,
+            name: name.to_owned(),
+            role,
+            created: at,
+            tally: PlayerTally::default(),
+            score_at: Millis(0),
+        })
+    }
+
+    async fn player(&self, id: PlayerId) -> Result<Option<PlayerRecord>, StoreError> {
+        self.coll("players")
+            .find_one(doc! {"_id": id.to_string()})
+            .await
+            .map_err(err)?
+            .map(|d| player_record(&d))
+            .transpose()
+    }
+
+    async fn scored_players(&self) -> Result<Vec<PlayerRecord>, StoreError> {
+        let docs: Vec<Document> = self
+            .coll("players")
+            .find(doc! {"score": {"$gt": 0_i64}})
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        docs.iter().map(player_record).collect()
+    }
+
+    async fn create_account(
+        &self,
+        account: AccountRecord,
+        name: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let mut s = self.session().await?;
+        s.start_transaction().await.map_err(err)?;
+        let result = async {
+            self.coll("players")
+                .insert_one(new_player(account.player, name, account.role, at))
+                .session(&mut s)
+                .await?;
+            self.coll("accounts")
+                .insert_one(doc! {
+                    "_id": &account.username,
+                    "player_id": account.player.to_string(),
+                    "password_hash": &account.password_hash,
+                    "created_ms": i64_of(at.0),
+                })
+                .session(&mut s)
+                .await?;
+            Ok::<_, mongodb::error::Error>(())
+        }
+        .await;
+        finish(&mut s, result).await
+    }
+
+    async fn account(&self, username: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let Some(a) = self
+            .coll("accounts")
+            .find_one(doc! {"_id": username})
+            .await
+            .map_err(err)?
+        else {
+            return Ok(None);
+        };
+        let player: PlayerId = parse_id(get_str(&a, "player_id")?)?;
+        let p = self
+            .player(player)
+            .await?
+            .ok_or_else(|| corrupt("account without player"))?;
+        Ok(Some(AccountRecord {
+            username: get_str(&a, "_id")?.to_owned(),
+            player,
+            password_hash: get_str(&a, "password_hash")?.to_owned(),
+            role: p.role,
+        }))
+    }
+}
+
+fn new_player(id: PlayerId, name: &str, role: Role, at: Millis) -> Document {
+    doc! {
+        "_id": id.to_string(), "name": name, "role": role.as_str(), "created_ms": i64_of(at.0),
+        "score": 0_i64, "score_at_ms": 0_i64, "streak": 0_i64, "best_streak": 0_i64, "answers": 0_i64,
+    }
+}
+
+/// Commits on success, aborts on failure, and maps the driver's error.
+async fn finish<T>(
+    s: &mut ClientSession,
+    result: Result<T, mongodb::error::Error>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(v) => {
+            s.commit_transaction().await.map_err(err)?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = s.abort_transaction().await;
+            Err(err(e))
+        }
+    }
+}
+
+fn image_doc(id: ImageId, image: &NewImage, at: Millis, playable: bool) -> Document {
+    doc! {
+        "_id": id.to_hex(),
+        "mime": &image.mime,
+        "width": i64::from(image.width),
+        "height": i64::from(image.height),
+        "source": image.source.as_str(),
+        "source_label": image.source_label.map(|e| e.as_str()),
+        "uploader": image.uploader.map(|p| p.to_string()),
+        "created_ms": i64_of(at.0),
+        "updated_ms": i64_of(at.0),
+        "votes": votes_bson(&VoteCounts::default()),
+        "status": "open",
+        "consensus": Bson::Null,
+        "playable": playable,
+    }
+}
+
+fn pool_entry(d: &Document) -> Result<PoolEntry, StoreError> {
+    Ok(PoolEntry {
+        image: parse_id(get_str(d, "_id")?)?,
+        uploader: opt_str(d, "uploader").map(|u| parse_id(&u)).transpose()?,
+        votes: votes_of(d)?,
+        status: status_of(d)?,
+    })
+}
+
+fn prediction_of(d: &Document, model: &str) -> Result<Prediction, StoreError> {
+    let arr = d
+        .get_array("probabilities")
+        .map_err(|e| corrupt(format!("probabilities: {e}")))?;
+    let mut probs = [0f32; 7];
+    if arr.len() != 7 {
+        return Err(corrupt("probabilities length"));
+    }
+    for (p, b) in probs.iter_mut().zip(arr) {
+        *p = b.as_f64().ok_or_else(|| corrupt("probability"))? as f32;
+    }
+    Prediction::new(model, probs).map_err(corrupt)
+}
+
+#[async_trait]
+impl ImageStore for MongoStore {
+    async fn insert_image(
+        &self,
+        image: NewImage,
+        at: Millis,
+    ) -> Result<(ImageId, bool), StoreError> {
+        let id = super::sqlite::content_id(&image.bytes);
+        let hex = id.to_hex();
+        if self
+            .coll("images")
+            .find_one(doc! {"_id": &hex})
+            .await
+            .map_err(err)?
+            .is_some()
+        {
+            return Ok((id, false));
+        }
+        // Bytes first (idempotent), then the metadata that makes the image visible.
+        match self
+            .coll("image_bytes")
+            .insert_one(doc! {"_id": &hex, "bytes": binary(image.bytes.clone())})
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_duplicate(&e) => {}
+            Err(e) => return Err(err(e)),
+        }
+        match self
+            .coll("images")
+            .insert_one(image_doc(id, &image, at, true))
+            .await
+        {
+            Ok(_) => Ok((id, true)),
+            Err(e) if is_duplicate(&e) => Ok((id, false)),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    async fn image_bytes(&self, id: ImageId) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+        let hex = id.to_hex();
+        let Some(meta) = self
+            .coll("images")
+            .find_one(doc! {"_id": &hex, "status": {"$ne": "removed"}})
+            .await
+            .map_err(err)?
+        else {
+            return Ok(None);
+        };
+        let bytes = self
+            .coll("image_bytes")
+            .find_one(doc! {"_id": &hex})
+            .await
+            .map_err(err)?
+            .and_then(|d| bytes_of(&d, "bytes"));
+        Ok(bytes.map(|b| (b, opt_str(&meta, "mime").unwrap_or_default())))
+    }
+
+    async fn image_meta(&self, id: ImageId) -> Result<Option<ImageMeta>, StoreError> {
+        let Some(d) = self
+            .coll("images")
+            .find_one(doc! {"_id": id.to_hex()})
+            .await
+            .map_err(err)?
+        else {
+            return Ok(None);
+        };
+        let source = get_str(&d, "source")?;
+        Ok(Some(ImageMeta {
+            id,
+            mime: get_str(&d, "mime")?.to_owned(),
+            width: get_u32(&d, "width")?,
+            height: get_u32(&d, "height")?,
+            source: ImageSource::parse(source)
+                .ok_or_else(|| corrupt(format!("bad source {source:?}")))?,
+            source_label: emotion(opt_str(&d, "source_label"))?,
+            uploader: opt_str(&d, "uploader").map(|u| parse_id(&u)).transpose()?,
+            votes: votes_of(&d)?,
+            status: status_of(&d)?,
+            created: Millis(get_u64(&d, "created_ms")?),
+        }))
+    }
+
+    async fn pool_entries(&self, since: Millis) -> Result<Vec<PoolEntry>, StoreError> {
+        let docs: Vec<Document> = self
+            .coll("images")
+            .find(doc! {
+                "updated_ms": {"$gte": i64_of(since.0)},
+                "$or": [{"playable": true}, {"status": "removed"}],
+            })
+            .projection(doc! {"uploader": 1, "votes": 1, "status": 1, "consensus": 1})
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        docs.iter().map(pool_entry).collect()
+    }
+
+    async fn image_count(&self) -> Result<u64, StoreError> {
+        self.coll("images")
+            .count_documents(doc! {})
+            .await
+            .map_err(err)
+    }
+
+    async fn save_predictions(
+        &self,
+        predictions: Vec<(ImageId, Prediction)>,
+    ) -> Result<(), StoreError> {
+        let at = i64_of(crate::clock::now().0);
+        for (id, p) in predictions {
+            let probs: Vec<Bson> = p
+                .probabilities
+                .iter()
+                .map(|v| Bson::Double(f64::from(*v)))
+                .collect();
+            self.coll("predictions")
+                .replace_one(
+                    doc! {"_id": format!("{}:{}", id.to_hex(), p.model)},
+                    doc! {"image_id": id.to_hex(), "model": &p.model, "probabilities": probs, "created_ms": at},
+                )
+                .upsert(true)
+                .await
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
+    async fn prediction(&self, id: ImageId, model: &str) -> Result<Option<Prediction>, StoreError> {
+        self.coll("predictions")
+            .find_one(doc! {"_id": format!("{}:{model}", id.to_hex())})
+            .await
+            .map_err(err)?
+            .map(|d| prediction_of(&d, model))
+            .transpose()
+    }
+
+    async fn predictions(&self, model: &str) -> Result<Vec<(ImageId, Prediction)>, StoreError> {
+        let docs: Vec<Document> = self
+            .coll("predictions")
+            .find(doc! {"model": model})
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        docs.iter()
+            .map(|d| Ok((parse_id(get_str(d, "image_id")?)?, prediction_of(d, model)?)))
+            .collect()
+    }
+
+    async fn unpredicted_images(&self, model: &str) -> Result<Vec<ImageId>, StoreError> {
+        let done: std::collections::HashSet<String> = self
+            .coll("predictions")
+            .find(doc! {"model": model})
+            .projection(doc! {"image_id": 1})
+            .await
+            .map_err(err)?
+            .try_collect::<Vec<Document>>()
+            .await
+            .map_err(err)?
+            .iter()
+            .filter_map(|d| opt_str(d, "image_id"))
+            .collect();
+        let images: Vec<Document> = self
+            .coll("images")
+            .find(doc! {"status": {"$ne": "removed"}})
+            .projection(doc! {"_id": 1})
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        images
+            .iter()
+            .filter_map(|d| opt_str(d, "_id"))
+            .filter(|id| !done.contains(id))
+            .map(|id| parse_id(&id))
+            .collect()
+    }
+
+    async fn stats(&self) -> Result<Stats, StoreError> {
+        let count = |c: &str, f: Document| {
+            let coll = self.coll(c);
+            async move { coll.count_documents(f).await.map_err(err) }
+        };
+        Ok(Stats {
+            players: count("players", doc! {}).await?,
+            images: count("images", doc! {}).await?,
+            open: count("images", doc! {"status": "open"}).await?,
+            retired: count("images", doc! {"status": "retired"}).await?,
+            disputed: count("images", doc! {"status": "disputed"}).await?,
+            removed: count("images", doc! {"status": "removed"}).await?,
+            labels: count("labels", doc! {}).await?,
+            rounds: count("rounds", doc! {}).await?,
+        })
+    }
+}
+
+#[async_trait]
+impl RoundStore for MongoStore {
+    async fn record_offer(&self, o: OfferRecord) -> Result<(), StoreError> {
+        self.coll("rounds")
+            .insert_one(doc! {
+                "_id": o.round.to_string(),
+                "player_id": o.player.to_string(),
+                "image_id": o.image.to_hex(),
+                "shown": o.shown.map(|e| e.as_str()),
+                "offered_ms": i64_of(o.offered.0),
+                "deadline_ms": i64_of(o.deadline.0),
+                "state": "offered",
+            })
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn close_round(
+        &self,
+        round: RoundId,
+        state: &'static str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.coll("rounds")
+            .update_one(
+                doc! {"_id": round.to_string(), "state": "offered"},
+                doc! {"$set": {"state": state, "closed_ms": i64_of(at.0)}},
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn seen_images(&self, player: PlayerId) -> Result<Vec<ImageId>, StoreError> {
+        let docs: Vec<Document> = self
+            .coll("rounds")
+            .find(doc! {"player_id": player.to_string()})
+            .projection(doc! {"image_id": 1})
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        docs.iter()
+            .map(|d| parse_id(get_str(d, "image_id")?))
+            .collect()
+    }
+
+    async fn record_answer(
+        &self,
+        a: AnswerRecord,
+        rules: &GameRules,
+    ) -> Result<AnswerOutcome, StoreError> {
+        let mut s = self.session().await?;
+        s.start_transaction().await.map_err(err)?;
+        match answer_tx(self, &mut s, &a, rules).await {
+            Ok(outcome) => {
+                s.commit_transaction().await.map_err(err)?;
+                Ok(outcome)
+            }
+            Err(e) => {
+                let _ = s.abort_transaction().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn score_events_since(
+        &self,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<ScoreChange>, StoreError> {
+        let docs: Vec<Document> = self
+            .coll("score_events")
+            .find(doc! {"at_ms": {"$gte": i64_of(since.0)}})
+            .sort(doc! {"at_ms": 1, "_id": 1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        docs.iter()
+            .map(|d| {
+                let reason = get_str(d, "reason")?;
+                Ok(ScoreChange {
+                    player: parse_id(get_str(d, "player_id")?)?,
+                    name: get_str(d, "name")?.to_owned(),
+                    delta: get_u32(d, "delta")?,
+                    total: get_u64(d, "total")?,
+                    key: get_str(d, "_id")?.to_owned(),
+                    at: Millis(get_u64(d, "at_ms")?),
+                    reason: match reason {
+                        "answer" => ScoreReason::Answer,
+                        "consensus" => ScoreReason::Consensus,
+                        other => return Err(corrupt(format!("score reason {other:?}"))),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        // Every write is acknowledged with the configured (journaled) write concern before it returns.
+        Ok(())
+    }
+}
+
+/// The answer transaction: the same steps as the embedded store's, in one MongoDB transaction.
+async fn answer_tx(
+    store: &MongoStore,
+    s: &mut ClientSession,
+    a: &AnswerRecord,
+    rules: &GameRules,
+) -> Result<AnswerOutcome, StoreError> {
+    let round_id = a.round.to_string();
+    let player_id = a.player.to_string();
+    let image_hex = a.image.to_hex();
+    let round = store
+        .coll("rounds")
+        .find_one(doc! {"_id": &round_id})
+        .session(&mut *s)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| StoreError::NotFound(format!("round {}", a.round)))?;
+    if get_str(&round, "player_id")? != player_id || get_str(&round, "image_id")? != image_hex {
+        return Err(StoreError::NotFound(format!(
+            "round {} for this player and image",
+            a.round
+        )));
+    }
+    if get_str(&round, "state")? != "offered" {
+        return Err(StoreError::RoundClosed(a.round));
+    }
+    let image = store
+        .coll("images")
+        .find_one(doc! {"_id": &image_hex})
+        .session(&mut *s)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| StoreError::NotFound(format!("image {}", a.image)))?;
+    let mut tally = ImageTally {
+        votes: votes_of(&image)?,
+        status: status_of(&image)?,
+    };
+    if tally.status == ImageStatus::Removed {
+        return Err(StoreError::RoundClosed(a.round));
+    }
+    let player = store
+        .coll("players")
+        .find_one(doc! {"_id": &player_id})
+        .session(&mut *s)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| StoreError::NotFound(format!("player {}", a.player)))?;
+    let player = player_record(&player)?;
+    let award = rules.scoring.score_answer(&AnswerFacts {
+        answer: a.emotion,
+        prior: tally.votes,
+        response_ms: a.response_ms,
+        time_limit_ms: a.time_limit_ms,
+        streak: player.tally.streak,
+    });
+    let mut ptally = player.tally;
+    ptally.apply_award(&award);
+    let transition = tally.record_vote(a.emotion, &rules.consensus);
+    let at = i64_of(a.at.0);
+    store
+        .coll("labels")
+        .insert_one(doc! {
+            "_id": &round_id, "image_id": &image_hex, "player_id": &player_id,
+            "emotion": a.emotion.as_str(), "shown": a.shown.map(|e| e.as_str()),
+            "response_ms": i64_of(a.response_ms), "created_ms": at, "points": i64::from(award.points),
+        })
+        .session(&mut *s)
+        .await
+        .map_err(err)?;
+    let updated = i64_of(crate::clock::now().0.max(a.at.0));
+    store
+        .coll("images")
+        .update_one(
+            doc! {"_id": &image_hex},
+            doc! {"$set": {
+                "votes": votes_bson(&tally.votes), "status": tally.status.name(),
+                "consensus": consensus_bson(&tally.status), "updated_ms": updated,
+            }},
+        )
+        .session(&mut *s)
+        .await
+        .map_err(err)?;
+    let mut set = doc! {
+        "score": i64_of(ptally.score), "streak": i64::from(ptally.streak),
+        "best_streak": i64::from(ptally.best_streak), "answers": i64::from(ptally.answers),
+    };
+    if award.points > 0 {
+        set.insert("score_at_ms", at);
+    }
+    store
+        .coll("players")
+        .update_one(doc! {"_id": &player_id}, doc! {"$set": set})
+        .session(&mut *s)
+        .await
+        .map_err(err)?;
+    store
+        .coll("rounds")
+        .update_one(
+            doc! {"_id": &round_id},
+            doc! {"$set": {"state": "answered", "answer": a.emotion.as_str(), "closed_ms": at}},
+        )
+        .session(&mut *s)
+        .await
+        .map_err(err)?;
+    let mut changes = Vec::new();
+    if award.points > 0 {
+        changes.push(ScoreChange {
+            player: a.player,
+            name: player.name.clone(),
+            delta: award.points,
+            total: ptally.score,
+            key: format!("answer:{}", a.round),
+            at: a.at,
+            reason: ScoreReason::Answer,
+        });
+    }
+    if let Transition::Retired { label } = transition {
+        let mut cursor = store
+            .coll("labels")
+            .find(doc! {"image_id": &image_hex})
+            .session(&mut *s)
+            .await
+            .map_err(err)?;
+        let mut labels = Vec::new();
+        while let Some(d) = cursor.next(&mut *s).await {
+            let d = d.map_err(err)?;
+            labels.push(SettlementLabel {
+                player: parse_id(get_str(&d, "player_id")?)?,
+                answer: emotion(opt_str(&d, "emotion"))?.ok_or_else(|| corrupt("label"))?,
+                shown: emotion(opt_str(&d, "shown"))?,
+            });
+        }
+        drop(cursor);
+        for (p, pts) in rules.scoring.settle(label, &labels) {
+            let updated = store
+                .coll("players")
+                .find_one_and_update(
+                    doc! {"_id": p.to_string()},
+                    doc! {"$inc": {"score": i64::from(pts)}, "$set": {"score_at_ms": at}},
+                )
+                .return_document(mongodb::options::ReturnDocument::After)
+                .session(&mut *s)
+                .await
+                .map_err(err)?
+                .ok_or_else(|| corrupt("settled player missing"))?;
+            if p == a.player {
+                ptally.add_points(pts);
+            }
+            changes.push(ScoreChange {
+                player: p,
+                name: get_str(&updated, "name")?.to_owned(),
+                delta: pts,
+                total: get_u64(&updated, "score")?,
+                key: format!("settle:{}:{}", a.image, p),
+                at: a.at,
+                reason: ScoreReason::Consensus,
+            });
+        }
+    }
+    for ch in &changes {
+        store
+            .coll("score_events")
+            .insert_one(doc! {
+                "_id": &ch.key, "player_id": ch.player.to_string(), "name": &ch.name,
+                "delta": i64::from(ch.delta), "total": i64_of(ch.total),
+                "reason": ch.reason.as_str(), "at_ms": i64_of(ch.at.0),
+            })
+            .session(&mut *s)
+            .await
+            .map_err(err)?;
+    }
+    Ok(AnswerOutcome {
+        award,
+        tally: ptally,
+        votes: tally.votes,
+        status: tally.status,
+        transition,
+        changes,
+    })
+}
+
+fn upload_record(
+    u: &Document,
+    image: &Document,
+    label: Option<Emotion>,
+) -> Result<UploadRecord, StoreError> {
+    let face = u
+        .get_document("face")
+        .map_err(|e| corrupt(format!("face: {e}")))?;
+    Ok(UploadRecord {
+        image: parse_id(get_str(u, "_id")?)?,
+        player: parse_id(get_str(u, "player_id")?)?,
+        created: Millis(get_u64(u, "created_ms")?),
+        face: FaceRegion {
+            x: get_u32(face, "x")?,
+            y: get_u32(face, "y")?,
+            w: get_u32(face, "w")?,
+            h: get_u32(face, "h")?,
+            score: face.get_f64("score").unwrap_or(0.0),
+        },
+        consent: Consent {
+            show_to_players: get_bool(u, "show_to_players"),
+            use_for_training: get_bool(u, "use_for_training"),
+            include_in_exports: get_bool(u, "include_in_exports"),
+            keep_original: get_bool(u, "keep_original"),
+            text_version: get_str(u, "consent_version")?.to_owned(),
+        },
+        consent_at: Millis(get_u64(u, "consent_ms")?),
+        has_original: matches!(u.get("original"), Some(Bson::Binary(_))),
+        label,
+        votes: votes_of(image)?,
+        status: status_of(image)?,
+    })
+}
+
+impl MongoStore {
+    async fn upload_view(&self, u: &Document) -> Result<UploadRecord, StoreError> {
+        let id = get_str(u, "_id")?;
+        let image = self
+            .coll("images")
+            .find_one(doc! {"_id": id})
+            .await
+            .map_err(err)?
+            .ok_or_else(|| corrupt("upload without image"))?;
+        let label = self
+            .coll("labels")
+            .find_one(doc! {"image_id": id, "player_id": get_str(u, "player_id")?})
+            .await
+            .map_err(err)?
+            .and_then(|l| opt_str(&l, "emotion"));
+        upload_record(u, &image, emotion(label)?)
+    }
+}
+
+#[async_trait]
+impl UploadStore for MongoStore {
+    async fn insert_upload(&self, u: NewUpload, at: Millis) -> Result<ImageId, StoreError> {
+        let id = super::sqlite::content_id(&u.crop.bytes);
+        let hex = id.to_hex();
+        let ms = i64_of(at.0);
+        let playable = u.consent.show_to_players;
+        let mut s = self.session().await?;
+        s.start_transaction().await.map_err(err)?;
+        let result = async {
+            let existing = self
+                .coll("images")
+                .find_one(doc! {"_id": &hex})
+                .session(&mut s)
+                .await?;
+            match existing.as_ref().and_then(|d| opt_str(d, "status")).as_deref() {
+                None => {
+                    self.coll("image_bytes")
+                        .replace_one(doc! {"_id": &hex}, doc! {"bytes": binary(u.crop.bytes.clone())})
+                        .upsert(true)
+                        .session(&mut s)
+                        .await?;
+                    self.coll("images")
+                        .insert_one(image_doc(id, &u.crop, at, playable))
+                        .session(&mut s)
+                        .await?;
+                }
+                Some("removed") => {
+                    self.coll("image_bytes")
+                        .replace_one(doc! {"_id": &hex}, doc! {"bytes": binary(u.crop.bytes.clone())})
+                        .upsert(true)
+                        .session(&mut s)
+                        .await?;
+                    self.coll("images")
+                        .update_one(
+                            doc! {"_id": &hex},
+                            doc! {"$set": {"status": "open", "consensus": Bson::Null,
+                                "uploader": u.player.to_string(), "updated_ms": ms, "playable": playable}},
+                        )
+                        .session(&mut s)
+                        .await?;
+                    self.coll("uploads").delete_one(doc! {"_id": &hex}).session(&mut s).await?;
+                }
+                Some(_) => return Ok(false),
+            }
+            let f = &u.face;
+            self.coll("uploads")
+                .insert_one(doc! {
+                    "_id": &hex, "player_id": u.player.to_string(), "created_ms": ms,
+                    "face": {"x": i64::from(f.x), "y": i64::from(f.y), "w": i64::from(f.w), "h": i64::from(f.h), "score": f.score},
+                    "show_to_players": u.consent.show_to_players,
+                    "use_for_training": u.consent.use_for_training,
+                    "include_in_exports": u.consent.include_in_exports,
+                    "keep_original": u.consent.keep_original,
+                    "consent_version": &u.consent.text_version,
+                    "consent_ms": ms,
+                    "original": u.original.clone().map(binary),
+                    "deleted_ms": Bson::Null,
+                })
+                .session(&mut s)
+                .await?;
+            Ok::<_, mongodb::error::Error>(true)
+        }
+        .await;
+        if finish(&mut s, result).await? {
+            Ok(id)
+        } else {
+            Err(StoreError::Conflict(format!(
+                "image {id} is already stored"
+            )))
+        }
+    }
+
+    async fn uploads_since(&self, player: PlayerId, since: Millis) -> Result<u64, StoreError> {
+        self.coll("uploads")
+            .count_documents(
+                doc! {"player_id": player.to_string(), "created_ms": {"$gte": i64_of(since.0)}},
+            )
+            .await
+            .map_err(err)
+    }
+
+    async fn upload(
+        &self,
+        player: PlayerId,
+        image: ImageId,
+    ) -> Result<Option<UploadRecord>, StoreError> {
+        let Some(u) = self
+            .coll("uploads")
+            .find_one(doc! {"_id": image.to_hex(), "player_id": player.to_string(), "deleted_ms": Bson::Null})
+            .await
+            .map_err(err)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(self.upload_view(&u).await?))
+    }
+
+    async fn uploads(
+        &self,
+        player: PlayerId,
+        cursor: Option<UploadCursor>,
+        limit: usize,
+    ) -> Result<Vec<UploadRecord>, StoreError> {
+        let mut filter = doc! {"player_id": player.to_string(), "deleted_ms": Bson::Null};
+        if let Some(c) = cursor {
+            let ms = i64_of(c.created.0);
+            filter.insert(
+                "$or",
+                vec![
+                    doc! {"created_ms": {"$lt": ms}},
+                    doc! {"created_ms": ms, "_id": {"$lt": c.image.to_hex()}},
+                ],
+            );
+        }
+        let docs: Vec<Document> = self
+            .coll("uploads")
+            .find(filter)
+            .sort(doc! {"created_ms": -1, "_id": -1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        let mut out = Vec::with_capacity(docs.len());
+        for u in &docs {
+            out.push(self.upload_view(u).await?);
+        }
+        Ok(out)
+    }
+
+    async fn delete_upload(
+        &self,
+        player: PlayerId,
+        image: ImageId,
+        at: Millis,
+    ) -> Result<bool, StoreError> {
+        let hex = image.to_hex();
+        let ms = i64_of(at.0);
+        let mut s = self.session().await?;
+        s.start_transaction().await.map_err(err)?;
+        let result = async {
+            let r = self
+                .coll("uploads")
+                .update_one(
+                    doc! {"_id": &hex, "player_id": player.to_string(), "deleted_ms": Bson::Null},
+                    doc! {"$set": {"original": Bson::Null, "deleted_ms": ms}},
+                )
+                .session(&mut s)
+                .await?;
+            if r.matched_count == 0 {
+                return Ok(false);
+            }
+            self.coll("image_bytes").delete_one(doc! {"_id": &hex}).session(&mut s).await?;
+            self.coll("predictions").delete_many(doc! {"image_id": &hex}).session(&mut s).await?;
+            self.coll("images")
+                .update_one(
+                    doc! {"_id": &hex},
+                    doc! {"$set": {"status": "removed", "consensus": Bson::Null, "playable": false, "updated_ms": ms}},
+                )
+                .session(&mut s)
+                .await?;
+            Ok::<_, mongodb::error::Error>(true)
+        }
+        .await;
+        finish(&mut s, result).await
+    }
+}
