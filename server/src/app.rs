@@ -96,10 +96,15 @@ pub async fn open_stores(config: &Config) -> Result<Stores, StoreError> {
         return open_embedded(config);
     };
     let mongo = Arc::new(
-        crate::store::mongo::MongoStore::connect(
+        crate::store::mongo::MongoStore::connect_with(
             uri,
             &config.mongodb_database,
             config.mongodb_majority,
+            if config.mongodb_group_commit {
+                crate::store::mongo::AnswerWrites::GroupCommit { max_batch: 256 }
+            } else {
+                crate::store::mongo::AnswerWrites::OnePerAnswer
+            },
         )
         .await?,
     );

@@ -50,6 +50,8 @@ pub struct Config {
     pub mongodb_database: String,
     /// Write concern `majority` (with journal) instead of `w: 1` (with journal). Use it with a replica set.
     pub mongodb_majority: bool,
+    /// Answers go through the label writer (group commit); `false`: one transaction per answer.
+    pub mongodb_group_commit: bool,
     pub game: GameConfig,
     pub session: SessionConfig,
     pub auth: AuthConfig,
@@ -75,6 +77,7 @@ impl Default for Config {
             mongodb_uri: None,
             mongodb_database: "emofy".into(),
             mongodb_majority: false,
+            mongodb_group_commit: true,
             game: GameConfig::default(),
             session: SessionConfig::default(),
             auth: AuthConfig::default(),

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use emofy_game::{
     ConsensusRule, Emotion, ImageStatus, Millis, PlayerId, Role, RoundId, ScoringRules, Transition,
 };
+use emofy_server::store::mongo::AnswerWrites;
 use emofy_server::store::sqlite::{SqliteOptions, SqliteStore};
 use emofy_server::store::{
     AccountRecord, AnswerRecord, Consent, FaceRegion, GameRules, ImageSource, ImageStore, NewImage,
@@ -561,4 +562,130 @@ async fn mongo_store_meets_the_upload_contract() {
     let store = Arc::new(mongo_store().await);
     upload_contract(store.clone(), store.clone()).await;
     store.database().drop().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn mongo_store_one_transaction_per_answer_meets_the_contract() {
+    let db = format!("emofy_test_{}", Uuid::new_v4().simple());
+    let store = Arc::new(
+        emofy_server::store::mongo::MongoStore::connect_with(
+            &mongo_uri(),
+            &db,
+            false,
+            emofy_server::store::mongo::AnswerWrites::OnePerAnswer,
+        )
+        .await
+        .unwrap(),
+    );
+    contract(Backend {
+        players: store.clone(),
+        images: store.clone(),
+        rounds: store.clone(),
+    })
+    .await;
+    store.database().drop().await.unwrap();
+}
+
+/// Many answers at once through the label writer: each one is acknowledged
+/// only once committed, and every acknowledged one is stored.
+#[actix_rt::test]
+async fn mongo_group_commit_acknowledges_only_stored_answers() {
+    // All on one image: the hot-document case the label writer is for.
+    concurrent_answers(AnswerWrites::GroupCommit { max_batch: 256 }, 1).await;
+}
+
+/// The same with one transaction per answer, spread over 20 images:
+/// concurrent transactions that conflict are retried (TransientTransactionError)
+/// until they commit. (120 at once on one image exhaust the retries on the
+/// test server: that hot-document case is what the label writer is for.)
+#[actix_rt::test]
+async fn mongo_one_transaction_per_answer_retries_conflicts() {
+    concurrent_answers(AnswerWrites::OnePerAnswer, 20).await;
+}
+
+async fn concurrent_answers(writes: AnswerWrites, images: u8) {
+    let db = format!("emofy_test_{}", Uuid::new_v4().simple());
+    let store = Arc::new(
+        emofy_server::store::mongo::MongoStore::connect_with(&mongo_uri(), &db, false, writes)
+            .await
+            .unwrap(),
+    );
+    let rules = rules();
+    let mut imgs = Vec::new();
+    for k in 0..images {
+        let (img, _) = store
+            .insert_image(new_image(100 + k, None), Millis(1))
+            .await
+            .unwrap();
+        imgs.push(img);
+    }
+    let mut rounds = Vec::new();
+    for i in 0..60 {
+        let p = PlayerId(Uuid::new_v4());
+        store
+            .create_player(p, &format!("p{i}"), Role::Player, Millis(1))
+            .await
+            .unwrap();
+        let img = imgs[i % imgs.len()];
+        rounds.push((p, img, offer_round(store.as_ref(), p, img).await));
+    }
+    // Every answer twice at once: exactly one of each pair is stored.
+    let mut tasks = Vec::new();
+    for (p, img, r) in &rounds {
+        for _ in 0..2 {
+            let (s, p, img, r) = (store.clone(), *p, *img, *r);
+            tasks.push(actix_rt::spawn(async move {
+                s.record_answer(
+                    AnswerRecord {
+                        round: r,
+                        player: p,
+                        image: img,
+                        emotion: Emotion::Sad,
+                        shown: None,
+                        response_ms: 1000,
+                        time_limit_ms: 15_000,
+                        at: Millis(2),
+                    },
+                    &rules,
+                )
+                .await
+            }));
+        }
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::RoundClosed(_)) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 60);
+    assert_eq!(store.stats().await.unwrap().labels, 60);
+    let mut votes = 0;
+    for img in imgs {
+        votes += store.image_meta(img).await.unwrap().unwrap().votes.total();
+    }
+    assert_eq!(votes, 60);
+    store.database().drop().await.unwrap();
+}
+
+async fn offer_round(
+    rounds: &dyn RoundStore,
+    player: PlayerId,
+    image: emofy_game::ImageId,
+) -> RoundId {
+    let round = RoundId(Uuid::new_v4());
+    rounds
+        .record_offer(OfferRecord {
+            round,
+            player,
+            image,
+            shown: None,
+            offered: Millis(1),
+            deadline: Millis(100_000),
+        })
+        .await
+        .unwrap();
+    round
 }

@@ -37,6 +37,7 @@ use mongodb::bson::{Bson, Document, doc, spec::BinarySubtype};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{Acknowledgment, IndexOptions, WriteConcern};
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AccountRecord, AnswerOutcome, AnswerRecord, Consent, FaceRegion, GameRules, ImageMeta,
@@ -50,6 +51,26 @@ use super::{
 pub struct MongoStore {
     client: Client,
     db: Database,
+    /// The label writer's queue (group commit); `None`: one transaction per answer.
+    writer: Option<mpsc::Sender<PendingAnswer>>,
+}
+
+/// An answer waiting for the label writer.
+struct PendingAnswer {
+    answer: AnswerRecord,
+    rules: GameRules,
+    reply: oneshot::Sender<Result<AnswerOutcome, StoreError>>,
+}
+
+/// How answers reach MongoDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnswerWrites {
+    /// The label writer: answers queued while a commit is in flight go
+    /// together in the next transaction (one commit, one journal flush),
+    /// and each is acknowledged only after that commit.
+    GroupCommit { max_batch: usize },
+    /// One transaction per answer.
+    OnePerAnswer,
 }
 
 fn is_duplicate(e: &mongodb::error::Error) -> bool {
@@ -64,13 +85,28 @@ fn is_duplicate(e: &mongodb::error::Error) -> bool {
     }
 }
 
+const TRANSIENT: &str = "mongodb (transient): ";
+
 fn err(e: mongodb::error::Error) -> StoreError {
     if is_duplicate(&e) {
         StoreError::Conflict(e.to_string())
+    } else if e.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+        || e.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
+    {
+        StoreError::Unavailable(format!("{TRANSIENT}{e}"))
     } else {
         StoreError::Unavailable(format!("mongodb: {e}"))
     }
 }
+
+/// A transaction that failed for a reason worth retrying it whole (a write
+/// conflict with a concurrent transaction, a commit whose result is unknown).
+fn transient(e: &StoreError) -> bool {
+    matches!(e, StoreError::Unavailable(m) if m.starts_with(TRANSIENT))
+}
+
+/// Attempts at a transaction that keeps failing transiently.
+const TRANSACTION_ATTEMPTS: usize = 12;
 
 fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
@@ -199,6 +235,23 @@ impl MongoStore {
         db: &str,
         journaled_majority: bool,
     ) -> Result<MongoStore, StoreError> {
+        Self::connect_with(
+            uri,
+            db,
+            journaled_majority,
+            AnswerWrites::GroupCommit { max_batch: 256 },
+        )
+        .await
+    }
+
+    /// [`MongoStore::connect`] with a choice of answer path. Group commit
+    /// starts the label writer task on the current tokio runtime.
+    pub async fn connect_with(
+        uri: &str,
+        db: &str,
+        journaled_majority: bool,
+        writes: AnswerWrites,
+    ) -> Result<MongoStore, StoreError> {
         let mut options = mongodb::options::ClientOptions::parse(uri)
             .await
             .map_err(err)?;
@@ -221,11 +274,17 @@ impl MongoStore {
             options.connect_timeout = Some(std::time::Duration::from_secs(2));
         }
         let client = Client::with_options(options).map_err(err)?;
-        let store = MongoStore {
+        let mut store = MongoStore {
             db: client.database(db),
             client,
+            writer: None,
         };
         store.create_indexes().await?;
+        if let AnswerWrites::GroupCommit { max_batch } = writes {
+            let (tx, rx) = mpsc::channel(4096);
+            tokio::spawn(label_writer(store.clone(), rx, max_batch.max(1)));
+            store.writer = Some(tx);
+        }
         Ok(store)
     }
 
@@ -685,16 +744,39 @@ impl RoundStore for MongoStore {
         a: AnswerRecord,
         rules: &GameRules,
     ) -> Result<AnswerOutcome, StoreError> {
-        let mut s = self.session().await?;
-        s.start_transaction().await.map_err(err)?;
-        match answer_tx(self, &mut s, &a, rules).await {
-            Ok(outcome) => {
-                s.commit_transaction().await.map_err(err)?;
-                Ok(outcome)
-            }
-            Err(e) => {
-                let _ = s.abort_transaction().await;
-                Err(e)
+        if let Some(writer) = &self.writer {
+            let (reply, done) = oneshot::channel();
+            writer
+                .send(PendingAnswer {
+                    answer: a,
+                    rules: *rules,
+                    reply,
+                })
+                .await
+                .map_err(|_| StoreError::Unavailable("the label writer has stopped".into()))?;
+            return done.await.map_err(|_| {
+                StoreError::Unavailable("the label writer dropped the answer".into())
+            })?;
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut s = self.session().await?;
+            s.start_transaction().await.map_err(err)?;
+            let result = match answer_tx(self, &mut s, &a, rules).await {
+                Ok(outcome) => s.commit_transaction().await.map_err(err).map(|()| outcome),
+                Err(e) => {
+                    let _ = s.abort_transaction().await;
+                    Err(e)
+                }
+            };
+            match result {
+                Err(e) if transient(&e) && attempt < TRANSACTION_ATTEMPTS => {
+                    // Back off with jitter so conflicting transactions stop colliding.
+                    let ms = rand::random_range(1..=4 * attempt as u64);
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
+                other => return other,
             }
         }
     }
@@ -738,6 +820,80 @@ impl RoundStore for MongoStore {
         // Every write is acknowledged with the configured (journaled) write concern before it returns.
         Ok(())
     }
+}
+
+/// The label writer (group commit). **Owns:** the queue of answers waiting
+/// for MongoDB. It takes every answer queued (up to `max_batch`), applies
+/// them in order inside one transaction (later answers see earlier ones'
+/// writes), commits once, and only then answers each caller. An answer
+/// refused by the game rules (round closed, already answered) is answered
+/// with its error and does not disturb the others, as those checks come
+/// before any write; a driver error or a failed commit fails the whole
+/// batch with `Unavailable`, so no caller is told a label is stored unless
+/// the commit succeeded.
+async fn label_writer(store: MongoStore, mut rx: mpsc::Receiver<PendingAnswer>, max_batch: usize) {
+    let mut batch: Vec<PendingAnswer> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        let n = batch.len();
+        let mut attempt = 0;
+        let results = loop {
+            attempt += 1;
+            let results = write_batch(&store, &batch).await;
+            let retry = results.iter().any(|r| matches!(r, Err(e) if transient(e)));
+            if !retry || attempt >= TRANSACTION_ATTEMPTS {
+                break results;
+            }
+        };
+        tracing::debug!(
+            answers = n,
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "label batch committed"
+        );
+        for (p, r) in batch.drain(..).zip(results) {
+            let _ = p.reply.send(r);
+        }
+    }
+}
+
+async fn write_batch(
+    store: &MongoStore,
+    batch: &[PendingAnswer],
+) -> Vec<Result<AnswerOutcome, StoreError>> {
+    let fail_all = |e: StoreError| {
+        batch
+            .iter()
+            .map(|_| Err(StoreError::Unavailable(e.to_string())))
+            .collect()
+    };
+    let mut s = match store.session().await {
+        Ok(s) => s,
+        Err(e) => return fail_all(e),
+    };
+    if let Err(e) = s.start_transaction().await {
+        return fail_all(err(e));
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for p in batch {
+        match answer_tx(store, &mut s, &p.answer, &p.rules).await {
+            Err(e @ StoreError::Unavailable(_)) | Err(e @ StoreError::Corrupt(_)) => {
+                let _ = s.abort_transaction().await;
+                return fail_all(e);
+            }
+            other => results.push(other),
+        }
+    }
+    if let Err(e) = s.commit_transaction().await {
+        return fail_all(err(e));
+    }
+    results
 }
 
 /// The answer transaction: the same steps as the embedded store's, in one MongoDB transaction.
