@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{Body, Bot, get_json, http_send, spawn_app, test_config};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -227,4 +228,139 @@ async fn a_store_outage_answers_try_again_and_play_resumes() {
     assert_eq!(stats["labels"], 2, "{stats}");
     app.stop().await;
     drop(server);
+}
+
+/// `emofy serve` on MongoDB, as a process we can kill.
+fn start_server(data: &std::path::Path, uri: &str, db: &str) -> (Child, u16) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_emofy"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--demo-images",
+            "40",
+            "--log-filter",
+            "warn",
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .env("EMOFY_MONGODB_URI", uri)
+        .env("EMOFY_MONGODB_DATABASE", db)
+        .env("EMOFY_MODEL__ENABLED", "false")
+        .env("EMOFY_SESSION__RATE_PER_SEC", "1000")
+        .env("EMOFY_SESSION__RATE_BURST", "1000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn emofy");
+    let stdout = child.stdout.take().unwrap();
+    let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    let port = line
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no URL in {line:?}"));
+    (child, port)
+}
+
+/// Bots answer as fast as they can; the server is SIGKILLed mid-stream; every
+/// answer whose `result` a bot received is in MongoDB afterwards, as answered.
+#[actix_rt::test]
+async fn every_acknowledged_answer_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("emofy_crash_{}", Uuid::new_v4().simple());
+    let (mut server, port) = start_server(dir.path(), &mongo_uri(), &db);
+    let url = format!("ws://127.0.0.1:{port}/ws/play");
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String, String)>::new()));
+    let mut bots = Vec::new();
+    for i in 0..4 {
+        let url = url.clone();
+        let acked = acked.clone();
+        bots.push(actix_rt::spawn(async move {
+            let mut bot = Bot::join(&url, &format!("bot{i}")).await;
+            let emotions = ["happy", "sad", "angry", "fear"];
+            let mut k = 0;
+            loop {
+                bot.send(json!({"type": "next"})).await;
+                let round = loop {
+                    let v = match tokio::time::timeout(Duration::from_secs(5), bot.ws.next()).await
+                    {
+                        Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                            serde_json::from_str::<Value>(&t).unwrap()
+                        }
+                        Ok(Some(Ok(_))) => continue,
+                        _ => return,
+                    };
+                    match v["type"].as_str() {
+                        Some("round") => break v,
+                        Some("no_round") => return,
+                        _ => continue,
+                    }
+                };
+                let emotion = emotions[k % 4];
+                k += 1;
+                bot.send(json!({"type": "answer", "round": round["round"], "emotion": emotion}))
+                    .await;
+                loop {
+                    let v = match tokio::time::timeout(Duration::from_secs(5), bot.ws.next()).await
+                    {
+                        Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) => {
+                            serde_json::from_str::<Value>(&t).unwrap()
+                        }
+                        Ok(Some(Ok(_))) => continue,
+                        _ => return,
+                    };
+                    if v["type"] == "result" {
+                        acked.lock().unwrap().push((
+                            round["round"].as_str().unwrap().to_owned(),
+                            bot.player.clone(),
+                            emotion.to_owned(),
+                        ));
+                        break;
+                    }
+                    if v["type"] == "error" {
+                        break;
+                    }
+                }
+            }
+        }));
+    }
+    // Let answers flow, then kill the server without warning.
+    let started = std::time::Instant::now();
+    while acked.lock().unwrap().len() < 30 && started.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    for b in bots {
+        let _ = b.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 30,
+        "answers flowed before the kill ({})",
+        acked.len()
+    );
+
+    let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
+    let labels = client
+        .database(&db)
+        .collection::<mongodb::bson::Document>("labels");
+    for (round, player, emotion) in &acked {
+        let label = labels
+            .find_one(mongodb::bson::doc! {"_id": round})
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("acknowledged answer {round} is missing"));
+        assert_eq!(label.get_str("player_id").unwrap(), player);
+        assert_eq!(label.get_str("emotion").unwrap(), emotion);
+    }
+    let stored = labels
+        .count_documents(mongodb::bson::doc! {})
+        .await
+        .unwrap();
+    assert!(stored as usize >= acked.len());
+    client.database(&db).drop().await.unwrap();
 }
