@@ -44,6 +44,12 @@ struct Args {
     /// Embedded store `synchronous` setting for the server: full or normal.
     #[arg(long, default_value = "full")]
     synchronous: String,
+    /// Store players, images and labels in this MongoDB (as `EMOFY_MONGODB_URI`; a fresh database).
+    #[arg(long)]
+    mongodb_uri: Option<String>,
+    /// With `--mongodb-uri`: one transaction per answer instead of the label writer's group commit.
+    #[arg(long)]
+    one_per_answer: bool,
     /// Keep leaderboards on this Redis (as `EMOFY_REDIS_URL`; a random key prefix).
     #[arg(long)]
     redis_url: Option<String>,
@@ -416,6 +422,15 @@ fn main() -> anyhow::Result<()> {
         .env("EMOFY_GAME__MAX_LABELS", "1000000")
         .env("EMOFY_STORE__SYNCHRONOUS", &args.synchronous)
         .stdout(Stdio::null());
+    if let Some(uri) = &args.mongodb_uri {
+        server
+            .env("EMOFY_MONGODB_URI", uri)
+            .env("EMOFY_MONGODB_DATABASE", format!("emofy_bench_{}", std::process::id()))
+            .env(
+                "EMOFY_MONGODB_GROUP_COMMIT",
+                if args.one_per_answer { "false" } else { "true" },
+            );
+    }
     if let Some(url) = &args.redis_url {
         server.env("EMOFY_REDIS_URL", url).env(
             "EMOFY_REDIS_PREFIX",
@@ -423,10 +438,11 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let target = Target {
-        name: if args.redis_url.is_some() {
-            "emofy /ws/play (SQLite, leaderboard on Redis)"
-        } else {
-            "emofy /ws/play (embedded SQLite)"
+        name: match (&args.mongodb_uri, args.one_per_answer, &args.redis_url) {
+            (Some(_), false, _) => "emofy /ws/play (MongoDB-compatible, group commit)",
+            (Some(_), true, _) => "emofy /ws/play (MongoDB-compatible, one transaction per answer)",
+            (None, _, Some(_)) => "emofy /ws/play (SQLite, leaderboard on Redis)",
+            (None, _, None) => "emofy /ws/play (embedded SQLite)",
         },
         cmd: server,
         port_flag: "--port",
