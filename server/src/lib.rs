@@ -18,6 +18,7 @@
 //! | [`config`] | the typed, layered configuration |
 //! | [`demo_faces`] | the deterministic synthetic face generator for the demo pool |
 //! | [`import`] | `emofy import`: image folders and FER2013 CSV |
+//! | [`export`] | `emofy export` (JSONL with soft labels, FER2013 CSV, ImageFolder) and its import |
 //! | [`uploads`] | contributed photos: consent, face crop, the contributor's label, list, delete |
 //! | [`model_admin`] | swapping the serving model version while running |
 //! | [`metrics`], [`telemetry`] | Prometheus metrics and `tracing` output |
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod config;
 pub mod demo_faces;
 pub mod error;
+pub mod export;
 pub mod http;
 pub mod import;
 pub mod leaderboard;

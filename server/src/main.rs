@@ -46,6 +46,25 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Export the labelled dataset: dataset.jsonl (votes, soft labels,
+    /// consensus), fer2013.csv (48×48) and an ImageFolder tree, split
+    /// train/val/test by image hash. Uploads only with export consent.
+    Export {
+        /// Output directory (created).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Import an `emofy export` directory (dataset.jsonl + images/): images
+    /// with their votes and status.
+    ImportDataset {
+        /// The export directory.
+        #[arg(long)]
+        from: PathBuf,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Find the face in each image and print the model's prediction as JSON
     /// (one document for one image, an array for several).
     Predict {
@@ -111,6 +130,25 @@ fn main() -> anyhow::Result<()> {
             let config = load_config(cli.config.as_ref(), &overrides)?;
             telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
             actix_web::rt::System::new().block_on(run_import(config, folder, fer_csv))
+        }
+        Command::Export { out, overrides } => {
+            let config = load_config(cli.config.as_ref(), &overrides)?;
+            telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
+            actix_web::rt::System::new().block_on(run_export(config, out))
+        }
+        Command::ImportDataset { from, overrides } => {
+            let config = load_config(cli.config.as_ref(), &overrides)?;
+            telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
+            actix_web::rt::System::new().block_on(async move {
+                let stores = app::open_stores(&config).await?;
+                let n = emofy_server::export::import_jsonl(stores.images.as_ref(), &from).await?;
+                stores.rounds.flush().await?;
+                println!(
+                    "imported {n} image(s) with their votes from {}",
+                    from.display()
+                );
+                anyhow::Ok(())
+            })
         }
         Command::Predict { files, overrides } => {
             let config = load_config(cli.config.as_ref(), &overrides)?;
@@ -198,6 +236,30 @@ async fn run_import(
     if report.rejected.len() > 50 {
         println!("  … and {} more", report.rejected.len() - 50);
     }
+    Ok(())
+}
+
+async fn run_export(config: Config, out: PathBuf) -> anyhow::Result<()> {
+    let stores = app::open_stores(&config).await?;
+    let total = stores.images.image_count().await?;
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} images")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report =
+        emofy_server::export::export(stores.images.as_ref(), stores.uploads.as_ref(), &out, |n| {
+            bar.inc(n)
+        })
+        .await?;
+    bar.finish_and_clear();
+    println!(
+        "exported {} image(s) to {} ({} FER2013 CSV rows); {} upload(s) withheld without export consent",
+        report.images,
+        out.display(),
+        report.csv_rows,
+        report.withheld
+    );
     Ok(())
 }
 

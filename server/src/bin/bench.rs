@@ -425,7 +425,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(uri) = &args.mongodb_uri {
         server
             .env("EMOFY_MONGODB_URI", uri)
-            .env("EMOFY_MONGODB_DATABASE", format!("emofy_bench_{}", std::process::id()))
+            .env(
+                "EMOFY_MONGODB_DATABASE",
+                format!("emofy_bench_{}", std::process::id()),
+            )
             .env(
                 "EMOFY_MONGODB_GROUP_COMMIT",
                 if args.one_per_answer { "false" } else { "true" },

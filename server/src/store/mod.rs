@@ -58,7 +58,7 @@ pub struct AccountRecord {
 }
 
 /// Where an image came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImageSource {
     /// Drawn by the procedural demo-face generator (synthetic).
@@ -260,6 +260,21 @@ pub trait ImageStore: Send + Sync {
     /// Images (not removed) with no cached prediction from `model`.
     async fn unpredicted_images(&self, model: &str) -> Result<Vec<ImageId>, StoreError>;
     async fn stats(&self) -> Result<Stats, StoreError>;
+    /// Every image's metadata, by id, after `after`, at most `limit` (exports, migrations).
+    async fn all_images(
+        &self,
+        after: Option<ImageId>,
+        limit: usize,
+    ) -> Result<Vec<ImageMeta>, StoreError>;
+    /// Sets an image's votes and status as another store had them (imports
+    /// of exports, migrations). Not part of the answer path.
+    async fn restore_tally(
+        &self,
+        id: ImageId,
+        votes: VoteCounts,
+        status: ImageStatus,
+        at: Millis,
+    ) -> Result<(), StoreError>;
 }
 
 /// What a contributor agreed to, and when. Faces are biometric data: each
@@ -334,6 +349,9 @@ pub trait UploadStore: Send + Sync {
     async fn insert_upload(&self, upload: NewUpload, at: Millis) -> Result<ImageId, StoreError>;
     /// How many uploads `player` made at or after `since` (deleted ones included: a rate limit).
     async fn uploads_since(&self, player: PlayerId, since: Millis) -> Result<u64, StoreError>;
+    /// Whether an uploaded image may be exported: its contributor consented
+    /// (`include_in_exports`) and has not deleted it. `false` for non-uploads.
+    async fn export_allowed(&self, image: ImageId) -> Result<bool, StoreError>;
     /// One of `player`'s uploads (not deleted).
     async fn upload(
         &self,

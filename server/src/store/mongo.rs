@@ -672,6 +672,57 @@ impl ImageStore for MongoStore {
             .collect()
     }
 
+    async fn all_images(
+        &self,
+        after: Option<ImageId>,
+        limit: usize,
+    ) -> Result<Vec<ImageMeta>, StoreError> {
+        let filter = match after {
+            Some(a) => doc! {"_id": {"$gt": a.to_hex()}},
+            None => doc! {},
+        };
+        let docs: Vec<Document> = self
+            .coll("images")
+            .find(filter)
+            .sort(doc! {"_id": 1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .projection(doc! {"_id": 1})
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        let mut out = Vec::with_capacity(docs.len());
+        for d in &docs {
+            if let Some(m) = self.image_meta(parse_id(get_str(d, "_id")?)?).await? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn restore_tally(
+        &self,
+        id: ImageId,
+        votes: VoteCounts,
+        status: ImageStatus,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let r = self
+            .coll("images")
+            .update_one(
+                doc! {"_id": id.to_hex()},
+                doc! {"$set": {"votes": votes_bson(&votes), "status": status.name(),
+                "consensus": consensus_bson(&status), "updated_ms": i64_of(at.0)}},
+            )
+            .await
+            .map_err(err)?;
+        if r.matched_count == 0 {
+            return Err(StoreError::NotFound(format!("image {id}")));
+        }
+        Ok(())
+    }
+
     async fn stats(&self) -> Result<Stats, StoreError> {
         let count = |c: &str, f: Document| {
             let coll = self.coll(c);
@@ -1201,6 +1252,17 @@ impl UploadStore for MongoStore {
                 "image {id} is already stored"
             )))
         }
+    }
+
+    async fn export_allowed(&self, image: ImageId) -> Result<bool, StoreError> {
+        Ok(self
+            .coll("uploads")
+            .count_documents(
+                doc! {"_id": image.to_hex(), "include_in_exports": true, "deleted_ms": Bson::Null},
+            )
+            .await
+            .map_err(err)?
+            > 0)
     }
 
     async fn uploads_since(&self, player: PlayerId, since: Millis) -> Result<u64, StoreError> {

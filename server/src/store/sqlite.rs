@@ -814,6 +814,62 @@ impl ImageStore for SqliteStore {
         .await
     }
 
+    async fn all_images(
+        &self,
+        after: Option<ImageId>,
+        limit: usize,
+    ) -> Result<Vec<ImageMeta>, StoreError> {
+        let ids: Vec<ImageId> = self
+            .read(move |c| {
+                let mut st = c
+                    .prepare(
+                        "SELECT id FROM images WHERE ?1 IS NULL OR id > ?1 ORDER BY id LIMIT ?2",
+                    )
+                    .map_err(db_err)?;
+                let rows = st
+                    .query_map(
+                        params![after.map(|a| a.to_hex()), i64_of(limit as u64)],
+                        |r| r.get::<_, String>(0),
+                    )
+                    .map_err(db_err)?;
+                let mut out = Vec::new();
+                for r in rows {
+                    out.push(parse_id(&r.map_err(db_err)?)?);
+                }
+                Ok(out)
+            })
+            .await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(m) = self.image_meta(id).await? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn restore_tally(
+        &self,
+        id: ImageId,
+        votes: VoteCounts,
+        status: ImageStatus,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let n = exec(
+                c,
+                "UPDATE images SET votes = ?2, status = ?3, consensus = ?4, updated_ms = ?5 WHERE id = ?1",
+                params![id.to_hex(), votes_to_json(&votes), status.name(), consensus_of(&status), i64_of(at.0)],
+            )
+            .map_err(db_err)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("image {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn stats(&self) -> Result<Stats, StoreError> {
         self.read(|c| {
             let count = |sql: &str| -> Result<u64, StoreError> {
@@ -1320,6 +1376,20 @@ impl UploadStore for SqliteStore {
             )
             .map_err(db_err)?;
             Ok(id)
+        })
+        .await
+    }
+
+    async fn export_allowed(&self, image: ImageId) -> Result<bool, StoreError> {
+        self.read(move |c| {
+            qrow(
+                c,
+                "SELECT COUNT(*) FROM uploads WHERE image_id = ?1 AND include_in_exports = 1 AND deleted_ms IS NULL",
+                params![image.to_hex()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(db_err)
         })
         .await
     }
