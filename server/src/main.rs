@@ -56,6 +56,19 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Copy an embedded data dir into MongoDB (`--mongodb-uri` or
+    /// EMOFY_MONGODB_URI, database `mongodb_database`). Stop the server first;
+    /// safe to run again.
+    Migrate {
+        /// Source: only `embedded` (the SQLite store in --data-dir).
+        #[arg(long, value_parser = ["embedded"])]
+        from: String,
+        /// Target: only `mongodb`.
+        #[arg(long, value_parser = ["mongodb"])]
+        to: String,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Import an `emofy export` directory (dataset.jsonl + images/): images
     /// with their votes and status.
     ImportDataset {
@@ -135,6 +148,35 @@ fn main() -> anyhow::Result<()> {
             let config = load_config(cli.config.as_ref(), &overrides)?;
             telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
             actix_web::rt::System::new().block_on(run_export(config, out))
+        }
+        Command::Migrate { overrides, .. } => {
+            let config = load_config(cli.config.as_ref(), &overrides)?;
+            telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
+            actix_web::rt::System::new().block_on(async move {
+                let Some(uri) = &config.mongodb_uri else {
+                    bail!(
+                        "set EMOFY_MONGODB_URI (or mongodb_uri in the config file) to the target"
+                    );
+                };
+                let mongo = emofy_server::store::mongo::MongoStore::connect(
+                    uri,
+                    &config.mongodb_database,
+                    config.mongodb_majority,
+                )
+                .await?;
+                let report =
+                    emofy_server::store::migrate::embedded_to_mongo(&config.data_dir, &mongo)
+                        .await?;
+                for (coll, n) in &report.counts {
+                    println!("{coll}: {n}");
+                }
+                println!(
+                    "copied {} into MongoDB database {}",
+                    config.data_dir.display(),
+                    config.mongodb_database
+                );
+                anyhow::Ok(())
+            })
         }
         Command::ImportDataset { from, overrides } => {
             let config = load_config(cli.config.as_ref(), &overrides)?;

@@ -364,3 +364,57 @@ async fn every_acknowledged_answer_survives_sigkill() {
     assert!(stored as usize >= acked.len());
     client.database(&db).drop().await.unwrap();
 }
+
+/// `emofy migrate --from embedded --to mongodb`: a player who played on the
+/// embedded store resumes on MongoDB with the same score; the counts match;
+/// running it again changes nothing.
+#[actix_rt::test]
+async fn an_embedded_data_dir_migrates_into_mongodb() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(test_config(dir.path())).await;
+    let mut ada = Bot::join(&app.ws(), "ada").await;
+    let mut bo = Bot::join(&app.ws(), "bo").await;
+    for _ in 0..6 {
+        let r = ada.next_round().await.unwrap();
+        ada.answer(&r, "fear").await;
+        let r = bo.next_round().await.unwrap();
+        bo.answer(&r, "fear").await;
+    }
+    let before = get_json(&app.http("/api/stats")).await;
+    let (score, token) = (bo.score, bo.token.clone());
+    app.stop().await;
+
+    let db = format!("emofy_migrate_{}", Uuid::new_v4().simple());
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_emofy"))
+            .args(["migrate", "--from", "embedded", "--to", "mongodb"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("EMOFY_MONGODB_URI", mongo_uri())
+            .env("EMOFY_MONGODB_DATABASE", &db)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("labels: 12"));
+    }
+    let app = spawn_app(mongo_config(dir.path(), &mongo_uri(), &db)).await;
+    let after = get_json(&app.http("/api/stats")).await;
+    assert_eq!(after, before);
+    let (mut bo, welcome) = Bot::resume(&app.ws(), &token).await;
+    assert_eq!(welcome["resumed"], true);
+    assert_eq!(bo.score, score);
+    // Play goes on, and never repeats an image the player saw before the move.
+    let seen_before = 6;
+    let mut fresh = 0;
+    while let Some(r) = bo.next_round().await {
+        bo.answer(&r, "fear").await;
+        fresh += 1;
+    }
+    assert_eq!(fresh, 14 - seen_before);
+    app.stop().await;
+    drop_db(&mongo_uri(), &db).await;
+}

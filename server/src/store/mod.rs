@@ -6,6 +6,7 @@
 //! implementation is [`sqlite::SqliteStore`]; production adapters (MongoDB,
 //! Redis) implement the same traits.
 
+pub mod migrate;
 pub mod mongo;
 pub mod sqlite;
 

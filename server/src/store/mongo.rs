@@ -325,6 +325,22 @@ impl MongoStore {
         Ok(())
     }
 
+    /// Inserts documents, leaving any whose `_id` is already there (migrations).
+    pub(crate) async fn insert_ignoring_existing(
+        &self,
+        coll: &str,
+        docs: Vec<Document>,
+    ) -> Result<(), StoreError> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        match self.coll(coll).insert_many(docs).ordered(false).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_duplicate(&e) => Ok(()),
+            Err(e) => Err(err(e)),
+        }
+    }
+
     async fn session(&self) -> Result<ClientSession, StoreError> {
         self.client.start_session().await.map_err(err)
     }
