@@ -488,6 +488,21 @@ async fn upload_contract(images: Arc<dyn ImageStore>, uploads: Arc<dyn UploadSto
         .unwrap();
     assert_eq!(again, shown);
     assert!(images.image_bytes(shown).await.unwrap().is_some());
+    // The consent audit log keeps every grant and revocation, in order.
+    let log = uploads.consent_log(shown).await.unwrap();
+    let events: Vec<(&str, PlayerId, Millis)> = log
+        .iter()
+        .map(|e| (e.event.as_str(), e.player, e.at))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            ("given", alice, Millis(1_000)),
+            ("revoked", alice, Millis(4_000)),
+            ("given", bob, Millis(5_000)),
+        ]
+    );
+    assert_eq!(log[1].consent, upload_of(alice, 1, true).consent);
     assert_eq!(
         uploads.upload(bob, shown).await.unwrap().unwrap().player,
         bob

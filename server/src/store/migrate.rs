@@ -130,6 +130,16 @@ pub async fn embedded_to_mongo(
                     as_bool(d, "playable");
                 }
                 "predictions" => json_array(d, "probabilities")?,
+                "consent_log" => {
+                    for k in [
+                        "show_to_players",
+                        "use_for_training",
+                        "include_in_exports",
+                        "keep_original",
+                    ] {
+                        as_bool(d, k);
+                    }
+                }
                 "uploads" => {
                     json_array(d, "face")?;
                     if let Some(Bson::Array(f)) = d.get("face").cloned() {

@@ -334,6 +334,17 @@ pub struct UploadRecord {
     pub status: ImageStatus,
 }
 
+/// One entry of the consent audit log (append-only).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsentEvent {
+    pub image: ImageId,
+    pub player: PlayerId,
+    /// `given` (an upload with these scopes) or `revoked` (the upload was deleted).
+    pub event: String,
+    pub consent: Consent,
+    pub at: Millis,
+}
+
 /// Where a page of uploads starts (exclusive): the last row of the previous page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UploadCursor {
@@ -350,6 +361,8 @@ pub trait UploadStore: Send + Sync {
     async fn insert_upload(&self, upload: NewUpload, at: Millis) -> Result<ImageId, StoreError>;
     /// How many uploads `player` made at or after `since` (deleted ones included: a rate limit).
     async fn uploads_since(&self, player: PlayerId, since: Millis) -> Result<u64, StoreError>;
+    /// The consent audit log of one image, oldest first.
+    async fn consent_log(&self, image: ImageId) -> Result<Vec<ConsentEvent>, StoreError>;
     /// Whether an uploaded image may be exported: its contributor consented
     /// (`include_in_exports`) and has not deleted it. `false` for non-uploads.
     async fn export_allowed(&self, image: ImageId) -> Result<bool, StoreError>;

@@ -16,6 +16,7 @@
 //! | `predictions` | `<image>:<model>` | image_id, model, probabilities |
 //! | `uploads` | sha256 hex | player_id, consent scopes + version + time, face box, original, deleted_ms; index (player_id, created_ms) |
 //! | `score_events` | idempotency key | player_id, delta, total, reason, at_ms; index `at_ms` |
+//! | `consent_log` | generated | append-only: image_id, player_id, event (`given`/`revoked`), scopes, version, at_ms |
 //!
 //! Every value a client sends reaches a query only as a typed value inside
 //! a document this module builds (`doc! { "_id": username }`), never as a
@@ -40,10 +41,10 @@ use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AccountRecord, AnswerOutcome, AnswerRecord, Consent, FaceRegion, GameRules, ImageMeta,
-    ImageSource, ImageStore, NewImage, NewUpload, OfferRecord, PlayerRecord, PlayerStore,
-    RoundStore, ScoreChange, ScoreReason, Stats, StoreError, UploadCursor, UploadRecord,
-    UploadStore,
+    AccountRecord, AnswerOutcome, AnswerRecord, Consent, ConsentEvent, FaceRegion, GameRules,
+    ImageMeta, ImageSource, ImageStore, NewImage, NewUpload, OfferRecord, PlayerRecord,
+    PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats, StoreError, UploadCursor,
+    UploadRecord, UploadStore,
 };
 
 /// The MongoDB store. Cheap to clone.
@@ -314,6 +315,7 @@ impl MongoStore {
                 false,
             ),
             ("score_events", doc! {"at_ms": 1, "_id": 1}, false),
+            ("consent_log", doc! {"image_id": 1, "at_ms": 1}, false),
         ];
         for (coll, keys, is_unique) in specs {
             let mut model = IndexModel::builder().keys(keys).build();
@@ -1197,8 +1199,46 @@ impl MongoStore {
     }
 }
 
+fn consent_event(image: &str, player: &str, event: &str, c: &Consent, at: i64) -> Document {
+    doc! {
+        "image_id": image, "player_id": player, "event": event,
+        "show_to_players": c.show_to_players, "use_for_training": c.use_for_training,
+        "include_in_exports": c.include_in_exports, "keep_original": c.keep_original,
+        "consent_version": &c.text_version, "at_ms": at,
+    }
+}
+
 #[async_trait]
 impl UploadStore for MongoStore {
+    async fn consent_log(&self, image: ImageId) -> Result<Vec<ConsentEvent>, StoreError> {
+        let docs: Vec<Document> = self
+            .coll("consent_log")
+            .find(doc! {"image_id": image.to_hex()})
+            .sort(doc! {"at_ms": 1, "_id": 1})
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        docs.iter()
+            .map(|d| {
+                Ok(ConsentEvent {
+                    image,
+                    player: parse_id(get_str(d, "player_id")?)?,
+                    event: get_str(d, "event")?.to_owned(),
+                    consent: Consent {
+                        show_to_players: get_bool(d, "show_to_players"),
+                        use_for_training: get_bool(d, "use_for_training"),
+                        include_in_exports: get_bool(d, "include_in_exports"),
+                        keep_original: get_bool(d, "keep_original"),
+                        text_version: get_str(d, "consent_version")?.to_owned(),
+                    },
+                    at: Millis(get_u64(d, "at_ms")?),
+                })
+            })
+            .collect()
+    }
+
     async fn insert_upload(&self, u: NewUpload, at: Millis) -> Result<ImageId, StoreError> {
         let id = super::sqlite::content_id(&u.crop.bytes);
         let hex = id.to_hex();
@@ -1256,6 +1296,10 @@ impl UploadStore for MongoStore {
                     "original": u.original.clone().map(binary),
                     "deleted_ms": Bson::Null,
                 })
+                .session(&mut s)
+                .await?;
+            self.coll("consent_log")
+                .insert_one(consent_event(&hex, &u.player.to_string(), "given", &u.consent, ms))
                 .session(&mut s)
                 .await?;
             Ok::<_, mongodb::error::Error>(true)
@@ -1361,6 +1405,24 @@ impl UploadStore for MongoStore {
                 .await?;
             if r.matched_count == 0 {
                 return Ok(false);
+            }
+            if let Some(u) = self
+                .coll("uploads")
+                .find_one(doc! {"_id": &hex})
+                .session(&mut s)
+                .await?
+            {
+                let consent = Consent {
+                    show_to_players: get_bool(&u, "show_to_players"),
+                    use_for_training: get_bool(&u, "use_for_training"),
+                    include_in_exports: get_bool(&u, "include_in_exports"),
+                    keep_original: get_bool(&u, "keep_original"),
+                    text_version: opt_str(&u, "consent_version").unwrap_or_default(),
+                };
+                self.coll("consent_log")
+                    .insert_one(consent_event(&hex, &player.to_string(), "revoked", &consent, ms))
+                    .session(&mut s)
+                    .await?;
             }
             self.coll("image_bytes").delete_one(doc! {"_id": &hex}).session(&mut s).await?;
             self.coll("predictions").delete_many(doc! {"image_id": &hex}).session(&mut s).await?;

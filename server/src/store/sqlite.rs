@@ -27,13 +27,13 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AccountRecord, AnswerOutcome, AnswerRecord, Consent, FaceRegion, GameRules, ImageMeta,
-    ImageSource, ImageStore, NewImage, NewUpload, OfferRecord, PlayerRecord, PlayerStore,
-    RoundStore, ScoreChange, ScoreReason, Stats, StoreError, UploadCursor, UploadRecord,
-    UploadStore,
+    AccountRecord, AnswerOutcome, AnswerRecord, Consent, ConsentEvent, FaceRegion, GameRules,
+    ImageMeta, ImageSource, ImageStore, NewImage, NewUpload, OfferRecord, PlayerRecord,
+    PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats, StoreError, UploadCursor,
+    UploadRecord, UploadStore,
 };
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS players (
@@ -130,6 +130,19 @@ CREATE TABLE IF NOT EXISTS score_events (
     at_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS score_events_at ON score_events (at_ms);
+CREATE TABLE IF NOT EXISTS consent_log (
+    id INTEGER PRIMARY KEY,
+    image_id TEXT NOT NULL,
+    player_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    show_to_players INTEGER NOT NULL,
+    use_for_training INTEGER NOT NULL,
+    include_in_exports INTEGER NOT NULL,
+    keep_original INTEGER NOT NULL,
+    consent_version TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS consent_log_image ON consent_log (image_id, id);
 CREATE INDEX IF NOT EXISTS uploads_player ON uploads (player_id, created_ms DESC, image_id DESC);
 "#;
 
@@ -1313,8 +1326,80 @@ fn upload_record(row: UploadRow) -> Result<UploadRecord, StoreError> {
     })
 }
 
+fn log_consent(
+    c: &Connection,
+    image: &str,
+    player: &str,
+    event: &str,
+    consent: &Consent,
+    at: i64,
+) -> Result<(), StoreError> {
+    exec(
+        c,
+        "INSERT INTO consent_log (image_id, player_id, event, show_to_players, use_for_training, \
+         include_in_exports, keep_original, consent_version, at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            image,
+            player,
+            event,
+            consent.show_to_players,
+            consent.use_for_training,
+            consent.include_in_exports,
+            consent.keep_original,
+            consent.text_version,
+            at
+        ],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
 #[async_trait]
 impl UploadStore for SqliteStore {
+    async fn consent_log(&self, image: ImageId) -> Result<Vec<ConsentEvent>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT player_id, event, show_to_players, use_for_training, include_in_exports, \
+                     keep_original, consent_version, at_ms FROM consent_log WHERE image_id = ?1 ORDER BY id",
+                )
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![image.to_hex()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, bool>(2)?,
+                        r.get::<_, bool>(3)?,
+                        r.get::<_, bool>(4)?,
+                        r.get::<_, bool>(5)?,
+                        r.get::<_, String>(6)?,
+                        r.get::<_, i64>(7)?,
+                    ))
+                })
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (player, event, show, train, export, keep, version, at) = row.map_err(db_err)?;
+                out.push(ConsentEvent {
+                    image,
+                    player: parse_id(&player)?,
+                    event,
+                    consent: Consent {
+                        show_to_players: show,
+                        use_for_training: train,
+                        include_in_exports: export,
+                        keep_original: keep,
+                        text_version: version,
+                    },
+                    at: Millis(u64_of(at)),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn insert_upload(&self, u: NewUpload, at: Millis) -> Result<ImageId, StoreError> {
         let id = content_id(&u.crop.bytes);
         self.write(move |c| {
@@ -1375,6 +1460,7 @@ impl UploadStore for SqliteStore {
                 ],
             )
             .map_err(db_err)?;
+            log_consent(c, &hex, &u.player.to_string(), "given", &u.consent, ms)?;
             Ok(id)
         })
         .await
@@ -1483,6 +1569,15 @@ impl UploadStore for SqliteStore {
             if n == 0 {
                 return Ok(false);
             }
+            exec(
+                c,
+                "INSERT INTO consent_log (image_id, player_id, event, show_to_players, use_for_training, \
+                 include_in_exports, keep_original, consent_version, at_ms) \
+                 SELECT image_id, player_id, 'revoked', show_to_players, use_for_training, include_in_exports, \
+                 keep_original, consent_version, ?2 FROM uploads WHERE image_id = ?1",
+                params![hex, i64_of(at.0)],
+            )
+            .map_err(db_err)?;
             // `secure_delete` overwrites the freed content in the database file.
             exec(c, "UPDATE image_blobs SET bytes = zeroblob(0) WHERE id = ?1", params![hex])
                 .map_err(db_err)?;
