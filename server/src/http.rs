@@ -22,6 +22,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/leaderboards/{board}", web::get().to(leaderboards))
         .route("/images/{id}", web::get().to(image))
         .route("/api/images/{id}", web::get().to(image_meta))
+        .route(
+            "/api/images/{id}/labels",
+            web::get().to(crate::history::of_image),
+        )
+        .route("/api/me/labels", web::get().to(crate::history::mine))
         .route("/api/leaderboard", web::get().to(leaderboard))
         .route("/api/stats", web::get().to(stats))
         .route("/api/login", web::post().to(login))

@@ -19,6 +19,7 @@
 //! | [`demo_faces`] | the deterministic synthetic face generator for the demo pool |
 //! | [`import`] | `emofy import`: image folders and FER2013 CSV |
 //! | [`export`] | `emofy export` (JSONL with soft labels, FER2013 CSV, ImageFolder) and its import |
+//! | [`history`] | label history: a player's own (paged), an image's (moderators) |
 //! | [`uploads`] | contributed photos: consent, face crop, the contributor's label, list, delete |
 //! | [`model_admin`] | swapping the serving model version while running |
 //! | [`metrics`], [`telemetry`] | Prometheus metrics and `tracing` output |
@@ -32,6 +33,7 @@ pub mod config;
 pub mod demo_faces;
 pub mod error;
 pub mod export;
+pub mod history;
 pub mod http;
 pub mod import;
 pub mod leaderboard;

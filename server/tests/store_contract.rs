@@ -10,8 +10,9 @@ use emofy_game::{
 use emofy_server::store::mongo::AnswerWrites;
 use emofy_server::store::sqlite::{SqliteOptions, SqliteStore};
 use emofy_server::store::{
-    AccountRecord, AnswerRecord, Consent, FaceRegion, GameRules, ImageSource, ImageStore, NewImage,
-    NewUpload, OfferRecord, PlayerStore, RoundStore, StoreError, UploadCursor, UploadStore,
+    AccountRecord, AnswerRecord, Consent, FaceRegion, GameRules, ImageSource, ImageStore,
+    LabelCursor, LabelRecord, NewImage, NewUpload, OfferRecord, PlayerStore, RoundStore,
+    StoreError, UploadCursor, UploadStore,
 };
 use uuid::Uuid;
 
@@ -323,6 +324,38 @@ async fn contract(b: Backend) {
     assert_eq!((s.images, s.open, s.retired, s.disputed), (3, 1, 1, 1));
     assert_eq!(s.labels, 7);
     assert_eq!(s.players, 5);
+
+    // Label history: a player's newest first, paged without gaps or repeats; an image's all.
+    let mut seen = 0;
+    for p in &ids {
+        let all = b.rounds.player_labels(*p, None, 100).await.unwrap();
+        let key = |l: &LabelRecord| (l.at, l.round.to_string());
+        assert!(all.windows(2).all(|w| key(&w[0]) >= key(&w[1])));
+        let mut paged = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = b.rounds.player_labels(*p, cursor, 1).await.unwrap();
+            let Some(l) = page.first() else { break };
+            cursor = Some(LabelCursor {
+                at: l.at,
+                round: l.round,
+            });
+            paged.push(l.clone());
+        }
+        assert_eq!(paged, all);
+        for l in &all {
+            assert_eq!(l.player, *p);
+            assert!(
+                b.rounds
+                    .image_labels(l.image, 100)
+                    .await
+                    .unwrap()
+                    .contains(l)
+            );
+        }
+        seen += all.len();
+    }
+    assert!(seen > 0);
 }
 
 #[actix_rt::test]

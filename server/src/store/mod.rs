@@ -141,6 +141,27 @@ pub struct AnswerRecord {
     pub at: Millis,
 }
 
+/// A stored label (append-only).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelRecord {
+    pub round: RoundId,
+    pub image: ImageId,
+    pub player: PlayerId,
+    pub emotion: Emotion,
+    /// The suggestion the player was shown, if any.
+    pub shown: Option<Emotion>,
+    pub response_ms: u64,
+    pub points: u32,
+    pub at: Millis,
+}
+
+/// Where a page of labels starts (exclusive): the last row of the previous page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LabelCursor {
+    pub at: Millis,
+    pub round: RoundId,
+}
+
 /// The rules a store applies inside its atomic answer transaction.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GameRules {
@@ -413,6 +434,19 @@ pub trait RoundStore: Send + Sync {
         answer: AnswerRecord,
         rules: &GameRules,
     ) -> Result<AnswerOutcome, StoreError>;
+    /// A player's labels, newest first, after `cursor`, at most `limit`.
+    async fn player_labels(
+        &self,
+        player: PlayerId,
+        cursor: Option<LabelCursor>,
+        limit: usize,
+    ) -> Result<Vec<LabelRecord>, StoreError>;
+    /// An image's labels, oldest first, at most `limit`.
+    async fn image_labels(
+        &self,
+        image: ImageId,
+        limit: usize,
+    ) -> Result<Vec<LabelRecord>, StoreError>;
     /// Score changes (the ledger written with each answer) at or after
     /// `since`, oldest first, at most `limit`.
     async fn score_events_since(

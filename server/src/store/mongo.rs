@@ -42,9 +42,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AccountRecord, AnswerOutcome, AnswerRecord, Consent, ConsentEvent, FaceRegion, GameRules,
-    ImageMeta, ImageSource, ImageStore, NewImage, NewUpload, OfferRecord, PlayerRecord,
-    PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats, StoreError, UploadCursor,
-    UploadRecord, UploadStore,
+    ImageMeta, ImageSource, ImageStore, LabelCursor, LabelRecord, NewImage, NewUpload, OfferRecord,
+    PlayerRecord, PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats, StoreError,
+    UploadCursor, UploadRecord, UploadStore,
 };
 
 /// The MongoDB store. Cheap to clone.
@@ -307,7 +307,12 @@ impl MongoStore {
             ("images", doc! {"status": 1}, false),
             ("rounds", doc! {"player_id": 1, "image_id": 1}, true),
             ("labels", doc! {"image_id": 1, "player_id": 1}, true),
-            ("labels", doc! {"player_id": 1, "created_ms": 1}, false),
+            (
+                "labels",
+                doc! {"player_id": 1, "created_ms": -1, "_id": -1},
+                false,
+            ),
+            ("labels", doc! {"image_id": 1, "created_ms": 1}, false),
             ("predictions", doc! {"model": 1, "image_id": 1}, false),
             (
                 "uploads",
@@ -850,6 +855,54 @@ impl RoundStore for MongoStore {
         }
     }
 
+    async fn player_labels(
+        &self,
+        player: PlayerId,
+        cursor: Option<LabelCursor>,
+        limit: usize,
+    ) -> Result<Vec<LabelRecord>, StoreError> {
+        let mut filter = doc! {"player_id": player.to_string()};
+        if let Some(c) = cursor {
+            let at = i64_of(c.at.0);
+            filter.insert(
+                "$or",
+                vec![
+                    doc! {"created_ms": {"$lt": at}},
+                    doc! {"created_ms": at, "_id": {"$lt": c.round.to_string()}},
+                ],
+            );
+        }
+        let docs: Vec<Document> = self
+            .coll("labels")
+            .find(filter)
+            .sort(doc! {"created_ms": -1, "_id": -1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        docs.iter().map(label_of).collect()
+    }
+
+    async fn image_labels(
+        &self,
+        image: ImageId,
+        limit: usize,
+    ) -> Result<Vec<LabelRecord>, StoreError> {
+        let docs: Vec<Document> = self
+            .coll("labels")
+            .find(doc! {"image_id": image.to_hex()})
+            .sort(doc! {"created_ms": 1, "_id": 1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .await
+            .map_err(err)?
+            .try_collect()
+            .await
+            .map_err(err)?;
+        docs.iter().map(label_of).collect()
+    }
+
     async fn score_events_since(
         &self,
         since: Millis,
@@ -1197,6 +1250,19 @@ impl MongoStore {
             .and_then(|l| opt_str(&l, "emotion"));
         upload_record(u, &image, emotion(label)?)
     }
+}
+
+fn label_of(d: &Document) -> Result<LabelRecord, StoreError> {
+    Ok(LabelRecord {
+        round: parse_id(get_str(d, "_id")?)?,
+        image: parse_id(get_str(d, "image_id")?)?,
+        player: parse_id(get_str(d, "player_id")?)?,
+        emotion: emotion(opt_str(d, "emotion"))?.ok_or_else(|| corrupt("label emotion"))?,
+        shown: emotion(opt_str(d, "shown"))?,
+        response_ms: get_u64(d, "response_ms")?,
+        points: get_u32(d, "points")?,
+        at: Millis(get_u64(d, "created_ms")?),
+    })
 }
 
 fn consent_event(image: &str, player: &str, event: &str, c: &Consent, at: i64) -> Document {

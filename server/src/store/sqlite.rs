@@ -28,9 +28,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     AccountRecord, AnswerOutcome, AnswerRecord, Consent, ConsentEvent, FaceRegion, GameRules,
-    ImageMeta, ImageSource, ImageStore, NewImage, NewUpload, OfferRecord, PlayerRecord,
-    PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats, StoreError, UploadCursor,
-    UploadRecord, UploadStore,
+    ImageMeta, ImageSource, ImageStore, LabelCursor, LabelRecord, NewImage, NewUpload, OfferRecord,
+    PlayerRecord, PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats, StoreError,
+    UploadCursor, UploadRecord, UploadStore,
 };
 
 const SCHEMA_VERSION: i64 = 5;
@@ -986,6 +986,56 @@ impl RoundStore for SqliteStore {
         self.write(move |c| answer_tx(c, &a, &rules)).await
     }
 
+    async fn player_labels(
+        &self,
+        player: PlayerId,
+        cursor: Option<LabelCursor>,
+        limit: usize,
+    ) -> Result<Vec<LabelRecord>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT round_id, image_id, player_id, emotion, shown, response_ms, points, created_ms FROM labels \
+                     WHERE player_id = ?1 AND (?2 IS NULL OR created_ms < ?2 OR (created_ms = ?2 AND round_id < ?3)) \
+                     ORDER BY created_ms DESC, round_id DESC LIMIT ?4",
+                )
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(
+                    params![
+                        player.to_string(),
+                        cursor.map(|k| i64_of(k.at.0)),
+                        cursor.map(|k| k.round.to_string()),
+                        i64_of(limit as u64)
+                    ],
+                    label_row,
+                )
+                .map_err(db_err)?;
+            rows.map(|r| label_record(r.map_err(db_err)?)).collect()
+        })
+        .await
+    }
+
+    async fn image_labels(
+        &self,
+        image: ImageId,
+        limit: usize,
+    ) -> Result<Vec<LabelRecord>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT round_id, image_id, player_id, emotion, shown, response_ms, points, created_ms FROM labels \
+                     WHERE image_id = ?1 ORDER BY created_ms, round_id LIMIT ?2",
+                )
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![image.to_hex(), i64_of(limit as u64)], label_row)
+                .map_err(db_err)?;
+            rows.map(|r| label_record(r.map_err(db_err)?)).collect()
+        })
+        .await
+    }
+
     async fn score_events_since(
         &self,
         since: Millis,
@@ -1323,6 +1373,45 @@ fn upload_record(row: UploadRow) -> Result<UploadRecord, StoreError> {
         label: parse_emotion(label)?,
         votes: votes_from_json(&votes)?,
         status: status_from(&status, parse_emotion(consensus)?)?,
+    })
+}
+
+type LabelRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+);
+
+fn label_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LabelRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+fn label_record(row: LabelRow) -> Result<LabelRecord, StoreError> {
+    let (round, image, player, emotion, shown, response_ms, points, at) = row;
+    Ok(LabelRecord {
+        round: parse_id(&round)?,
+        image: parse_id(&image)?,
+        player: parse_id(&player)?,
+        emotion: parse_emotion(Some(emotion))?
+            .ok_or_else(|| StoreError::Corrupt("label".into()))?,
+        shown: parse_emotion(shown)?,
+        response_ms: u64_of(response_ms),
+        points: u32_of(points),
+        at: Millis(u64_of(at)),
     })
 }
 
