@@ -213,3 +213,78 @@ proptest! {
         }
     }
 }
+
+mod truth_properties {
+    use emofy_game::truth::{Confusion, MatrixPrior, gold, posterior};
+    use emofy_game::{EMOTION_COUNT, Emotion};
+    use proptest::prelude::*;
+
+    fn emotion() -> impl Strategy<Value = Emotion> {
+        (0..EMOTION_COUNT).prop_map(|i| Emotion::ALL[i])
+    }
+
+    /// A matrix learned from arbitrary soft observations.
+    fn matrix() -> impl Strategy<Value = Confusion> {
+        (
+            0.05f64..10.0,
+            0.05f64..10.0,
+            proptest::collection::vec((proptest::array::uniform7(0.0f64..1.0), emotion()), 0..20),
+        )
+            .prop_map(|(d, o, obs)| {
+                let mut m = Confusion::new(MatrixPrior {
+                    diagonal: d,
+                    off_diagonal: o,
+                });
+                for (w, a) in obs {
+                    let s: f64 = w.iter().sum::<f64>().max(1e-9);
+                    let belief = w.map(|x| x / s);
+                    m.observe(&belief, a);
+                }
+                m
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn matrix_rows_sum_to_one(m in matrix()) {
+            for t in Emotion::ALL {
+                let s: f64 = m.row(t).iter().sum();
+                prop_assert!((s - 1.0).abs() < 1e-9);
+            }
+        }
+
+        #[test]
+        fn posteriors_sum_to_one(
+            prior in proptest::array::uniform7(0.01f64..1.0),
+            labels in proptest::collection::vec((matrix(), emotion()), 0..8),
+        ) {
+            let s: f64 = prior.iter().sum();
+            let prior = prior.map(|p| p / s);
+            let post = posterior(&prior, labels.iter().map(|(m, a)| (m, *a)));
+            let total: f64 = post.iter().sum();
+            prop_assert!((total - 1.0).abs() < 1e-9);
+            prop_assert!(post.iter().all(|p| p.is_finite() && *p >= 0.0));
+        }
+
+        /// A label for the gold class from a labeler who gives that answer
+        /// most often when it is the truth never lowers the gold class's
+        /// posterior; and a gold image's posterior is certain.
+        #[test]
+        fn an_agreeing_label_never_lowers_the_gold_class(
+            labels in proptest::collection::vec((matrix(), emotion()), 0..6),
+            extra in matrix(),
+            g in emotion(),
+        ) {
+            let uniform = [1.0 / EMOTION_COUNT as f64; EMOTION_COUNT];
+            let before = posterior(&uniform, labels.iter().map(|(m, a)| (m, *a)));
+            let informative = Emotion::ALL.iter().all(|t| extra.p(g, g) >= extra.p(*t, g));
+            prop_assume!(informative);
+            let after = posterior(
+                &uniform,
+                labels.iter().map(|(m, a)| (m, *a)).chain(std::iter::once((&extra, g))),
+            );
+            prop_assert!(after[g.index()] >= before[g.index()] - 1e-12);
+            prop_assert_eq!(gold(g)[g.index()], 1.0);
+        }
+    }
+}
