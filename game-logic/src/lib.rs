@@ -22,6 +22,7 @@ pub mod period;
 pub mod round;
 pub mod scoring;
 pub mod selection;
+pub mod sim;
 pub mod truth;
 
 pub use consensus::{ConsensusRule, ImageStatus, ImageTally, Transition, VoteCounts};
