@@ -269,9 +269,20 @@ fn start_server(data: &std::path::Path, uri: &str, db: &str) -> (Child, u16) {
 /// answer whose `result` a bot received is in MongoDB afterwards, as answered.
 #[actix_rt::test]
 async fn every_acknowledged_answer_survives_sigkill() {
+    // Its own database server: the killed client leaves a transaction open
+    // there, which must not disturb the other tests' server.
+    let storage = tempfile::tempdir().unwrap();
+    let db_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let uri = format!("mongodb://127.0.0.1:{db_port}/?directConnection=true&retryWrites=false");
+    let database = Secantus::start(db_port, storage.path());
+    Secantus::wait_up(db_port).await;
     let dir = tempfile::tempdir().unwrap();
     let db = format!("emofy_crash_{}", Uuid::new_v4().simple());
-    let (mut server, port) = start_server(dir.path(), &mongo_uri(), &db);
+    let (mut server, port) = start_server(dir.path(), &uri, &db);
     let url = format!("ws://127.0.0.1:{port}/ws/play");
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String, String)>::new()));
     let mut bots = Vec::new();
@@ -344,25 +355,30 @@ async fn every_acknowledged_answer_survives_sigkill() {
         acked.len()
     );
 
-    let client = mongodb::Client::with_uri_str(mongo_uri()).await.unwrap();
-    let labels = client
-        .database(&db)
-        .collection::<mongodb::bson::Document>("labels");
-    for (round, player, emotion) in &acked {
-        let label = labels
-            .find_one(mongodb::bson::doc! {"_id": round})
+    let check = async {
+        let client = mongodb::Client::with_uri_str(&uri).await.unwrap();
+        let labels = client
+            .database(&db)
+            .collection::<mongodb::bson::Document>("labels");
+        for (round, player, emotion) in &acked {
+            let label = labels
+                .find_one(mongodb::bson::doc! {"_id": round})
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("acknowledged answer {round} is missing"));
+            assert_eq!(label.get_str("player_id").unwrap(), player);
+            assert_eq!(label.get_str("emotion").unwrap(), emotion);
+        }
+        let stored = labels
+            .count_documents(mongodb::bson::doc! {})
             .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("acknowledged answer {round} is missing"));
-        assert_eq!(label.get_str("player_id").unwrap(), player);
-        assert_eq!(label.get_str("emotion").unwrap(), emotion);
-    }
-    let stored = labels
-        .count_documents(mongodb::bson::doc! {})
+            .unwrap();
+        assert!(stored as usize >= acked.len());
+    };
+    tokio::time::timeout(Duration::from_secs(60), check)
         .await
-        .unwrap();
-    assert!(stored as usize >= acked.len());
-    client.database(&db).drop().await.unwrap();
+        .expect("the test database answers after the kill");
+    drop(database);
 }
 
 /// `emofy migrate --from embedded --to mongodb`: a player who played on the

@@ -106,6 +106,16 @@ fn transient(e: &StoreError) -> bool {
     matches!(e, StoreError::Unavailable(m) if m.starts_with(TRANSIENT))
 }
 
+/// How long a player waits for MongoDB to confirm an answer before `try_again`.
+const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn unconfirmed() -> StoreError {
+    StoreError::Unavailable(format!(
+        "MongoDB did not confirm the answer within {} s",
+        ANSWER_DEADLINE.as_secs()
+    ))
+}
+
 /// Attempts at a transaction that keeps failing transiently.
 const TRANSACTION_ATTEMPTS: usize = 12;
 
@@ -280,7 +290,9 @@ impl MongoStore {
             client,
             writer: None,
         };
-        store.create_indexes().await?;
+        tokio::time::timeout(std::time::Duration::from_secs(15), store.create_indexes())
+            .await
+            .map_err(|_| StoreError::Unavailable("MongoDB did not answer within 15 s".into()))??;
         if let AnswerWrites::GroupCommit { max_batch } = writes {
             let (tx, rx) = mpsc::channel(4096);
             tokio::spawn(label_writer(store.clone(), rx, max_batch.max(1)));
@@ -828,31 +840,17 @@ impl RoundStore for MongoStore {
                 })
                 .await
                 .map_err(|_| StoreError::Unavailable("the label writer has stopped".into()))?;
-            return done.await.map_err(|_| {
-                StoreError::Unavailable("the label writer dropped the answer".into())
-            })?;
-        }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut s = self.session().await?;
-            s.start_transaction().await.map_err(err)?;
-            let result = match answer_tx(self, &mut s, &a, rules).await {
-                Ok(outcome) => s.commit_transaction().await.map_err(err).map(|()| outcome),
-                Err(e) => {
-                    let _ = s.abort_transaction().await;
-                    Err(e)
-                }
+            // The driver has no socket timeout: a server that stops answering would hang the player.
+            return match tokio::time::timeout(ANSWER_DEADLINE, done).await {
+                Ok(reply) => reply.map_err(|_| {
+                    StoreError::Unavailable("the label writer dropped the answer".into())
+                })?,
+                Err(_) => Err(unconfirmed()),
             };
-            match result {
-                Err(e) if transient(&e) && attempt < TRANSACTION_ATTEMPTS => {
-                    // Back off with jitter so conflicting transactions stop colliding.
-                    let ms = rand::random_range(1..=4 * attempt as u64);
-                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                }
-                other => return other,
-            }
         }
+        tokio::time::timeout(ANSWER_DEADLINE, self.answer_alone(a, rules))
+            .await
+            .unwrap_or_else(|_| Err(unconfirmed()))
     }
 
     async fn player_labels(
@@ -941,6 +939,37 @@ impl RoundStore for MongoStore {
     async fn flush(&self) -> Result<(), StoreError> {
         // Every write is acknowledged with the configured (journaled) write concern before it returns.
         Ok(())
+    }
+}
+
+impl MongoStore {
+    /// One answer in its own transaction, retried on transient errors.
+    async fn answer_alone(
+        &self,
+        a: AnswerRecord,
+        rules: &GameRules,
+    ) -> Result<AnswerOutcome, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut s = self.session().await?;
+            s.start_transaction().await.map_err(err)?;
+            let result = match answer_tx(self, &mut s, &a, rules).await {
+                Ok(outcome) => s.commit_transaction().await.map_err(err).map(|()| outcome),
+                Err(e) => {
+                    let _ = s.abort_transaction().await;
+                    Err(e)
+                }
+            };
+            match result {
+                Err(e) if transient(&e) && attempt < TRANSACTION_ATTEMPTS => {
+                    // Back off with jitter so conflicting transactions stop colliding.
+                    let ms = rand::random_range(1..=4 * attempt as u64);
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
+                other => return other,
+            }
+        }
     }
 }
 
