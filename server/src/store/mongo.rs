@@ -237,6 +237,22 @@ fn bytes_of(d: &Document, k: &str) -> Option<Vec<u8>> {
     }
 }
 
+/// Every document a find returns.
+async fn all(find: mongodb::action::Find<'_, Document>) -> Result<Vec<Document>, StoreError> {
+    find.await.map_err(err)?.try_collect().await.map_err(err)
+}
+
+/// Adds "strictly after `(ms, id)` in newest-first order" to a keyset-paged filter.
+fn older_than(filter: &mut Document, ms: i64, id: String) {
+    filter.insert(
+        "$or",
+        vec![
+            doc! {"created_ms": {"$lt": ms}},
+            doc! {"created_ms": ms, "_id": {"$lt": id}},
+        ],
+    );
+}
+
 impl MongoStore {
     /// Connects to `uri`, uses database `db`, and creates the indexes.
     /// `journaled_majority`: write concern `majority` with journal (production);
@@ -398,14 +414,8 @@ impl PlayerStore for MongoStore {
     }
 
     async fn scored_players(&self) -> Result<Vec<PlayerRecord>, StoreError> {
-        let docs: Vec<Document> = self
-            .coll("players")
-            .find(doc! {"score": {"$gt": 0_i64}})
-            .await
-            .map_err(err)?
-            .try_collect()
-            .await
-            .map_err(err)?;
+        let docs: Vec<Document> =
+            all(self.coll("players").find(doc! {"score": {"$gt": 0_i64}})).await?;
         docs.iter().map(player_record).collect()
     }
 
@@ -609,18 +619,14 @@ impl ImageStore for MongoStore {
     }
 
     async fn pool_entries(&self, since: Millis) -> Result<Vec<PoolEntry>, StoreError> {
-        let docs: Vec<Document> = self
+        let docs: Vec<Document> = all(self
             .coll("images")
             .find(doc! {
                 "updated_ms": {"$gte": i64_of(since.0)},
                 "$or": [{"playable": true}, {"status": "removed"}],
             })
-            .projection(doc! {"uploader": 1, "votes": 1, "status": 1, "consensus": 1})
-            .await
-            .map_err(err)?
-            .try_collect()
-            .await
-            .map_err(err)?;
+            .projection(doc! {"uploader": 1, "votes": 1, "status": 1, "consensus": 1}))
+        .await?;
         docs.iter().map(pool_entry).collect()
     }
 
@@ -664,14 +670,7 @@ impl ImageStore for MongoStore {
     }
 
     async fn predictions(&self, model: &str) -> Result<Vec<(ImageId, Prediction)>, StoreError> {
-        let docs: Vec<Document> = self
-            .coll("predictions")
-            .find(doc! {"model": model})
-            .await
-            .map_err(err)?
-            .try_collect()
-            .await
-            .map_err(err)?;
+        let docs: Vec<Document> = all(self.coll("predictions").find(doc! {"model": model})).await?;
         docs.iter()
             .map(|d| Ok((parse_id(get_str(d, "image_id")?)?, prediction_of(d, model)?)))
             .collect()
@@ -690,15 +689,11 @@ impl ImageStore for MongoStore {
             .iter()
             .filter_map(|d| opt_str(d, "image_id"))
             .collect();
-        let images: Vec<Document> = self
+        let images: Vec<Document> = all(self
             .coll("images")
             .find(doc! {"status": {"$ne": "removed"}})
-            .projection(doc! {"_id": 1})
-            .await
-            .map_err(err)?
-            .try_collect()
-            .await
-            .map_err(err)?;
+            .projection(doc! {"_id": 1}))
+        .await?;
         images
             .iter()
             .filter_map(|d| opt_str(d, "_id"))
@@ -716,17 +711,13 @@ impl ImageStore for MongoStore {
             Some(a) => doc! {"_id": {"$gt": a.to_hex()}},
             None => doc! {},
         };
-        let docs: Vec<Document> = self
+        let docs: Vec<Document> = all(self
             .coll("images")
             .find(filter)
             .sort(doc! {"_id": 1})
             .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .projection(doc! {"_id": 1})
-            .await
-            .map_err(err)?
-            .try_collect()
-            .await
-            .map_err(err)?;
+            .projection(doc! {"_id": 1}))
+        .await?;
         let mut out = Vec::with_capacity(docs.len());
         for d in &docs {
             if let Some(m) = self.image_meta(parse_id(get_str(d, "_id")?)?).await? {
@@ -811,15 +802,11 @@ impl RoundStore for MongoStore {
     }
 
     async fn seen_images(&self, player: PlayerId) -> Result<Vec<ImageId>, StoreError> {
-        let docs: Vec<Document> = self
+        let docs: Vec<Document> = all(self
             .coll("rounds")
             .find(doc! {"player_id": player.to_string()})
-            .projection(doc! {"image_id": 1})
-            .await
-            .map_err(err)?
-            .try_collect()
-            .await
-            .map_err(err)?;
+            .projection(doc! {"image_id": 1}))
+        .await?;
         docs.iter()
             .map(|d| parse_id(get_str(d, "image_id")?))
             .collect()
@@ -861,25 +848,14 @@ impl RoundStore for MongoStore {
     ) -> Result<Vec<LabelRecord>, StoreError> {
         let mut filter = doc! {"player_id": player.to_string()};
         if let Some(c) = cursor {
-            let at = i64_of(c.at.0);
-            filter.insert(
-                "$or",
-                vec![
-                    doc! {"created_ms": {"$lt": at}},
-                    doc! {"created_ms": at, "_id": {"$lt": c.round.to_string()}},
-                ],
-            );
+            older_than(&mut filter, i64_of(c.at.0), c.round.to_string());
         }
-        let docs: Vec<Document> = self
+        let docs: Vec<Document> = all(self
             .coll("labels")
             .find(filter)
             .sort(doc! {"created_ms": -1, "_id": -1})
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(err)?
-            .try_collect()
-            .await
-            .map_err(err)?;
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
+        .await?;
         docs.iter().map(label_of).collect()
     }
 
@@ -888,16 +864,12 @@ impl RoundStore for MongoStore {
         image: ImageId,
         limit: usize,
     ) -> Result<Vec<LabelRecord>, StoreError> {
-        let docs: Vec<Document> = self
+        let docs: Vec<Document> = all(self
             .coll("labels")
             .find(doc! {"image_id": image.to_hex()})
             .sort(doc! {"created_ms": 1, "_id": 1})
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(err)?
-            .try_collect()
-            .await
-            .map_err(err)?;
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
+        .await?;
         docs.iter().map(label_of).collect()
     }
 
@@ -906,16 +878,12 @@ impl RoundStore for MongoStore {
         since: Millis,
         limit: usize,
     ) -> Result<Vec<ScoreChange>, StoreError> {
-        let docs: Vec<Document> = self
+        let docs: Vec<Document> = all(self
             .coll("score_events")
             .find(doc! {"at_ms": {"$gte": i64_of(since.0)}})
             .sort(doc! {"at_ms": 1, "_id": 1})
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(err)?
-            .try_collect()
-            .await
-            .map_err(err)?;
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
+        .await?;
         docs.iter()
             .map(|d| {
                 let reason = get_str(d, "reason")?;
@@ -1306,15 +1274,11 @@ fn consent_event(image: &str, player: &str, event: &str, c: &Consent, at: i64) -
 #[async_trait]
 impl UploadStore for MongoStore {
     async fn consent_log(&self, image: ImageId) -> Result<Vec<ConsentEvent>, StoreError> {
-        let docs: Vec<Document> = self
+        let docs: Vec<Document> = all(self
             .coll("consent_log")
             .find(doc! {"image_id": image.to_hex()})
-            .sort(doc! {"at_ms": 1, "_id": 1})
-            .await
-            .map_err(err)?
-            .try_collect()
-            .await
-            .map_err(err)?;
+            .sort(doc! {"at_ms": 1, "_id": 1}))
+        .await?;
         docs.iter()
             .map(|d| {
                 Ok(ConsentEvent {
@@ -1453,25 +1417,14 @@ impl UploadStore for MongoStore {
     ) -> Result<Vec<UploadRecord>, StoreError> {
         let mut filter = doc! {"player_id": player.to_string(), "deleted_ms": Bson::Null};
         if let Some(c) = cursor {
-            let ms = i64_of(c.created.0);
-            filter.insert(
-                "$or",
-                vec![
-                    doc! {"created_ms": {"$lt": ms}},
-                    doc! {"created_ms": ms, "_id": {"$lt": c.image.to_hex()}},
-                ],
-            );
+            older_than(&mut filter, i64_of(c.created.0), c.image.to_hex());
         }
-        let docs: Vec<Document> = self
+        let docs: Vec<Document> = all(self
             .coll("uploads")
             .find(filter)
             .sort(doc! {"created_ms": -1, "_id": -1})
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
-            .await
-            .map_err(err)?
-            .try_collect()
-            .await
-            .map_err(err)?;
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
+        .await?;
         let mut out = Vec::with_capacity(docs.len());
         for u in &docs {
             out.push(self.upload_view(u).await?);
