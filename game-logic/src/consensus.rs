@@ -1,10 +1,12 @@
-//! Vote counts, the first consensus rule, and image status transitions.
+//! Vote counts, the retirement rule, and image status transitions.
 //!
-//! An image is *open* until its votes meet the retirement rule (at least
-//! `min_labels` votes and a unique top class holding at least `agreement` of
-//! them), or until it reaches `max_labels` without that, when it becomes
-//! *disputed* and waits for a moderator. Retired and disputed are final for the
-//! automatic rule; later votes are still counted but never change the status.
+//! An image is *open* until its truth posterior (see [`crate::truth`]) is
+//! confident: at least `min_labels` counted labels and a top class with
+//! posterior probability of at least `confidence`. It becomes *disputed* at
+//! `max_labels` counted labels without that, and waits for a moderator.
+//! Retired and disputed are final for the automatic rule; later votes are
+//! still counted but never change the status. Raw vote counts are kept for
+//! display and for the immediate agreement points.
 
 use serde::{Deserialize, Serialize};
 
@@ -111,16 +113,17 @@ pub enum RuleError {
     MinLabelsZero,
     #[error("max_labels ({max}) must be at least min_labels ({min})")]
     MaxBelowMin { min: u32, max: u32 },
-    #[error("agreement must be above 0.5 and at most 1.0 (got {0} per mille)")]
-    AgreementOutOfRange(u32),
+    #[error("confidence must be above 0.5 and at most 1.0 (got {0} per mille)")]
+    ConfidenceOutOfRange(u32),
 }
 
-/// The first consensus rule: retire at `>= min_labels` votes with agreement
-/// `>= agreement`; dispute at `max_labels` votes without it.
+/// The retirement rule: retire at `>= min_labels` counted labels once the
+/// posterior's top class reaches `confidence`; dispute at `max_labels`
+/// counted labels without it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsensusRule {
     min_labels: u32,
-    agreement_permille: u32,
+    confidence_permille: u32,
     max_labels: u32,
 }
 
@@ -128,18 +131,18 @@ impl Default for ConsensusRule {
     fn default() -> Self {
         ConsensusRule {
             min_labels: 3,
-            agreement_permille: 700,
-            max_labels: 8,
+            confidence_permille: 900,
+            max_labels: 9,
         }
     }
 }
 
 impl ConsensusRule {
-    /// Builds a rule; `agreement_permille` is the agreement threshold in
-    /// thousandths (700 = 70%) and must be in 501..=1000 so the top class is unique.
+    /// Builds a rule; `confidence_permille` is the posterior threshold in
+    /// thousandths (900 = 0.9) and must be in 501..=1000 so the top class is unique.
     pub fn new(
         min_labels: u32,
-        agreement_permille: u32,
+        confidence_permille: u32,
         max_labels: u32,
     ) -> Result<Self, RuleError> {
         if min_labels == 0 {
@@ -151,12 +154,12 @@ impl ConsensusRule {
                 max: max_labels,
             });
         }
-        if !(501..=1000).contains(&agreement_permille) {
-            return Err(RuleError::AgreementOutOfRange(agreement_permille));
+        if !(501..=1000).contains(&confidence_permille) {
+            return Err(RuleError::ConfidenceOutOfRange(confidence_permille));
         }
         Ok(ConsensusRule {
             min_labels,
-            agreement_permille,
+            confidence_permille,
             max_labels,
         })
     }
@@ -169,50 +172,36 @@ impl ConsensusRule {
         self.max_labels
     }
 
-    pub fn agreement_permille(&self) -> u32 {
-        self.agreement_permille
+    pub fn confidence_permille(&self) -> u32 {
+        self.confidence_permille
     }
 
-    /// The status the automatic rule gives these counts.
-    pub fn evaluate(&self, counts: &VoteCounts) -> ImageStatus {
-        let total = counts.total();
-        if total >= self.min_labels
-            && let Some(top) = counts.unique_top()
-            && u64::from(counts.get(top)) * 1000
-                >= u64::from(self.agreement_permille) * u64::from(total)
+    /// The status of an open image with this posterior, this many counted
+    /// labels, and `support` of them for the posterior's top class. The top
+    /// class must have been chosen by at least two people (one when
+    /// `min_labels` is 1): the model's guess alone never retires an image.
+    pub fn status(
+        &self,
+        posterior: &[f64; EMOTION_COUNT],
+        counted: u32,
+        support: u32,
+    ) -> ImageStatus {
+        let (top, p) = crate::truth::map(posterior);
+        if counted >= self.min_labels
+            && support >= self.min_labels.min(2)
+            && p * 1000.0 >= f64::from(self.confidence_permille)
         {
             return ImageStatus::Retired { label: top };
         }
-        if total >= self.max_labels {
+        if counted >= self.max_labels {
             ImageStatus::Disputed
         } else {
             ImageStatus::Open
         }
     }
-
-    /// The fewest further votes after which the rule could close the image
-    /// (retire it if they all agree with the current top class, or dispute it
-    /// at `max_labels`). 0 means the rule already closes it.
-    pub fn votes_to_close(&self, counts: &VoteCounts) -> u32 {
-        let n = u64::from(counts.total());
-        let t = u64::from(counts.max());
-        let tau = u64::from(self.agreement_permille);
-        let to_dispute = u64::from(self.max_labels).saturating_sub(n);
-        // With x more votes for the top class: 1000 (t + x) >= tau (n + x)  <=>  x (1000 - tau) >= tau n - 1000 t.
-        let need = (tau * n).saturating_sub(1000 * t);
-        let to_agree = if need == 0 {
-            0
-        } else if tau >= 1000 {
-            u64::MAX
-        } else {
-            need.div_ceil(1000 - tau)
-        };
-        let to_retire = to_agree.max(u64::from(self.min_labels).saturating_sub(n));
-        u32::try_from(to_retire.min(to_dispute)).unwrap_or(u32::MAX)
-    }
 }
 
-/// An image's votes and status: the state the consensus rule moves.
+/// An image's votes and status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageTally {
     pub votes: VoteCounts,
@@ -240,23 +229,6 @@ pub enum Transition {
     Disputed,
 }
 
-impl ImageTally {
-    /// Counts one vote and moves an open image to retired/disputed when the rule says so.
-    /// Closed images keep their status (the vote is still counted).
-    pub fn record_vote(&mut self, vote: Emotion, rule: &ConsensusRule) -> Transition {
-        self.votes.add(vote);
-        if !self.status.is_open() {
-            return Transition::None;
-        }
-        self.status = rule.evaluate(&self.votes);
-        match self.status {
-            ImageStatus::Retired { label } => Transition::Retired { label },
-            ImageStatus::Disputed => Transition::Disputed,
-            ImageStatus::Open | ImageStatus::Removed => Transition::None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,41 +243,19 @@ mod tests {
     }
 
     #[test]
-    fn retires_with_enough_agreeing_votes() {
-        let rule = ConsensusRule::default();
-        assert_eq!(rule.evaluate(&counts(&[(Happy, 2)])), ImageStatus::Open);
+    fn status_follows_the_posterior() {
+        let rule = ConsensusRule::default(); // 3, 0.9, 9
+        let sure = crate::truth::gold(Happy);
+        assert_eq!(rule.status(&sure, 2, 2), ImageStatus::Open);
         assert_eq!(
-            rule.evaluate(&counts(&[(Happy, 3)])),
+            rule.status(&sure, 3, 2),
             ImageStatus::Retired { label: Happy }
         );
-        // 3 of 4 = 75% >= 70%
-        assert_eq!(
-            rule.evaluate(&counts(&[(Happy, 3), (Sad, 1)])),
-            ImageStatus::Retired { label: Happy }
-        );
-        // 2 of 3 = 66% < 70%
-        assert_eq!(
-            rule.evaluate(&counts(&[(Happy, 2), (Sad, 1)])),
-            ImageStatus::Open
-        );
-    }
-
-    #[test]
-    fn disputes_at_max_labels_without_agreement() {
-        let rule = ConsensusRule::new(3, 700, 4).unwrap_or_default();
-        assert_eq!(
-            rule.evaluate(&counts(&[(Happy, 2), (Sad, 2)])),
-            ImageStatus::Disputed
-        );
-        let mut tally = ImageTally::default();
-        assert_eq!(tally.record_vote(Happy, &rule), Transition::None);
-        assert_eq!(tally.record_vote(Sad, &rule), Transition::None);
-        assert_eq!(tally.record_vote(Fear, &rule), Transition::None);
-        assert_eq!(tally.record_vote(Angry, &rule), Transition::Disputed);
-        // Later votes are counted but do not reopen or retire.
-        assert_eq!(tally.record_vote(Happy, &rule), Transition::None);
-        assert_eq!(tally.status, ImageStatus::Disputed);
-        assert_eq!(tally.votes.total(), 5);
+        // Confident, but only one person chose it: not enough.
+        assert_eq!(rule.status(&sure, 3, 1), ImageStatus::Open);
+        let unsure = [0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0];
+        assert_eq!(rule.status(&unsure, 8, 4), ImageStatus::Open);
+        assert_eq!(rule.status(&unsure, 9, 4), ImageStatus::Disputed);
     }
 
     #[test]
@@ -317,25 +267,9 @@ mod tests {
         );
         assert_eq!(
             ConsensusRule::new(3, 500, 5),
-            Err(RuleError::AgreementOutOfRange(500))
+            Err(RuleError::ConfidenceOutOfRange(500))
         );
         assert!(ConsensusRule::new(1, 1000, 1).is_ok());
-    }
-
-    #[test]
-    fn votes_to_close_examples() {
-        let rule = ConsensusRule::default(); // 3, 70%, 8
-        assert_eq!(rule.votes_to_close(&VoteCounts::default()), 3);
-        assert_eq!(rule.votes_to_close(&counts(&[(Happy, 2)])), 1);
-        // 2 happy 1 sad: need (2+x)/(3+x) >= .7 -> x >= 0.33 -> 1
-        assert_eq!(rule.votes_to_close(&counts(&[(Happy, 2), (Sad, 1)])), 1);
-        // 2 happy 2 sad: (2+x)/(4+x) >= .7 -> x >= 2.67 -> 3
-        assert_eq!(rule.votes_to_close(&counts(&[(Happy, 2), (Sad, 2)])), 3);
-        // 7 votes spread: 1 to dispute
-        assert_eq!(
-            rule.votes_to_close(&counts(&[(Happy, 2), (Sad, 2), (Fear, 2), (Angry, 1)])),
-            1
-        );
     }
 
     #[test]

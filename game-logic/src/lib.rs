@@ -11,8 +11,11 @@
 //! | [`round`] | the round state machine: offered → answered, timed out or abandoned |
 //! | [`scoring`] | agreement points, speed bonus, streak multiplier, settlement bonuses |
 //! | [`consensus`] | vote counts, the retirement/dispute rule, image status transitions |
+//! | [`truth`] | Dawid–Skene truth inference: player reliability, copy rates, spam flags, posteriors, gold and decoy schedule |
 //! | [`selection`] | the pool of open images and which one a player sees next |
 //! | [`identity`] | display-name validation and roles |
+//! | [`period`] | leaderboard periods and their buckets |
+//! | [`sim`] | a deterministic crowd simulation with known truth |
 
 pub mod consensus;
 pub mod emotion;
@@ -33,3 +36,7 @@ pub use period::{Bucket, Period};
 pub use round::{Round, RoundError, RoundState};
 pub use scoring::{Agreement, AnswerFacts, Award, PlayerTally, ScoringRules, SettlementLabel};
 pub use selection::{ImagePool, PoolEntry};
+pub use truth::{
+    Evidence, Judgement, LabelFact, Moderation, Reliability, RoundPlan, Schedule, SpamFlag,
+    SpamRules,
+};

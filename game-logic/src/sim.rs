@@ -2,13 +2,20 @@
 //!
 //! Images get a true class and a model guess; players are skilled (right
 //! with their own accuracy), spammers (uniformly random), or copiers (answer
-//! the shown model guess with probability `copy_p`, else like a skilled
-//! player). The players play rounds through the real selection and truth
-//! inference: each image is routed until its posterior is confident (max ≥
-//! `confidence` with ≥ `min_labels` labels) or it reaches `max_labels`
-//! (disputed). Everything is deterministic in `seed`.
+//! the shown suggestion with probability `copy_p`, else like a skilled
+//! player). The players play rounds through the real pool, the real
+//! [`Reliability`] updates, decoys and [`judge`]: each image is routed until
+//! its posterior is confident (max ≥ `confidence` with ≥ `min_labels`
+//! labels) or it reaches `max_labels` (disputed). Everything is
+//! deterministic in `seed`.
 
-use crate::truth::{Confusion, MatrixPrior, em, map, posterior};
+use crate::consensus::{ConsensusRule, ImageStatus};
+use crate::ids::{ImageId, PlayerId};
+use crate::selection::{ImagePool, PoolEntry};
+use crate::truth::{
+    Confusion, EmLabel, Evidence, LabelFact, MODEL_PRIOR, MatrixPrior, Reliability, Schedule,
+    SpamRules, decoy_class, em, judge, map,
+};
 use crate::{EMOTION_COUNT, Emotion};
 
 /// A crowd to simulate.
@@ -25,11 +32,13 @@ pub struct CrowdSpec {
     pub skill: (f64, f64),
     /// How often the model's shown guess is right.
     pub model_accuracy: f64,
+    /// Share of rounds whose suggestion is a decoy (a wrong class).
+    pub decoy_share: f64,
+    /// Share of picks that explore instead of taking the least certain image.
+    pub explore: f64,
     pub min_labels: usize,
     pub max_labels: usize,
     pub confidence: f64,
-    /// Labels between full EM passes.
-    pub em_every: usize,
     pub seed: u64,
 }
 
@@ -43,10 +52,11 @@ impl Default for CrowdSpec {
             copy_p: 0.7,
             skill: (0.55, 0.95),
             model_accuracy: 0.6,
+            decoy_share: 0.1,
+            explore: 0.05,
             min_labels: 3,
             max_labels: 9,
             confidence: 0.9,
-            em_every: 500,
             seed: 7,
         }
     }
@@ -59,6 +69,8 @@ pub struct SimLabel {
     pub player: usize,
     pub answer: Emotion,
     pub shown: Emotion,
+    /// The shown suggestion was a decoy, not the model's guess.
+    pub decoy: bool,
 }
 
 /// What a simulation produced.
@@ -122,11 +134,18 @@ enum Kind {
     Copier(f64),
 }
 
+fn image_id(i: usize) -> ImageId {
+    let mut d = [0u8; 32];
+    d[..8].copy_from_slice(&(i as u64).to_be_bytes());
+    d[8..16].copy_from_slice(&(i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).to_be_bytes());
+    ImageId::from_digest(d)
+}
+
 /// Runs the simulation.
 pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
     let mut rng = Rng(spec.seed);
     let truths: Vec<Emotion> = (0..spec.images).map(|_| rng.class()).collect();
-    let shown: Vec<Emotion> = truths
+    let guess: Vec<Emotion> = truths
         .iter()
         .map(|t| {
             if rng.unit() < spec.model_accuracy {
@@ -150,35 +169,60 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
         })
         .collect();
     let prior = MatrixPrior::default();
-    let mut matrices = vec![Confusion::new(prior); spec.players];
-    let class_prior = [1.0 / EMOTION_COUNT as f64; EMOTION_COUNT];
-    let mut by_image: Vec<Vec<(usize, Emotion)>> = vec![Vec::new(); spec.images];
-    let mut posts = vec![class_prior; spec.images];
-    let mut closed = vec![false; spec.images];
-    let mut retired = vec![false; spec.images];
+    let spam = SpamRules::default();
+    let schedule = Schedule {
+        decoy_share: spec.decoy_share,
+        decoy_after_rounds: 0,
+        ..Schedule::default()
+    };
+    let confidence = (spec.confidence * 1000.0).round().clamp(501.0, 1000.0) as u32;
+    let rule = ConsensusRule::new(spec.min_labels as u32, confidence, spec.max_labels as u32)
+        .unwrap_or_default();
+    let mut players = vec![Reliability::new(prior); spec.players];
+    let mut model = Confusion::new(MODEL_PRIOR);
+    let ids: Vec<ImageId> = (0..spec.images).map(image_id).collect();
+    let index: std::collections::HashMap<ImageId, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let mut pool = ImagePool::new(rule);
+    for (i, id) in ids.iter().enumerate() {
+        let mut e = PoolEntry::fresh(*id, None);
+        e.model_guess = Some(guess[i]);
+        pool.upsert(e);
+    }
+    let mut by_image: Vec<Vec<(usize, Emotion, Emotion)>> = vec![Vec::new(); spec.images];
+    let mut status = vec![ImageStatus::Open; spec.images];
     let mut labels = Vec::new();
-    let mut since_em = 0;
     let mut idle_rounds = 0;
     while idle_rounds < spec.players {
         idle_rounds = 0;
         for p in 0..spec.players {
-            // Selection: the open image this player has not labelled whose posterior is least certain.
-            let pick = (0..spec.images)
-                .filter(|i| !closed[*i] && !by_image[*i].iter().any(|(q, _)| *q == p))
-                .min_by(|a, b| {
-                    map(&posts[*a])
-                        .1
-                        .total_cmp(&map(&posts[*b]).1)
-                        .then(a.cmp(b))
-                });
-            let Some(i) = pick else {
+            let player = PlayerId(uuid::Uuid::from_u128(p as u128 + 1));
+            let explore = rng.unit() < spec.explore;
+            let pick = pool.select(
+                player,
+                |id| {
+                    index
+                        .get(id)
+                        .is_some_and(|i| by_image[*i].iter().any(|(q, _, _)| *q == p))
+                },
+                4,
+                rng.next(),
+                explore,
+            );
+            let Some(i) = pick.and_then(|id| index.get(&id).copied()) else {
                 idle_rounds += 1;
                 continue;
             };
             let t = truths[i];
+            let plan = schedule.plan(players[p].answers, false, 1.0, rng.unit());
+            let shown = if plan.decoy {
+                decoy_class(guess[i], rng.next())
+            } else {
+                guess[i]
+            };
             let answer = match kinds[p] {
                 Kind::Spammer => rng.class(),
-                Kind::Copier(_) if rng.unit() < spec.copy_p => shown[i],
+                Kind::Copier(_) if rng.unit() < spec.copy_p => shown,
                 Kind::Skilled(a) | Kind::Copier(a) => {
                     if rng.unit() < a {
                         t
@@ -187,52 +231,88 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
                     }
                 }
             };
-            by_image[i].push((p, answer));
+            by_image[i].push((p, answer, shown));
             labels.push(SimLabel {
                 image: i,
                 player: p,
                 answer,
-                shown: shown[i],
+                shown,
+                decoy: plan.decoy,
             });
-            posts[i] = posterior(
-                &class_prior,
-                by_image[i].iter().map(|(q, a)| (&matrices[*q], *a)),
-            );
-            matrices[p].observe(&posts[i], answer);
-            let n = by_image[i].len();
-            if n >= spec.min_labels && map(&posts[i]).1 >= spec.confidence {
-                closed[i] = true;
-                retired[i] = true;
-            } else if n >= spec.max_labels {
-                closed[i] = true;
-            }
-            since_em += 1;
-            if since_em >= spec.em_every {
-                since_em = 0;
-                let all: Vec<(usize, usize, Emotion)> = labels
+            let judged = {
+                let ev: Vec<Evidence<'_>> = by_image[i]
                     .iter()
-                    .map(|l| (l.player, l.image, l.answer))
+                    .map(|(q, a, s)| Evidence {
+                        reliability: &players[*q],
+                        answer: *a,
+                        shown: Some(*s),
+                    })
                     .collect();
-                let (m, ps) = em(spec.players, spec.images, &all, &[], prior, 20);
-                matrices = m;
-                for (i, p) in ps.into_iter().enumerate() {
-                    if !by_image[i].is_empty() {
-                        posts[i] = p;
-                    }
-                }
+                judge(&rule, status[i], None, Some((&model, guess[i])), &ev)
+            };
+            if judged.status != status[i] {
+                // The model learns how far to trust itself from closed images.
+                model.observe(&judged.posterior, guess[i]);
             }
+            players[p].learn(
+                &LabelFact {
+                    answer,
+                    shown: Some(shown),
+                    decoy: plan.decoy,
+                    gold: None,
+                    response_ms: 2_000,
+                },
+                &judged.posterior,
+                &spam,
+            );
+            status[i] = judged.status;
+            let mut e = PoolEntry::fresh(ids[i], None);
+            e.status = judged.status;
+            e.model_guess = Some(guess[i]);
+            if judged.counted > 0 {
+                let (lead, pr) = map(&judged.posterior);
+                e.leading = Some((lead, (pr * 1000.0).round() as u16));
+            }
+            pool.upsert(e);
         }
     }
-    let all: Vec<(usize, usize, Emotion)> = labels
+    let copy_rates: Vec<f64> = players.iter().map(Reliability::copy_rate).collect();
+    // The model is one more labeler (index `players`), with one label per image.
+    let all: Vec<EmLabel> = labels
         .iter()
-        .map(|l| (l.player, l.image, l.answer))
+        .filter(|l| players[l.player].counts())
+        .map(|l| EmLabel {
+            player: l.player,
+            image: l.image,
+            answer: l.answer,
+            shown: Some(l.shown),
+        })
+        .chain(guess.iter().enumerate().map(|(i, g)| EmLabel {
+            player: spec.players,
+            image: i,
+            answer: *g,
+            shown: None,
+        }))
         .collect();
-    let (_, final_posts) = em(spec.players, spec.images, &all, &[], prior, 50);
+    let mut copy_rates = copy_rates;
+    copy_rates.push(0.0);
+    let fit = em(
+        spec.players + 1,
+        spec.images,
+        &all,
+        &[],
+        &copy_rates,
+        prior,
+        50,
+    );
     SimOutcome {
-        consensus: final_posts.iter().map(|p| map(p).0).collect(),
+        consensus: fit.posteriors.iter().map(|p| map(p).0).collect(),
         truths,
         labels,
-        retired,
+        retired: status
+            .iter()
+            .map(|s| matches!(s, ImageStatus::Retired { .. }))
+            .collect(),
     }
 }
 

@@ -12,6 +12,9 @@
 //! labels and a 7-entry matrix update. [`em`] runs the full batch EM over a
 //! set of labels for the periodic correction pass.
 
+use serde::{Deserialize, Serialize};
+
+use crate::consensus::{ConsensusRule, ImageStatus, Transition};
 use crate::{EMOTION_COUNT, Emotion};
 
 const K: usize = EMOTION_COUNT;
@@ -35,7 +38,7 @@ impl Default for MatrixPrior {
 }
 
 /// A player's confusion matrix, as Dirichlet pseudo-counts per row.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Confusion {
     counts: [[f64; K]; K],
 }
@@ -99,13 +102,47 @@ pub fn posterior<'a>(
     class_prior: &[f64; K],
     labels: impl IntoIterator<Item = (&'a Confusion, Emotion)>,
 ) -> [f64; K] {
+    posterior_copying(
+        class_prior,
+        labels.into_iter().map(|(m, a)| (m, 0.0, a, None)),
+    )
+}
+
+/// P(answer | truth) for a player who copies the shown suggestion with
+/// probability `copy` and otherwise answers by their matrix.
+fn likelihood(
+    m: &Confusion,
+    copy: f64,
+    truth: Emotion,
+    answer: Emotion,
+    shown: Option<Emotion>,
+) -> f64 {
+    let copy = copy.clamp(0.0, 0.99);
+    let own = (1.0 - copy) * m.p(truth, answer);
+    if shown == Some(answer) {
+        copy + own
+    } else {
+        own
+    }
+}
+
+/// The posterior with copying taken into account: each label is
+/// (matrix, copy rate, answer, shown suggestion). A label that repeats the
+/// suggestion is explained partly by copying, so it counts for less the
+/// more its player copies; a label against the suggestion counts in full.
+pub fn posterior_copying<'a>(
+    class_prior: &[f64; K],
+    labels: impl IntoIterator<Item = (&'a Confusion, f64, Emotion, Option<Emotion>)>,
+) -> [f64; K] {
     let mut log = [0.0f64; K];
     for (l, p) in log.iter_mut().zip(class_prior) {
         *l = p.max(1e-12).ln();
     }
-    for (m, answer) in labels {
+    for (m, copy, answer, shown) in labels {
         for (t, l) in log.iter_mut().enumerate() {
-            *l += m.p(Emotion::ALL[t], answer).max(1e-12).ln();
+            *l += likelihood(m, copy, Emotion::ALL[t], answer, shown)
+                .max(1e-12)
+                .ln();
         }
     }
     normalize_log(&log)
@@ -143,54 +180,502 @@ pub fn map(posterior: &[f64; K]) -> (Emotion, f64) {
     (Emotion::ALL[best], posterior[best])
 }
 
-/// One label for [`em`]: (player index, image index, answer).
-pub type Label = (usize, usize, Emotion);
+/// The uniform class prior.
+pub const UNIFORM: [f64; K] = [1.0 / K as f64; K];
 
-/// Batch Dawid–Skene EM over `labels` from `players` players on `images`
-/// images, with known truths for gold images. Returns the matrices and the
-/// image posteriors after `iterations` rounds (or earlier convergence).
+/// Why a player's labels stopped counting (automatic; a moderator can clear it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpamFlag {
+    /// Most answers came faster than a person can look at a face.
+    TooFast,
+    /// Nearly every answer was the same button.
+    SameButton,
+    /// Follows the suggestion even when it is a test (decoy), or always.
+    AlwaysCopies,
+    /// Right on gold images no more often than random guessing.
+    ChanceOnGold,
+}
+
+impl SpamFlag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpamFlag::TooFast => "too_fast",
+            SpamFlag::SameButton => "same_button",
+            SpamFlag::AlwaysCopies => "always_copies",
+            SpamFlag::ChanceOnGold => "chance_on_gold",
+        }
+    }
+
+    /// What a moderator reads.
+    pub fn explain(self) -> &'static str {
+        match self {
+            SpamFlag::TooFast => "most answers came faster than a person can look at a face",
+            SpamFlag::SameButton => "nearly every answer was the same emotion",
+            SpamFlag::AlwaysCopies => "follows the shown suggestion even when it is a test",
+            SpamFlag::ChanceOnGold => "no better than random guessing on verified images",
+        }
+    }
+}
+
+/// What a moderator decided about a player, overriding the automatic flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Moderation {
+    /// No decision: automatic flags apply.
+    #[default]
+    None,
+    /// Labels never count.
+    Banned,
+    /// Labels count even if the automatic rules flag the player.
+    Cleared,
+}
+
+/// Thresholds of the automatic spam and bot detection.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpamRules {
+    /// Answers faster than this (ms) are too fast to be a person looking.
+    pub min_human_ms: u64,
+    /// Share of too-fast answers that flags a player…
+    pub fast_share: f64,
+    /// …once they have at least this many answers (also for `same_button_share`).
+    pub min_answers: u32,
+    /// Share of answers on one button that flags a player.
+    pub same_button_share: f64,
+    /// Share of decoys followed that flags a player, once they saw `min_decoys`.
+    pub decoy_follow_share: f64,
+    pub min_decoys: u32,
+    /// Gold answers needed before "chance on gold" can flag.
+    pub min_gold: u32,
+}
+
+impl Default for SpamRules {
+    fn default() -> Self {
+        SpamRules {
+            min_human_ms: 300,
+            fast_share: 0.5,
+            min_answers: 15,
+            same_button_share: 0.9,
+            decoy_follow_share: 0.8,
+            min_decoys: 5,
+            min_gold: 10,
+        }
+    }
+}
+
+/// Everything known about how far to trust one player: the confusion
+/// matrix, the copy-rate evidence from decoys, the spam signals, gold
+/// accuracy and a moderator's decision. Stored per player; updated by
+/// [`Reliability::learn`] with every label, in the answer's transaction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Reliability {
+    pub matrix: Confusion,
+    pub answers: u32,
+    /// Answers faster than [`SpamRules::min_human_ms`].
+    pub fast: u32,
+    /// Answers per emotion.
+    pub buttons: [u32; K],
+    /// Rounds with a suggestion, and how often the answer was the suggestion.
+    pub suggested: u32,
+    pub followed: u32,
+    /// Expected number of copied answers: for each followed suggestion, the
+    /// probability (under the image's posterior) that it was copied.
+    pub copy_mass: f64,
+    /// Decoy rounds, and how often the answer was the decoy.
+    pub decoys: u32,
+    pub decoys_followed: u32,
+    /// Gold rounds, and how often the answer was the verified label.
+    pub gold: u32,
+    pub gold_right: u32,
+    /// The automatic verdict after the last label.
+    pub flag: Option<SpamFlag>,
+    pub moderation: Moderation,
+}
+
+impl Default for Reliability {
+    fn default() -> Self {
+        Reliability::new(MatrixPrior::default())
+    }
+}
+
+/// One label as [`Reliability::learn`] needs it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LabelFact {
+    pub answer: Emotion,
+    pub shown: Option<Emotion>,
+    /// The shown suggestion was a deliberate test, not the model's guess.
+    pub decoy: bool,
+    /// The image's verified label, on a gold round.
+    pub gold: Option<Emotion>,
+    pub response_ms: u64,
+}
+
+impl Reliability {
+    pub fn new(prior: MatrixPrior) -> Reliability {
+        Reliability {
+            matrix: Confusion::new(prior),
+            answers: 0,
+            fast: 0,
+            buttons: [0; K],
+            suggested: 0,
+            followed: 0,
+            copy_mass: 0.0,
+            decoys: 0,
+            decoys_followed: 0,
+            gold: 0,
+            gold_right: 0,
+            flag: None,
+            moderation: Moderation::None,
+        }
+    }
+
+    /// Estimated probability of answering the suggestion without judging the
+    /// face: the expected copies over the rounds with a suggestion, with a
+    /// Beta(0.5, 4.5) prior (10% until measured). Decoys make copies plain:
+    /// following a wrong suggestion is explained by copying alone.
+    pub fn copy_rate(&self) -> f64 {
+        (self.copy_mass + 0.5) / (f64::from(self.suggested) + 5.0)
+    }
+
+    /// Whether this player's labels count towards consensus.
+    pub fn counts(&self) -> bool {
+        match self.moderation {
+            Moderation::Banned => false,
+            Moderation::Cleared => true,
+            Moderation::None => self.flag.is_none(),
+        }
+    }
+
+    /// Learns from one label: `belief` is the image's posterior after the
+    /// label (one-hot on gold). A label that repeats the suggestion teaches
+    /// the matrix only in the share it was not copied.
+    pub fn learn(&mut self, fact: &LabelFact, belief: &[f64; K], rules: &SpamRules) {
+        let copied = fact.shown == Some(fact.answer);
+        let mut w = *belief;
+        if let Some(g) = fact.gold {
+            w = gold(g);
+        }
+        if copied {
+            // Split each truth's weight into "copied" and "own judgement".
+            let c = self.copy_rate();
+            let mut mass = 0.0;
+            for (t, x) in w.iter_mut().enumerate() {
+                let own = (1.0 - c) * self.matrix.p(Emotion::ALL[t], fact.answer);
+                let r = c / (c + own).max(1e-12);
+                mass += *x * r;
+                *x *= 1.0 - r;
+            }
+            if mass.is_finite() {
+                self.copy_mass += mass;
+            }
+        }
+        self.matrix.observe(&w, fact.answer);
+        self.answers = self.answers.saturating_add(1);
+        if fact.response_ms < rules.min_human_ms {
+            self.fast = self.fast.saturating_add(1);
+        }
+        let b = &mut self.buttons[fact.answer.index()];
+        *b = b.saturating_add(1);
+        if fact.shown.is_some() {
+            self.suggested = self.suggested.saturating_add(1);
+            if copied {
+                self.followed = self.followed.saturating_add(1);
+            }
+        }
+        if fact.decoy {
+            self.decoys = self.decoys.saturating_add(1);
+            if copied {
+                self.decoys_followed = self.decoys_followed.saturating_add(1);
+            }
+        }
+        if let Some(g) = fact.gold {
+            self.gold = self.gold.saturating_add(1);
+            if g == fact.answer {
+                self.gold_right = self.gold_right.saturating_add(1);
+            }
+        }
+        self.flag = self.verdict(rules);
+    }
+
+    /// The automatic spam/bot verdict from the counters.
+    pub fn verdict(&self, rules: &SpamRules) -> Option<SpamFlag> {
+        let n = f64::from(self.answers);
+        if self.answers >= rules.min_answers {
+            if f64::from(self.fast) >= rules.fast_share * n {
+                return Some(SpamFlag::TooFast);
+            }
+            let top = self.buttons.iter().copied().max().unwrap_or(0);
+            if f64::from(top) >= rules.same_button_share * n {
+                return Some(SpamFlag::SameButton);
+            }
+        }
+        if self.decoys >= rules.min_decoys
+            && f64::from(self.decoys_followed) >= rules.decoy_follow_share * f64::from(self.decoys)
+        {
+            return Some(SpamFlag::AlwaysCopies);
+        }
+        if self.gold >= rules.min_gold {
+            // Right no more often than chance plus two standard deviations.
+            let g = f64::from(self.gold);
+            let chance = 1.0 / K as f64;
+            let bound = g * chance + 2.0 * (g * chance * (1.0 - chance)).sqrt();
+            if f64::from(self.gold_right) <= bound {
+                return Some(SpamFlag::ChanceOnGold);
+            }
+        }
+        None
+    }
+
+    /// Expected accuracy (mean of the matrix diagonal).
+    pub fn accuracy(&self) -> f64 {
+        self.matrix.accuracy()
+    }
+}
+
+/// One label on an image, as [`judge`] needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Evidence<'a> {
+    pub reliability: &'a Reliability,
+    pub answer: Emotion,
+    pub shown: Option<Emotion>,
+}
+
+/// What [`judge`] concluded about an image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judgement {
+    pub posterior: [f64; K],
+    /// Labels that count (their players are not flagged or banned).
+    pub counted: u32,
+    pub status: ImageStatus,
+    pub transition: Transition,
+}
+
+/// The image's posterior from all its labels and the model's guess, and its
+/// status. The model is one more labeler with its own confusion matrix: its
+/// guess counts once, so players who copy it add little beyond it. An open
+/// image retires when its most probable class reaches the rule's confidence
+/// with at least `min_labels` counted labels, and becomes disputed at
+/// `max_labels` counted labels without that. A gold image's posterior is its
+/// verified label; closed images keep their status.
+pub fn judge(
+    rule: &ConsensusRule,
+    current: ImageStatus,
+    gold_label: Option<Emotion>,
+    model: Option<(&Confusion, Emotion)>,
+    labels: &[Evidence<'_>],
+) -> Judgement {
+    let counted: Vec<&Evidence<'_>> = labels.iter().filter(|e| e.reliability.counts()).collect();
+    let n = u32::try_from(counted.len()).unwrap_or(u32::MAX);
+    let posterior = match gold_label {
+        Some(g) => gold(g),
+        None => posterior_copying(
+            &UNIFORM,
+            model
+                .map(|(m, guess)| (m, 0.0, guess, None))
+                .into_iter()
+                .chain(counted.iter().map(|e| {
+                    (
+                        &e.reliability.matrix,
+                        e.reliability.copy_rate(),
+                        e.answer,
+                        e.shown,
+                    )
+                })),
+        ),
+    };
+    if !current.is_open() {
+        return Judgement {
+            posterior,
+            counted: n,
+            status: current,
+            transition: Transition::None,
+        };
+    }
+    let top = map(&posterior).0;
+    let support =
+        u32::try_from(counted.iter().filter(|e| e.answer == top).count()).unwrap_or(u32::MAX);
+    let status = rule.status(&posterior, n, support);
+    let transition = match status {
+        ImageStatus::Retired { label } => Transition::Retired { label },
+        ImageStatus::Disputed => Transition::Disputed,
+        ImageStatus::Open | ImageStatus::Removed => Transition::None,
+    };
+    Judgement {
+        posterior,
+        counted: n,
+        status,
+        transition,
+    }
+}
+
+/// The prior of a model's confusion matrix: about 60% accurate (the
+/// prototype's CNN), worth ~10 images of evidence per row.
+pub const MODEL_PRIOR: MatrixPrior = MatrixPrior {
+    diagonal: 6.0,
+    off_diagonal: 4.0 / 6.0,
+};
+
+/// How gold (verified) images and decoy suggestions are mixed into rounds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Schedule {
+    /// Share of gold rounds for a new player…
+    pub gold_start: f64,
+    /// …during their first this many rounds…
+    pub gold_intro_rounds: u32,
+    /// …then decaying by this factor per round…
+    pub gold_decay: f64,
+    /// …down to this share.
+    pub gold_floor: f64,
+    /// Share of rounds whose suggestion is a deliberate test (a wrong class).
+    pub decoy_share: f64,
+    /// No decoys before a player has played this many rounds.
+    pub decoy_after_rounds: u32,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            gold_start: 0.5,
+            gold_intro_rounds: 10,
+            gold_decay: 0.85,
+            gold_floor: 0.05,
+            decoy_share: 0.1,
+            decoy_after_rounds: 10,
+        }
+    }
+}
+
+/// What kind of round to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundPlan {
+    pub gold: bool,
+    pub decoy: bool,
+}
+
+impl Schedule {
+    /// The gold share for a player who has answered `played` rounds.
+    pub fn gold_share(&self, played: u32) -> f64 {
+        if played < self.gold_intro_rounds {
+            return self.gold_start;
+        }
+        let decayed = self.gold_start
+            * self
+                .gold_decay
+                .powf(f64::from(played - self.gold_intro_rounds) + 1.0);
+        decayed
+            .max(self.gold_floor)
+            .min(self.gold_start.max(self.gold_floor))
+    }
+
+    /// Plans a round from two uniform draws in [0, 1). Decoys never go to new
+    /// players (so never on their gold rounds either).
+    pub fn plan(&self, played: u32, gold_available: bool, u_gold: f64, u_decoy: f64) -> RoundPlan {
+        let gold = gold_available && u_gold < self.gold_share(played);
+        let decoy = played >= self.decoy_after_rounds && u_decoy < self.decoy_share;
+        RoundPlan { gold, decoy }
+    }
+}
+
+/// The decoy suggestion: a class other than the model's guess, chosen by `pick`.
+pub fn decoy_class(model_guess: Emotion, pick: u64) -> Emotion {
+    let k = 1 + usize::try_from(pick % (K as u64 - 1)).unwrap_or(0);
+    Emotion::ALL[(model_guess.index() + k) % K]
+}
+
+/// One label for [`em`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmLabel {
+    pub player: usize,
+    pub image: usize,
+    pub answer: Emotion,
+    pub shown: Option<Emotion>,
+}
+
+/// What [`em`] estimates.
+#[derive(Debug, Clone)]
+pub struct EmFit {
+    pub matrices: Vec<Confusion>,
+    /// Each player's copy rate.
+    pub copy_rates: Vec<f64>,
+    pub posteriors: Vec<[f64; K]>,
+}
+
+/// Batch Dawid–Skene EM with copying over `labels` from `players` players
+/// on `images` images, with known truths for gold images, starting from
+/// each player's copy rate (missing: 0.1). Estimates the matrices, the copy
+/// rates and the image posteriors in `iterations` rounds (or fewer, once
+/// converged).
 pub fn em(
     players: usize,
     images: usize,
-    labels: &[Label],
+    labels: &[EmLabel],
     gold_truth: &[(usize, Emotion)],
+    copy_rates: &[f64],
     prior: MatrixPrior,
     iterations: usize,
-) -> (Vec<Confusion>, Vec<[f64; K]>) {
-    let mut class_prior = [1.0 / K as f64; K];
+) -> EmFit {
+    let mut class_prior = UNIFORM;
     let mut matrices = vec![Confusion::new(prior); players];
+    let mut copies: Vec<f64> = (0..players)
+        .map(|p| copy_rates.get(p).copied().unwrap_or(0.1))
+        .collect();
     let mut gold_of = vec![None; images];
     for (i, t) in gold_truth {
         if let Some(g) = gold_of.get_mut(*i) {
             *g = Some(*t);
         }
     }
+    let mut by_image: Vec<Vec<&EmLabel>> = vec![Vec::new(); images];
+    for l in labels {
+        if l.player < players && l.image < images {
+            by_image[l.image].push(l);
+        }
+    }
     let mut posts = vec![class_prior; images];
     for _ in 0..iterations.max(1) {
         // E: posteriors from the current matrices.
-        let mut by_image: Vec<Vec<(usize, Emotion)>> = vec![Vec::new(); images];
-        for (p, i, a) in labels {
-            if *p < players && *i < images {
-                by_image[*i].push((*p, *a));
-            }
-        }
         let mut change: f64 = 0.0;
         for (i, ls) in by_image.iter().enumerate() {
             let next = match gold_of[i] {
                 Some(t) => gold(t),
-                None => posterior(&class_prior, ls.iter().map(|(p, a)| (&matrices[*p], *a))),
+                None => posterior_copying(
+                    &class_prior,
+                    ls.iter()
+                        .map(|l| (&matrices[l.player], copies[l.player], l.answer, l.shown)),
+                ),
             };
             for (a, b) in next.iter().zip(&posts[i]) {
                 change = change.max((a - b).abs());
             }
             posts[i] = next;
         }
-        // M: matrices and class prior from the posteriors.
-        matrices = vec![Confusion::new(prior); players];
-        for (p, i, a) in labels {
-            if *p < players && *i < images {
-                matrices[*p].observe(&posts[*i], *a);
+        // M: matrices, copy rates and class prior from the posteriors.
+        let old = std::mem::replace(&mut matrices, vec![Confusion::new(prior); players]);
+        let mut mass = vec![0.5; players];
+        let mut trials = vec![5.0; players];
+        for ls in &by_image {
+            for l in ls {
+                let mut w = posts[l.image];
+                if l.shown.is_some() {
+                    trials[l.player] += 1.0;
+                }
+                if l.shown == Some(l.answer) {
+                    let c = copies[l.player];
+                    for (t, x) in w.iter_mut().enumerate() {
+                        let own = (1.0 - c) * old[l.player].p(Emotion::ALL[t], l.answer);
+                        let r = c / (c + own).max(1e-12);
+                        mass[l.player] += *x * r;
+                        *x *= 1.0 - r;
+                    }
+                }
+                matrices[l.player].observe(&w, l.answer);
             }
+        }
+        for (c, (m, n)) in copies.iter_mut().zip(mass.iter().zip(&trials)) {
+            *c = (m / n).clamp(0.0, 0.99);
         }
         let mut mass = [1.0; K];
         for post in &posts {
@@ -206,15 +691,17 @@ pub fn em(
             break;
         }
     }
-    (matrices, posts)
+    EmFit {
+        matrices,
+        copy_rates: copies,
+        posteriors: posts,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use Emotion::*;
-
-    const UNIFORM: [f64; K] = [1.0 / K as f64; K];
 
     #[test]
     fn a_reliable_crowd_outvotes_a_spammer() {
@@ -249,14 +736,29 @@ mod tests {
         // Players 0–2 are right; player 3 always answers "neutral". Images 0–3 are gold.
         let truths = [Happy, Sad, Angry, Fear, Surprise, Disgust, Happy, Sad];
         let mut labels = Vec::new();
+        let label = |player, image, answer| EmLabel {
+            player,
+            image,
+            answer,
+            shown: None,
+        };
         for (i, t) in truths.iter().enumerate() {
             for p in 0..3 {
-                labels.push((p, i, *t));
+                labels.push(label(p, i, *t));
             }
-            labels.push((3, i, Neutral));
+            labels.push(label(3, i, Neutral));
         }
         let gold: Vec<(usize, Emotion)> = (0..4).map(|i| (i, truths[i])).collect();
-        let (m, posts) = em(4, truths.len(), &labels, &gold, MatrixPrior::default(), 50);
+        let fit = em(
+            4,
+            truths.len(),
+            &labels,
+            &gold,
+            &[],
+            MatrixPrior::default(),
+            50,
+        );
+        let (m, posts) = (fit.matrices, fit.posteriors);
         for (i, t) in truths.iter().enumerate() {
             assert_eq!(map(&posts[i]).0, *t, "image {i}");
         }

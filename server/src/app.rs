@@ -49,6 +49,8 @@ pub struct Services {
     /// The model's worker pool (`None` when the model is disabled).
     pub inference: Option<InferencePool>,
     pub uploads: Arc<dyn UploadStore>,
+    /// Moderation: review queue, decisions, reliability table, audit log.
+    pub review: Arc<dyn crate::store::ReviewStore>,
     /// The face detector for uploads.
     pub faces: Arc<FaceDetector>,
     /// Uploads decoded at once; more are told to retry.
@@ -87,6 +89,7 @@ pub struct Stores {
     pub images: Arc<dyn ImageStore>,
     pub rounds: Arc<dyn RoundStore>,
     pub uploads: Arc<dyn UploadStore>,
+    pub review: Arc<dyn crate::store::ReviewStore>,
 }
 
 /// Opens the configured store: MongoDB (`mongodb_uri`, database
@@ -113,7 +116,8 @@ pub async fn open_stores(config: &Config) -> Result<Stores, StoreError> {
         players: mongo.clone(),
         images: mongo.clone(),
         rounds: mongo.clone(),
-        uploads: mongo,
+        uploads: mongo.clone(),
+        review: mongo,
     })
 }
 
@@ -133,7 +137,8 @@ pub fn open_embedded(config: &Config) -> Result<Stores, StoreError> {
         players: shared.clone(),
         images: shared.clone(),
         rounds: shared.clone(),
-        uploads: shared,
+        uploads: shared.clone(),
+        review: shared,
     })
 }
 
@@ -220,6 +225,7 @@ impl Application {
         for e in stores.images.pool_entries(emofy_game::Millis(0)).await? {
             pool.upsert(e);
         }
+        let gold = stores.images.gold_images().await?;
         tracing::info!(
             open = pool.open_len(),
             images = pool.len(),
@@ -235,6 +241,8 @@ impl Application {
             refresh_every: Duration::from_secs(config.game.pool_refresh_secs),
             seed: rand::random(),
             model: inference.clone(),
+            gold,
+            truth: config.truth.clone(),
         })
         .start();
         let config = Arc::new(config);
@@ -252,6 +260,7 @@ impl Application {
             coordinator,
             inference,
             uploads: stores.uploads,
+            review: stores.review,
             faces: Arc::new(FaceDetector::bundled(config.upload.min_face_score)?),
             upload_slots: Arc::new(tokio::sync::Semaphore::new(config.upload.concurrent)),
             clock,

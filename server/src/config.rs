@@ -60,6 +60,33 @@ pub struct Config {
     pub model: ModelConfig,
     pub upload: UploadConfig,
     pub leaderboard: LeaderboardConfig,
+    pub truth: TruthConfig,
+}
+
+/// Truth inference: gold and decoy rounds, exploration, spam detection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TruthConfig {
+    /// Serve gold rounds (images a moderator verified) on the decaying schedule.
+    pub gold: bool,
+    /// Serve decoy suggestions (a deliberately wrong class) on a share of rounds.
+    pub decoys: bool,
+    pub schedule: emofy_game::Schedule,
+    /// Share of picks that explore a random open image instead of the least certain one.
+    pub explore: f64,
+    pub spam: emofy_game::SpamRules,
+}
+
+impl Default for TruthConfig {
+    fn default() -> Self {
+        TruthConfig {
+            gold: true,
+            decoys: true,
+            schedule: emofy_game::Schedule::default(),
+            explore: 0.05,
+            spam: emofy_game::SpamRules::default(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -86,6 +113,7 @@ impl Default for Config {
             model: ModelConfig::default(),
             upload: UploadConfig::default(),
             leaderboard: LeaderboardConfig::default(),
+            truth: TruthConfig::default(),
         }
     }
 }
@@ -96,11 +124,11 @@ impl Default for Config {
 pub struct GameConfig {
     /// Seconds a player has to answer a round.
     pub round_seconds: u64,
-    /// Retire an image once it has at least this many labels…
+    /// Retire an image once it has at least this many counted labels…
     pub min_labels: u32,
-    /// …and its top class holds at least this share (0.5 < x ≤ 1).
-    pub agreement: f64,
-    /// Mark an image disputed at this many labels without consensus.
+    /// …and its truth posterior's top class has at least this probability (0.5 < x ≤ 1).
+    pub confidence: f64,
+    /// Mark an image disputed at this many counted labels without consensus.
     pub max_labels: u32,
     /// Pick randomly among up to this many equally ranked images.
     pub selection_spread: usize,
@@ -114,8 +142,8 @@ impl Default for GameConfig {
         GameConfig {
             round_seconds: 15,
             min_labels: 3,
-            agreement: 0.7,
-            max_labels: 8,
+            confidence: 0.9,
+            max_labels: 9,
             selection_spread: 8,
             pool_refresh_secs: 2,
             scoring: ScoringRules::default(),
@@ -507,17 +535,34 @@ impl Config {
     /// The game rules this configuration describes.
     pub fn rules(&self) -> Result<GameRules, ConfigError> {
         let g = &self.game;
-        if !(g.agreement > 0.5 && g.agreement <= 1.0) {
+        if !(g.confidence > 0.5 && g.confidence <= 1.0) {
             return Err(ConfigError::Invalid(
-                "game.agreement must be in (0.5, 1.0]".into(),
+                "game.confidence must be in (0.5, 1.0]".into(),
             ));
         }
-        let permille = (g.agreement * 1000.0).round() as u32;
+        let t = &self.truth;
+        let shares = [
+            t.explore,
+            t.schedule.gold_start,
+            t.schedule.gold_floor,
+            t.schedule.gold_decay,
+            t.schedule.decoy_share,
+            t.spam.fast_share,
+            t.spam.same_button_share,
+            t.spam.decoy_follow_share,
+        ];
+        if shares.iter().any(|x| !(0.0..=1.0).contains(x)) {
+            return Err(ConfigError::Invalid(
+                "truth: shares, rates and decay must be in [0, 1]".into(),
+            ));
+        }
+        let permille = (g.confidence * 1000.0).round() as u32;
         let consensus = ConsensusRule::new(g.min_labels, permille.max(501), g.max_labels)
             .map_err(|e| ConfigError::Invalid(format!("game: {e}")))?;
         Ok(GameRules {
             consensus,
             scoring: g.scoring,
+            spam: t.spam,
         })
     }
 }
@@ -600,7 +645,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_reported() {
-        let e = env(&[("EMOFY_GAME__AGREEMENT", "0.4")]);
+        let e = env(&[("EMOFY_GAME__CONFIDENCE", "0.4")]);
         assert!(matches!(
             Config::load(None, e, &Overrides::default()),
             Err(ConfigError::Invalid(_))

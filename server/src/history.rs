@@ -23,7 +23,7 @@ pub struct PageQuery {
 fn view(l: &LabelRecord, with_player: bool) -> serde_json::Value {
     let mut v = serde_json::json!({
         "round": l.round, "image": {"id": l.image, "url": format!("/images/{}.png", l.image)},
-        "emotion": l.emotion, "shown": l.shown, "points": l.points,
+        "emotion": l.emotion, "shown": l.shown, "decoy": l.decoy, "gold": l.gold, "points": l.points,
         "response_ms": l.response_ms, "at_ms": l.at,
     });
     if with_player && let Some(o) = v.as_object_mut() {

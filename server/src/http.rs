@@ -43,6 +43,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::put().to(crate::uploads::label),
         )
         .route("/api/admin/model", web::post().to(crate::model_admin::swap))
+        .route(
+            "/api/moderation/queue",
+            web::get().to(crate::moderation::queue),
+        )
+        .route(
+            "/api/moderation/images/{id}",
+            web::post().to(crate::moderation::image),
+        )
+        .route(
+            "/api/moderation/players/{id}",
+            web::post().to(crate::moderation::player),
+        )
+        .route(
+            "/api/moderation/players",
+            web::get().to(crate::moderation::players),
+        )
+        .route(
+            "/api/moderation/audit",
+            web::get().to(crate::moderation::audit),
+        )
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))

@@ -39,6 +39,7 @@ pub mod import;
 pub mod leaderboard;
 pub mod metrics;
 pub mod model_admin;
+pub mod moderation;
 pub mod protocol;
 pub mod redis_board;
 pub mod store;

@@ -172,6 +172,11 @@ pub enum ServerMessage {
         points: PointsView,
         /// Settlement points this answer earned at once by retiring the image.
         settlement: u32,
+        /// On a gold round: the image's verified label ("the crowd says: …").
+        #[serde(skip_serializing_if = "Option::is_none")]
+        gold: Option<Emotion>,
+        /// The round's suggestion was a test (a deliberately wrong class), not the model's guess.
+        suggestion_was_test: bool,
         score: u64,
         streak: u32,
         best_streak: u32,

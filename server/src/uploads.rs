@@ -487,10 +487,8 @@ async fn create_inner(
     if consent.show_to_players {
         svc.coordinator.do_send(ImageAdded {
             entry: PoolEntry {
-                image,
-                uploader: Some(player),
-                votes: Default::default(),
-                status: ImageStatus::Open,
+                model_guess: prediction.as_ref().map(|p| p.top()),
+                ..PoolEntry::fresh(image, Some(player))
             },
             suggestion: prediction.as_ref().map(|p| Suggestion {
                 emotion: p.top(),
@@ -674,6 +672,8 @@ pub async fn label(
         image: id,
         emotion: body.emotion,
         shown,
+        decoy: false,
+        model_guess: shown,
         response_ms: limit_ms,
         time_limit_ms: limit_ms,
         at: now,
@@ -704,6 +704,7 @@ pub async fn label(
             image: id,
             votes: outcome.votes,
             status: outcome.status,
+            posterior: outcome.posterior,
         });
     }
     if !outcome.changes.is_empty() {

@@ -31,7 +31,7 @@ async fn three_bots_play_retire_dispute_resume_and_restart() {
     let mut config = test_config(dir.path());
     config.game.min_labels = 3;
     config.game.max_labels = 3;
-    config.game.agreement = 0.7;
+    config.game.confidence = 0.9;
     let app = spawn_app(config.clone()).await;
 
     let mut bots = Vec::new();

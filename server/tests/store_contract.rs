@@ -5,14 +5,15 @@
 use std::sync::Arc;
 
 use emofy_game::{
-    ConsensusRule, Emotion, ImageStatus, Millis, PlayerId, Role, RoundId, ScoringRules, Transition,
+    ConsensusRule, Emotion, ImageStatus, Millis, PlayerId, Role, RoundId, ScoringRules, SpamRules,
+    Transition,
 };
 use emofy_server::store::mongo::AnswerWrites;
 use emofy_server::store::sqlite::{SqliteOptions, SqliteStore};
 use emofy_server::store::{
-    AccountRecord, AnswerRecord, Consent, FaceRegion, GameRules, ImageSource, ImageStore,
-    LabelCursor, LabelRecord, NewImage, NewUpload, OfferRecord, PlayerStore, RoundStore,
-    StoreError, UploadCursor, UploadStore,
+    AccountRecord, AnswerRecord, Consent, FaceRegion, GameRules, ImageAction, ImageSource,
+    ImageStore, LabelCursor, LabelRecord, NewImage, NewUpload, OfferRecord, PlayerAction,
+    PlayerStore, ReviewStore, RoundStore, StoreError, UploadCursor, UploadStore,
 };
 use uuid::Uuid;
 
@@ -20,12 +21,14 @@ struct Backend {
     players: Arc<dyn PlayerStore>,
     images: Arc<dyn ImageStore>,
     rounds: Arc<dyn RoundStore>,
+    review: Arc<dyn ReviewStore>,
 }
 
 fn rules() -> GameRules {
     GameRules {
         consensus: ConsensusRule::new(3, 700, 4).unwrap(),
         scoring: ScoringRules::default(),
+        spam: SpamRules::default(),
     }
 }
 
@@ -85,6 +88,8 @@ fn answer(
         image,
         emotion,
         shown,
+        decoy: false,
+        model_guess: None,
         response_ms: 1_000,
         time_limit_ms: 15_000,
         at: Millis(2_000),
@@ -281,6 +286,131 @@ async fn contract(b: Backend) {
         .await
         .unwrap();
     assert_eq!(o.transition, Transition::Disputed);
+    // The posterior is stored with the image: the pool sees its leading class.
+    let entries = b.images.pool_entries(Millis(0)).await.unwrap();
+    let e = entries.iter().find(|e| e.image == img).unwrap();
+    assert_eq!(e.leading.map(|l| l.0), Some(Emotion::Happy));
+    assert!(e.leading.unwrap().1 >= 700);
+
+    // Review: the disputed image is a candidate; a moderator overrides it
+    // (it becomes gold and its labellers settle), bans a player, and every
+    // action is in the audit log.
+    let moderator = ids[3];
+    let candidates = b.review.review_candidates(10).await.unwrap();
+    assert!(
+        candidates
+            .iter()
+            .any(|c| c.meta.id == other && c.posterior.is_some())
+    );
+    assert!(
+        !candidates.iter().any(|c| c.meta.id == img),
+        "retired images are not candidates"
+    );
+    let done = b
+        .review
+        .moderate_image(
+            other,
+            ImageAction::Override {
+                label: Emotion::Sad,
+            },
+            moderator,
+            Millis(40),
+            &rules,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        done.status,
+        ImageStatus::Retired {
+            label: Emotion::Sad
+        }
+    );
+    assert_eq!(done.gold, Some(Emotion::Sad));
+    // P1 said sad: the consensus bonus (no suggestion was shown, so no correction bonus).
+    assert_eq!(done.changes.len(), 1);
+    assert_eq!((done.changes[0].player, done.changes[0].delta), (ids[1], 5));
+    assert_eq!(b.images.gold_images().await.unwrap(), vec![other]);
+    // A gold round: the answer is judged against the verified label.
+    let (fourth, _) = b
+        .images
+        .insert_image(new_image(4, None), Millis(41))
+        .await
+        .unwrap();
+    let _ = fourth;
+    let p4 = PlayerId(Uuid::new_v4());
+    b.players
+        .create_player(p4, "Gold", Role::Player, Millis(42))
+        .await
+        .unwrap();
+    let r = offer(&b, p4, other, None).await;
+    let g = b
+        .rounds
+        .record_answer(answer(r, p4, other, Emotion::Sad, None), &rules)
+        .await
+        .unwrap();
+    assert_eq!(g.gold, Some(Emotion::Sad));
+    assert_eq!(g.award.agreement, emofy_game::Agreement::Agreed);
+    assert_eq!(
+        g.status,
+        ImageStatus::Retired {
+            label: Emotion::Sad
+        }
+    );
+    let labels = b.rounds.image_labels(other, 100).await.unwrap();
+    assert!(labels.iter().any(|l| l.player == p4 && l.gold && !l.decoy));
+    let banned = b
+        .review
+        .moderate_player(ids[2], PlayerAction::Ban, moderator, Millis(43))
+        .await
+        .unwrap();
+    assert!(!banned.counts());
+    let flagged = b.review.reliabilities(true, 10).await.unwrap();
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0].player, ids[2]);
+    let everyone = b.review.reliabilities(false, 10).await.unwrap();
+    assert_eq!(
+        everyone.len(),
+        5,
+        "every player who answered has a reliability"
+    );
+    assert!(matches!(
+        b.review
+            .moderate_player(
+                PlayerId(Uuid::new_v4()),
+                PlayerAction::Ban,
+                moderator,
+                Millis(44)
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let log = b.review.audit_log(10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["ban", "override"]
+    );
+    assert_eq!(log[1].target, other.to_hex());
+    assert_eq!(log[1].moderator, moderator);
+    // Flagging takes an image out of play, and out of the gold set.
+    b.review
+        .moderate_image(
+            other,
+            ImageAction::Flag {
+                reason: "not_a_face".into(),
+            },
+            moderator,
+            Millis(45),
+            &rules,
+        )
+        .await
+        .unwrap();
+    assert!(b.images.gold_images().await.unwrap().is_empty());
+    assert!(matches!(
+        b.review
+            .moderate_image(other, ImageAction::Accept, moderator, Millis(46), &rules)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
 
     // Closing rounds without an answer.
     let (third, _) = b
@@ -315,15 +445,18 @@ async fn contract(b: Backend) {
     assert!(b.images.predictions("m2").await.unwrap().is_empty());
     let mut missing = b.images.unpredicted_images("m1").await.unwrap();
     missing.sort();
-    let mut expected = vec![other, third];
+    let mut expected = vec![third, fourth];
     expected.sort();
     assert_eq!(missing, expected);
 
     b.rounds.flush().await.unwrap();
     let s = b.images.stats().await.unwrap();
-    assert_eq!((s.images, s.open, s.retired, s.disputed), (3, 1, 1, 1));
-    assert_eq!(s.labels, 7);
-    assert_eq!(s.players, 5);
+    assert_eq!(
+        (s.images, s.open, s.retired, s.disputed, s.removed),
+        (4, 2, 1, 0, 1)
+    );
+    assert_eq!(s.labels, 8);
+    assert_eq!(s.players, 6);
 
     // Label history: a player's newest first, paged without gaps or repeats; an image's all.
     let mut seen = 0;
@@ -365,7 +498,8 @@ async fn sqlite_store_meets_the_contract() {
     contract(Backend {
         players: store.clone(),
         images: store.clone(),
-        rounds: store,
+        rounds: store.clone(),
+        review: store,
     })
     .await;
 }
@@ -562,7 +696,11 @@ async fn a_schema_2_database_is_migrated() {
     // Make it look like a database written by schema version 2.
     let conn = rusqlite::Connection::open(dir.path().join("emofy.db")).unwrap();
     conn.execute_batch(
-        "DROP TABLE uploads; ALTER TABLE images DROP COLUMN playable; PRAGMA user_version = 2;",
+        "DROP TABLE uploads; ALTER TABLE images DROP COLUMN playable; \
+         ALTER TABLE images DROP COLUMN posterior; ALTER TABLE images DROP COLUMN gold; \
+         ALTER TABLE images DROP COLUMN model_guess; ALTER TABLE labels DROP COLUMN decoy; \
+         ALTER TABLE labels DROP COLUMN gold; DROP TABLE reliability; DROP TABLE moderation_log; \
+         PRAGMA user_version = 2;",
     )
     .unwrap();
     drop(conn);
@@ -600,6 +738,7 @@ async fn mongo_store_meets_the_contract() {
         players: store.clone(),
         images: store.clone(),
         rounds: store.clone(),
+        review: store.clone(),
     })
     .await;
     store.database().drop().await.unwrap();
@@ -629,6 +768,7 @@ async fn mongo_store_one_transaction_per_answer_meets_the_contract() {
         players: store.clone(),
         images: store.clone(),
         rounds: store.clone(),
+        review: store.clone(),
     })
     .await;
     store.database().drop().await.unwrap();
@@ -690,6 +830,8 @@ async fn concurrent_answers(writes: AnswerWrites, images: u8) {
                         image: img,
                         emotion: Emotion::Sad,
                         shown: None,
+                        decoy: false,
+                        model_guess: None,
                         response_ms: 1000,
                         time_limit_ms: 15_000,
                         at: Millis(2),

@@ -1,29 +1,43 @@
 //! The round coordinator.
 //!
 //! **Owns:** the image pool (open images ranked for selection, a cache of the
-//! store), the seen-image set of every connected player (loaded from the store
-//! when they join), and the address of every connected session (for score
-//! pushes and shutdown). The store stays the truth: the pool is reloaded from
-//! it every `pool_refresh_secs`, so votes cast on other replicas show up here.
+//! store), the gold images (moderator-verified, for gold rounds), the seen-image
+//! set of every connected player (loaded from the store when they join), and
+//! the address of every connected session (for score pushes and shutdown).
+//! The store stays the truth: the pool and the gold list are reloaded from it
+//! every `pool_refresh_secs`, so votes cast on other replicas show up here.
+//!
+//! Each pick plans the round with the pure [`emofy_game::Schedule`]: a gold
+//! round (on a schedule that starts high for new players and decays), a
+//! decoy suggestion (a deliberately wrong class, never for new players), or
+//! an exploring pick.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use emofy_game::{ImageId, ImagePool, ImageStatus, Millis, PlayerId, PoolEntry, VoteCounts};
+use emofy_game::{
+    Emotion, ImageId, ImagePool, ImageStatus, Millis, PlayerId, PoolEntry, VoteCounts,
+};
 
 use crate::actors::inference::InferencePool;
+use crate::config::TruthConfig;
 use crate::demo_faces::Rng;
 use crate::metrics::Metrics;
 use crate::protocol::Suggestion;
 use crate::store::{ImageStore, ScoreChange, StoreError};
 
-/// The image picked for a round, with the model's cached guess for it.
+/// The image picked for a round, with the suggestion to show.
 #[derive(Debug, Clone)]
 pub struct Picked {
     pub image: ImageId,
+    /// What the round shows: the model's cached guess, or a decoy.
     pub suggestion: Option<Suggestion>,
+    /// The model's real guess (differs from the suggestion on decoy rounds).
+    pub model_guess: Option<Emotion>,
+    pub gold: bool,
+    pub decoy: bool,
 }
 
 /// A push from the coordinator to one session.
@@ -59,6 +73,9 @@ pub struct Coordinator {
     refreshing: bool,
     /// The serving model, for the cached guesses of images other replicas add.
     model: Option<InferencePool>,
+    /// Images with a moderator-verified label.
+    gold: Vec<ImageId>,
+    truth: TruthConfig,
 }
 
 /// What a coordinator starts from.
@@ -79,6 +96,9 @@ pub struct CoordinatorSetup {
     pub seed: u64,
     /// The serving model (`None`: disabled).
     pub model: Option<InferencePool>,
+    /// Gold images at start-up.
+    pub gold: Vec<ImageId>,
+    pub truth: TruthConfig,
 }
 
 impl Coordinator {
@@ -95,7 +115,21 @@ impl Coordinator {
             refreshed_to: s.loaded_at,
             refreshing: false,
             model: s.model,
+            gold: s.gold,
+            truth: s.truth,
         }
+    }
+
+    /// Puts an entry in the pool, with the model's guess when the store has none yet.
+    fn upsert(&mut self, mut e: PoolEntry) {
+        if e.model_guess.is_none() {
+            e.model_guess = self.suggestions.get(&e.image).map(|s| s.emotion);
+        }
+        self.pool.upsert(e);
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn push(&self, to: &Recipient<SessionPush>, msg: SessionPush) {
@@ -115,12 +149,18 @@ impl Coordinator {
         let started = crate::clock::now();
         let images = self.images.clone();
         ctx.spawn(
-            async move { images.pool_entries(since).await }
-                .into_actor(self)
-                .map(move |res: Result<Vec<PoolEntry>, StoreError>, act, ctx| {
+            async move {
+                let entries = images.pool_entries(since).await?;
+                let gold = images.gold_images().await?;
+                Ok((entries, gold))
+            }
+            .into_actor(self)
+            .map(
+                move |res: Result<(Vec<PoolEntry>, Vec<ImageId>), StoreError>, act, ctx| {
                     act.refreshing = false;
                     match res {
-                        Ok(entries) => {
+                        Ok((entries, gold)) => {
+                            act.gold = gold;
                             let missing: Vec<ImageId> = entries
                                 .iter()
                                 .filter(|e| {
@@ -129,14 +169,15 @@ impl Coordinator {
                                 .map(|e| e.image)
                                 .collect();
                             for e in entries {
-                                act.pool.upsert(e);
+                                act.upsert(e);
                             }
                             act.refreshed_to = started;
                             act.load_suggestions(missing, ctx);
                         }
                         Err(e) => tracing::warn!(error = %e, "pool refresh failed"),
                     }
-                }),
+                },
+            ),
         );
     }
 
@@ -227,6 +268,8 @@ impl Handler<SessionLeft> for Coordinator {
 #[rtype(result = "Option<Picked>")]
 pub struct PickImage {
     pub player: PlayerId,
+    /// Rounds the player has answered (the gold and decoy schedules depend on it).
+    pub played: u32,
 }
 
 impl Handler<PickImage> for Coordinator {
@@ -234,14 +277,52 @@ impl Handler<PickImage> for Coordinator {
 
     fn handle(&mut self, m: PickImage, _: &mut Context<Self>) -> Option<Picked> {
         let pick = self.rng.next_u64();
-        let connected = self.players.get_mut(&m.player)?;
-        let image =
-            self.pool
-                .select(m.player, |i| connected.seen.contains(i), self.spread, pick)?;
-        connected.seen.insert(image);
+        let (u_gold, u_decoy, u_explore) = (self.unit(), self.unit(), self.unit());
+        let decoy_pick = self.rng.next_u64();
+        let connected = self.players.get(&m.player)?;
+        let gold_available = self.truth.gold && !self.gold.is_empty();
+        let plan = self
+            .truth
+            .schedule
+            .plan(m.played, gold_available, u_gold, u_decoy);
+        let mut gold = None;
+        if plan.gold {
+            // A random unseen gold image: scan from a random start.
+            let n = self.gold.len();
+            let start = usize::try_from(pick % n.max(1) as u64).unwrap_or(0);
+            gold = (0..n)
+                .map(|k| self.gold[(start + k) % n])
+                .find(|i| !connected.seen.contains(i));
+        }
+        let image = match gold {
+            Some(i) => i,
+            None => self.pool.select(
+                m.player,
+                |i| connected.seen.contains(i),
+                self.spread,
+                pick,
+                u_explore < self.truth.explore,
+            )?,
+        };
+        if let Some(c) = self.players.get_mut(&m.player) {
+            c.seen.insert(image);
+        }
+        let real = self.suggestions.get(&image).cloned();
+        let model_guess = real.as_ref().map(|s| s.emotion);
+        let decoy = self.truth.decoys && plan.decoy && real.is_some();
+        let suggestion = match real {
+            Some(s) if decoy => Some(Suggestion {
+                emotion: emofy_game::truth::decoy_class(s.emotion, decoy_pick),
+                ..s
+            }),
+            other => other,
+        };
         Some(Picked {
             image,
-            suggestion: self.suggestions.get(&image).cloned(),
+            suggestion,
+            model_guess,
+            gold: gold.is_some(),
+            decoy,
         })
     }
 }
@@ -253,19 +334,49 @@ pub struct ImageTallied {
     pub image: ImageId,
     pub votes: VoteCounts,
     pub status: ImageStatus,
+    pub posterior: [f64; emofy_game::EMOTION_COUNT],
 }
 
 impl Handler<ImageTallied> for Coordinator {
     type Result = ();
 
     fn handle(&mut self, m: ImageTallied, _: &mut Context<Self>) {
-        let uploader = self.pool.get(&m.image).and_then(|e| e.uploader);
-        self.pool.upsert(PoolEntry {
-            image: m.image,
-            uploader,
+        let Some(known) = self.pool.get(&m.image).copied() else {
+            // A gold image (not in the pool) or one this replica does not know yet.
+            return;
+        };
+        self.upsert(PoolEntry {
             votes: m.votes,
             status: m.status,
+            leading: crate::store::truth::leading(Some(m.posterior)),
+            ..known
         });
+    }
+}
+
+/// A moderator verified an image's label (it becomes gold) or took it out of play.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ImageModerated {
+    pub image: ImageId,
+    pub status: ImageStatus,
+    pub gold: bool,
+}
+
+impl Handler<ImageModerated> for Coordinator {
+    type Result = ();
+
+    fn handle(&mut self, m: ImageModerated, _: &mut Context<Self>) {
+        if let Some(known) = self.pool.get(&m.image).copied() {
+            self.pool.upsert(PoolEntry {
+                status: m.status,
+                ..known
+            });
+        }
+        self.gold.retain(|i| *i != m.image);
+        if m.gold && m.status != ImageStatus::Removed {
+            self.gold.push(m.image);
+        }
     }
 }
 
@@ -360,7 +471,7 @@ impl Handler<ImageAdded> for Coordinator {
         if let Some(s) = m.suggestion {
             self.suggestions.insert(m.entry.image, s);
         }
-        self.pool.upsert(m.entry);
+        self.upsert(m.entry);
     }
 }
 
@@ -375,17 +486,16 @@ impl Handler<ImageWithdrawn> for Coordinator {
     type Result = ();
 
     fn handle(&mut self, m: ImageWithdrawn, _: &mut Context<Self>) {
-        let (uploader, votes) = self
+        let known = self
             .pool
             .get(&m.image)
-            .map(|e| (e.uploader, e.votes))
-            .unwrap_or_default();
+            .copied()
+            .unwrap_or_else(|| PoolEntry::fresh(m.image, None));
         self.pool.upsert(PoolEntry {
-            image: m.image,
-            uploader,
-            votes,
             status: ImageStatus::Removed,
+            ..known
         });
+        self.gold.retain(|i| *i != m.image);
         self.suggestions.remove(&m.image);
     }
 }

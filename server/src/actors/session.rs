@@ -90,6 +90,15 @@ struct Joined {
 struct OpenRound {
     round: Round,
     timer: SpawnHandle,
+    plan: RoundExtras,
+}
+
+/// What the player is not told until they answer.
+#[derive(Debug, Clone, Copy)]
+struct RoundExtras {
+    /// The model's real guess (differs from the shown suggestion on decoy rounds).
+    model_guess: Option<Emotion>,
+    decoy: bool,
 }
 
 /// See the module docs.
@@ -396,6 +405,7 @@ impl PlayerSession {
             return self.error(ctx, ErrorCode::NotJoined, None, None);
         };
         let player = j.player;
+        let played = j.tally.answers;
         self.close_open_round("abandoned", ctx);
         let svc = self.svc.clone();
         let limit_ms = svc.config.game.round_seconds * 1000;
@@ -403,10 +413,15 @@ impl PlayerSession {
         let fut = async move {
             // A conflict means another replica offered this image to the player already: pick again.
             for _ in 0..5 {
-                let (image, shown) = match svc.coordinator.send(PickImage { player }).await {
-                    Ok(Some(p)) => (p.image, p.suggestion),
+                let picked = match svc.coordinator.send(PickImage { player, played }).await {
+                    Ok(Some(p)) => p,
                     Ok(None) => return Ok(None),
                     Err(e) => return Err(StoreError::Unavailable(e.to_string())),
+                };
+                let (image, shown) = (picked.image, picked.suggestion);
+                let extras = RoundExtras {
+                    model_guess: picked.model_guess,
+                    decoy: picked.decoy,
                 };
                 // The model's cached guess, or none when no model has classified the image (never a made-up one).
                 let round = Round::offer(
@@ -426,7 +441,7 @@ impl PlayerSession {
                     deadline: round.deadline,
                 };
                 match svc.rounds.record_offer(offer).await {
-                    Ok(()) => return Ok(Some((round, shown))),
+                    Ok(()) => return Ok(Some((round, shown, extras))),
                     Err(StoreError::Conflict(_)) => continue,
                     Err(e) => return Err(e),
                 }
@@ -434,7 +449,7 @@ impl PlayerSession {
             Ok(None)
         };
         self.wait_for(ctx, fut, |act, res, ctx| match res {
-            Ok(Some((round, shown))) => act.start_round(round, shown, ctx),
+            Ok(Some((round, shown, extras))) => act.start_round(round, shown, extras, ctx),
             Ok(None) => act.send(
                 ctx,
                 &ServerMessage::NoRound {
@@ -453,6 +468,7 @@ impl PlayerSession {
         &mut self,
         round: Round,
         shown: Option<crate::protocol::Suggestion>,
+        plan: RoundExtras,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         if self.closing {
@@ -464,7 +480,8 @@ impl PlayerSession {
             act.on_round_timer(ctx)
         });
         self.svc.metrics.rounds_offered.inc();
-        tracing::debug!(round = %round.id, image = %round.image, "round offered");
+        // Logs never present a decoy as the model's output.
+        tracing::debug!(round = %round.id, image = %round.image, decoy = plan.decoy, "round offered");
         self.send(
             ctx,
             &ServerMessage::Round {
@@ -480,7 +497,7 @@ impl PlayerSession {
                 time_limit_ms: limit,
             },
         );
-        self.round = Some(OpenRound { round, timer });
+        self.round = Some(OpenRound { round, timer, plan });
     }
 
     fn on_round_timer(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
@@ -522,6 +539,7 @@ impl PlayerSession {
             return self.error(ctx, code, None, Some(round_id));
         };
         let before = open.round.clone();
+        let plan = open.plan;
         let accepted = match open.round.answer(emotion, now) {
             Ok(a) => a,
             Err(e) => {
@@ -541,6 +559,8 @@ impl PlayerSession {
             image: before.image,
             emotion,
             shown: before.shown,
+            decoy: plan.decoy,
+            model_guess: plan.model_guess,
             response_ms: accepted.response_ms,
             time_limit_ms: accepted.time_limit_ms,
             at: now,
@@ -560,13 +580,14 @@ impl PlayerSession {
             Ok::<AnswerOutcome, StoreError>(outcome)
         };
         self.wait_for(ctx, fut, move |act, res, ctx| {
-            act.on_answer_stored(before, emotion, received, res, ctx)
+            act.on_answer_stored(before, plan, emotion, received, res, ctx)
         });
     }
 
     fn on_answer_stored(
         &mut self,
         before: Round,
+        plan: RoundExtras,
         emotion: Emotion,
         received: Instant,
         res: Result<AnswerOutcome, StoreError>,
@@ -597,6 +618,7 @@ impl PlayerSession {
                     image: before.image,
                     votes: outcome.votes,
                     status: outcome.status,
+                    posterior: outcome.posterior,
                 });
                 if outcome.changes.iter().any(|c| c.player != j.player) {
                     self.svc.coordinator.do_send(ScoresChanged {
@@ -616,6 +638,8 @@ impl PlayerSession {
                         total: outcome.award.points,
                     },
                     settlement,
+                    gold: outcome.gold,
+                    suggestion_was_test: plan.decoy,
                     score: outcome.tally.score,
                     streak: outcome.tally.streak,
                     best_streak: outcome.tally.best_streak,
@@ -652,6 +676,7 @@ impl PlayerSession {
                     tracing::warn!(round = %round_id, error = %e, "answer not stored");
                     if let Some(open) = self.round.as_mut() {
                         open.round = before;
+                        open.plan = plan;
                     }
                 } else if let Some(open) = self.round.take() {
                     ctx.cancel_future(open.timer);

@@ -2,7 +2,7 @@
 //! inference and routing (`emofy_game::sim`), written as CSV for the
 //! crowd-kit comparison (`tools/crowdkit_compare.py`).
 //!
-//! Writes `<out>/labels.csv` (`worker,task,label,shown`), `<out>/truth.csv`
+//! Writes `<out>/labels.csv` (`worker,task,label,shown,decoy`), `<out>/truth.csv`
 //! (`task,truth`) and `<out>/emofy.csv` (`task,consensus,retired`), and
 //! prints Emofy's and majority vote's accuracy and labels per image.
 //!
@@ -32,6 +32,9 @@ struct Args {
     /// How often a copier answers the shown model guess.
     #[arg(long, default_value_t = 0.7)]
     copy_p: f64,
+    /// Share of rounds whose suggestion is a decoy.
+    #[arg(long, default_value_t = 0.1)]
+    decoy_share: f64,
     #[arg(long, default_value_t = 7)]
     seed: u64,
 }
@@ -44,18 +47,19 @@ fn main() -> anyhow::Result<()> {
         spammers: a.spammers,
         copiers: a.copiers,
         copy_p: a.copy_p,
+        decoy_share: a.decoy_share,
         seed: a.seed,
         ..CrowdSpec::default()
     };
     let o = simulate(&spec);
     std::fs::create_dir_all(&a.out)?;
     let mut labels = std::io::BufWriter::new(std::fs::File::create(a.out.join("labels.csv"))?);
-    writeln!(labels, "worker,task,label,shown")?;
+    writeln!(labels, "worker,task,label,shown,decoy")?;
     for l in &o.labels {
         writeln!(
             labels,
-            "w{},t{},{},{}",
-            l.player, l.image, l.answer, l.shown
+            "w{},t{},{},{},{}",
+            l.player, l.image, l.answer, l.shown, l.decoy
         )?;
     }
     labels.flush()?;

@@ -9,6 +9,7 @@
 pub mod migrate;
 pub mod mongo;
 pub mod sqlite;
+pub mod truth;
 
 use async_trait::async_trait;
 use emofy_game::{
@@ -136,6 +137,10 @@ pub struct AnswerRecord {
     pub image: ImageId,
     pub emotion: Emotion,
     pub shown: Option<Emotion>,
+    /// The shown suggestion was a deliberate test (a wrong class), not the model's guess.
+    pub decoy: bool,
+    /// The model's real guess for the image, when it has one.
+    pub model_guess: Option<Emotion>,
     pub response_ms: u64,
     pub time_limit_ms: u64,
     pub at: Millis,
@@ -150,6 +155,10 @@ pub struct LabelRecord {
     pub emotion: Emotion,
     /// The suggestion the player was shown, if any.
     pub shown: Option<Emotion>,
+    /// The shown suggestion was a test (a wrong class), not the model's output.
+    pub decoy: bool,
+    /// The round was a gold round (the image has a verified label).
+    pub gold: bool,
     pub response_ms: u64,
     pub points: u32,
     pub at: Millis,
@@ -167,6 +176,7 @@ pub struct LabelCursor {
 pub struct GameRules {
     pub consensus: ConsensusRule,
     pub scoring: ScoringRules,
+    pub spam: emofy_game::SpamRules,
 }
 
 /// A change to a player's score, for leaderboards.
@@ -209,6 +219,12 @@ pub struct AnswerOutcome {
     pub votes: VoteCounts,
     pub status: ImageStatus,
     pub transition: Transition,
+    /// The image's posterior over the seven classes after this answer.
+    pub posterior: [f64; emofy_game::EMOTION_COUNT],
+    /// The verified label, when this was a gold round.
+    pub gold: Option<Emotion>,
+    /// Whether the player's labels count (not flagged or banned).
+    pub counted: bool,
     /// Every score change this answer caused (its own award and any settlement).
     pub changes: Vec<ScoreChange>,
 }
@@ -288,6 +304,8 @@ pub trait ImageStore: Send + Sync {
         after: Option<ImageId>,
         limit: usize,
     ) -> Result<Vec<ImageMeta>, StoreError>;
+    /// Images with a moderator-verified label that are still in play (gold rounds).
+    async fn gold_images(&self) -> Result<Vec<ImageId>, StoreError>;
     /// Sets an image's votes and status as another store had them (imports
     /// of exports, migrations). Not part of the answer path.
     async fn restore_tally(
@@ -486,4 +504,97 @@ pub trait Leaderboard: Send + Sync {
     ) -> Result<Option<crate::protocol::OwnStanding>, StoreError>;
     /// Number of ranked players on a board.
     async fn count(&self, bucket: &emofy_game::Bucket) -> Result<u64, StoreError>;
+}
+
+/// An image waiting for a moderator's look, with what truth inference knows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewCandidate {
+    pub meta: ImageMeta,
+    pub posterior: Option<[f64; emofy_game::EMOTION_COUNT]>,
+    pub model_guess: Option<Emotion>,
+    pub gold: Option<Emotion>,
+}
+
+/// What a moderator does to an image.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ImageAction {
+    /// The crowd's answer (the posterior's top class) is right: it becomes the verified label.
+    Accept,
+    /// The right label is another: it becomes the verified label.
+    Override { label: Emotion },
+    /// Not a usable face (`not_a_face`, `inappropriate`, …): out of play.
+    Flag { reason: String },
+}
+
+/// What a moderator does to a player.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlayerAction {
+    /// Their labels never count.
+    Ban,
+    /// Their labels count even if the automatic spam rules flag them.
+    Clear,
+    /// Back to the automatic rules.
+    Reset,
+}
+
+/// What a moderation of an image did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModeratedImage {
+    pub status: ImageStatus,
+    pub gold: Option<Emotion>,
+    /// Settlement points paid because the image retired now.
+    pub changes: Vec<ScoreChange>,
+}
+
+/// A player with their reliability, for the moderators' table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlayerReliability {
+    pub player: PlayerId,
+    pub name: String,
+    pub reliability: emofy_game::Reliability,
+}
+
+/// One audited moderator action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    pub moderator: PlayerId,
+    pub action: String,
+    pub target: String,
+    pub detail: serde_json::Value,
+    pub at: Millis,
+}
+
+/// Moderation: the review queue's candidates, decisions on images and
+/// players, the reliability table and the audit log. Every decision is
+/// written with its audit entry in one transaction.
+#[async_trait]
+pub trait ReviewStore: Send + Sync {
+    /// Disputed images and open images with labels, most recently changed first, at most `limit`.
+    async fn review_candidates(&self, limit: usize) -> Result<Vec<ReviewCandidate>, StoreError>;
+    async fn moderate_image(
+        &self,
+        image: ImageId,
+        action: ImageAction,
+        moderator: PlayerId,
+        at: Millis,
+        rules: &GameRules,
+    ) -> Result<ModeratedImage, StoreError>;
+    async fn moderate_player(
+        &self,
+        player: PlayerId,
+        action: PlayerAction,
+        moderator: PlayerId,
+        at: Millis,
+    ) -> Result<emofy_game::Reliability, StoreError>;
+    /// Players with a reliability record (only flagged or banned ones with
+    /// `flagged_only`), most recently active first, at most `limit`.
+    async fn reliabilities(
+        &self,
+        flagged_only: bool,
+        limit: usize,
+    ) -> Result<Vec<PlayerReliability>, StoreError>;
+    /// The newest audit entries first, at most `limit`.
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 }

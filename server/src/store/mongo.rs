@@ -27,10 +27,9 @@
 //! concern before `record_answer` returns.
 
 use async_trait::async_trait;
-use emofy_game::scoring::SettlementLabel;
 use emofy_game::{
     AnswerFacts, Emotion, ImageId, ImageStatus, ImageTally, Millis, PlayerId, PlayerTally,
-    PoolEntry, Role, RoundId, Transition, VoteCounts,
+    PoolEntry, Reliability, Role, RoundId, Transition, VoteCounts,
 };
 use emofy_inference::Prediction;
 use futures_util::TryStreamExt;
@@ -44,7 +43,11 @@ use super::{
     AccountRecord, AnswerOutcome, AnswerRecord, Consent, ConsentEvent, FaceRegion, GameRules,
     ImageMeta, ImageSource, ImageStore, LabelCursor, LabelRecord, NewImage, NewUpload, OfferRecord,
     PlayerRecord, PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats, StoreError,
-    UploadCursor, UploadRecord, UploadStore,
+    UploadCursor, UploadRecord, UploadStore, truth,
+};
+use super::{
+    AuditEntry, ImageAction, ModeratedImage, PlayerAction, PlayerReliability, ReviewCandidate,
+    ReviewStore,
 };
 
 /// The MongoDB store. Cheap to clone.
@@ -107,7 +110,7 @@ fn transient(e: &StoreError) -> bool {
 }
 
 /// How long a player waits for MongoDB to confirm an answer before `try_again`.
-const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn unconfirmed() -> StoreError {
     StoreError::Unavailable(format!(
@@ -518,6 +521,8 @@ fn pool_entry(d: &Document) -> Result<PoolEntry, StoreError> {
         uploader: opt_str(d, "uploader").map(|u| parse_id(&u)).transpose()?,
         votes: votes_of(d)?,
         status: status_of(d)?,
+        leading: truth::leading(truth::posterior_from(opt_str(d, "posterior").as_deref())),
+        model_guess: emotion(opt_str(d, "model_guess"))?,
     })
 }
 
@@ -625,7 +630,9 @@ impl ImageStore for MongoStore {
                 "updated_ms": {"$gte": i64_of(since.0)},
                 "$or": [{"playable": true}, {"status": "removed"}],
             })
-            .projection(doc! {"uploader": 1, "votes": 1, "status": 1, "consensus": 1}))
+            .projection(doc! {
+                "uploader": 1, "votes": 1, "status": 1, "consensus": 1, "posterior": 1, "model_guess": 1,
+            }))
         .await?;
         docs.iter().map(pool_entry).collect()
     }
@@ -725,6 +732,16 @@ impl ImageStore for MongoStore {
             }
         }
         Ok(out)
+    }
+
+    async fn gold_images(&self) -> Result<Vec<ImageId>, StoreError> {
+        let docs = all(self.coll("images").find(doc! {
+            "gold": {"$ne": Bson::Null}, "status": {"$ne": "removed"}, "playable": {"$ne": false},
+        }))
+        .await?;
+        docs.iter()
+            .map(|d| get_str(d, "_id").and_then(parse_id))
+            .collect()
     }
 
     async fn restore_tally(
@@ -1048,13 +1065,11 @@ async fn answer_tx(
         .await
         .map_err(err)?
         .ok_or_else(|| StoreError::NotFound(format!("image {}", a.image)))?;
-    let mut tally = ImageTally {
-        votes: votes_of(&image)?,
-        status: status_of(&image)?,
-    };
-    if tally.status == ImageStatus::Removed {
+    let status = status_of(&image)?;
+    if status == ImageStatus::Removed {
         return Err(StoreError::RoundClosed(a.round));
     }
+    let model_guess = emotion(opt_str(&image, "model_guess"))?.or(a.model_guess);
     let player = store
         .coll("players")
         .find_one(doc! {"_id": &player_id})
@@ -1063,16 +1078,47 @@ async fn answer_tx(
         .map_err(err)?
         .ok_or_else(|| StoreError::NotFound(format!("player {}", a.player)))?;
     let player = player_record(&player)?;
+    let earlier = load_earlier(store, s, &image_hex).await?;
+    let me = earlier
+        .iter()
+        .find(|l| l.player == a.player)
+        .map(|l| l.reliability.clone());
+    let me = match me {
+        Some(r) => Some(r),
+        None => load_reliability(store, s, &player_id).await?,
+    };
+    // The model's matrix is read only when the model has a guess for the image.
+    let model_r = match model_guess {
+        Some(_) => load_reliability(store, s, truth::MODEL_KEY).await?,
+        None => None,
+    };
+    let step = truth::answer_step(
+        truth::TruthInputs {
+            status,
+            votes: votes_of(&image)?,
+            gold: emotion(opt_str(&image, "gold"))?,
+            model_guess,
+            model: model_r.as_ref().map(|r| r.matrix.clone()),
+            earlier,
+            me,
+        },
+        a,
+        rules,
+    );
     let award = rules.scoring.score_answer(&AnswerFacts {
         answer: a.emotion,
-        prior: tally.votes,
+        prior: step.award_prior,
         response_ms: a.response_ms,
         time_limit_ms: a.time_limit_ms,
         streak: player.tally.streak,
     });
     let mut ptally = player.tally;
     ptally.apply_award(&award);
-    let transition = tally.record_vote(a.emotion, &rules.consensus);
+    let tally = ImageTally {
+        votes: step.votes,
+        status: step.judgement.status,
+    };
+    let transition = step.judgement.transition;
     let at = i64_of(a.at.0);
     store
         .coll("labels")
@@ -1080,6 +1126,7 @@ async fn answer_tx(
             "_id": &round_id, "image_id": &image_hex, "player_id": &player_id,
             "emotion": a.emotion.as_str(), "shown": a.shown.map(|e| e.as_str()),
             "response_ms": i64_of(a.response_ms), "created_ms": at, "points": i64::from(award.points),
+            "decoy": a.decoy, "gold": step.gold.is_some(),
         })
         .session(&mut *s)
         .await
@@ -1092,11 +1139,19 @@ async fn answer_tx(
             doc! {"$set": {
                 "votes": votes_bson(&tally.votes), "status": tally.status.name(),
                 "consensus": consensus_bson(&tally.status), "updated_ms": updated,
+                "posterior": truth::posterior_json(&step.judgement.posterior),
+                "model_guess": model_guess.map(|e| e.as_str()),
             }},
         )
         .session(&mut *s)
         .await
         .map_err(err)?;
+    save_reliability(store, s, &player_id, &step.me, at).await?;
+    if let Some(m) = &step.model {
+        let mut r = model_r.unwrap_or_default();
+        r.matrix = m.clone();
+        save_reliability(store, s, truth::MODEL_KEY, &r, at).await?;
+    }
     let mut set = doc! {
         "score": i64_of(ptally.score), "streak": i64::from(ptally.streak),
         "best_streak": i64::from(ptally.best_streak), "answers": i64::from(ptally.answers),
@@ -1132,23 +1187,8 @@ async fn answer_tx(
         });
     }
     if let Transition::Retired { label } = transition {
-        let mut cursor = store
-            .coll("labels")
-            .find(doc! {"image_id": &image_hex})
-            .session(&mut *s)
-            .await
-            .map_err(err)?;
-        let mut labels = Vec::new();
-        while let Some(d) = cursor.next(&mut *s).await {
-            let d = d.map_err(err)?;
-            labels.push(SettlementLabel {
-                player: parse_id(get_str(&d, "player_id")?)?,
-                answer: emotion(opt_str(&d, "emotion"))?.ok_or_else(|| corrupt("label"))?,
-                shown: emotion(opt_str(&d, "shown"))?,
-            });
-        }
-        drop(cursor);
-        for (p, pts) in rules.scoring.settle(label, &labels) {
+        let labels = &step.settlement;
+        for (p, pts) in rules.scoring.settle(label, labels) {
             let updated = store
                 .coll("players")
                 .find_one_and_update(
@@ -1192,6 +1232,9 @@ async fn answer_tx(
         votes: tally.votes,
         status: tally.status,
         transition,
+        posterior: step.judgement.posterior,
+        gold: step.gold,
+        counted: step.me.counts(),
         changes,
     })
 }
@@ -1256,10 +1299,443 @@ fn label_of(d: &Document) -> Result<LabelRecord, StoreError> {
         player: parse_id(get_str(d, "player_id")?)?,
         emotion: emotion(opt_str(d, "emotion"))?.ok_or_else(|| corrupt("label emotion"))?,
         shown: emotion(opt_str(d, "shown"))?,
+        decoy: get_bool(d, "decoy"),
+        gold: get_bool(d, "gold"),
         response_ms: get_u64(d, "response_ms")?,
         points: get_u32(d, "points")?,
         at: Millis(get_u64(d, "created_ms")?),
     })
+}
+
+/// Every label on an image with its player's current reliability.
+async fn load_earlier(
+    store: &MongoStore,
+    s: &mut ClientSession,
+    image_hex: &str,
+) -> Result<Vec<truth::EarlierLabel>, StoreError> {
+    let mut earlier_docs = Vec::new();
+    {
+        let mut cursor = store
+            .coll("labels")
+            .find(doc! {"image_id": image_hex})
+            .session(&mut *s)
+            .await
+            .map_err(err)?;
+        while let Some(d) = cursor.next(&mut *s).await {
+            earlier_docs.push(d.map_err(err)?);
+        }
+    }
+    let ids: Vec<String> = earlier_docs
+        .iter()
+        .filter_map(|d| opt_str(d, "player_id"))
+        .collect();
+    let mut reliabilities = std::collections::HashMap::new();
+    {
+        let mut cursor = store
+            .coll("reliability")
+            .find(doc! {"_id": {"$in": ids}})
+            .session(&mut *s)
+            .await
+            .map_err(err)?;
+        while let Some(d) = cursor.next(&mut *s).await {
+            let d = d.map_err(err)?;
+            reliabilities.insert(get_str(&d, "_id")?.to_owned(), reliability_of(&d)?);
+        }
+    }
+    let mut earlier = Vec::new();
+    for d in &earlier_docs {
+        let p = get_str(d, "player_id")?;
+        earlier.push(truth::EarlierLabel {
+            player: parse_id(p)?,
+            answer: emotion(opt_str(d, "emotion"))?.ok_or_else(|| corrupt("label"))?,
+            shown: emotion(opt_str(d, "shown"))?,
+            decoy: get_bool(d, "decoy"),
+            reliability: reliabilities.get(p).cloned().unwrap_or_default(),
+        });
+    }
+    Ok(earlier)
+}
+
+async fn audit(
+    store: &MongoStore,
+    s: &mut ClientSession,
+    moderator: PlayerId,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+    at: Millis,
+) -> Result<(), StoreError> {
+    store
+        .coll("moderation_log")
+        .insert_one(doc! {
+            "_id": uuid::Uuid::new_v4().to_string(),
+            "moderator": moderator.to_string(), "action": action, "target": target,
+            "detail": detail.to_string(), "at_ms": i64_of(at.0),
+        })
+        .session(&mut *s)
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
+async fn moderate_image_tx(
+    store: &MongoStore,
+    s: &mut ClientSession,
+    image: ImageId,
+    action: &ImageAction,
+    moderator: PlayerId,
+    at: Millis,
+    rules: &GameRules,
+) -> Result<ModeratedImage, StoreError> {
+    let hex = image.to_hex();
+    let d = store
+        .coll("images")
+        .find_one(doc! {"_id": &hex})
+        .session(&mut *s)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| StoreError::NotFound(format!("image {image}")))?;
+    let before = status_of(&d)?;
+    if before == ImageStatus::Removed {
+        return Err(StoreError::Conflict("the image is out of play".into()));
+    }
+    let previous_gold = emotion(opt_str(&d, "gold"))?;
+    let posterior = truth::posterior_from(opt_str(&d, "posterior").as_deref());
+    let (after, new_gold, mut detail) = match action {
+        ImageAction::Accept => {
+            let Some(p) = posterior else {
+                return Err(StoreError::Conflict(
+                    "nobody has labelled the image yet".into(),
+                ));
+            };
+            let (label, _) = emofy_game::truth::map(&p);
+            (
+                ImageStatus::Retired { label },
+                Some(label),
+                serde_json::json!({"label": label, "before": before.name()}),
+            )
+        }
+        ImageAction::Override { label } => (
+            ImageStatus::Retired { label: *label },
+            Some(*label),
+            serde_json::json!({"label": label, "before": before.name(), "crowd": posterior.map(|p| emofy_game::truth::map(&p).0)}),
+        ),
+        ImageAction::Flag { reason } => (
+            ImageStatus::Removed,
+            None,
+            serde_json::json!({"reason": reason, "before": before.name()}),
+        ),
+    };
+    if let Some(g) = previous_gold {
+        detail["previous_gold"] = serde_json::json!(g);
+    }
+    store
+        .coll("images")
+        .update_one(
+            doc! {"_id": &hex},
+            doc! {"$set": {
+                "status": after.name(), "consensus": consensus_bson(&after),
+                "gold": new_gold.map(|e| e.as_str()),
+                "updated_ms": i64_of(crate::clock::now().0.max(at.0)),
+            }},
+        )
+        .session(&mut *s)
+        .await
+        .map_err(err)?;
+    let name = match action {
+        ImageAction::Accept => "accept",
+        ImageAction::Override { .. } => "override",
+        ImageAction::Flag { .. } => "flag_image",
+    };
+    audit(store, s, moderator, name, &hex, detail, at).await?;
+    let mut changes = Vec::new();
+    if let (ImageStatus::Retired { label }, false) =
+        (after, matches!(before, ImageStatus::Retired { .. }))
+    {
+        let labels = truth::settlement_of(&load_earlier(store, s, &hex).await?);
+        for (p, pts) in rules.scoring.settle(label, &labels) {
+            let key = format!("settle:{image}:{p}");
+            let exists = store
+                .coll("score_events")
+                .find_one(doc! {"_id": &key})
+                .session(&mut *s)
+                .await
+                .map_err(err)?;
+            if exists.is_some() {
+                continue;
+            }
+            let updated = store
+                .coll("players")
+                .find_one_and_update(
+                    doc! {"_id": p.to_string()},
+                    doc! {"$inc": {"score": i64::from(pts)}, "$set": {"score_at_ms": i64_of(at.0)}},
+                )
+                .return_document(mongodb::options::ReturnDocument::After)
+                .session(&mut *s)
+                .await
+                .map_err(err)?
+                .ok_or_else(|| corrupt("settled player missing"))?;
+            let change = ScoreChange {
+                player: p,
+                name: get_str(&updated, "name")?.to_owned(),
+                delta: pts,
+                total: get_u64(&updated, "score")?,
+                key,
+                at,
+                reason: ScoreReason::Consensus,
+            };
+            store
+                .coll("score_events")
+                .insert_one(doc! {
+                    "_id": &change.key, "player_id": p.to_string(), "name": &change.name,
+                    "delta": i64::from(pts), "total": i64_of(change.total),
+                    "reason": "consensus", "at_ms": i64_of(at.0),
+                })
+                .session(&mut *s)
+                .await
+                .map_err(err)?;
+            changes.push(change);
+        }
+    }
+    Ok(ModeratedImage {
+        status: after,
+        gold: new_gold,
+        changes,
+    })
+}
+
+async fn moderate_player_tx(
+    store: &MongoStore,
+    s: &mut ClientSession,
+    player: PlayerId,
+    action: PlayerAction,
+    moderator: PlayerId,
+    at: Millis,
+) -> Result<Reliability, StoreError> {
+    let id = player.to_string();
+    if store
+        .coll("players")
+        .find_one(doc! {"_id": &id})
+        .session(&mut *s)
+        .await
+        .map_err(err)?
+        .is_none()
+    {
+        return Err(StoreError::NotFound(format!("player {player}")));
+    }
+    let mut r = load_reliability(store, s, &id).await?.unwrap_or_default();
+    let before = super::sqlite::moderation_name(r.moderation);
+    r.moderation = match action {
+        PlayerAction::Ban => emofy_game::Moderation::Banned,
+        PlayerAction::Clear => emofy_game::Moderation::Cleared,
+        PlayerAction::Reset => emofy_game::Moderation::None,
+    };
+    save_reliability(store, s, &id, &r, i64_of(at.0)).await?;
+    let name = match action {
+        PlayerAction::Ban => "ban",
+        PlayerAction::Clear => "clear",
+        PlayerAction::Reset => "reset",
+    };
+    audit(
+        store,
+        s,
+        moderator,
+        name,
+        &id,
+        serde_json::json!({"before": before, "flag": r.flag.map(|f| f.as_str())}),
+        at,
+    )
+    .await?;
+    Ok(r)
+}
+
+#[async_trait]
+impl ReviewStore for MongoStore {
+    async fn review_candidates(&self, limit: usize) -> Result<Vec<ReviewCandidate>, StoreError> {
+        let docs = all(self
+            .coll("images")
+            .find(doc! {"$or": [
+                {"status": "disputed"},
+                {"status": "open", "votes": {"$ne": votes_bson(&VoteCounts::default())}},
+            ]})
+            .sort(doc! {"updated_ms": -1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
+        .await?;
+        let mut out = Vec::with_capacity(docs.len());
+        for d in docs {
+            let id: ImageId = parse_id(get_str(&d, "_id")?)?;
+            if let Some(meta) = self.image_meta(id).await? {
+                out.push(ReviewCandidate {
+                    meta,
+                    posterior: truth::posterior_from(opt_str(&d, "posterior").as_deref()),
+                    model_guess: emotion(opt_str(&d, "model_guess"))?,
+                    gold: emotion(opt_str(&d, "gold"))?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn moderate_image(
+        &self,
+        image: ImageId,
+        action: ImageAction,
+        moderator: PlayerId,
+        at: Millis,
+        rules: &GameRules,
+    ) -> Result<ModeratedImage, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut s = self.session().await?;
+            s.start_transaction().await.map_err(err)?;
+            let result =
+                match moderate_image_tx(self, &mut s, image, &action, moderator, at, rules).await {
+                    Ok(v) => s.commit_transaction().await.map_err(err).map(|()| v),
+                    Err(e) => {
+                        let _ = s.abort_transaction().await;
+                        Err(e)
+                    }
+                };
+            match result {
+                Err(e) if transient(&e) && attempt < TRANSACTION_ATTEMPTS => {}
+                other => return other,
+            }
+        }
+    }
+
+    async fn moderate_player(
+        &self,
+        player: PlayerId,
+        action: PlayerAction,
+        moderator: PlayerId,
+        at: Millis,
+    ) -> Result<Reliability, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut s = self.session().await?;
+            s.start_transaction().await.map_err(err)?;
+            let result = match moderate_player_tx(self, &mut s, player, action, moderator, at).await
+            {
+                Ok(v) => s.commit_transaction().await.map_err(err).map(|()| v),
+                Err(e) => {
+                    let _ = s.abort_transaction().await;
+                    Err(e)
+                }
+            };
+            match result {
+                Err(e) if transient(&e) && attempt < TRANSACTION_ATTEMPTS => {}
+                other => return other,
+            }
+        }
+    }
+
+    async fn reliabilities(
+        &self,
+        flagged_only: bool,
+        limit: usize,
+    ) -> Result<Vec<PlayerReliability>, StoreError> {
+        let filter = if flagged_only {
+            doc! {"$or": [
+                {"flag": {"$ne": Bson::Null}, "moderation": {"$ne": "cleared"}},
+                {"moderation": "banned"},
+            ]}
+        } else {
+            doc! {"_id": {"$ne": truth::MODEL_KEY}}
+        };
+        let docs = all(self
+            .coll("reliability")
+            .find(filter)
+            .sort(doc! {"updated_ms": -1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
+        .await?;
+        let mut out = Vec::new();
+        for d in docs {
+            let id = get_str(&d, "_id")?;
+            if id == truth::MODEL_KEY {
+                continue;
+            }
+            let player: PlayerId = parse_id(id)?;
+            let name = match self.player(player).await? {
+                Some(p) => p.name,
+                None => continue,
+            };
+            out.push(PlayerReliability {
+                player,
+                name,
+                reliability: reliability_of(&d)?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let docs = all(self
+            .coll("moderation_log")
+            .find(doc! {})
+            .sort(doc! {"at_ms": -1, "_id": -1})
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX)))
+        .await?;
+        let mut out = Vec::new();
+        for d in docs {
+            out.push(AuditEntry {
+                moderator: parse_id(get_str(&d, "moderator")?)?,
+                action: get_str(&d, "action")?.to_owned(),
+                target: get_str(&d, "target")?.to_owned(),
+                detail: serde_json::from_str(get_str(&d, "detail")?)
+                    .map_err(|e| corrupt(format!("audit detail: {e}")))?,
+                at: Millis(get_u64(&d, "at_ms")?),
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn reliability_of(d: &Document) -> Result<Reliability, StoreError> {
+    serde_json::from_str(get_str(d, "data")?).map_err(|e| corrupt(format!("reliability: {e}")))
+}
+
+pub(crate) fn reliability_doc(id: &str, r: &Reliability, at: i64) -> Result<Document, StoreError> {
+    Ok(doc! {
+        "_id": id,
+        "data": serde_json::to_string(r).map_err(|e| corrupt(e.to_string()))?,
+        "flag": r.flag.map(|f| f.as_str()),
+        "moderation": super::sqlite::moderation_name(r.moderation),
+        "updated_ms": at,
+    })
+}
+
+async fn load_reliability(
+    store: &MongoStore,
+    s: &mut ClientSession,
+    id: &str,
+) -> Result<Option<Reliability>, StoreError> {
+    store
+        .coll("reliability")
+        .find_one(doc! {"_id": id})
+        .session(&mut *s)
+        .await
+        .map_err(err)?
+        .map(|d| reliability_of(&d))
+        .transpose()
+}
+
+async fn save_reliability(
+    store: &MongoStore,
+    s: &mut ClientSession,
+    id: &str,
+    r: &Reliability,
+    at: i64,
+) -> Result<(), StoreError> {
+    store
+        .coll("reliability")
+        .replace_one(doc! {"_id": id}, reliability_doc(id, r, at)?)
+        .upsert(true)
+        .session(&mut *s)
+        .await
+        .map_err(err)?;
+    Ok(())
 }
 
 fn consent_event(image: &str, player: &str, event: &str, c: &Consent, at: i64) -> Document {

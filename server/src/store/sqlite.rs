@@ -16,10 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use emofy_game::scoring::SettlementLabel;
 use emofy_game::{
     AnswerFacts, Emotion, ImageId, ImageStatus, ImageTally, Millis, PlayerId, PlayerTally,
-    PoolEntry, Role, RoundId, Transition, VoteCounts,
+    PoolEntry, Reliability, Role, RoundId, Transition, VoteCounts,
 };
 use emofy_inference::Prediction;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -30,10 +29,14 @@ use super::{
     AccountRecord, AnswerOutcome, AnswerRecord, Consent, ConsentEvent, FaceRegion, GameRules,
     ImageMeta, ImageSource, ImageStore, LabelCursor, LabelRecord, NewImage, NewUpload, OfferRecord,
     PlayerRecord, PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats, StoreError,
-    UploadCursor, UploadRecord, UploadStore,
+    UploadCursor, UploadRecord, UploadStore, truth,
+};
+use super::{
+    AuditEntry, ImageAction, ModeratedImage, PlayerAction, PlayerReliability, ReviewCandidate,
+    ReviewStore,
 };
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS players (
@@ -71,7 +74,10 @@ CREATE TABLE IF NOT EXISTS images (
     votes TEXT NOT NULL DEFAULT '[0,0,0,0,0,0,0]',
     status TEXT NOT NULL DEFAULT 'open',
     consensus TEXT,
-    playable INTEGER NOT NULL DEFAULT 1
+    playable INTEGER NOT NULL DEFAULT 1,
+    posterior TEXT,
+    gold TEXT,
+    model_guess TEXT
 );
 CREATE INDEX IF NOT EXISTS images_updated ON images (updated_ms);
 CREATE INDEX IF NOT EXISTS images_status ON images (status);
@@ -97,6 +103,8 @@ CREATE TABLE IF NOT EXISTS labels (
     response_ms INTEGER NOT NULL,
     created_ms INTEGER NOT NULL,
     points INTEGER NOT NULL,
+    decoy INTEGER NOT NULL DEFAULT 0,
+    gold INTEGER NOT NULL DEFAULT 0,
     UNIQUE (image_id, player_id)
 );
 CREATE INDEX IF NOT EXISTS labels_player ON labels (player_id, created_ms);
@@ -144,6 +152,22 @@ CREATE TABLE IF NOT EXISTS consent_log (
 );
 CREATE INDEX IF NOT EXISTS consent_log_image ON consent_log (image_id, id);
 CREATE INDEX IF NOT EXISTS uploads_player ON uploads (player_id, created_ms DESC, image_id DESC);
+CREATE TABLE IF NOT EXISTS reliability (
+    player_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    flag TEXT,
+    moderation TEXT NOT NULL DEFAULT 'none',
+    updated_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reliability_flag ON reliability (flag);
+CREATE TABLE IF NOT EXISTS moderation_log (
+    id INTEGER PRIMARY KEY,
+    moderator TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+);
 "#;
 
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
@@ -308,6 +332,17 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         // v3: images that must not be offered in rounds (uploads without consent to show them).
         conn.execute_batch("ALTER TABLE images ADD COLUMN playable INTEGER NOT NULL DEFAULT 1;")
             .map_err(db_err)?;
+    }
+    if version > 0 && version < 6 {
+        // v6: truth inference (posteriors, gold labels, the model's guess, decoy rounds).
+        conn.execute_batch(
+            "ALTER TABLE images ADD COLUMN posterior TEXT;
+             ALTER TABLE images ADD COLUMN gold TEXT;
+             ALTER TABLE images ADD COLUMN model_guess TEXT;
+             ALTER TABLE labels ADD COLUMN decoy INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE labels ADD COLUMN gold INTEGER NOT NULL DEFAULT 0;",
+        )
+        .map_err(db_err)?;
     }
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
         .map_err(db_err)?;
@@ -703,7 +738,7 @@ impl ImageStore for SqliteStore {
     async fn pool_entries(&self, since: Millis) -> Result<Vec<PoolEntry>, StoreError> {
         self.read(move |c| {
             let mut st = c
-                .prepare("SELECT id, uploader, votes, status, consensus FROM images WHERE updated_ms >= ?1 AND (playable = 1 OR status = 'removed')")
+                .prepare("SELECT id, uploader, votes, status, consensus, posterior, model_guess FROM images WHERE updated_ms >= ?1 AND (playable = 1 OR status = 'removed')")
                 .map_err(db_err)?;
             let rows = st
                 .query_map(params![i64_of(since.0)], |r| {
@@ -713,17 +748,21 @@ impl ImageStore for SqliteStore {
                         r.get::<_, String>(2)?,
                         r.get::<_, String>(3)?,
                         r.get::<_, Option<String>>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                        r.get::<_, Option<String>>(6)?,
                     ))
                 })
                 .map_err(db_err)?;
             let mut out = Vec::new();
             for row in rows {
-                let (id, uploader, votes, status, consensus) = row.map_err(db_err)?;
+                let (id, uploader, votes, status, consensus, posterior, guess) = row.map_err(db_err)?;
                 out.push(PoolEntry {
                     image: parse_id(&id)?,
                     uploader: uploader.map(|u| parse_id(&u)).transpose()?,
                     votes: votes_from_json(&votes)?,
                     status: status_from(&status, parse_emotion(consensus)?)?,
+                    leading: truth::leading(truth::posterior_from(posterior.as_deref())),
+                    model_guess: parse_emotion(guess)?,
                 });
             }
             Ok(out)
@@ -861,6 +900,23 @@ impl ImageStore for SqliteStore {
         Ok(out)
     }
 
+    async fn gold_images(&self) -> Result<Vec<ImageId>, StoreError> {
+        self.read(|c| {
+            let mut st = c
+                .prepare_cached("SELECT id FROM images WHERE gold IS NOT NULL AND status != 'removed' AND playable = 1")
+                .map_err(db_err)?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(parse_id(&row.map_err(db_err)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn restore_tally(
         &self,
         id: ImageId,
@@ -995,7 +1051,7 @@ impl RoundStore for SqliteStore {
         self.read(move |c| {
             let mut st = c
                 .prepare_cached(
-                    "SELECT round_id, image_id, player_id, emotion, shown, response_ms, points, created_ms FROM labels \
+                    "SELECT round_id, image_id, player_id, emotion, shown, response_ms, points, created_ms, decoy, gold FROM labels \
                      WHERE player_id = ?1 AND (?2 IS NULL OR created_ms < ?2 OR (created_ms = ?2 AND round_id < ?3)) \
                      ORDER BY created_ms DESC, round_id DESC LIMIT ?4",
                 )
@@ -1024,7 +1080,7 @@ impl RoundStore for SqliteStore {
         self.read(move |c| {
             let mut st = c
                 .prepare_cached(
-                    "SELECT round_id, image_id, player_id, emotion, shown, response_ms, points, created_ms FROM labels \
+                    "SELECT round_id, image_id, player_id, emotion, shown, response_ms, points, created_ms, decoy, gold FROM labels \
                      WHERE image_id = ?1 ORDER BY created_ms, round_id LIMIT ?2",
                 )
                 .map_err(db_err)?;
@@ -1121,39 +1177,65 @@ fn answer_tx(
     if r_state != "offered" {
         return Err(StoreError::RoundClosed(a.round));
     }
-    let (votes, status, consensus): (String, String, Option<String>) = c
+    let (votes, status, consensus, gold, stored_guess): (
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = c
         .query_row(
-            "SELECT votes, status, consensus FROM images WHERE id = ?1",
+            "SELECT votes, status, consensus, gold, model_guess FROM images WHERE id = ?1",
             params![image_hex],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()
         .map_err(db_err)?
         .ok_or_else(|| StoreError::NotFound(format!("image {}", a.image)))?;
-    let mut image = ImageTally {
-        votes: votes_from_json(&votes)?,
-        status: status_from(&status, parse_emotion(consensus)?)?,
-    };
-    if image.status == ImageStatus::Removed {
+    let status = status_from(&status, parse_emotion(consensus)?)?;
+    if status == ImageStatus::Removed {
         // Withdrawn (e.g. its contributor deleted it) while the round was open.
         return Err(StoreError::RoundClosed(a.round));
     }
+    let stored_guess = parse_emotion(stored_guess)?;
+    let model_guess = stored_guess.or(a.model_guess);
     let player = load_player(c, a.player)?
         .ok_or_else(|| StoreError::NotFound(format!("player {}", a.player)))?;
+    let earlier = load_earlier(c, &image_hex)?;
+    let me = load_reliability(c, &player_id)?;
+    let model = load_reliability(c, truth::MODEL_KEY)?.map(|r| r.matrix);
+    let step = truth::answer_step(
+        truth::TruthInputs {
+            status,
+            votes: votes_from_json(&votes)?,
+            gold: parse_emotion(gold)?,
+            model_guess,
+            model,
+            earlier,
+            me,
+        },
+        a,
+        rules,
+    );
     let award = rules.scoring.score_answer(&AnswerFacts {
         answer: a.emotion,
-        prior: image.votes,
+        prior: step.award_prior,
         response_ms: a.response_ms,
         time_limit_ms: a.time_limit_ms,
         streak: player.tally.streak,
     });
     let mut tally = player.tally;
     tally.apply_award(&award);
-    let transition = image.record_vote(a.emotion, &rules.consensus);
+    let image = ImageTally {
+        votes: step.votes,
+        status: step.judgement.status,
+    };
+    let transition = step.judgement.transition;
     let at = i64_of(a.at.0);
+    let is_gold = step.gold.is_some();
     exec(
-                c,
-        "INSERT INTO labels (round_id, image_id, player_id, emotion, shown, response_ms, created_ms, points) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        c,
+        "INSERT INTO labels (round_id, image_id, player_id, emotion, shown, response_ms, created_ms, points, decoy, gold) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             round_id,
             image_hex,
@@ -1162,24 +1244,34 @@ fn answer_tx(
             a.shown.map(|e| e.as_str()),
             i64_of(a.response_ms),
             at,
-            award.points
+            award.points,
+            a.decoy,
+            is_gold
         ],
     )
     .map_err(db_err)?;
     exec(
         c,
-        "UPDATE images SET votes = ?2, status = ?3, consensus = ?4, updated_ms = ?5 WHERE id = ?1",
+        "UPDATE images SET votes = ?2, status = ?3, consensus = ?4, updated_ms = ?5, posterior = ?6, model_guess = ?7 WHERE id = ?1",
         params![
             image_hex,
             votes_to_json(&image.votes),
             image.status.name(),
             consensus_of(&image.status),
-            i64_of(now_ms().0.max(a.at.0))
+            i64_of(now_ms().0.max(a.at.0)),
+            truth::posterior_json(&step.judgement.posterior),
+            model_guess.map(|e| e.as_str())
         ],
     )
     .map_err(db_err)?;
+    save_reliability(c, &player_id, &step.me, at)?;
+    if let Some(m) = &step.model {
+        let mut r = load_reliability(c, truth::MODEL_KEY)?.unwrap_or_default();
+        r.matrix = m.clone();
+        save_reliability(c, truth::MODEL_KEY, &r, at)?;
+    }
     exec(
-                c,
+        c,
         "UPDATE players SET score = ?2, streak = ?3, best_streak = ?4, answers = ?5, score_at_ms = CASE WHEN ?6 > 0 THEN ?7 ELSE score_at_ms END WHERE id = ?1",
         params![
             player_id,
@@ -1211,29 +1303,8 @@ fn answer_tx(
         });
     }
     if let Transition::Retired { label } = transition {
-        let mut st = c
-            .prepare_cached("SELECT player_id, emotion, shown FROM labels WHERE image_id = ?1")
-            .map_err(db_err)?;
-        let rows = st
-            .query_map(params![image_hex], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                ))
-            })
-            .map_err(db_err)?;
-        let mut labels = Vec::new();
-        for row in rows {
-            let (p, e, s) = row.map_err(db_err)?;
-            labels.push(SettlementLabel {
-                player: parse_id(&p)?,
-                answer: parse_emotion(Some(e))?
-                    .ok_or_else(|| StoreError::Corrupt("label".into()))?,
-                shown: parse_emotion(s)?,
-            });
-        }
-        for (p, pts) in rules.scoring.settle(label, &labels) {
+        let labels = &step.settlement;
+        for (p, pts) in rules.scoring.settle(label, labels) {
             exec(
                 c,
                 "UPDATE players SET score = score + ?2, score_at_ms = ?3 WHERE id = ?1",
@@ -1283,8 +1354,92 @@ fn answer_tx(
         votes: image.votes,
         status: image.status,
         transition,
+        posterior: step.judgement.posterior,
+        gold: step.gold,
+        counted: step.me.counts(),
         changes,
     })
+}
+
+/// Every label on an image with its player's current reliability.
+fn load_earlier(c: &Connection, image_hex: &str) -> Result<Vec<truth::EarlierLabel>, StoreError> {
+    let mut earlier = Vec::new();
+    {
+        let mut st = c
+            .prepare_cached(
+                "SELECT l.player_id, l.emotion, l.shown, l.decoy, r.data FROM labels l \
+                 LEFT JOIN reliability r ON r.player_id = l.player_id WHERE l.image_id = ?1",
+            )
+            .map_err(db_err)?;
+        let rows = st
+            .query_map(params![image_hex], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ))
+            })
+            .map_err(db_err)?;
+        for row in rows {
+            let (p, e, sh, decoy, data) = row.map_err(db_err)?;
+            earlier.push(truth::EarlierLabel {
+                player: parse_id(&p)?,
+                answer: parse_emotion(Some(e))?
+                    .ok_or_else(|| StoreError::Corrupt("label".into()))?,
+                shown: parse_emotion(sh)?,
+                decoy,
+                reliability: reliability_from(data.as_deref())?.unwrap_or_default(),
+            });
+        }
+    }
+    Ok(earlier)
+}
+
+fn reliability_from(data: Option<&str>) -> Result<Option<Reliability>, StoreError> {
+    data.map(|d| {
+        serde_json::from_str(d).map_err(|e| StoreError::Corrupt(format!("reliability: {e}")))
+    })
+    .transpose()
+}
+
+fn load_reliability(c: &Connection, id: &str) -> Result<Option<Reliability>, StoreError> {
+    let data: Option<String> = c
+        .query_row(
+            "SELECT data FROM reliability WHERE player_id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_err)?;
+    reliability_from(data.as_deref())
+}
+
+fn save_reliability(c: &Connection, id: &str, r: &Reliability, at: i64) -> Result<(), StoreError> {
+    let data = serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    exec(
+        c,
+        "INSERT INTO reliability (player_id, data, flag, moderation, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (player_id) DO UPDATE SET data = excluded.data, flag = excluded.flag, moderation = excluded.moderation, updated_ms = excluded.updated_ms",
+        params![
+            id,
+            data,
+            r.flag.map(|f| f.as_str()),
+            moderation_name(r.moderation),
+            at
+        ],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn moderation_name(m: emofy_game::Moderation) -> &'static str {
+    match m {
+        emofy_game::Moderation::None => "none",
+        emofy_game::Moderation::Banned => "banned",
+        emofy_game::Moderation::Cleared => "cleared",
+    }
 }
 
 const UPLOAD_COLUMNS: &str = "u.image_id, u.player_id, u.created_ms, u.face, u.show_to_players, \
@@ -1385,6 +1540,8 @@ type LabelRow = (
     i64,
     i64,
     i64,
+    bool,
+    bool,
 );
 
 fn label_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LabelRow> {
@@ -1397,11 +1554,13 @@ fn label_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LabelRow> {
         r.get(5)?,
         r.get(6)?,
         r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
     ))
 }
 
 fn label_record(row: LabelRow) -> Result<LabelRecord, StoreError> {
-    let (round, image, player, emotion, shown, response_ms, points, at) = row;
+    let (round, image, player, emotion, shown, response_ms, points, at, decoy, gold) = row;
     Ok(LabelRecord {
         round: parse_id(&round)?,
         image: parse_id(&image)?,
@@ -1409,6 +1568,8 @@ fn label_record(row: LabelRow) -> Result<LabelRecord, StoreError> {
         emotion: parse_emotion(Some(emotion))?
             .ok_or_else(|| StoreError::Corrupt("label".into()))?,
         shown: parse_emotion(shown)?,
+        decoy,
+        gold,
         response_ms: u64_of(response_ms),
         points: u32_of(points),
         at: Millis(u64_of(at)),
@@ -1678,6 +1839,309 @@ impl UploadStore for SqliteStore {
             )
             .map_err(db_err)?;
             Ok(true)
+        })
+        .await
+    }
+}
+
+fn audit(
+    c: &Connection,
+    moderator: PlayerId,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+    at: Millis,
+) -> Result<(), StoreError> {
+    exec(
+        c,
+        "INSERT INTO moderation_log (moderator, action, target, detail, at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![moderator.to_string(), action, target, detail.to_string(), i64_of(at.0)],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+fn moderate_image_tx(
+    c: &Connection,
+    image: ImageId,
+    action: &ImageAction,
+    moderator: PlayerId,
+    at: Millis,
+    rules: &GameRules,
+) -> Result<ModeratedImage, StoreError> {
+    let hex = image.to_hex();
+    let (status, consensus, posterior, gold): (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = c
+        .query_row(
+            "SELECT status, consensus, posterior, gold FROM images WHERE id = ?1",
+            params![hex],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()
+        .map_err(db_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("image {image}")))?;
+    let before = status_from(&status, parse_emotion(consensus)?)?;
+    if before == ImageStatus::Removed {
+        return Err(StoreError::Conflict("the image is out of play".into()));
+    }
+    let previous_gold = parse_emotion(gold)?;
+    let posterior = truth::posterior_from(posterior.as_deref());
+    let (after, new_gold, detail) = match action {
+        ImageAction::Accept => {
+            let Some(p) = posterior else {
+                return Err(StoreError::Conflict(
+                    "nobody has labelled the image yet".into(),
+                ));
+            };
+            let (label, _) = emofy_game::truth::map(&p);
+            (
+                ImageStatus::Retired { label },
+                Some(label),
+                serde_json::json!({"label": label, "before": before.name()}),
+            )
+        }
+        ImageAction::Override { label } => (
+            ImageStatus::Retired { label: *label },
+            Some(*label),
+            serde_json::json!({"label": label, "before": before.name(), "crowd": posterior.map(|p| emofy_game::truth::map(&p).0)}),
+        ),
+        ImageAction::Flag { reason } => (
+            ImageStatus::Removed,
+            None,
+            serde_json::json!({"reason": reason, "before": before.name()}),
+        ),
+    };
+    exec(
+        c,
+        "UPDATE images SET status = ?2, consensus = ?3, gold = ?4, updated_ms = ?5 WHERE id = ?1",
+        params![
+            hex,
+            after.name(),
+            consensus_of(&after),
+            new_gold.map(|e| e.as_str()),
+            i64_of(now_ms().0.max(at.0))
+        ],
+    )
+    .map_err(db_err)?;
+    let name = match action {
+        ImageAction::Accept => "accept",
+        ImageAction::Override { .. } => "override",
+        ImageAction::Flag { .. } => "flag_image",
+    };
+    let mut detail = detail;
+    if let Some(g) = previous_gold {
+        detail["previous_gold"] = serde_json::json!(g);
+    }
+    audit(c, moderator, name, &hex, detail, at)?;
+    let mut changes = Vec::new();
+    if let (ImageStatus::Retired { label }, false) =
+        (after, matches!(before, ImageStatus::Retired { .. }))
+    {
+        // The image retires now: its labellers settle as if the crowd had decided.
+        let labels = truth::settlement_of(&load_earlier(c, &hex)?);
+        let at_i = i64_of(at.0);
+        for (p, pts) in rules.scoring.settle(label, &labels) {
+            let key = format!("settle:{image}:{p}");
+            let fresh = exec(
+                c,
+                "INSERT OR IGNORE INTO score_events (key, player_id, delta, total, reason, at_ms) VALUES (?1, ?2, ?3, 0, 'consensus', ?4)",
+                params![key, p.to_string(), pts, at_i],
+            )
+            .map_err(db_err)?;
+            if fresh == 0 {
+                continue;
+            }
+            exec(
+                c,
+                "UPDATE players SET score = score + ?2, score_at_ms = ?3 WHERE id = ?1",
+                params![p.to_string(), pts, at_i],
+            )
+            .map_err(db_err)?;
+            let (name, total): (String, i64) = c
+                .query_row(
+                    "SELECT name, score FROM players WHERE id = ?1",
+                    params![p.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(db_err)?;
+            exec(
+                c,
+                "UPDATE score_events SET total = ?2 WHERE key = ?1",
+                params![key, total],
+            )
+            .map_err(db_err)?;
+            changes.push(ScoreChange {
+                player: p,
+                name,
+                delta: pts,
+                total: u64_of(total),
+                key,
+                at,
+                reason: ScoreReason::Consensus,
+            });
+        }
+    }
+    Ok(ModeratedImage {
+        status: after,
+        gold: new_gold,
+        changes,
+    })
+}
+
+#[async_trait]
+impl ReviewStore for SqliteStore {
+    async fn review_candidates(&self, limit: usize) -> Result<Vec<ReviewCandidate>, StoreError> {
+        let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = self
+            .read(move |c| {
+                let mut st = c
+                    .prepare_cached(
+                        "SELECT id, posterior, model_guess, gold FROM images \
+                         WHERE status = 'disputed' OR (status = 'open' AND votes != '[0,0,0,0,0,0,0]') \
+                         ORDER BY updated_ms DESC LIMIT ?1",
+                    )
+                    .map_err(db_err)?;
+                let rows = st
+                    .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .map_err(db_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+            })
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, posterior, guess, gold) in rows {
+            let id: ImageId = parse_id(&id)?;
+            if let Some(meta) = self.image_meta(id).await? {
+                out.push(ReviewCandidate {
+                    meta,
+                    posterior: truth::posterior_from(posterior.as_deref()),
+                    model_guess: parse_emotion(guess)?,
+                    gold: parse_emotion(gold)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn moderate_image(
+        &self,
+        image: ImageId,
+        action: ImageAction,
+        moderator: PlayerId,
+        at: Millis,
+        rules: &GameRules,
+    ) -> Result<ModeratedImage, StoreError> {
+        let rules = *rules;
+        self.write(move |c| moderate_image_tx(c, image, &action, moderator, at, &rules))
+            .await
+    }
+
+    async fn moderate_player(
+        &self,
+        player: PlayerId,
+        action: PlayerAction,
+        moderator: PlayerId,
+        at: Millis,
+    ) -> Result<Reliability, StoreError> {
+        self.write(move |c| {
+            if load_player(c, player)?.is_none() {
+                return Err(StoreError::NotFound(format!("player {player}")));
+            }
+            let id = player.to_string();
+            let mut r = load_reliability(c, &id)?.unwrap_or_default();
+            let before = moderation_name(r.moderation);
+            r.moderation = match action {
+                PlayerAction::Ban => emofy_game::Moderation::Banned,
+                PlayerAction::Clear => emofy_game::Moderation::Cleared,
+                PlayerAction::Reset => emofy_game::Moderation::None,
+            };
+            save_reliability(c, &id, &r, i64_of(at.0))?;
+            let name = match action {
+                PlayerAction::Ban => "ban",
+                PlayerAction::Clear => "clear",
+                PlayerAction::Reset => "reset",
+            };
+            audit(
+                c,
+                moderator,
+                name,
+                &id,
+                serde_json::json!({"before": before, "flag": r.flag.map(|f| f.as_str())}),
+                at,
+            )?;
+            Ok(r)
+        })
+        .await
+    }
+
+    async fn reliabilities(
+        &self,
+        flagged_only: bool,
+        limit: usize,
+    ) -> Result<Vec<PlayerReliability>, StoreError> {
+        self.read(move |c| {
+            let sql = if flagged_only {
+                "SELECT r.player_id, p.name, r.data FROM reliability r JOIN players p ON p.id = r.player_id \
+                 WHERE (r.flag IS NOT NULL AND r.moderation != 'cleared') OR r.moderation = 'banned' ORDER BY r.updated_ms DESC LIMIT ?1"
+            } else {
+                "SELECT r.player_id, p.name, r.data FROM reliability r JOIN players p ON p.id = r.player_id \
+                 ORDER BY r.updated_ms DESC LIMIT ?1"
+            };
+            let mut st = c.prepare_cached(sql).map_err(db_err)?;
+            let rows = st
+                .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+                })
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, name, data) = row.map_err(db_err)?;
+                out.push(PlayerReliability {
+                    player: parse_id(&id)?,
+                    name,
+                    reliability: reliability_from(Some(&data))?.unwrap_or_default(),
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT moderator, action, target, detail, at_ms FROM moderation_log ORDER BY id DESC LIMIT ?1",
+                )
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (m, action, target, detail, at) = row.map_err(db_err)?;
+                out.push(AuditEntry {
+                    moderator: parse_id(&m)?,
+                    action,
+                    target,
+                    detail: serde_json::from_str(&detail)
+                        .map_err(|e| StoreError::Corrupt(format!("audit detail: {e}")))?,
+                    at: Millis(u64_of(at)),
+                });
+            }
+            Ok(out)
         })
         .await
     }

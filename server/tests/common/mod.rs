@@ -50,6 +50,10 @@ pub fn test_config(data_dir: &Path) -> Config {
     };
     c.demo.images = 14;
     c.game.pool_refresh_secs = 1;
+    // Deterministic rounds: gold, decoys and exploration are switched on by the tests about them.
+    c.truth.gold = false;
+    c.truth.decoys = false;
+    c.truth.explore = 0.0;
     // Bots play far faster than people; tests of the limiter set it back.
     c.session.rate_per_sec = 1000;
     c.session.rate_burst = 1000;
