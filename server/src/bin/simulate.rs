@@ -37,10 +37,70 @@ struct Args {
     decoy_share: f64,
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// Instead of simulating: time this many truth updates (judge + learn) per
+    /// label count 1, 3, 9 and print a table.
+    #[arg(long)]
+    bench_updates: Option<u32>,
+}
+
+/// The per-label cost of the answer path's truth step: `judge` over an
+/// image's labels plus `Reliability::learn`, as the stores run it.
+fn bench_updates(n: u32) {
+    use emofy_game::truth::{Evidence, LabelFact, MODEL_PRIOR, judge};
+    use emofy_game::{ConsensusRule, Emotion, ImageStatus, Reliability, SpamRules};
+    println!("| labels on the image | updates | ns per update |");
+    println!("| ---: | ---: | ---: |");
+    for k in [1usize, 3, 9] {
+        let crowd: Vec<Reliability> = (0..k).map(|_| Reliability::default()).collect();
+        let model = emofy_game::truth::Confusion::new(MODEL_PRIOR);
+        let mut me = Reliability::default();
+        let rule = ConsensusRule::default();
+        let spam = SpamRules::default();
+        let started = std::time::Instant::now();
+        let mut sink = 0.0;
+        for i in 0..n {
+            let answer = Emotion::ALL[i as usize % 7];
+            let ev: Vec<Evidence<'_>> = crowd
+                .iter()
+                .enumerate()
+                .map(|(j, r)| Evidence {
+                    reliability: r,
+                    answer: Emotion::ALL[j % 7],
+                    shown: Some(Emotion::Happy),
+                })
+                .collect();
+            let j = judge(
+                &rule,
+                ImageStatus::Open,
+                None,
+                Some((&model, Emotion::Happy)),
+                &ev,
+            );
+            me.learn(
+                &LabelFact {
+                    answer,
+                    shown: Some(Emotion::Happy),
+                    decoy: i % 10 == 0,
+                    gold: None,
+                    response_ms: 2_000,
+                },
+                &j.posterior,
+                &spam,
+            );
+            sink += j.posterior[0];
+        }
+        let ns = started.elapsed().as_nanos() as f64 / f64::from(n.max(1));
+        println!("| {k} | {n} | {ns:.0} |");
+        std::hint::black_box(sink);
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    if let Some(n) = a.bench_updates {
+        bench_updates(n);
+        return Ok(());
+    }
     let spec = CrowdSpec {
         images: a.images,
         players: a.players,
