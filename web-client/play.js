@@ -69,6 +69,8 @@ function handle(m) {
         : m.agreement === "agreed"
           ? `+${m.points.total} points (×${m.points.multiplier_percent / 100} streak)`
           : "The crowd saw it differently.";
+      if (m.gold) fb.textContent += ` The crowd says: ${m.gold}.`;
+      if (m.suggestion_was_test) fb.textContent += " (That suggestion was a test.)";
       if (m.settlement) fb.textContent += ` Consensus bonus +${m.settlement}!`;
       nextSoon();
       break;

@@ -245,6 +245,14 @@ impl Application {
             truth: config.truth.clone(),
         })
         .start();
+        crate::actors::truth::TruthPassActor::new(
+            stores.review.clone(),
+            metrics.clone(),
+            clock,
+            Duration::from_secs(config.truth.pass_every_secs),
+            config.truth.pass_labels,
+        )
+        .start();
         let config = Arc::new(config);
         let services = Arc::new(Services {
             config: config.clone(),

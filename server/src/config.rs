@@ -75,6 +75,10 @@ pub struct TruthConfig {
     /// Share of picks that explore a random open image instead of the least certain one.
     pub explore: f64,
     pub spam: emofy_game::SpamRules,
+    /// Seconds between full truth-inference (EM) passes; 0: none on this replica.
+    pub pass_every_secs: u64,
+    /// Newest labels a pass reads.
+    pub pass_labels: usize,
 }
 
 impl Default for TruthConfig {
@@ -85,6 +89,8 @@ impl Default for TruthConfig {
             schedule: emofy_game::Schedule::default(),
             explore: 0.05,
             spam: emofy_game::SpamRules::default(),
+            pass_every_secs: 600,
+            pass_labels: 200_000,
         }
     }
 }

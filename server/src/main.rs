@@ -103,6 +103,12 @@ enum AdminCommand {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Run one full truth-inference (EM) pass now: re-learn every player's
+    /// matrix and the open images' posteriors from the newest labels.
+    TruthPass {
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Create a moderator account. The password is read from the first line of standard input.
     CreateModerator {
         /// Login name: 3–32 characters, lowercase letters, digits, '.', '_' or '-'.
@@ -203,6 +209,13 @@ fn main() -> anyhow::Result<()> {
             let config = load_config(cli.config.as_ref(), &overrides)?;
             telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
             actix_web::rt::System::new().block_on(rebuild_leaderboard(config))
+        }
+        Command::Admin {
+            command: AdminCommand::TruthPass { overrides },
+        } => {
+            let config = load_config(cli.config.as_ref(), &overrides)?;
+            telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
+            actix_web::rt::System::new().block_on(truth_pass(config))
         }
         Command::Admin {
             command:
@@ -382,6 +395,22 @@ fn valid_username(u: &str) -> bool {
     (3..=32).contains(&u.len())
         && u.chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+}
+
+async fn truth_pass(config: Config) -> anyhow::Result<()> {
+    let stores = app::open_stores(&config).await?;
+    let r = emofy_server::actors::truth::run_pass(
+        stores.review.as_ref(),
+        emofy_server::clock::Clock::new(),
+        config.truth.pass_labels,
+    )
+    .await
+    .context("running the truth pass")?;
+    println!(
+        "truth pass: {} labels, {} players' matrices and {} posteriors updated",
+        r.labels, r.players, r.images
+    );
+    Ok(())
 }
 
 async fn rebuild_leaderboard(config: Config) -> anyhow::Result<()> {

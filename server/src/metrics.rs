@@ -39,6 +39,15 @@ pub struct Metrics {
     pub viewers_active: Gauge,
     pub board_pending: Gauge,
     pub model_swaps: Counter,
+    /// Rounds offered by kind: `plain`, `gold`, `decoy`.
+    pub round_kinds: Family<OutcomeLabel, Counter>,
+    /// Answers from players whose labels do not count (flagged or banned).
+    pub uncounted_answers: Counter,
+    /// Moderator actions by kind.
+    pub moderation: Family<OutcomeLabel, Counter>,
+    /// Full truth-inference passes run, and the last one's duration.
+    pub truth_passes: Counter,
+    pub truth_pass_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -66,6 +75,11 @@ impl Metrics {
             viewers_active: Gauge::default(),
             board_pending: Gauge::default(),
             model_swaps: Counter::default(),
+            round_kinds: Family::default(),
+            uncounted_answers: Counter::default(),
+            moderation: Family::default(),
+            truth_passes: Counter::default(),
+            truth_pass_seconds: Gauge::default(),
         };
         registry.register(
             "ws_connections",
@@ -129,6 +143,31 @@ impl Metrics {
             "Model versions swapped in while serving",
             m.model_swaps.clone(),
         );
+        registry.register(
+            "round_kinds",
+            "Rounds offered by kind (plain, gold, decoy)",
+            m.round_kinds.clone(),
+        );
+        registry.register(
+            "uncounted_answers",
+            "Answers from flagged or banned players (stored, not counted)",
+            m.uncounted_answers.clone(),
+        );
+        registry.register(
+            "moderation_actions",
+            "Moderator actions by kind",
+            m.moderation.clone(),
+        );
+        registry.register(
+            "truth_passes",
+            "Full truth-inference (EM) passes run",
+            m.truth_passes.clone(),
+        );
+        registry.register(
+            "truth_pass_seconds",
+            "Duration of the last truth-inference pass",
+            m.truth_pass_seconds.clone(),
+        );
         if let Ok(mut r) = m.registry.lock() {
             *r = registry;
         }
@@ -156,6 +195,15 @@ impl Metrics {
     /// Counts an image leaving play (`retired`, `disputed`).
     pub fn image_closed(&self, outcome: &str) {
         self.images_closed
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a labelled event (`round_kinds`, `moderation`).
+    pub fn count(family: &Family<OutcomeLabel, Counter>, outcome: &str) {
+        family
             .get_or_create(&OutcomeLabel {
                 outcome: outcome.to_owned(),
             })

@@ -214,6 +214,8 @@ async fn http_endpoints() {
     let (status, page) = http_get(&app.http("/")).await;
     assert_eq!(status, 200);
     assert!(page.contains("Emofy"));
+    // The player-facing help says suggestions are sometimes tests.
+    assert!(page.contains("The suggestion is sometimes a test."));
     assert_eq!(http_get(&app.http("/play.js")).await.0, 200);
     assert_eq!(http_get(&app.http("/nope.exe")).await.0, 404);
 
@@ -263,4 +265,24 @@ async fn http_endpoints() {
         "{metrics}"
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn admin_runs_a_truth_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_emofy"))
+        .args(["admin", "truth-pass", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("truth pass: 0 labels"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

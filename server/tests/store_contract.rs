@@ -458,6 +458,35 @@ async fn contract(b: Backend) {
     assert_eq!(s.labels, 8);
     assert_eq!(s.players, 6);
 
+    // The periodic truth pass: a snapshot of the labels, EM, and the matrices written back.
+    let snap = b.review.truth_snapshot(1_000).await.unwrap();
+    assert_eq!(snap.labels.len(), 8);
+    assert_eq!(snap.reliabilities.len(), 5);
+    assert!(
+        snap.gold.is_empty(),
+        "the flagged image lost its gold label"
+    );
+    assert!(b.review.truth_snapshot(3).await.unwrap().labels.len() == 3);
+    let before = b.review.reliabilities(false, 10).await.unwrap();
+    let pass = emofy_server::store::truth::em_pass(&snap, 20);
+    let banned_in_pass = pass.matrices.iter().any(|(p, _)| *p == ids[2]);
+    assert!(!banned_in_pass, "a banned player's labels do not count");
+    b.review
+        .apply_truth_pass(pass.clone(), Millis(50))
+        .await
+        .unwrap();
+    let after = b.review.reliabilities(false, 10).await.unwrap();
+    for (p, m) in &pass.matrices {
+        let r = &after.iter().find(|r| r.player == *p).unwrap().reliability;
+        for t in Emotion::ALL {
+            for (a, b) in r.matrix.row(t).iter().zip(m.row(t)) {
+                assert!((a - b).abs() < 1e-12, "stored matrix differs");
+            }
+        }
+        let old = &before.iter().find(|r| r.player == *p).unwrap().reliability;
+        assert_eq!(r.answers, old.answers, "counters are kept");
+    }
+
     // Label history: a player's newest first, paged without gaps or repeats; an image's all.
     let mut seen = 0;
     for p in &ids {
@@ -791,7 +820,12 @@ async fn mongo_one_transaction_per_answer_retries_conflicts() {
     concurrent_answers(AnswerWrites::OnePerAnswer, 20).await;
 }
 
+/// The stress tests take turns: one single-process test server serves every
+/// test, and each stress test would otherwise measure the other's load.
+static STRESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn concurrent_answers(writes: AnswerWrites, images: u8) {
+    let _turn = STRESS.lock().await;
     let db = format!("emofy_test_{}", Uuid::new_v4().simple());
     let store = Arc::new(
         emofy_server::store::mongo::MongoStore::connect_with(&mongo_uri(), &db, false, writes)

@@ -366,3 +366,95 @@ async fn two_replicas_on_one_store_share_the_posterior_and_retire_an_image_once(
     a.stop().await;
     b.stop().await;
 }
+
+#[actix_rt::test]
+async fn bots_are_flagged_their_labels_stop_counting_and_a_truth_pass_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.demo.images = 20;
+    let app = spawn_app(config).await;
+    // A bot: instant answers, always the same button.
+    let mut bot = Bot::join(&app.ws(), "Robo").await;
+    let mut results = Vec::new();
+    for _ in 0..16 {
+        let round = bot.next_round().await.unwrap();
+        results.push(bot.answer(&round, "happy").await);
+    }
+    // People, who take their time, on the same images.
+    let mut ann = Bot::join(&app.ws(), "Ann").await;
+    for _ in 0..5 {
+        let round = ann.next_round().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+        ann.answer(&round, "sad").await;
+    }
+    let moderator = moderator_token(&app, Role::Moderator).await;
+    let (_, flagged) = call(
+        &app,
+        "GET",
+        "/api/moderation/players?flagged=true",
+        Some(&moderator),
+        None,
+    )
+    .await;
+    let rows = flagged["players"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{flagged}");
+    assert_eq!(rows[0]["name"], "Robo");
+    assert_eq!(rows[0]["flag"], "too_fast");
+    assert_eq!(rows[0]["counts"], false);
+    assert!(
+        rows[0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("faster than a person")
+    );
+    // The queue shows the bot's labels as not counted.
+    let (_, queue) = call(
+        &app,
+        "GET",
+        "/api/moderation/queue?limit=100",
+        Some(&moderator),
+        None,
+    )
+    .await;
+    let robo = rows[0]["player"].clone();
+    let labels: Vec<&Value> = queue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|i| i["labels"].as_array().unwrap())
+        .filter(|l| l["player"] == robo)
+        .collect();
+    assert!(!labels.is_empty());
+    assert!(labels.iter().all(|l| l["counted"] == false));
+    // A moderator clears the flag: the labels count again.
+    let (s, cleared) = call(
+        &app,
+        "POST",
+        &format!("/api/moderation/players/{}", robo.as_str().unwrap()),
+        Some(&moderator),
+        Some(json!({"action": "clear"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(cleared["counts"], true);
+    assert_eq!(cleared["flag"], "too_fast", "the reason stays visible");
+
+    // The periodic full EM pass reads the labels and writes matrices and posteriors.
+    let report = emofy_server::actors::truth::run_pass(
+        app.services.review.as_ref(),
+        app.services.clock,
+        1_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.labels, 21);
+    assert_eq!(report.players, 2);
+    assert!(report.images >= 16);
+    let metrics = common::http_get(&app.http("/metrics")).await.1;
+    assert!(
+        metrics.contains("emofy_round_kinds_total{outcome=\"plain\"} 21"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("emofy_moderation_actions_total{outcome=\"clear\"} 1"));
+    app.stop().await;
+}

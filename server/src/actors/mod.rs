@@ -7,4 +7,5 @@ pub mod coordinator;
 pub mod hub;
 pub mod inference;
 pub mod session;
+pub mod truth;
 pub mod viewer;

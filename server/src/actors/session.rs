@@ -99,6 +99,7 @@ struct RoundExtras {
     /// The model's real guess (differs from the shown suggestion on decoy rounds).
     model_guess: Option<Emotion>,
     decoy: bool,
+    gold: bool,
 }
 
 /// See the module docs.
@@ -422,6 +423,7 @@ impl PlayerSession {
                 let extras = RoundExtras {
                     model_guess: picked.model_guess,
                     decoy: picked.decoy,
+                    gold: picked.gold,
                 };
                 // The model's cached guess, or none when no model has classified the image (never a made-up one).
                 let round = Round::offer(
@@ -480,6 +482,16 @@ impl PlayerSession {
             act.on_round_timer(ctx)
         });
         self.svc.metrics.rounds_offered.inc();
+        crate::metrics::Metrics::count(
+            &self.svc.metrics.round_kinds,
+            if plan.decoy {
+                "decoy"
+            } else if plan.gold {
+                "gold"
+            } else {
+                "plain"
+            },
+        );
         // Logs never present a decoy as the model's output.
         tracing::debug!(round = %round.id, image = %round.image, decoy = plan.decoy, "round offered");
         self.send(
@@ -614,6 +626,9 @@ impl PlayerSession {
                     self.svc.metrics.image_closed(outcome.status.name());
                 }
                 self.svc.metrics.answer("accepted");
+                if !outcome.counted {
+                    self.svc.metrics.uncounted_answers.inc();
+                }
                 self.svc.coordinator.do_send(ImageTallied {
                     image: before.image,
                     votes: outcome.votes,

@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Parser;
-use emofy_game::sim::{CrowdSpec, majority, simulate};
+use emofy_game::sim::{CrowdSpec, fixed_overlap, majority, simulate};
 
 #[derive(Debug, Parser)]
 #[command(name = "emofy-simulate", about = "Simulated crowd with known truth")]
@@ -32,6 +32,9 @@ struct Args {
     /// How often a copier answers the shown model guess.
     #[arg(long, default_value_t = 0.7)]
     copy_p: f64,
+    /// Images that are gold (verified; served as gold rounds, not scored).
+    #[arg(long, default_value_t = 25)]
+    gold: usize,
     /// Share of rounds whose suggestion is a decoy.
     #[arg(long, default_value_t = 0.1)]
     decoy_share: f64,
@@ -108,6 +111,7 @@ fn main() -> anyhow::Result<()> {
         copiers: a.copiers,
         copy_p: a.copy_p,
         decoy_share: a.decoy_share,
+        gold: a.gold,
         seed: a.seed,
         ..CrowdSpec::default()
     };
@@ -125,23 +129,39 @@ fn main() -> anyhow::Result<()> {
     labels.flush()?;
     let mut truth = std::io::BufWriter::new(std::fs::File::create(a.out.join("truth.csv"))?);
     writeln!(truth, "task,truth")?;
+    // Gold images are not scored (the system knows their truth).
     for (i, t) in o.truths.iter().enumerate() {
-        writeln!(truth, "t{i},{t}")?;
+        if !o.gold[i] {
+            writeln!(truth, "t{i},{t}")?;
+        }
     }
     truth.flush()?;
     let mut emofy = std::io::BufWriter::new(std::fs::File::create(a.out.join("emofy.csv"))?);
     writeln!(emofy, "task,consensus,retired")?;
     for (i, (c, r)) in o.consensus.iter().zip(&o.retired).enumerate() {
-        writeln!(emofy, "t{i},{c},{r}")?;
+        if !o.gold[i] {
+            writeln!(emofy, "t{i},{c},{r}")?;
+        }
     }
     emofy.flush()?;
-    let mv = majority(&o);
-    let mv_acc = mv.iter().zip(&o.truths).filter(|(x, y)| x == y).count() as f64
-        / o.truths.len().max(1) as f64;
+    let mv_acc = o.accuracy_of(&majority(&o));
+    // The fixed-overlap baseline on the same crowd, for crowd-kit too.
+    let fixed = fixed_overlap(&spec, 5);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(a.out.join("fixed5.csv"))?);
+    writeln!(f, "worker,task,label,shown,decoy")?;
+    for l in &fixed.labels {
+        writeln!(
+            f,
+            "w{},t{},{},{},{}",
+            l.player, l.image, l.answer, l.shown, l.decoy
+        )?;
+    }
+    f.flush()?;
     println!(
-        "{{\"emofy_accuracy\": {:.4}, \"majority_accuracy\": {:.4}, \"labels_per_image\": {:.3}, \"retired\": {}, \"images\": {}}}",
+        "{{\"emofy_accuracy\": {:.4}, \"majority_accuracy\": {:.4}, \"fixed5_majority_accuracy\": {:.4}, \"labels_per_image\": {:.3}, \"retired\": {}, \"images\": {}}}",
         o.accuracy(),
         mv_acc,
+        fixed.accuracy(),
         o.labels_per_image(),
         o.retired.iter().filter(|r| **r).count(),
         o.truths.len()

@@ -597,4 +597,27 @@ pub trait ReviewStore: Send + Sync {
     ) -> Result<Vec<PlayerReliability>, StoreError>;
     /// The newest audit entries first, at most `limit`.
     async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    /// What the periodic truth pass reads: the newest `max_labels` labels,
+    /// the gold labels and model guesses of their images, and reliabilities.
+    async fn truth_snapshot(&self, max_labels: usize) -> Result<TruthSnapshot, StoreError>;
+    /// Writes a truth pass: each player's matrix (their counters are kept),
+    /// the model's matrix, and the posteriors of images still open.
+    async fn apply_truth_pass(&self, pass: TruthPass, at: Millis) -> Result<(), StoreError>;
+}
+
+/// Input of the periodic full EM pass.
+#[derive(Debug, Clone, Default)]
+pub struct TruthSnapshot {
+    pub labels: Vec<LabelRecord>,
+    pub gold: Vec<(ImageId, Emotion)>,
+    pub model_guesses: Vec<(ImageId, Emotion)>,
+    pub reliabilities: Vec<(PlayerId, emofy_game::Reliability)>,
+}
+
+/// Output of the periodic full EM pass.
+#[derive(Debug, Clone, Default)]
+pub struct TruthPass {
+    pub matrices: Vec<(PlayerId, emofy_game::truth::Confusion)>,
+    pub model: Option<emofy_game::truth::Confusion>,
+    pub posteriors: Vec<(ImageId, [f64; emofy_game::EMOTION_COUNT])>,
 }

@@ -47,7 +47,7 @@ use super::{
 };
 use super::{
     AuditEntry, ImageAction, ModeratedImage, PlayerAction, PlayerReliability, ReviewCandidate,
-    ReviewStore,
+    ReviewStore, TruthPass, TruthSnapshot,
 };
 
 /// The MongoDB store. Cheap to clone.
@@ -1078,20 +1078,10 @@ async fn answer_tx(
         .map_err(err)?
         .ok_or_else(|| StoreError::NotFound(format!("player {}", a.player)))?;
     let player = player_record(&player)?;
-    let earlier = load_earlier(store, s, &image_hex).await?;
-    let me = earlier
-        .iter()
-        .find(|l| l.player == a.player)
-        .map(|l| l.reliability.clone());
-    let me = match me {
-        Some(r) => Some(r),
-        None => load_reliability(store, s, &player_id).await?,
-    };
-    // The model's matrix is read only when the model has a guess for the image.
-    let model_r = match model_guess {
-        Some(_) => load_reliability(store, s, truth::MODEL_KEY).await?,
-        None => None,
-    };
+    let (earlier, mut also) =
+        load_earlier(store, s, &image_hex, &[&player_id, truth::MODEL_KEY]).await?;
+    let me = also.remove(&player_id);
+    let model_r = also.remove(truth::MODEL_KEY);
     let step = truth::answer_step(
         truth::TruthInputs {
             status,
@@ -1307,12 +1297,20 @@ fn label_of(d: &Document) -> Result<LabelRecord, StoreError> {
     })
 }
 
-/// Every label on an image with its player's current reliability.
+/// Every label on an image with its player's current reliability, and the
+/// reliabilities of `also` (read in the same query).
 async fn load_earlier(
     store: &MongoStore,
     s: &mut ClientSession,
     image_hex: &str,
-) -> Result<Vec<truth::EarlierLabel>, StoreError> {
+    also: &[&str],
+) -> Result<
+    (
+        Vec<truth::EarlierLabel>,
+        std::collections::HashMap<String, Reliability>,
+    ),
+    StoreError,
+> {
     let mut earlier_docs = Vec::new();
     {
         let mut cursor = store
@@ -1328,6 +1326,7 @@ async fn load_earlier(
     let ids: Vec<String> = earlier_docs
         .iter()
         .filter_map(|d| opt_str(d, "player_id"))
+        .chain(also.iter().map(|a| (*a).to_owned()))
         .collect();
     let mut reliabilities = std::collections::HashMap::new();
     {
@@ -1353,7 +1352,7 @@ async fn load_earlier(
             reliability: reliabilities.get(p).cloned().unwrap_or_default(),
         });
     }
-    Ok(earlier)
+    Ok((earlier, reliabilities))
 }
 
 async fn audit(
@@ -1452,7 +1451,7 @@ async fn moderate_image_tx(
     if let (ImageStatus::Retired { label }, false) =
         (after, matches!(before, ImageStatus::Retired { .. }))
     {
-        let labels = truth::settlement_of(&load_earlier(store, s, &hex).await?);
+        let labels = truth::settlement_of(&load_earlier(store, s, &hex, &[]).await?.0);
         for (p, pts) in rules.scoring.settle(label, &labels) {
             let key = format!("settle:{image}:{p}");
             let exists = store
@@ -1668,6 +1667,92 @@ impl ReviewStore for MongoStore {
             });
         }
         Ok(out)
+    }
+
+    async fn truth_snapshot(&self, max_labels: usize) -> Result<TruthSnapshot, StoreError> {
+        let docs = all(self
+            .coll("labels")
+            .find(doc! {})
+            .sort(doc! {"created_ms": -1, "_id": -1})
+            .limit(i64::try_from(max_labels).unwrap_or(i64::MAX)))
+        .await?;
+        let labels = docs.iter().map(label_of).collect::<Result<Vec<_>, _>>()?;
+        let ids: std::collections::BTreeSet<String> =
+            labels.iter().map(|l| l.image.to_hex()).collect();
+        let ids: Vec<String> = ids.into_iter().collect();
+        let (mut gold, mut model_guesses) = (Vec::new(), Vec::new());
+        for chunk in ids.chunks(1_000) {
+            let images = all(self
+                .coll("images")
+                .find(doc! {"_id": {"$in": chunk.to_vec()}})
+                .projection(doc! {"gold": 1, "model_guess": 1}))
+            .await?;
+            for d in images {
+                let id: ImageId = parse_id(get_str(&d, "_id")?)?;
+                if let Some(g) = emotion(opt_str(&d, "gold"))? {
+                    gold.push((id, g));
+                }
+                if let Some(m) = emotion(opt_str(&d, "model_guess"))? {
+                    model_guesses.push((id, m));
+                }
+            }
+        }
+        let mut reliabilities = Vec::new();
+        for d in all(self
+            .coll("reliability")
+            .find(doc! {"_id": {"$ne": truth::MODEL_KEY}}))
+        .await?
+        {
+            reliabilities.push((parse_id(get_str(&d, "_id")?)?, reliability_of(&d)?));
+        }
+        Ok(TruthSnapshot {
+            labels,
+            gold,
+            model_guesses,
+            reliabilities,
+        })
+    }
+
+    async fn apply_truth_pass(&self, pass: TruthPass, at: Millis) -> Result<(), StoreError> {
+        // Document by document (no transaction: each write is whole, and an
+        // answer racing a write only loses one online matrix update).
+        let at_i = i64_of(at.0);
+        let mut matrices: Vec<(String, emofy_game::truth::Confusion)> = pass
+            .matrices
+            .into_iter()
+            .map(|(p, m)| (p.to_string(), m))
+            .collect();
+        if let Some(m) = pass.model {
+            matrices.push((truth::MODEL_KEY.to_owned(), m));
+        }
+        for (id, matrix) in matrices {
+            let current = self
+                .coll("reliability")
+                .find_one(doc! {"_id": &id})
+                .await
+                .map_err(err)?;
+            let mut r = match current {
+                Some(d) => reliability_of(&d)?,
+                None => Reliability::default(),
+            };
+            r.matrix = matrix;
+            self.coll("reliability")
+                .replace_one(doc! {"_id": &id}, reliability_doc(&id, &r, at_i)?)
+                .upsert(true)
+                .await
+                .map_err(err)?;
+        }
+        let updated = i64_of(crate::clock::now().0.max(at.0));
+        for (image, p) in pass.posteriors {
+            self.coll("images")
+                .update_one(
+                    doc! {"_id": image.to_hex(), "status": "open"},
+                    doc! {"$set": {"posterior": truth::posterior_json(&p), "updated_ms": updated}},
+                )
+                .await
+                .map_err(err)?;
+        }
+        Ok(())
     }
 
     async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {

@@ -33,7 +33,7 @@ use super::{
 };
 use super::{
     AuditEntry, ImageAction, ModeratedImage, PlayerAction, PlayerReliability, ReviewCandidate,
-    ReviewStore,
+    ReviewStore, TruthPass, TruthSnapshot,
 };
 
 const SCHEMA_VERSION: i64 = 6;
@@ -2107,6 +2107,99 @@ impl ReviewStore for SqliteStore {
                 });
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn truth_snapshot(&self, max_labels: usize) -> Result<TruthSnapshot, StoreError> {
+        self.read(move |c| {
+            let n = i64::try_from(max_labels).unwrap_or(i64::MAX);
+            let mut st = c
+                .prepare_cached(
+                    "SELECT round_id, image_id, player_id, emotion, shown, response_ms, points, created_ms, decoy, gold \
+                     FROM labels ORDER BY id DESC LIMIT ?1",
+                )
+                .map_err(db_err)?;
+            let rows = st.query_map(params![n], label_row).map_err(db_err)?;
+            let mut labels = Vec::new();
+            for row in rows {
+                labels.push(label_record(row.map_err(db_err)?)?);
+            }
+            let mut st = c
+                .prepare_cached(
+                    "SELECT id, gold, model_guess FROM images WHERE id IN \
+                     (SELECT image_id FROM (SELECT image_id FROM labels ORDER BY id DESC LIMIT ?1))",
+                )
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![n], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })
+                .map_err(db_err)?;
+            let (mut gold, mut model_guesses) = (Vec::new(), Vec::new());
+            for row in rows {
+                let (id, g, m) = row.map_err(db_err)?;
+                let id: ImageId = parse_id(&id)?;
+                if let Some(g) = parse_emotion(g)? {
+                    gold.push((id, g));
+                }
+                if let Some(m) = parse_emotion(m)? {
+                    model_guesses.push((id, m));
+                }
+            }
+            let mut st = c
+                .prepare_cached("SELECT player_id, data FROM reliability WHERE player_id != ?1")
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![truth::MODEL_KEY], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(db_err)?;
+            let mut reliabilities = Vec::new();
+            for row in rows {
+                let (id, data) = row.map_err(db_err)?;
+                if let Some(r) = reliability_from(Some(&data))? {
+                    reliabilities.push((parse_id(&id)?, r));
+                }
+            }
+            Ok(TruthSnapshot {
+                labels,
+                gold,
+                model_guesses,
+                reliabilities,
+            })
+        })
+        .await
+    }
+
+    async fn apply_truth_pass(&self, pass: TruthPass, at: Millis) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let at_i = i64_of(at.0);
+            for (player, matrix) in &pass.matrices {
+                let id = player.to_string();
+                let mut r = load_reliability(c, &id)?.unwrap_or_default();
+                r.matrix = matrix.clone();
+                save_reliability(c, &id, &r, at_i)?;
+            }
+            if let Some(m) = &pass.model {
+                let mut r = load_reliability(c, truth::MODEL_KEY)?.unwrap_or_default();
+                r.matrix = m.clone();
+                save_reliability(c, truth::MODEL_KEY, &r, at_i)?;
+            }
+            let updated = i64_of(now_ms().0.max(at.0));
+            for (image, p) in &pass.posteriors {
+                exec(
+                    c,
+                    "UPDATE images SET posterior = ?2, updated_ms = ?3 WHERE id = ?1 AND status = 'open'",
+                    params![image.to_hex(), truth::posterior_json(p), updated],
+                )
+                .map_err(db_err)?;
+            }
+            Ok(())
         })
         .await
     }

@@ -9,7 +9,7 @@ use emofy_game::{
     Emotion, ImageStatus, Judgement, PlayerId, Reliability, SettlementLabel, Transition, VoteCounts,
 };
 
-use super::{AnswerRecord, GameRules};
+use super::{AnswerRecord, GameRules, TruthPass, TruthSnapshot};
 
 /// The id under which the serving model's matrix is stored with the players' reliabilities.
 pub const MODEL_KEY: &str = "model";
@@ -169,4 +169,79 @@ pub fn settlement_of(labels: &[EarlierLabel]) -> Vec<SettlementLabel> {
             shown: if l.decoy { None } else { l.shown },
         })
         .collect()
+}
+
+/// The periodic full Dawid–Skene pass (with copy rates and the model as a
+/// labeller) over a snapshot: corrects the drift of the online updates,
+/// which learn each label once with the belief of that moment. Pure.
+pub fn em_pass(snapshot: &TruthSnapshot, iterations: usize) -> TruthPass {
+    use emofy_game::truth::{EmLabel, MatrixPrior, em};
+    use std::collections::HashMap;
+    let mut players: Vec<PlayerId> = Vec::new();
+    let mut player_ix: HashMap<PlayerId, usize> = HashMap::new();
+    let mut images: Vec<emofy_game::ImageId> = Vec::new();
+    let mut image_ix: HashMap<emofy_game::ImageId, usize> = HashMap::new();
+    let reliability: HashMap<PlayerId, &Reliability> = snapshot
+        .reliabilities
+        .iter()
+        .map(|(p, r)| (*p, r))
+        .collect();
+    let mut labels = Vec::with_capacity(snapshot.labels.len() + snapshot.model_guesses.len());
+    for l in &snapshot.labels {
+        if reliability.get(&l.player).is_some_and(|r| !r.counts()) {
+            continue;
+        }
+        let p = *player_ix.entry(l.player).or_insert_with(|| {
+            players.push(l.player);
+            players.len() - 1
+        });
+        let i = *image_ix.entry(l.image).or_insert_with(|| {
+            images.push(l.image);
+            images.len() - 1
+        });
+        labels.push(EmLabel {
+            player: p,
+            image: i,
+            answer: l.emotion,
+            shown: l.shown,
+        });
+    }
+    // The model is one more labeller, after the players.
+    let model = players.len();
+    for (image, guess) in &snapshot.model_guesses {
+        if let Some(i) = image_ix.get(image) {
+            labels.push(EmLabel {
+                player: model,
+                image: *i,
+                answer: *guess,
+                shown: None,
+            });
+        }
+    }
+    let gold: Vec<(usize, Emotion)> = snapshot
+        .gold
+        .iter()
+        .filter_map(|(img, g)| image_ix.get(img).map(|i| (*i, *g)))
+        .collect();
+    let mut copy: Vec<f64> = players
+        .iter()
+        .map(|p| reliability.get(p).map_or(0.1, |r| r.copy_rate()))
+        .collect();
+    copy.push(0.0);
+    let fit = em(
+        players.len() + 1,
+        images.len(),
+        &labels,
+        &gold,
+        &copy,
+        MatrixPrior::default(),
+        iterations,
+    );
+    let mut matrices = fit.matrices;
+    let model_matrix = matrices.pop();
+    TruthPass {
+        matrices: players.into_iter().zip(matrices).collect(),
+        model: model_matrix,
+        posteriors: images.into_iter().zip(fit.posteriors).collect(),
+    }
 }

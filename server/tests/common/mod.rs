@@ -54,6 +54,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     c.truth.gold = false;
     c.truth.decoys = false;
     c.truth.explore = 0.0;
+    c.truth.pass_every_secs = 0;
     // Bots play far faster than people; tests of the limiter set it back.
     c.session.rate_per_sec = 1000;
     c.session.rate_burst = 1000;
