@@ -6,12 +6,15 @@
 //! is `train` (≈ 80%), below 230 `val` (≈ 10%), else `test`.
 //!
 //! - `dataset.jsonl`: one object per image: `id`, `split`, `source`,
-//!   `source_label`, `status`, `consensus`, `votes` per emotion, `soft`
-//!   (votes / labels, FER+ style) and `labels`.
+//!   `source_label`, `status`, `consensus`, `verified` (a moderator's label),
+//!   `votes` per emotion, `soft` (votes / labels, FER+ style), `posterior`
+//!   (the truth posterior per emotion: votes weighted by each labeller's
+//!   estimated reliability, spammers and banned players left out) and `labels`.
 //! - `fer2013.csv`: `emotion,pixels,Usage` (FER2013 class order and
 //!   48×48 grayscale pixels; Usage Training / PublicTest / PrivateTest).
-//!   The emotion is the consensus, else the plurality of votes, else the
-//!   source's label; images with none are left out of this file.
+//!   The emotion is the consensus, else the posterior's top class, else the
+//!   plurality of votes, else the source's label; images with none are left
+//!   out of this file.
 //! - `images/<split>/<emotion>/<id>.png`: an ImageFolder tree (same label
 //!   rule; unlabelled images under `unlabelled/`).
 //!
@@ -69,15 +72,25 @@ pub struct DatasetRow {
     pub source_label: Option<Emotion>,
     pub status: String,
     pub consensus: Option<Emotion>,
+    /// The moderator-verified label, if any.
+    #[serde(default)]
+    pub verified: Option<Emotion>,
     pub votes: serde_json::Map<String, serde_json::Value>,
     pub soft: serde_json::Map<String, serde_json::Value>,
+    /// The truth posterior per emotion (absent before any counted label).
+    #[serde(default)]
+    pub posterior: Option<serde_json::Map<String, serde_json::Value>>,
     pub labels: u32,
 }
 
-/// The label an image is filed under: consensus, else plurality, else the source's.
+/// The label an image is filed under: consensus, else the posterior's top
+/// class, else plurality, else the source's.
 pub fn label_of(m: &ImageMeta) -> Option<Emotion> {
     if let ImageStatus::Retired { label } = m.status {
         return Some(label);
+    }
+    if let Some(p) = &m.posterior {
+        return Some(emofy_game::truth::map(p).0);
     }
     let total = m.votes.total();
     if total > 0 {
@@ -119,8 +132,15 @@ fn row(m: &ImageMeta) -> DatasetRow {
             ImageStatus::Retired { label } => Some(label),
             _ => None,
         },
+        verified: m.gold,
         votes,
         soft,
+        posterior: m.posterior.map(|p| {
+            Emotion::ALL
+                .iter()
+                .map(|e| (e.as_str().to_owned(), p[e.index()].into()))
+                .collect()
+        }),
         labels: total,
     }
 }
@@ -256,6 +276,14 @@ pub async fn import_jsonl(images: &dyn ImageStore, dir: &Path) -> Result<u64, Ex
             votes,
             status,
             created: Millis(0),
+            posterior: r.posterior.as_ref().and_then(|p| {
+                let mut out = [0.0; emofy_game::EMOTION_COUNT];
+                for e in Emotion::ALL {
+                    out[e.index()] = p.get(e.as_str())?.as_f64()?;
+                }
+                Some(out)
+            }),
+            gold: r.verified,
         });
         let file = dir
             .join("images")

@@ -5,7 +5,8 @@
 //!   ranked by uncertainty × model disagreement × the contributors'
 //!   reliability, with the vote distribution, the posterior, the model's
 //!   probabilities and every label with the suggestion it was shown (and
-//!   whether that suggestion was a decoy).
+//!   whether that suggestion was a decoy). The ranking covers the 500 most
+//!   recently changed candidates.
 //! * `POST /api/moderation/images/{id}` — `{"action": "accept"}`,
 //!   `{"action": "override", "label": "sad"}` (the label becomes gold and the
 //!   image's labellers settle), or `{"action": "flag", "reason": "not_a_face"}`
@@ -95,14 +96,6 @@ pub async fn queue(
         .review_candidates(500)
         .await
         .map_err(store_error)?;
-    let reliabilities: std::collections::HashMap<PlayerId, Reliability> = svc
-        .review
-        .reliabilities(false, 10_000)
-        .await
-        .map_err(store_error)?
-        .into_iter()
-        .map(|p| (p.player, p.reliability))
-        .collect();
     let model = svc.inference.as_ref().map(|m| m.version());
     let mut items = Vec::new();
     for c in candidates {
@@ -111,6 +104,14 @@ pub async fn queue(
             .image_labels(c.meta.id, 100)
             .await
             .map_err(store_error)?;
+        let players: Vec<PlayerId> = labels.iter().map(|l| l.player).collect();
+        let reliabilities: std::collections::HashMap<PlayerId, Reliability> = svc
+            .review
+            .reliabilities_of(&players)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .collect();
         let views: Vec<LabelView> = labels
             .iter()
             .map(|l| LabelView {

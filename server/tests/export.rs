@@ -125,6 +125,23 @@ async fn export_then_import_gives_the_same_votes() {
         let soft: f64 = r.soft.values().map(|v| v.as_f64().unwrap()).sum();
         assert!(r.labels == 0 || (soft - 1.0).abs() < 1e-9, "{r:?}");
         assert_eq!(r.split, emofy_server::export::split_of(r.id));
+        // Labelled images carry the truth posterior; a retired one's top class is its consensus.
+        match &r.posterior {
+            Some(p) => {
+                let total: f64 = p.values().map(|v| v.as_f64().unwrap()).sum();
+                assert!((total - 1.0).abs() < 1e-4, "{r:?}");
+                if let Some(c) = r.consensus {
+                    let top = p
+                        .iter()
+                        .max_by(|a, b| a.1.as_f64().unwrap().total_cmp(&b.1.as_f64().unwrap()))
+                        .unwrap()
+                        .0;
+                    assert_eq!(top, c.as_str(), "{r:?}");
+                }
+            }
+            None => assert_eq!(r.labels, 0, "{r:?}"),
+        }
+        assert_eq!(r.verified, None);
     }
     let csv = std::fs::read_to_string(out.path().join("fer2013.csv")).unwrap();
     let mut lines = csv.lines();

@@ -398,6 +398,10 @@ async fn an_embedded_data_dir_migrates_into_mongodb() {
     }
     let before = get_json(&app.http("/api/stats")).await;
     let (score, token) = (bo.score, bo.token.clone());
+    // Truth-inference state moves too: reliabilities and posteriors.
+    let reliabilities = app.services.review.reliabilities(false, 100).await.unwrap();
+    assert_eq!(reliabilities.len(), 2);
+    let candidates = app.services.review.review_candidates(100).await.unwrap();
     app.stop().await;
 
     let db = format!("emofy_migrate_{}", Uuid::new_v4().simple());
@@ -420,6 +424,22 @@ async fn an_embedded_data_dir_migrates_into_mongodb() {
     let app = spawn_app(mongo_config(dir.path(), &mongo_uri(), &db)).await;
     let after = get_json(&app.http("/api/stats")).await;
     assert_eq!(after, before);
+    let moved = app.services.review.reliabilities(false, 100).await.unwrap();
+    let key = |v: &Vec<emofy_server::store::PlayerReliability>| {
+        let mut k: Vec<(String, u32)> = v
+            .iter()
+            .map(|r| (r.player.to_string(), r.reliability.answers))
+            .collect();
+        k.sort();
+        k
+    };
+    assert_eq!(key(&moved), key(&reliabilities));
+    let moved = app.services.review.review_candidates(100).await.unwrap();
+    assert_eq!(moved.len(), candidates.len());
+    for c in &candidates {
+        let m = moved.iter().find(|m| m.meta.id == c.meta.id).unwrap();
+        assert_eq!(m.posterior, c.posterior);
+    }
     let (mut bo, welcome) = Bot::resume(&app.ws(), &token).await;
     assert_eq!(welcome["resumed"], true);
     assert_eq!(bo.score, score);

@@ -364,6 +364,14 @@ async fn contract(b: Backend) {
         .await
         .unwrap();
     assert!(!banned.counts());
+    let of = b
+        .review
+        .reliabilities_of(&[ids[2], PlayerId(Uuid::new_v4())])
+        .await
+        .unwrap();
+    assert_eq!(of.len(), 1);
+    assert_eq!(of[0].0, ids[2]);
+    assert_eq!(of[0].1.moderation, emofy_game::Moderation::Banned);
     let flagged = b.review.reliabilities(true, 10).await.unwrap();
     assert_eq!(flagged.len(), 1);
     assert_eq!(flagged[0].player, ids[2]);

@@ -93,7 +93,7 @@ pub async fn embedded_to_mongo(
         ),
         (
             "images",
-            "SELECT id AS _id, mime, width, height, source, source_label, uploader, created_ms, updated_ms, votes, status, consensus, playable FROM images",
+            "SELECT id AS _id, mime, width, height, source, source_label, uploader, created_ms, updated_ms, votes, status, consensus, playable, posterior, gold, model_guess FROM images",
         ),
         (
             "image_bytes",
@@ -105,7 +105,7 @@ pub async fn embedded_to_mongo(
         ),
         (
             "labels",
-            "SELECT round_id AS _id, image_id, player_id, emotion, shown, response_ms, created_ms, points FROM labels",
+            "SELECT round_id AS _id, image_id, player_id, emotion, shown, response_ms, created_ms, points, decoy, gold FROM labels",
         ),
         (
             "predictions",
@@ -114,6 +114,14 @@ pub async fn embedded_to_mongo(
         (
             "uploads",
             "SELECT image_id AS _id, player_id, created_ms, face, show_to_players, use_for_training, include_in_exports, keep_original, consent_version, consent_ms, original, deleted_ms FROM uploads",
+        ),
+        (
+            "reliability",
+            "SELECT player_id AS _id, data, flag, moderation, updated_ms FROM reliability",
+        ),
+        (
+            "moderation_log",
+            "SELECT 'sqlite-' || id AS _id, moderator, action, target, detail, at_ms FROM moderation_log",
         ),
         (
             "score_events",
@@ -130,6 +138,10 @@ pub async fn embedded_to_mongo(
                     as_bool(d, "playable");
                 }
                 "predictions" => json_array(d, "probabilities")?,
+                "labels" => {
+                    as_bool(d, "decoy");
+                    as_bool(d, "gold");
+                }
                 "consent_log" => {
                     for k in [
                         "show_to_players",

@@ -116,6 +116,10 @@ pub struct ImageMeta {
     pub votes: VoteCounts,
     pub status: ImageStatus,
     pub created: Millis,
+    /// The truth posterior over the seven classes, once anyone labelled it.
+    pub posterior: Option<[f64; emofy_game::EMOTION_COUNT]>,
+    /// The moderator-verified label, if any.
+    pub gold: Option<Emotion>,
 }
 
 /// An offered round, as persisted.
@@ -595,6 +599,11 @@ pub trait ReviewStore: Send + Sync {
         flagged_only: bool,
         limit: usize,
     ) -> Result<Vec<PlayerReliability>, StoreError>;
+    /// The reliabilities of these players (those without a record are left out).
+    async fn reliabilities_of(
+        &self,
+        players: &[PlayerId],
+    ) -> Result<Vec<(PlayerId, emofy_game::Reliability)>, StoreError>;
     /// The newest audit entries first, at most `limit`.
     async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
     /// What the periodic truth pass reads: the newest `max_labels` labels,

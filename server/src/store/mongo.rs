@@ -620,6 +620,8 @@ impl ImageStore for MongoStore {
             votes: votes_of(&d)?,
             status: status_of(&d)?,
             created: Millis(get_u64(&d, "created_ms")?),
+            posterior: truth::posterior_from(opt_str(&d, "posterior").as_deref()),
+            gold: emotion(opt_str(&d, "gold"))?,
         }))
     }
 
@@ -1665,6 +1667,20 @@ impl ReviewStore for MongoStore {
                 name,
                 reliability: reliability_of(&d)?,
             });
+        }
+        Ok(out)
+    }
+
+    async fn reliabilities_of(
+        &self,
+        players: &[PlayerId],
+    ) -> Result<Vec<(PlayerId, Reliability)>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in players.chunks(1_000) {
+            let ids: Vec<String> = chunk.iter().map(|p| p.to_string()).collect();
+            for d in all(self.coll("reliability").find(doc! {"_id": {"$in": ids}})).await? {
+                out.push((parse_id(get_str(&d, "_id")?)?, reliability_of(&d)?));
+            }
         }
         Ok(out)
     }

@@ -696,7 +696,7 @@ impl ImageStore for SqliteStore {
         self.read(move |c| {
             let row = c
                 .query_row(
-                    "SELECT mime, width, height, source, source_label, uploader, votes, status, consensus, created_ms FROM images WHERE id = ?1",
+                    "SELECT mime, width, height, source, source_label, uploader, votes, status, consensus, created_ms, posterior, gold FROM images WHERE id = ?1",
                     params![id.to_hex()],
                     |r| {
                         Ok((
@@ -710,12 +710,14 @@ impl ImageStore for SqliteStore {
                             r.get::<_, String>(7)?,
                             r.get::<_, Option<String>>(8)?,
                             r.get::<_, i64>(9)?,
+                            r.get::<_, Option<String>>(10)?,
+                            r.get::<_, Option<String>>(11)?,
                         ))
                     },
                 )
                 .optional()
                 .map_err(db_err)?;
-            row.map(|(mime, width, height, source, source_label, uploader, votes, status, consensus, created)| {
+            row.map(|(mime, width, height, source, source_label, uploader, votes, status, consensus, created, posterior, gold)| {
                 Ok(ImageMeta {
                     id,
                     mime,
@@ -728,6 +730,8 @@ impl ImageStore for SqliteStore {
                     votes: votes_from_json(&votes)?,
                     status: status_from(&status, parse_emotion(consensus)?)?,
                     created: Millis(u64_of(created)),
+                    posterior: truth::posterior_from(posterior.as_deref()),
+                    gold: parse_emotion(gold)?,
                 })
             })
             .transpose()
@@ -2105,6 +2109,30 @@ impl ReviewStore for SqliteStore {
                     name,
                     reliability: reliability_from(Some(&data))?.unwrap_or_default(),
                 });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn reliabilities_of(
+        &self,
+        players: &[PlayerId],
+    ) -> Result<Vec<(PlayerId, Reliability)>, StoreError> {
+        let ids: Vec<String> = players.iter().map(|p| p.to_string()).collect();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT data FROM reliability WHERE player_id = ?1")
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for id in ids {
+                let data: Option<String> = st
+                    .query_row(params![id], |r| r.get(0))
+                    .optional()
+                    .map_err(db_err)?;
+                if let Some(r) = reliability_from(data.as_deref())? {
+                    out.push((parse_id(&id)?, r));
+                }
             }
             Ok(out)
         })
