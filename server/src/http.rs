@@ -43,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::put().to(crate::uploads::label),
         )
         .route("/api/admin/model", web::post().to(crate::model_admin::swap))
+        .route("/api/filters", web::post().to(crate::filters::preview))
         .route(
             "/api/moderation/queue",
             web::get().to(crate::moderation::queue),

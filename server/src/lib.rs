@@ -33,6 +33,7 @@ pub mod config;
 pub mod demo_faces;
 pub mod error;
 pub mod export;
+pub mod filters;
 pub mod history;
 pub mod http;
 pub mod import;

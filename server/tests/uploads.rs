@@ -8,7 +8,8 @@ mod common;
 use std::io::Cursor;
 
 use common::{
-    Body, Bot, TestApp, get_json, http_get, http_send, multipart, spawn_app, test_config,
+    Body, Bot, TestApp, get_json, http_bytes, http_get, http_send, multipart, spawn_app,
+    test_config,
 };
 use emofy_inference::face::FaceDetector;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, imageops};
@@ -698,4 +699,64 @@ async fn an_upload_through_one_replica_is_played_with_its_guess_on_another() {
     assert_eq!(round["suggestion"]["emotion"], up["prediction"]["emotion"]);
     a.stop().await;
     b.stop().await;
+}
+
+#[actix_rt::test]
+async fn photo_filters_preview_and_a_filtered_photo_becomes_a_contribution() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(upload_config(dir.path())).await;
+    let alice = Bot::join(&app.ws(), "alice").await;
+    let photo = jpeg(&face_photos(1)[0]);
+    let auth = format!("Bearer {}", alice.token);
+    let headers = [
+        ("Content-Type", "image/jpeg"),
+        ("Authorization", auth.as_str()),
+    ];
+
+    // A chain: preview comes back as PNG, at most 512 px per side, rotated.
+    let url = app.http("/api/filters?chain=mirror,sepia,rotate_right");
+    let (status, head, png) = http_bytes("POST", &url, &headers, &photo).await;
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: image/png")
+    );
+    let out = image::load_from_memory(&png).unwrap();
+    let original = image::load_from_memory(&photo).unwrap();
+    assert!(out.width().max(out.height()) <= 512);
+    assert!(
+        (out.width() > out.height()) != (original.width() > original.height()),
+        "rotated"
+    );
+
+    // Every filter alone works on a real photo.
+    for f in emofy_server::filters::Filter::ALL {
+        let url = app.http(&format!("/api/filters?chain={}", f.name()));
+        let (status, head, _) = http_bytes("POST", &url, &headers, &photo).await;
+        assert_eq!(status, 200, "{}: {head}", f.name());
+    }
+
+    // Clear errors, nothing stored.
+    let url = app.http("/api/filters?chain=gray,wobble");
+    let (status, _, body) = http_bytes("POST", &url, &headers, &photo).await;
+    assert_eq!(status, 400);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["code"], "invalid_message");
+    assert!(v["detail"].as_str().unwrap().contains("rainbowify"), "{v}");
+    let url = app.http("/api/filters?chain=gray");
+    let (status, _, _) = http_bytes("POST", &url, &[("Content-Type", "image/jpeg")], &photo).await;
+    assert_eq!(status, 401);
+    let (status, _, body) = http_bytes("POST", &url, &headers, b"not an image").await;
+    assert_eq!(status, 415, "{}", String::from_utf8_lossy(&body));
+
+    // The mirrored photo is contributed like any other: consent, face, prediction.
+    let url = app.http("/api/filters?chain=mirror");
+    let (_, _, mirrored) = http_bytes("POST", &url, &headers, &photo).await;
+    let (status, up) = upload(&app, &alice.token, Some(&consent()), Some(&mirrored)).await;
+    assert_eq!(status, 201, "{up}");
+    assert_eq!(
+        up["prediction"]["probabilities"].as_object().unwrap().len(),
+        7
+    );
+    app.stop().await;
 }
