@@ -61,6 +61,29 @@ status=${PIPESTATUS[0]}
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' /tmp/emofy-test-$$.log | awk '{p+=$4; f+=$6} END {print p+0, f+0}')
 rm -f /tmp/emofy-test-$$.log
 read -r p f <<<"$passed"
+
+log "browser tests (Debian chromium, playwright-core)"
+# playwright-core never downloads a browser: the tests drive /usr/bin/chromium.
+if [ ! -x /usr/bin/chromium ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if ! command -v node >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd web-client && npm ci --no-audit --no-fund --loglevel=error)
+export TEST_EMOFY_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/emofy"
+export TEST_OUT="${TEST_OUT:-$PWD/web-client/test-output}"
+cargo build --locked -p emofy-server --bin emofy
+(cd web-client && node --test tests/) 2>&1 | tee /tmp/emofy-node-$$.log
+node_status=${PIPESTATUS[0]}
+np=$(awk '/^# pass /{print $3}' /tmp/emofy-node-$$.log)
+nf=$(awk '/^# fail /{print $3}' /tmp/emofy-node-$$.log)
+rm -f /tmp/emofy-node-$$.log
+echo "screenshots: $TEST_OUT"
+p=$((p + ${np:-0}))
+f=$((f + ${nf:-0}))
+[ "$node_status" -ne 0 ] && status=$node_status
+
 echo
 echo "all: $p passed, $f failed"
 exit "$status"

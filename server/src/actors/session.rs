@@ -114,6 +114,8 @@ pub struct PlayerSession {
     violations: u32,
     last_limit_notice: Option<Instant>,
     last_board: Option<Instant>,
+    /// A board is scheduled for the end of the current throttle interval.
+    board_pending: bool,
     last_frame: Instant,
     last_game_message: Instant,
     started: Instant,
@@ -140,6 +142,7 @@ impl PlayerSession {
             violations: 0,
             last_limit_notice: None,
             last_board: None,
+            board_pending: false,
             last_frame: now,
             last_game_message: now,
             started: now,
@@ -673,10 +676,23 @@ impl PlayerSession {
                     .metrics
                     .answer_seconds
                     .observe(received.elapsed().as_secs_f64());
-                // A fresh board with results, at most every `session.leaderboard_every_ms`.
+                // A fresh board with results, at most every `session.leaderboard_every_ms`;
+                // a result inside the interval gets one board at its end (so the last
+                // results of a quick run are never left off).
                 let every = Duration::from_millis(self.svc.config.session.leaderboard_every_ms);
-                if self.last_board.is_none_or(|t| t.elapsed() >= every) {
-                    self.send_leaderboard(ctx);
+                match self.last_board.map(|t| t.elapsed()) {
+                    Some(since) if since < every => {
+                        if !self.board_pending {
+                            self.board_pending = true;
+                            ctx.run_later(every - since, |act, ctx| {
+                                act.board_pending = false;
+                                if !act.closing {
+                                    act.send_leaderboard(ctx);
+                                }
+                            });
+                        }
+                    }
+                    _ => self.send_leaderboard(ctx),
                 }
             }
             Err(e) => {

@@ -1,0 +1,52 @@
+// @ts-check
+// Starts the real server binary on a free port with a fresh data dir, and
+// Debian's Chromium through playwright-core (which never downloads a browser).
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const here = new URL(".", import.meta.url).pathname;
+
+/** The folder screenshots go to (TEST_OUT, else web-client/test-output). */
+export const OUT = process.env.TEST_OUT ?? resolve(here, "..", "test-output");
+mkdirSync(OUT, { recursive: true });
+
+/**
+ * @param {Record<string, string>} env extra EMOFY_* settings
+ * @returns {Promise<{url: string, stop: () => void}>}
+ */
+export async function startServer(env = {}) {
+  const bin = process.env.TEST_EMOFY_BIN ?? resolve(here, "..", "..", "target", "debug", "emofy");
+  const data = mkdtempSync(join(tmpdir(), "emofy-e2e-"));
+  const child = spawn(bin, ["serve", "--port", "0", "--log-filter", "warn", "--data-dir", data], {
+    env: {
+      PATH: process.env.PATH ?? "",
+      EMOFY_WORKERS: "1",
+      EMOFY_TRUTH__GOLD: "false",
+      EMOFY_TRUTH__DECOYS: "false",
+      EMOFY_TRUTH__EXPLORE: "0",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const lines = createInterface({ input: /** @type {any} */ (child.stdout) });
+  const url = await new Promise((ok, fail) => {
+    const t = setTimeout(() => fail(new Error("the server did not start in 60 s")), 60_000);
+    lines.on("line", (line) => {
+      const m = line.match(/http:\/\/[^:]+:(\d+)\//);
+      if (m) { clearTimeout(t); ok(`http://127.0.0.1:${m[1]}`); }
+    });
+    child.on("exit", (code) => fail(new Error(`the server exited with ${code}`)));
+  });
+  return { url, stop: () => child.kill("SIGTERM") };
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.TEST_CHROMIUM ?? "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  });
+}

@@ -1,0 +1,77 @@
+// @ts-check
+// A guest plays five rounds in a real browser and sees the score and the
+// leaderboard change.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startServer, launchBrowser, OUT } from "./harness.js";
+
+/**
+ * Waits for a fresh round, answers it with `emotion` (a click, or its 1–7 key), waits for the result.
+ * @param {import("playwright-core").Page} page
+ * @param {string} emotion
+ * @param {boolean} [byKey]
+ */
+async function playRound(page, emotion, byKey = false) {
+  await page.waitForFunction(() =>
+    (document.getElementById("prompt")?.textContent ?? "").includes("predicted") &&
+    document.getElementById("feedback")?.textContent === "");
+  if (byKey) {
+    const keys = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"];
+    await page.keyboard.press(String(keys.indexOf(emotion) + 1));
+  } else {
+    await page.click(`#buttons button[data-emotion=${emotion}]`);
+  }
+  await page.waitForFunction(() => (document.getElementById("feedback")?.textContent ?? "") !== "");
+}
+
+test("a guest plays 5 rounds and sees the score and leaderboard change", async () => {
+  const server = await startServer({ EMOFY_DEMO__IMAGES: "5" });
+  const browser = await launchBrowser();
+  try {
+    // Someone labelled every face before: the guest's matching answers earn points.
+    const first = await browser.newPage();
+    await first.goto(server.url);
+    await first.fill("#name", "Ada_1");
+    await first.click("button[type=submit]");
+    for (let i = 0; i < 5; i++) {
+      await playRound(first, "happy", true);
+      await first.click("#next");
+    }
+
+    const page = await browser.newPage();
+    /** @type {string[]} */
+    const dialogs = [];
+    page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
+    await page.goto(server.url);
+    await page.screenshot({ path: join(OUT, "play-join.png") });
+    await page.fill("#name", "Guest Gail");
+    await page.click("button[type=submit]");
+    await page.waitForSelector("#game:not([hidden])");
+    assert.equal(await page.textContent("#score"), "0");
+    // Nobody has points yet: the board says so.
+    assert.equal(await page.isVisible("#board-empty"), true);
+    for (let i = 0; i < 5; i++) {
+      await playRound(page, "happy");
+      const prompt = await page.textContent("#prompt");
+      assert.match(prompt ?? "", /^The predicted emotion is \w+\. Select the correct one!$/);
+      if (i === 0) await page.screenshot({ path: join(OUT, "play-result.png") });
+      if (i < 4) await page.click("#next");
+    }
+    await page.waitForFunction(() => Number(document.getElementById("score")?.textContent) > 0);
+    // The board now shows the guest at the top, with the score the page shows.
+    await page.click("#next");
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll("#board li")].some((li) => li.textContent?.startsWith("Guest Gail")));
+    const score = await page.textContent("#score");
+    const board = await page.$$eval("#board li", (lis) => lis.map((li) => li.textContent ?? ""));
+    assert.equal(board[0], `Guest Gail — ${score}`, JSON.stringify(board));
+    assert.equal(await page.isVisible("#board-empty"), false);
+    assert.match(await page.textContent("#you") ?? "", /^You: #1 with \d+ points$/);
+    assert.deepEqual(dialogs, []);
+    await page.screenshot({ path: join(OUT, "play-board.png"), fullPage: true });
+  } finally {
+    await browser.close();
+    server.stop();
+  }
+});
