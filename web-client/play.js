@@ -43,6 +43,7 @@ function handle(m) {
       me = m.player.id;
       $("join-error").textContent = "";
       localStorage.setItem("emofy.token", m.token);
+      localStorage.setItem("emofy.player", m.player.id);
       $("me").textContent = m.player.name;
       $("score").textContent = String(m.score);
       $("streak").textContent = String(m.streak);

@@ -436,6 +436,9 @@ async fn metrics(svc: web::Data<Services>) -> HttpResponse {
 const INDEX: &str = include_str!("../../web-client/index.html");
 const PLAY_JS: &str = include_str!("../../web-client/play.js");
 const STYLE: &str = include_str!("../../web-client/style.css");
+const BOARD: &str = include_str!("../../web-client/board.html");
+const BOARD_JS: &str = include_str!("../../web-client/board.js");
+const BOARD_LOGIC_JS: &str = include_str!("../../web-client/board-logic.js");
 
 async fn index() -> HttpResponse {
     HttpResponse::Ok()
@@ -448,6 +451,9 @@ async fn static_file(path: web::Path<String>) -> HttpResponse {
         "index.html" => (INDEX, "text/html; charset=utf-8"),
         "play.js" => (PLAY_JS, "text/javascript; charset=utf-8"),
         "style.css" => (STYLE, "text/css; charset=utf-8"),
+        "board.html" => (BOARD, "text/html; charset=utf-8"),
+        "board.js" => (BOARD_JS, "text/javascript; charset=utf-8"),
+        "board-logic.js" => (BOARD_LOGIC_JS, "text/javascript; charset=utf-8"),
         _ => return error(actix_web::http::StatusCode::NOT_FOUND, ErrorCode::NotFound),
     };
     HttpResponse::Ok()

@@ -39,7 +39,14 @@ test("a guest plays 5 rounds and sees the score and leaderboard change", async (
       await first.click("#next");
     }
 
-    const page = await browser.newPage();
+    // A wall display in another browser context, watching the board live.
+    const wall = await (await browser.newContext()).newPage();
+    await wall.goto(`${server.url}/board.html`);
+    await wall.waitForFunction(() => document.getElementById("empty")?.hidden === false);
+    assert.equal(await wall.$$eval("#rows li", (l) => l.length), 0);
+
+    const gail = await browser.newContext();
+    const page = await gail.newPage();
     /** @type {string[]} */
     const dialogs = [];
     page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
@@ -70,6 +77,25 @@ test("a guest plays 5 rounds and sees the score and leaderboard change", async (
     assert.match(await page.textContent("#you") ?? "", /^You: #1 with \d+ points$/);
     assert.deepEqual(dialogs, []);
     await page.screenshot({ path: join(OUT, "play-board.png"), fullPage: true });
+
+    // The wall saw the guest enter at rank 1, live, with the same score; no reload.
+    await wall.waitForFunction((s) => {
+      const li = document.querySelector("#rows li");
+      return li?.querySelector(".name")?.textContent === "Guest Gail" && li?.querySelector(".score")?.textContent === s;
+    }, score);
+    assert.equal(await wall.isVisible("#empty"), false);
+    await wall.screenshot({ path: join(OUT, "board-live.png") });
+    // Tabs by keyboard: today's board has the guest too.
+    await wall.focus("#tab-all_time");
+    await wall.keyboard.press("ArrowRight");
+    assert.equal(await wall.getAttribute("#tab-daily", "aria-selected"), "true");
+    await wall.waitForFunction(() => document.querySelector("#rows li .name")?.textContent === "Guest Gail");
+    // A signed-in player's own board shows where they stand.
+    const mine = await gail.newPage();
+    await mine.goto(`${server.url}/board.html`);
+    await mine.waitForFunction(() => (document.getElementById("you")?.textContent ?? "").startsWith("You: #1"));
+    await mine.waitForFunction(() => document.querySelectorAll("#around li.me").length === 1);
+    await mine.screenshot({ path: join(OUT, "board-mine.png") });
   } finally {
     await browser.close();
     server.stop();
