@@ -1,10 +1,13 @@
 // @ts-check
 // A guest plays five rounds in a real browser and sees the score and the
-// leaderboard change.
+// leaderboard change; a wall display sees it live; a hostile display name
+// shows as text everywhere.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { startServer, launchBrowser, OUT } from "./harness.js";
+
+const NAME = "<img src=x onerror=alert(1)>";
 
 /**
  * Waits for a fresh round, answers it with `emotion` (a click, or its 1–7 key), waits for the result.
@@ -52,9 +55,10 @@ test("a guest plays 5 rounds and sees the score and leaderboard change", async (
     page.on("dialog", (d) => { dialogs.push(d.message()); d.dismiss(); });
     await page.goto(server.url);
     await page.screenshot({ path: join(OUT, "play-join.png") });
-    await page.fill("#name", "Guest Gail");
+    await page.fill("#name", NAME);
     await page.click("button[type=submit]");
     await page.waitForSelector("#game:not([hidden])");
+    assert.equal(await page.textContent("#me"), NAME);
     assert.equal(await page.textContent("#score"), "0");
     // Nobody has points yet: the board says so.
     assert.equal(await page.isVisible("#board-empty"), true);
@@ -69,33 +73,40 @@ test("a guest plays 5 rounds and sees the score and leaderboard change", async (
     // The board now shows the guest at the top, with the score the page shows.
     await page.click("#next");
     await page.waitForFunction(() =>
-      [...document.querySelectorAll("#board li")].some((li) => li.textContent?.startsWith("Guest Gail")));
+      [...document.querySelectorAll("#board li")].some((li) => li.textContent?.startsWith("<img")));
     const score = await page.textContent("#score");
     const board = await page.$$eval("#board li", (lis) => lis.map((li) => li.textContent ?? ""));
-    assert.equal(board[0], `Guest Gail — ${score}`, JSON.stringify(board));
+    assert.equal(board[0], `${NAME} — ${score}`, JSON.stringify(board));
+    assert.equal(await page.$$eval("img:not(#face)", (imgs) => imgs.length), 0, "the name is never markup");
     assert.equal(await page.isVisible("#board-empty"), false);
     assert.match(await page.textContent("#you") ?? "", /^You: #1 with \d+ points$/);
     assert.deepEqual(dialogs, []);
     await page.screenshot({ path: join(OUT, "play-board.png"), fullPage: true });
 
     // The wall saw the guest enter at rank 1, live, with the same score; no reload.
-    await wall.waitForFunction((s) => {
+    await wall.waitForFunction(([s, n]) => {
       const li = document.querySelector("#rows li");
-      return li?.querySelector(".name")?.textContent === "Guest Gail" && li?.querySelector(".score")?.textContent === s;
-    }, score);
+      return li?.querySelector(".name")?.textContent === n && li?.querySelector(".score")?.textContent === s;
+    }, [score, NAME]);
+    assert.equal(await wall.$$eval("img", (imgs) => imgs.length), 0, "the name is never markup");
     assert.equal(await wall.isVisible("#empty"), false);
     await wall.screenshot({ path: join(OUT, "board-live.png") });
     // Tabs by keyboard: today's board has the guest too.
     await wall.focus("#tab-all_time");
     await wall.keyboard.press("ArrowRight");
     assert.equal(await wall.getAttribute("#tab-daily", "aria-selected"), "true");
-    await wall.waitForFunction(() => document.querySelector("#rows li .name")?.textContent === "Guest Gail");
+    await wall.waitForFunction((n) => document.querySelector("#rows li .name")?.textContent === n, NAME);
     // A signed-in player's own board shows where they stand.
     const mine = await gail.newPage();
     await mine.goto(`${server.url}/board.html`);
     await mine.waitForFunction(() => (document.getElementById("you")?.textContent ?? "").startsWith("You: #1"));
     await mine.waitForFunction(() => document.querySelectorAll("#around li.me").length === 1);
     await mine.screenshot({ path: join(OUT, "board-mine.png") });
+    assert.equal(await mine.$$eval("img", (imgs) => imgs.length), 0, "the name is never markup");
+    let alerted = false;
+    for (const p of [wall, mine]) p.on("dialog", () => { alerted = true; });
+    await wall.waitForTimeout(300);
+    assert.equal(alerted, false);
   } finally {
     await browser.close();
     server.stop();
