@@ -439,6 +439,9 @@ const STYLE: &str = include_str!("../../web-client/style.css");
 const BOARD: &str = include_str!("../../web-client/board.html");
 const BOARD_JS: &str = include_str!("../../web-client/board.js");
 const BOARD_LOGIC_JS: &str = include_str!("../../web-client/board-logic.js");
+const MOD: &str = include_str!("../../web-client/mod.html");
+const MOD_JS: &str = include_str!("../../web-client/mod.js");
+const MOD_LOGIC_JS: &str = include_str!("../../web-client/mod-logic.js");
 
 async fn index() -> HttpResponse {
     HttpResponse::Ok()
@@ -454,6 +457,9 @@ async fn static_file(path: web::Path<String>) -> HttpResponse {
         "board.html" => (BOARD, "text/html; charset=utf-8"),
         "board.js" => (BOARD_JS, "text/javascript; charset=utf-8"),
         "board-logic.js" => (BOARD_LOGIC_JS, "text/javascript; charset=utf-8"),
+        "mod.html" => (MOD, "text/html; charset=utf-8"),
+        "mod.js" => (MOD_JS, "text/javascript; charset=utf-8"),
+        "mod-logic.js" => (MOD_LOGIC_JS, "text/javascript; charset=utf-8"),
         _ => return error(actix_web::http::StatusCode::NOT_FOUND, ErrorCode::NotFound),
     };
     HttpResponse::Ok()

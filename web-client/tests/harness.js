@@ -14,13 +14,33 @@ const here = new URL(".", import.meta.url).pathname;
 export const OUT = process.env.TEST_OUT ?? resolve(here, "..", "test-output");
 mkdirSync(OUT, { recursive: true });
 
+const bin = process.env.TEST_EMOFY_BIN ?? resolve(here, "..", "..", "target", "debug", "emofy");
+
+/** A fresh data dir. */
+export function dataDir() {
+  return mkdtempSync(join(tmpdir(), "emofy-e2e-"));
+}
+
+/**
+ * Creates a moderator account the way an operator does (`emofy admin create-moderator`).
+ * @param {string} data @param {string} username @param {string} password
+ */
+export async function createModerator(data, username, password) {
+  const child = spawn(bin, ["admin", "create-moderator", "--username", username, "--data-dir", data], {
+    env: { PATH: process.env.PATH ?? "" },
+    stdio: ["pipe", "ignore", "inherit"],
+  });
+  child.stdin?.end(`${password}\n`);
+  const code = await new Promise((ok) => child.on("exit", ok));
+  if (code !== 0) throw new Error(`create-moderator exited with ${code}`);
+}
+
 /**
  * @param {Record<string, string>} env extra EMOFY_* settings
+ * @param {string} [data] the data dir (a fresh one by default)
  * @returns {Promise<{url: string, stop: () => void}>}
  */
-export async function startServer(env = {}) {
-  const bin = process.env.TEST_EMOFY_BIN ?? resolve(here, "..", "..", "target", "debug", "emofy");
-  const data = mkdtempSync(join(tmpdir(), "emofy-e2e-"));
+export async function startServer(env = {}, data = dataDir()) {
   const child = spawn(bin, ["serve", "--port", "0", "--log-filter", "warn", "--data-dir", data], {
     env: {
       PATH: process.env.PATH ?? "",
