@@ -442,6 +442,9 @@ const BOARD_LOGIC_JS: &str = include_str!("../../web-client/board-logic.js");
 const MOD: &str = include_str!("../../web-client/mod.html");
 const MOD_JS: &str = include_str!("../../web-client/mod.js");
 const MOD_LOGIC_JS: &str = include_str!("../../web-client/mod-logic.js");
+const CONTRIBUTE: &str = include_str!("../../web-client/contribute.html");
+const CONTRIBUTE_JS: &str = include_str!("../../web-client/contribute.js");
+const CONTRIBUTE_LOGIC_JS: &str = include_str!("../../web-client/contribute-logic.js");
 
 async fn index() -> HttpResponse {
     HttpResponse::Ok()
@@ -460,6 +463,9 @@ async fn static_file(path: web::Path<String>) -> HttpResponse {
         "mod.html" => (MOD, "text/html; charset=utf-8"),
         "mod.js" => (MOD_JS, "text/javascript; charset=utf-8"),
         "mod-logic.js" => (MOD_LOGIC_JS, "text/javascript; charset=utf-8"),
+        "contribute.html" => (CONTRIBUTE, "text/html; charset=utf-8"),
+        "contribute.js" => (CONTRIBUTE_JS, "text/javascript; charset=utf-8"),
+        "contribute-logic.js" => (CONTRIBUTE_LOGIC_JS, "text/javascript; charset=utf-8"),
         _ => return error(actix_web::http::StatusCode::NOT_FOUND, ErrorCode::NotFound),
     };
     HttpResponse::Ok()
