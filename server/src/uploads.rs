@@ -190,10 +190,13 @@ struct UploadView {
     consent: ConsentView,
     kept_original: bool,
     prediction: Option<PredictionView>,
+    /// The contributor's own label.
     label: Option<Emotion>,
     votes: u32,
-    #[serde(flatten)]
-    status: ImageStatus,
+    /// `open`, `retired`, `disputed` or `removed`.
+    status: &'static str,
+    /// The crowd's consensus once the image retired.
+    consensus: Option<Emotion>,
 }
 
 fn view(u: &UploadRecord, prediction: Option<&Prediction>) -> UploadView {
@@ -212,7 +215,11 @@ fn view(u: &UploadRecord, prediction: Option<&Prediction>) -> UploadView {
         prediction: prediction.map(PredictionView::from),
         label: u.label,
         votes: u.votes.total(),
-        status: u.status,
+        status: u.status.name(),
+        consensus: match u.status {
+            ImageStatus::Retired { label } => Some(label),
+            _ => None,
+        },
     }
 }
 

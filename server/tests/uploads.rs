@@ -177,6 +177,7 @@ async fn a_contributed_face_is_cropped_predicted_labelled_played_and_deleted() {
     );
     assert_eq!(up["kept_original"], false);
     assert_eq!(up["label"], Value::Null);
+    assert_eq!(up["consensus"], Value::Null);
 
     // Only the crop is stored, as PNG, without the photo's metadata.
     let (status, _, crop) =
