@@ -12,6 +12,13 @@ let version = "";
 /** @type {Record<string, boolean> | null} */
 let consent = null;
 let uploaded = "";
+/** The photo as chosen, and as filtered (what "Send" sends). */
+let original = /** @type {Blob|null} */ (null);
+let current = /** @type {Blob|null} */ (null);
+/** @type {string[]} */
+let chain = [];
+const FILTERS = ["gray", "blur", "canny", "dilate", "erode", "sepia", "cartoonify", "negative", "emboss",
+  "sharpen", "edge_enhance", "rainbowify", "mirror", "flip", "rotate_left", "rotate_right"];
 /** @type {any[]} */
 let mine = [];
 let next = /** @type {string|null} */ (null);
@@ -71,9 +78,71 @@ async function send(photo) {
   }
 }
 
+/** Shows `photo` for editing; filters start from it. @param {Blob} photo */
+function edit(photo) {
+  original = photo;
+  chain = [];
+  show(photo);
+  $("edit").hidden = false;
+}
+
+/** Shows `b`, the photo with `applied` filters. @param {Blob} b @param {string[]} [applied] */
+function show(b, applied = []) {
+  current = b;
+  const img = /** @type {HTMLImageElement} */ ($("preview"));
+  URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(b);
+  img.dataset.chain = applied.join(",");
+  $("chain").replaceChildren(...chain.map((f, i) => {
+    const li = document.createElement("li");
+    li.textContent = f;
+    const x = document.createElement("button");
+    x.type = "button";
+    x.textContent = "×";
+    x.setAttribute("aria-label", `Remove ${f}`);
+    x.addEventListener("click", () => { chain.splice(i, 1); refilter(); });
+    li.append(" ", x);
+    return li;
+  }));
+}
+
+let previews = 0;
+
+/** Applies the chain to the original photo on the server (a preview); a newer request wins. */
+async function refilter() {
+  if (!original) return;
+  const mine = ++previews;
+  const applied = [...chain];
+  if (applied.length === 0) { show(original); return; }
+  try {
+    const res = await fetch(`/api/filters?chain=${applied.join(",")}`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": original.type || "application/octet-stream" },
+      body: original,
+    });
+    if (!res.ok) throw new Error((await res.json().catch(() => ({}))).message ?? `HTTP ${res.status}`);
+    const blob = await res.blob();
+    if (mine !== previews) return;
+    show(blob, applied);
+    $("upload-error").textContent = "";
+  } catch (e) {
+    if (mine !== previews) return;
+    chain.pop();
+    $("upload-error").textContent = String(/** @type {Error} */ (e).message);
+  }
+}
+
+for (const f of FILTERS) /** @type {HTMLSelectElement} */ ($("filter")).append(new Option(f, f));
+$("add-filter").addEventListener("click", () => {
+  if (chain.length >= 8) { $("upload-error").textContent = "At most 8 filters."; return; }
+  chain.push(/** @type {HTMLSelectElement} */ ($("filter")).value);
+  refilter();
+});
+$("send").addEventListener("click", () => { if (current) send(current); });
+
 $("file").addEventListener("change", () => {
   const f = /** @type {HTMLInputElement} */ ($("file")).files?.[0];
-  if (f) send(f);
+  if (f) edit(f);
 });
 
 $("camera").addEventListener("click", async () => {
@@ -95,7 +164,7 @@ $("snap").addEventListener("click", () => {
   canvas.width = video.videoWidth;
   canvas.height = video.videoHeight;
   canvas.getContext("2d")?.drawImage(video, 0, 0);
-  canvas.toBlob((b) => { if (b) send(b); }, "image/png");
+  canvas.toBlob((b) => { if (b) edit(b); }, "image/png");
   for (const t of /** @type {MediaStream} */ (video.srcObject)?.getTracks() ?? []) t.stop();
   video.hidden = true;
   $("snap").hidden = true;

@@ -45,6 +45,37 @@ test("a contributor uploads with consent, corrects the guess, and revokes it", a
     await page.waitForSelector("#photo-step:not([hidden])");
     await page.screenshot({ path: join(OUT, "contribute-consent.png"), fullPage: true });
     await page.setInputFiles("#file", { name: "me.png", mimeType: "image/png", buffer: Buffer.from(photo, "base64") });
+    // Filters, previewed by the server, chained: mirror then sepia; then one removed.
+    await page.waitForSelector("#edit:not([hidden])");
+    const before = await page.getAttribute("#preview", "src");
+    await page.selectOption("#filter", "mirror");
+    await page.click("#add-filter");
+    await page.selectOption("#filter", "sepia");
+    await page.click("#add-filter");
+    await page.waitForFunction(() => document.querySelectorAll("#chain li").length === 2);
+    await page.waitForFunction(() => document.getElementById("preview")?.dataset.chain === "mirror,sepia");
+    assert.notEqual(await page.getAttribute("#preview", "src"), before);
+    await page.waitForFunction(() => {
+      const img = /** @type {HTMLImageElement} */ (document.getElementById("preview"));
+      return img.complete && img.naturalWidth > 0;
+    });
+    // Sepia: the preview's pixels are warm (red ≥ blue everywhere).
+    const warm = await page.evaluate(() => {
+      const img = /** @type {HTMLImageElement} */ (document.getElementById("preview"));
+      const c = document.createElement("canvas");
+      c.width = img.naturalWidth;
+      c.height = img.naturalHeight;
+      const g = /** @type {CanvasRenderingContext2D} */ (c.getContext("2d"));
+      g.drawImage(img, 0, 0);
+      const d = g.getImageData(0, 0, c.width, c.height).data;
+      for (let i = 0; i < d.length; i += 4) if (d[i] < d[i + 2]) return false;
+      return true;
+    });
+    assert.equal(warm, true);
+    await page.screenshot({ path: join(OUT, "contribute-filters.png"), fullPage: true });
+    await page.click("#chain li:nth-child(2) button");
+    await page.waitForFunction(() => document.getElementById("preview")?.dataset.chain === "mirror");
+    await page.click("#send");
     await page.waitForSelector("#result-step:not([hidden])");
     const prediction = await page.textContent("#prediction");
     assert.match(prediction ?? "", /^The model thinks: (angry|disgust|fear|happy|neutral|sad|surprise) \(\d+%\)\.$/);
