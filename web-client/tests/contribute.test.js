@@ -101,6 +101,6 @@ test("a contributor uploads with consent, corrects the guess, and revokes it", a
     assert.equal(gone.status, 404);
   } finally {
     await browser.close();
-    server.stop();
+    await server.stop();
   }
 });

@@ -35,13 +35,26 @@ export async function createModerator(data, username, password) {
   if (code !== 0) throw new Error(`create-moderator exited with ${code}`);
 }
 
+/** A port that was free a moment ago. */
+export async function freePort() {
+  const net = await import("node:net");
+  return new Promise((ok) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const port = /** @type {any} */ (srv.address()).port;
+      srv.close(() => ok(port));
+    });
+  });
+}
+
 /**
  * @param {Record<string, string>} env extra EMOFY_* settings
  * @param {string} [data] the data dir (a fresh one by default)
- * @returns {Promise<{url: string, stop: () => void}>}
+ * @param {number} [port] 0: any free port
+ * @returns {Promise<{url: string, stop: () => Promise<void>}>}
  */
-export async function startServer(env = {}, data = dataDir()) {
-  const child = spawn(bin, ["serve", "--port", "0", "--log-filter", "warn", "--data-dir", data], {
+export async function startServer(env = {}, data = dataDir(), port = 0) {
+  const child = spawn(bin, ["serve", "--port", String(port), "--log-filter", "warn", "--data-dir", data], {
     env: {
       PATH: process.env.PATH ?? "",
       EMOFY_WORKERS: "1",
@@ -61,7 +74,8 @@ export async function startServer(env = {}, data = dataDir()) {
     });
     child.on("exit", (code) => fail(new Error(`the server exited with ${code}`)));
   });
-  return { url, stop: () => child.kill("SIGTERM") };
+  const exited = new Promise((ok) => child.on("exit", ok));
+  return { url, stop: async () => { child.kill("SIGTERM"); await exited; } };
 }
 
 export async function launchBrowser() {

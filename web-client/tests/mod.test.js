@@ -56,6 +56,6 @@ test("a moderator overrides a disputed label", async () => {
     assert.equal(after.label, "sad");
   } finally {
     await browser.close();
-    server.stop();
+    await server.stop();
   }
 });

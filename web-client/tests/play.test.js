@@ -109,6 +109,6 @@ test("a guest plays 5 rounds and sees the score and leaderboard change", async (
     assert.equal(alerted, false);
   } finally {
     await browser.close();
-    server.stop();
+    await server.stop();
   }
 });
