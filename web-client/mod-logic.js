@@ -8,3 +8,9 @@ export function percent(x) {
   const v = Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0;
   return `${Math.round(v * 100)}%`;
 }
+
+/** Each count as a share of the largest (for bar lengths); all zero when every count is 0. @param {number[]} counts */
+export function shares(counts) {
+  const max = Math.max(0, ...counts);
+  return counts.map((c) => (max > 0 ? c / max : 0));
+}

@@ -2,7 +2,7 @@
 // Moderator console: sign in, review the queue (vote distribution, the
 // crowd's posterior, the model's probabilities), accept / override / flag,
 // and the player reliability table with ban / clear. Text only for names.
-import { EMOTIONS, percent } from "./mod-logic.js";
+import { EMOTIONS, percent, shares } from "./mod-logic.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 let token = sessionStorage.getItem("emofy.mod") ?? "";
@@ -22,14 +22,16 @@ async function api(path, body) {
 /**
  * A labelled bar chart of seven values.
  * @param {string} title @param {number[]} values shares in [0, 1]
+ * @param {string[]} [names] the bars' names (the seven emotions by default)
+ * @param {string[]} [texts] what each bar says (its percentage by default)
  */
-function bars(title, values) {
+function bars(title, values, names = EMOTIONS, texts) {
   const fig = document.createElement("figure");
   fig.className = "bars";
   const cap = document.createElement("figcaption");
   cap.textContent = title;
   fig.append(cap);
-  EMOTIONS.forEach((e, i) => {
+  names.forEach((e, i) => {
     const row = document.createElement("div");
     row.className = "bar";
     const label = document.createElement("span");
@@ -41,7 +43,7 @@ function bars(title, values) {
     fill.style.width = percent(values[i] ?? 0);
     track.append(fill);
     const value = document.createElement("span");
-    value.textContent = percent(values[i] ?? 0);
+    value.textContent = texts?.[i] ?? percent(values[i] ?? 0);
     row.append(label, track, value);
     fig.append(row);
   });
@@ -94,7 +96,7 @@ async function act(image, body) {
   try {
     const r = await api(`/api/moderation/images/${image}`, body);
     $("status").textContent = `Image ${image.slice(0, 8)}: ${r.status}${r.gold ? ` (verified: ${r.gold})` : ""}.`;
-    await loadQueue();
+    await Promise.all([loadQueue(), loadStats()]);
   } catch (e) {
     $("status").textContent = String(/** @type {Error} */ (e).message);
   }
@@ -124,10 +126,24 @@ async function loadPlayers() {
   }));
 }
 
+async function loadStats() {
+  const s = await api("/api/moderation/stats?days=14");
+  const days = s.labels_per_day.map((/** @type {any} */ d) => d.day);
+  const perDay = s.labels_per_day.map((/** @type {any} */ d) => d.labels);
+  const status = ["open", "retired", "disputed", "removed"];
+  const statusCounts = status.map((k) => s.status[k]);
+  const classCounts = EMOTIONS.map((e) => s.retired_per_class[e]);
+  $("stats").replaceChildren(
+    bars("Labels per day (UTC)", shares(perDay), days, perDay.map(String)),
+    bars("Images by status", shares(statusCounts), status, statusCounts.map(String)),
+    bars("Class balance (retired images)", shares(classCounts), EMOTIONS, classCounts.map(String)),
+  );
+}
+
 async function open() {
   $("signin").hidden = true;
   $("console").hidden = false;
-  await Promise.all([loadQueue(), loadPlayers()]);
+  await Promise.all([loadQueue(), loadPlayers(), loadStats()]);
 }
 
 $("signin-form").addEventListener("submit", async (e) => {

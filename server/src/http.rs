@@ -64,6 +64,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/api/moderation/audit",
             web::get().to(crate::moderation::audit),
         )
+        .route(
+            "/api/moderation/stats",
+            web::get().to(crate::moderation::stats),
+        )
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics))

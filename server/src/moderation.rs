@@ -15,6 +15,8 @@
 //! * `GET /api/moderation/players?flagged=true&limit=` — the reliability table,
 //!   with the reason of each automatic flag.
 //! * `GET /api/moderation/audit?limit=` — every moderator action, newest first.
+//! * `GET /api/moderation/stats?days=14` — the dataset's charts: labels per
+//!   UTC day, images per status, retired images per class.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -352,4 +354,37 @@ pub async fn audit(
         .await
         .map_err(store_error)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "entries": entries })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Days {
+    days: Option<u64>,
+}
+
+/// `GET /api/moderation/stats`
+pub async fn stats(
+    req: HttpRequest,
+    q: web::Query<Days>,
+    svc: web::Data<Services>,
+) -> Result<HttpResponse, ApiError> {
+    moderator(&req, &svc)?;
+    let days = q.days.unwrap_or(14).clamp(1, 366);
+    let now = svc.clock.now();
+    // The start of the UTC day `days - 1` days ago.
+    let start_of_today = now.0 - now.0 % 86_400_000;
+    let since = emofy_game::Millis(start_of_today.saturating_sub((days - 1) * 86_400_000));
+    let d = svc.review.dataset_stats(since).await.map_err(store_error)?;
+    let s = svc.images.stats().await.map_err(store_error)?;
+    let per_class: serde_json::Map<String, serde_json::Value> = Emotion::ALL
+        .iter()
+        .map(|e| (e.as_str().to_owned(), d.retired_per_class[e.index()].into()))
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "labels_per_day": d.labels_per_day.iter().map(|(day, n)| serde_json::json!({"day": day, "labels": n})).collect::<Vec<_>>(),
+        "status": {"open": s.open, "retired": s.retired, "disputed": s.disputed, "removed": s.removed},
+        "retired_per_class": per_class,
+        "labels": s.labels,
+        "players": s.players,
+    })))
 }

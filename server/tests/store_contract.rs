@@ -466,6 +466,21 @@ async fn contract(b: Backend) {
     assert_eq!(s.labels, 8);
     assert_eq!(s.players, 6);
 
+    // Dataset statistics for the moderators' charts.
+    let d = b.review.dataset_stats(Millis(0)).await.unwrap();
+    assert_eq!(d.labels_per_day, vec![("1970-01-01".to_owned(), 8)]);
+    let mut want = [0u64; 7];
+    want[Emotion::Happy.index()] = 1;
+    assert_eq!(d.retired_per_class, want);
+    assert!(
+        b.review
+            .dataset_stats(Millis(86_400_000))
+            .await
+            .unwrap()
+            .labels_per_day
+            .is_empty()
+    );
+
     // The periodic truth pass: a snapshot of the labels, EM, and the matrices written back.
     let snap = b.review.truth_snapshot(1_000).await.unwrap();
     assert_eq!(snap.labels.len(), 8);

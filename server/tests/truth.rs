@@ -74,6 +74,7 @@ async fn the_moderator_api_is_for_moderators_only() {
         ("GET", "/api/moderation/queue".into(), None),
         ("GET", "/api/moderation/players".into(), None),
         ("GET", "/api/moderation/audit".into(), None),
+        ("GET", "/api/moderation/stats".into(), None),
         (
             "POST",
             format!("/api/moderation/images/{image}"),
@@ -105,20 +106,11 @@ async fn the_moderator_api_is_for_moderators_only() {
             "{method} {path}"
         );
     }
-    for (method, path, _) in endpoints.iter().take(3) {
+    for (method, path, _) in endpoints.iter().take(4) {
         let (s, v) = call(&app, method, path, Some(&moderator), None).await;
         assert_eq!(s, 200, "{method} {path}: {v}");
     }
     // Unknown images and players are 404 for a moderator; a bad body is a clear 400.
-    let (s, _) = call(
-        &app,
-        "POST",
-        &endpoints[3].1,
-        Some(&moderator),
-        endpoints[3].2.clone(),
-    )
-    .await;
-    assert_eq!(s, 404);
     let (s, _) = call(
         &app,
         "POST",
@@ -128,10 +120,19 @@ async fn the_moderator_api_is_for_moderators_only() {
     )
     .await;
     assert_eq!(s, 404);
+    let (s, _) = call(
+        &app,
+        "POST",
+        &endpoints[5].1,
+        Some(&moderator),
+        endpoints[5].2.clone(),
+    )
+    .await;
+    assert_eq!(s, 404);
     let (s, v) = call(
         &app,
         "POST",
-        &endpoints[3].1,
+        &endpoints[4].1,
         Some(&moderator),
         Some(json!({"action": "delete"})),
     )

@@ -44,12 +44,19 @@ test("a moderator overrides a disputed label", async () => {
     assert.equal(await mod.$$eval(`#queue li[data-image="${image}"] figure`, (f) => f.length), 3, "votes, posterior, model");
     // The reliability table lists the three players, by name, as text.
     await mod.waitForFunction(() => document.querySelectorAll("#players tbody tr").length === 3);
+    // Dataset charts: 3 labels today, one disputed image, no retired class yet.
+    await mod.waitForFunction(() => document.querySelectorAll("#stats figure").length === 3);
+    const stats = await mod.$$eval("#stats figure", (fs) => fs.map((f) => f.textContent ?? ""));
+    assert.match(stats[0], /Labels per day \(UTC\)\d{4}-\d{2}-\d{2}.*3$/);
+    assert.match(stats[1], /disputed.*1/);
     await mod.screenshot({ path: join(OUT, "mod-queue.png"), fullPage: true });
 
     await mod.selectOption(`#queue li[data-image="${image}"] select`, "sad");
     await mod.click(`#queue li[data-image="${image}"] button:text("Override")`);
     await mod.waitForFunction(() => (document.getElementById("status")?.textContent ?? "").includes("verified: sad"));
     await mod.waitForFunction(() => document.getElementById("queue-empty")?.hidden === false);
+    // The class balance now counts the verified image.
+    await mod.waitForFunction(() => /sad1(?!\d)/.test(document.querySelectorAll("#stats figure")[2]?.textContent ?? ""));
     await mod.screenshot({ path: join(OUT, "mod-done.png"), fullPage: true });
     const after = await (await fetch(`${server.url}/api/images/${image}`)).json();
     assert.equal(after.status, "retired");

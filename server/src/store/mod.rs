@@ -606,12 +606,36 @@ pub trait ReviewStore: Send + Sync {
     ) -> Result<Vec<(PlayerId, emofy_game::Reliability)>, StoreError>;
     /// The newest audit entries first, at most `limit`.
     async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Labels per UTC day since `since` (days without labels left out, oldest
+    /// first) and retired images per consensus class.
+    async fn dataset_stats(&self, since: Millis) -> Result<DatasetStats, StoreError>;
     /// What the periodic truth pass reads: the newest `max_labels` labels,
     /// the gold labels and model guesses of their images, and reliabilities.
     async fn truth_snapshot(&self, max_labels: usize) -> Result<TruthSnapshot, StoreError>;
     /// Writes a truth pass: each player's matrix (their counters are kept),
     /// the model's matrix, and the posteriors of images still open.
     async fn apply_truth_pass(&self, pass: TruthPass, at: Millis) -> Result<(), StoreError>;
+}
+
+/// Dataset statistics for the moderators' charts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DatasetStats {
+    /// (UTC day as `YYYY-MM-DD`, labels that day), oldest first.
+    pub labels_per_day: Vec<(String, u64)>,
+    /// Retired images per consensus class, in class order.
+    pub retired_per_class: [u64; emofy_game::EMOTION_COUNT],
+}
+
+/// Counts `(label time)`s per UTC day, oldest first.
+pub fn per_day(times: impl IntoIterator<Item = Millis>) -> Vec<(String, u64)> {
+    let mut days: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for t in times {
+        let b = emofy_game::Period::Daily.bucket(t);
+        *days
+            .entry(b.id.trim_start_matches('d').to_owned())
+            .or_default() += 1;
+    }
+    days.into_iter().collect()
 }
 
 /// Input of the periodic full EM pass.

@@ -46,8 +46,8 @@ use super::{
     UploadCursor, UploadRecord, UploadStore, truth,
 };
 use super::{
-    AuditEntry, ImageAction, ModeratedImage, PlayerAction, PlayerReliability, ReviewCandidate,
-    ReviewStore, TruthPass, TruthSnapshot,
+    AuditEntry, DatasetStats, ImageAction, ModeratedImage, PlayerAction, PlayerReliability,
+    ReviewCandidate, ReviewStore, TruthPass, TruthSnapshot,
 };
 
 /// The MongoDB store. Cheap to clone.
@@ -1683,6 +1683,33 @@ impl ReviewStore for MongoStore {
             }
         }
         Ok(out)
+    }
+
+    async fn dataset_stats(&self, since: Millis) -> Result<DatasetStats, StoreError> {
+        let labels = all(self
+            .coll("labels")
+            .find(doc! {"created_ms": {"$gte": i64_of(since.0)}})
+            .projection(doc! {"created_ms": 1}))
+        .await?;
+        let times = labels
+            .iter()
+            .map(|d| get_u64(d, "created_ms").map(Millis))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut retired = [0u64; emofy_game::EMOTION_COUNT];
+        for d in all(self
+            .coll("images")
+            .find(doc! {"status": "retired"})
+            .projection(doc! {"consensus": 1}))
+        .await?
+        {
+            if let Some(e) = emotion(opt_str(&d, "consensus"))? {
+                retired[e.index()] += 1;
+            }
+        }
+        Ok(DatasetStats {
+            labels_per_day: super::per_day(times),
+            retired_per_class: retired,
+        })
     }
 
     async fn truth_snapshot(&self, max_labels: usize) -> Result<TruthSnapshot, StoreError> {

@@ -32,8 +32,8 @@ use super::{
     UploadCursor, UploadRecord, UploadStore, truth,
 };
 use super::{
-    AuditEntry, ImageAction, ModeratedImage, PlayerAction, PlayerReliability, ReviewCandidate,
-    ReviewStore, TruthPass, TruthSnapshot,
+    AuditEntry, DatasetStats, ImageAction, ModeratedImage, PlayerAction, PlayerReliability,
+    ReviewCandidate, ReviewStore, TruthPass, TruthSnapshot,
 };
 
 const SCHEMA_VERSION: i64 = 6;
@@ -2135,6 +2135,38 @@ impl ReviewStore for SqliteStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn dataset_stats(&self, since: Millis) -> Result<DatasetStats, StoreError> {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT created_ms FROM labels WHERE created_ms >= ?1")
+                .map_err(db_err)?;
+            let times = st
+                .query_map(params![i64_of(since.0)], |r| r.get::<_, i64>(0))
+                .map_err(db_err)?
+                .map(|t| t.map(|t| Millis(u64_of(t))))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            let mut retired = [0u64; emofy_game::EMOTION_COUNT];
+            let mut st = c
+                .prepare_cached("SELECT consensus, COUNT(*) FROM images WHERE status = 'retired' GROUP BY consensus")
+                .map_err(db_err)?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?)))
+                .map_err(db_err)?;
+            for row in rows {
+                let (e, n) = row.map_err(db_err)?;
+                if let Some(e) = parse_emotion(e)? {
+                    retired[e.index()] = u64_of(n);
+                }
+            }
+            Ok(DatasetStats {
+                labels_per_day: super::per_day(times),
+                retired_per_class: retired,
+            })
         })
         .await
     }
