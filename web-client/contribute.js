@@ -93,6 +93,7 @@ function show(b, applied = []) {
   URL.revokeObjectURL(img.src);
   img.src = URL.createObjectURL(b);
   img.dataset.chain = applied.join(",");
+  detect(b);
   $("chain").replaceChildren(...chain.map((f, i) => {
     const li = document.createElement("li");
     li.textContent = f;
@@ -107,6 +108,34 @@ function show(b, applied = []) {
 }
 
 let previews = 0;
+let detections = 0;
+
+/** Shows the face crop the server would store for `b`, before anything is sent. @param {Blob} b */
+async function detect(b) {
+  const mine = ++detections;
+  const send = /** @type {HTMLButtonElement} */ ($("send"));
+  send.disabled = true;
+  $("face-status").textContent = "Looking for a face…";
+  const res = await fetch("/api/faces/preview", {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": b.type || "application/octet-stream" },
+    body: b,
+  });
+  if (mine !== detections) return;
+  const crop = /** @type {HTMLImageElement} */ ($("face-crop"));
+  if (!res.ok) {
+    const err = await res.json().catch(() => ({}));
+    crop.removeAttribute("src");
+    $("face-status").textContent = err.code === "no_face"
+      ? "No face found: try a photo where your face is larger and well lit."
+      : err.message ?? `HTTP ${res.status}`;
+    return;
+  }
+  URL.revokeObjectURL(crop.src);
+  crop.src = URL.createObjectURL(await res.blob());
+  $("face-status").textContent = "Face found.";
+  send.disabled = false;
+}
 
 /** Applies the chain to the original photo on the server (a preview); a newer request wins. */
 async function refilter() {

@@ -45,6 +45,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/admin/model", web::post().to(crate::model_admin::swap))
         .route("/api/filters", web::post().to(crate::filters::preview))
         .route(
+            "/api/faces/preview",
+            web::post().to(crate::uploads::face_preview),
+        )
+        .route(
             "/api/moderation/queue",
             web::get().to(crate::moderation::queue),
         )

@@ -732,3 +732,62 @@ pub async fn label(
         "status": outcome.status.name(),
     })))
 }
+
+/// `POST /api/faces/preview`: the face crop a photo would give, as PNG
+/// (body: the photo's bytes; a signed-in player's token). Nothing is stored:
+/// the contributor sees the crop before choosing to send it.
+pub async fn face_preview(
+    req: HttpRequest,
+    mut body: web::Payload,
+    svc: web::Data<Services>,
+) -> Result<HttpResponse, ApiError> {
+    use futures_util::StreamExt;
+    bearer(&req, &svc)?;
+    let limits = svc.config.upload.clone();
+    let mut photo = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidMessage))?;
+        if photo.len() + chunk.len() > limits.max_bytes {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+            ));
+        }
+        photo.extend_from_slice(&chunk);
+    }
+    let Ok(_slot) = svc.upload_slots.clone().try_acquire_owned() else {
+        return Err(ApiError::with(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::TryAgain,
+            "too many photos are being processed; try again in a moment",
+        ));
+    };
+    let detector = svc.faces.clone();
+    let side = svc.inference.as_ref().map_or(64, |p| p.input_side());
+    let processed = web::block(move || process_photo(&photo, &limits, &detector, side, false))
+        .await
+        .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal))?
+        .map_err(|e| match e {
+            UploadError::NotAnImage(why) => ApiError::with(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorCode::UnsupportedImage,
+                why,
+            ),
+            UploadError::TooLarge(why) => {
+                ApiError::with(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::ImageTooLarge, why)
+            }
+            e @ UploadError::NoFace(_) => ApiError::with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ErrorCode::NoFace,
+                e.to_string(),
+            ),
+            UploadError::Encode(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::Internal)
+            }
+        })?;
+    Ok(HttpResponse::Ok()
+        .content_type("image/png")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(processed.crop_png))
+}

@@ -750,6 +750,27 @@ async fn photo_filters_preview_and_a_filtered_photo_becomes_a_contribution() {
     let (status, _, body) = http_bytes("POST", &url, &headers, b"not an image").await;
     assert_eq!(status, 415, "{}", String::from_utf8_lossy(&body));
 
+    // The face crop a photo would give, before sending: PNG, square, nothing stored.
+    let url = app.http("/api/faces/preview");
+    let (status, head, crop) = http_bytes("POST", &url, &headers, &photo).await;
+    assert_eq!(status, 200, "{head}");
+    let crop = image::load_from_memory(&crop).unwrap();
+    assert_eq!(crop.width(), crop.height());
+    assert_eq!(get_json(&app.http("/api/stats")).await["images"], 0);
+    let blank = {
+        let mut out = Vec::new();
+        DynamicImage::ImageRgb8(RgbImage::from_pixel(300, 200, Rgb([90, 120, 90])))
+            .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
+        out
+    };
+    let (status, _, body) = http_bytes("POST", &url, &headers, &blank).await;
+    assert_eq!(status, 422);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["code"], "no_face");
+    let (status, _, _) = http_bytes("POST", &url, &[], &photo).await;
+    assert_eq!(status, 401);
+
     // The mirrored photo is contributed like any other: consent, face, prediction.
     let url = app.http("/api/filters?chain=mirror");
     let (_, _, mirrored) = http_bytes("POST", &url, &headers, &photo).await;

@@ -75,6 +75,12 @@ test("a contributor uploads with consent, corrects the guess, and revokes it", a
     await page.screenshot({ path: join(OUT, "contribute-filters.png"), fullPage: true });
     await page.click("#chain li:nth-child(2) button");
     await page.waitForFunction(() => document.getElementById("preview")?.dataset.chain === "mirror");
+    // The detected face crop is shown before anything is sent.
+    await page.waitForFunction(() => (document.getElementById("face-status")?.textContent ?? "") === "Face found.");
+    await page.waitForFunction(() => /** @type {HTMLImageElement} */ (document.getElementById("face-crop")).naturalWidth > 0);
+    assert.equal(await page.isEnabled("#send"), true);
+    const before_send = await (await fetch(`${server.url}/api/stats`)).json();
+    assert.equal(before_send.images, 2, "nothing stored by the preview");
     await page.click("#send");
     await page.waitForSelector("#result-step:not([hidden])");
     const prediction = await page.textContent("#prediction");
