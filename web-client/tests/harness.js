@@ -84,3 +84,22 @@ export async function launchBrowser() {
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
   });
 }
+
+/**
+ * Waits for a fresh round, answers it with `emotion` (a click, or its 1–7 key), waits for the result.
+ * @param {import("playwright-core").Page} page
+ * @param {string} emotion
+ * @param {boolean} [byKey]
+ */
+export async function playRound(page, emotion, byKey = false) {
+  await page.waitForFunction(() =>
+    (document.getElementById("prompt")?.textContent ?? "").includes("predicted") &&
+    document.getElementById("feedback")?.textContent === "");
+  if (byKey) {
+    const keys = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"];
+    await page.keyboard.press(String(keys.indexOf(emotion) + 1));
+  } else {
+    await page.click(`#buttons button[data-emotion=${emotion}]`);
+  }
+  await page.waitForFunction(() => (document.getElementById("feedback")?.textContent ?? "") !== "");
+}

@@ -5,28 +5,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startServer, launchBrowser, OUT } from "./harness.js";
+import { startServer, launchBrowser, playRound, OUT } from "./harness.js";
 
 const NAME = "<img src=x onerror=alert(1)>";
-
-/**
- * Waits for a fresh round, answers it with `emotion` (a click, or its 1–7 key), waits for the result.
- * @param {import("playwright-core").Page} page
- * @param {string} emotion
- * @param {boolean} [byKey]
- */
-async function playRound(page, emotion, byKey = false) {
-  await page.waitForFunction(() =>
-    (document.getElementById("prompt")?.textContent ?? "").includes("predicted") &&
-    document.getElementById("feedback")?.textContent === "");
-  if (byKey) {
-    const keys = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"];
-    await page.keyboard.press(String(keys.indexOf(emotion) + 1));
-  } else {
-    await page.click(`#buttons button[data-emotion=${emotion}]`);
-  }
-  await page.waitForFunction(() => (document.getElementById("feedback")?.textContent ?? "") !== "");
-}
 
 test("a guest plays 5 rounds and sees the score and leaderboard change", async () => {
   const server = await startServer({ EMOFY_DEMO__IMAGES: "5" });

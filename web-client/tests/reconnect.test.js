@@ -4,16 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { startServer, launchBrowser, dataDir, freePort, OUT } from "./harness.js";
+import { startServer, launchBrowser, dataDir, freePort, playRound, OUT } from "./harness.js";
 
-/** @param {import("playwright-core").Page} page @param {string} emotion */
-async function playRound(page, emotion) {
-  await page.waitForFunction(() =>
-    (document.getElementById("prompt")?.textContent ?? "").includes("predicted") &&
-    document.getElementById("feedback")?.textContent === "");
-  await page.click(`#buttons button[data-emotion=${emotion}]`);
-  await page.waitForFunction(() => (document.getElementById("feedback")?.textContent ?? "") !== "");
-}
 
 test("the page reconnects after the connection drops and the streak is kept", async () => {
   const data = dataDir();
