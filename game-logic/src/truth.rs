@@ -235,6 +235,17 @@ pub enum Moderation {
     Cleared,
 }
 
+impl Moderation {
+    /// The stored name: `none`, `banned`, `cleared`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Moderation::None => "none",
+            Moderation::Banned => "banned",
+            Moderation::Cleared => "cleared",
+        }
+    }
+}
+
 /// Thresholds of the automatic spam and bot detection.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

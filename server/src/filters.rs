@@ -13,7 +13,6 @@ use std::str::FromStr;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use image::{DynamicImage, GrayImage, Luma, Rgb, RgbImage, imageops};
 use imageproc::distance_transform::Norm;
 
@@ -287,7 +286,7 @@ pub struct ChainQuery {
 pub async fn preview(
     req: HttpRequest,
     q: web::Query<ChainQuery>,
-    mut body: web::Payload,
+    body: web::Payload,
     svc: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
     bearer(&req, &svc)?;
@@ -298,19 +297,7 @@ pub async fn preview(
             e.to_string(),
         )
     })?;
-    let max = svc.config.upload.max_bytes;
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidMessage))?;
-        if bytes.len() + chunk.len() > max {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-            ));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+    let bytes = crate::http::read_capped(body, svc.config.upload.max_bytes).await?;
     let max_side = svc.config.upload.max_side;
     let names: Vec<&str> = chain.iter().map(|f| f.name()).collect();
     tracing::debug!(chain = ?names, bytes = bytes.len(), "filter preview");

@@ -481,3 +481,29 @@ async fn static_file(path: web::Path<String>) -> HttpResponse {
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .body(body)
 }
+
+/// Reads a request body of at most `max` bytes: a longer one is refused with
+/// `413 payload_too_large` as soon as it passes the limit.
+pub async fn read_capped(
+    mut body: actix_web::web::Payload,
+    max: usize,
+) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::new(
+                actix_web::http::StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidMessage,
+            )
+        })?;
+        if bytes.len() + chunk.len() > max {
+            return Err(ApiError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::PayloadTooLarge,
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}

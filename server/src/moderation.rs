@@ -211,14 +211,7 @@ pub async fn image(
         .await
         .map_err(store_error)?;
     tracing::info!(image = %id, moderator = %claims.player, action = ?action, status = done.status.name(), "image moderated");
-    crate::metrics::Metrics::count(
-        &svc.metrics.moderation,
-        match action {
-            ImageAction::Accept => "accept",
-            ImageAction::Override { .. } => "override",
-            ImageAction::Flag { .. } => "flag_image",
-        },
-    );
+    crate::metrics::Metrics::count(&svc.metrics.moderation, action.name());
     svc.coordinator.do_send(ImageModerated {
         image: id,
         status: done.status,
@@ -267,14 +260,7 @@ pub async fn player(
         .await
         .map_err(store_error)?;
     tracing::info!(player = %id, moderator = %claims.player, action = ?body.action, "player moderated");
-    crate::metrics::Metrics::count(
-        &svc.metrics.moderation,
-        match body.action {
-            PlayerAction::Ban => "ban",
-            PlayerAction::Clear => "clear",
-            PlayerAction::Reset => "reset",
-        },
-    );
+    crate::metrics::Metrics::count(&svc.metrics.moderation, body.action.name());
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "player": id,
         "moderation": r.moderation,

@@ -738,24 +738,12 @@ pub async fn label(
 /// the contributor sees the crop before choosing to send it.
 pub async fn face_preview(
     req: HttpRequest,
-    mut body: web::Payload,
+    body: web::Payload,
     svc: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
-    use futures_util::StreamExt;
     bearer(&req, &svc)?;
     let limits = svc.config.upload.clone();
-    let mut photo = Vec::new();
-    while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidMessage))?;
-        if photo.len() + chunk.len() > limits.max_bytes {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::PayloadTooLarge,
-            ));
-        }
-        photo.extend_from_slice(&chunk);
-    }
+    let photo = crate::http::read_capped(body, limits.max_bytes).await?;
     let Ok(_slot) = svc.upload_slots.clone().try_acquire_owned() else {
         return Err(ApiError::with(
             StatusCode::SERVICE_UNAVAILABLE,

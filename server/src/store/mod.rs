@@ -531,6 +531,17 @@ pub enum ImageAction {
     Flag { reason: String },
 }
 
+impl ImageAction {
+    /// The audit and metrics name: `accept`, `override`, `flag_image`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ImageAction::Accept => "accept",
+            ImageAction::Override { .. } => "override",
+            ImageAction::Flag { .. } => "flag_image",
+        }
+    }
+}
+
 /// What a moderator does to a player.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -541,6 +552,26 @@ pub enum PlayerAction {
     Clear,
     /// Back to the automatic rules.
     Reset,
+}
+
+impl PlayerAction {
+    /// The audit and metrics name: `ban`, `clear`, `reset`.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlayerAction::Ban => "ban",
+            PlayerAction::Clear => "clear",
+            PlayerAction::Reset => "reset",
+        }
+    }
+
+    /// The moderator's decision it records.
+    pub fn moderation(self) -> emofy_game::Moderation {
+        match self {
+            PlayerAction::Ban => emofy_game::Moderation::Banned,
+            PlayerAction::Clear => emofy_game::Moderation::Cleared,
+            PlayerAction::Reset => emofy_game::Moderation::None,
+        }
+    }
 }
 
 /// What a moderation of an image did.

@@ -1397,39 +1397,12 @@ async fn moderate_image_tx(
         .map_err(err)?
         .ok_or_else(|| StoreError::NotFound(format!("image {image}")))?;
     let before = status_of(&d)?;
-    if before == ImageStatus::Removed {
-        return Err(StoreError::Conflict("the image is out of play".into()));
-    }
-    let previous_gold = emotion(opt_str(&d, "gold"))?;
-    let posterior = truth::posterior_from(opt_str(&d, "posterior").as_deref());
-    let (after, new_gold, mut detail) = match action {
-        ImageAction::Accept => {
-            let Some(p) = posterior else {
-                return Err(StoreError::Conflict(
-                    "nobody has labelled the image yet".into(),
-                ));
-            };
-            let (label, _) = emofy_game::truth::map(&p);
-            (
-                ImageStatus::Retired { label },
-                Some(label),
-                serde_json::json!({"label": label, "before": before.name()}),
-            )
-        }
-        ImageAction::Override { label } => (
-            ImageStatus::Retired { label: *label },
-            Some(*label),
-            serde_json::json!({"label": label, "before": before.name(), "crowd": posterior.map(|p| emofy_game::truth::map(&p).0)}),
-        ),
-        ImageAction::Flag { reason } => (
-            ImageStatus::Removed,
-            None,
-            serde_json::json!({"reason": reason, "before": before.name()}),
-        ),
-    };
-    if let Some(g) = previous_gold {
-        detail["previous_gold"] = serde_json::json!(g);
-    }
+    let (after, new_gold, detail) = truth::plan_moderation(
+        action,
+        before,
+        truth::posterior_from(opt_str(&d, "posterior").as_deref()),
+        emotion(opt_str(&d, "gold"))?,
+    )?;
     store
         .coll("images")
         .update_one(
@@ -1443,12 +1416,7 @@ async fn moderate_image_tx(
         .session(&mut *s)
         .await
         .map_err(err)?;
-    let name = match action {
-        ImageAction::Accept => "accept",
-        ImageAction::Override { .. } => "override",
-        ImageAction::Flag { .. } => "flag_image",
-    };
-    audit(store, s, moderator, name, &hex, detail, at).await?;
+    audit(store, s, moderator, action.name(), &hex, detail, at).await?;
     let mut changes = Vec::new();
     if let (ImageStatus::Retired { label }, false) =
         (after, matches!(before, ImageStatus::Retired { .. }))
@@ -1525,23 +1493,14 @@ async fn moderate_player_tx(
         return Err(StoreError::NotFound(format!("player {player}")));
     }
     let mut r = load_reliability(store, s, &id).await?.unwrap_or_default();
-    let before = super::sqlite::moderation_name(r.moderation);
-    r.moderation = match action {
-        PlayerAction::Ban => emofy_game::Moderation::Banned,
-        PlayerAction::Clear => emofy_game::Moderation::Cleared,
-        PlayerAction::Reset => emofy_game::Moderation::None,
-    };
+    let before = r.moderation.as_str();
+    r.moderation = action.moderation();
     save_reliability(store, s, &id, &r, i64_of(at.0)).await?;
-    let name = match action {
-        PlayerAction::Ban => "ban",
-        PlayerAction::Clear => "clear",
-        PlayerAction::Reset => "reset",
-    };
     audit(
         store,
         s,
         moderator,
-        name,
+        action.name(),
         &id,
         serde_json::json!({"before": before, "flag": r.flag.map(|f| f.as_str())}),
         at,
@@ -1829,7 +1788,7 @@ pub(crate) fn reliability_doc(id: &str, r: &Reliability, at: i64) -> Result<Docu
         "_id": id,
         "data": serde_json::to_string(r).map_err(|e| corrupt(e.to_string()))?,
         "flag": r.flag.map(|f| f.as_str()),
-        "moderation": super::sqlite::moderation_name(r.moderation),
+        "moderation": r.moderation.as_str(),
         "updated_ms": at,
     })
 }

@@ -1430,20 +1430,12 @@ fn save_reliability(c: &Connection, id: &str, r: &Reliability, at: i64) -> Resul
             id,
             data,
             r.flag.map(|f| f.as_str()),
-            moderation_name(r.moderation),
+            r.moderation.as_str(),
             at
         ],
     )
     .map_err(db_err)?;
     Ok(())
-}
-
-pub(crate) fn moderation_name(m: emofy_game::Moderation) -> &'static str {
-    match m {
-        emofy_game::Moderation::None => "none",
-        emofy_game::Moderation::Banned => "banned",
-        emofy_game::Moderation::Cleared => "cleared",
-    }
 }
 
 const UPLOAD_COLUMNS: &str = "u.image_id, u.player_id, u.created_ms, u.face, u.show_to_players, \
@@ -1889,36 +1881,12 @@ fn moderate_image_tx(
         .map_err(db_err)?
         .ok_or_else(|| StoreError::NotFound(format!("image {image}")))?;
     let before = status_from(&status, parse_emotion(consensus)?)?;
-    if before == ImageStatus::Removed {
-        return Err(StoreError::Conflict("the image is out of play".into()));
-    }
-    let previous_gold = parse_emotion(gold)?;
-    let posterior = truth::posterior_from(posterior.as_deref());
-    let (after, new_gold, detail) = match action {
-        ImageAction::Accept => {
-            let Some(p) = posterior else {
-                return Err(StoreError::Conflict(
-                    "nobody has labelled the image yet".into(),
-                ));
-            };
-            let (label, _) = emofy_game::truth::map(&p);
-            (
-                ImageStatus::Retired { label },
-                Some(label),
-                serde_json::json!({"label": label, "before": before.name()}),
-            )
-        }
-        ImageAction::Override { label } => (
-            ImageStatus::Retired { label: *label },
-            Some(*label),
-            serde_json::json!({"label": label, "before": before.name(), "crowd": posterior.map(|p| emofy_game::truth::map(&p).0)}),
-        ),
-        ImageAction::Flag { reason } => (
-            ImageStatus::Removed,
-            None,
-            serde_json::json!({"reason": reason, "before": before.name()}),
-        ),
-    };
+    let (after, new_gold, detail) = truth::plan_moderation(
+        action,
+        before,
+        truth::posterior_from(posterior.as_deref()),
+        parse_emotion(gold)?,
+    )?;
     exec(
         c,
         "UPDATE images SET status = ?2, consensus = ?3, gold = ?4, updated_ms = ?5 WHERE id = ?1",
@@ -1931,16 +1899,7 @@ fn moderate_image_tx(
         ],
     )
     .map_err(db_err)?;
-    let name = match action {
-        ImageAction::Accept => "accept",
-        ImageAction::Override { .. } => "override",
-        ImageAction::Flag { .. } => "flag_image",
-    };
-    let mut detail = detail;
-    if let Some(g) = previous_gold {
-        detail["previous_gold"] = serde_json::json!(g);
-    }
-    audit(c, moderator, name, &hex, detail, at)?;
+    audit(c, moderator, action.name(), &hex, detail, at)?;
     let mut changes = Vec::new();
     if let (ImageStatus::Retired { label }, false) =
         (after, matches!(before, ImageStatus::Retired { .. }))
@@ -2057,22 +2016,13 @@ impl ReviewStore for SqliteStore {
             }
             let id = player.to_string();
             let mut r = load_reliability(c, &id)?.unwrap_or_default();
-            let before = moderation_name(r.moderation);
-            r.moderation = match action {
-                PlayerAction::Ban => emofy_game::Moderation::Banned,
-                PlayerAction::Clear => emofy_game::Moderation::Cleared,
-                PlayerAction::Reset => emofy_game::Moderation::None,
-            };
+            let before = r.moderation.as_str();
+            r.moderation = action.moderation();
             save_reliability(c, &id, &r, i64_of(at.0))?;
-            let name = match action {
-                PlayerAction::Ban => "ban",
-                PlayerAction::Clear => "clear",
-                PlayerAction::Reset => "reset",
-            };
             audit(
                 c,
                 moderator,
-                name,
+                action.name(),
                 &id,
                 serde_json::json!({"before": before, "flag": r.flag.map(|f| f.as_str())}),
                 at,

@@ -9,7 +9,7 @@ use emofy_game::{
     Emotion, ImageStatus, Judgement, PlayerId, Reliability, SettlementLabel, Transition, VoteCounts,
 };
 
-use super::{AnswerRecord, GameRules, TruthPass, TruthSnapshot};
+use super::{AnswerRecord, GameRules, ImageAction, StoreError, TruthPass, TruthSnapshot};
 
 /// The id under which the serving model's matrix is stored with the players' reliabilities.
 pub const MODEL_KEY: &str = "model";
@@ -244,4 +244,44 @@ pub fn em_pass(snapshot: &TruthSnapshot, iterations: usize) -> TruthPass {
         model: model_matrix,
         posteriors: images.into_iter().zip(fit.posteriors).collect(),
     }
+}
+
+/// What a moderator's action does to an image: its new status, its verified
+/// label, and the audit detail. Shared by every store; `Conflict` for an
+/// image out of play, or an accept with nothing to accept.
+pub fn plan_moderation(
+    action: &ImageAction,
+    before: ImageStatus,
+    posterior: Option<[f64; 7]>,
+    previous_gold: Option<Emotion>,
+) -> Result<(ImageStatus, Option<Emotion>, serde_json::Value), StoreError> {
+    if before == ImageStatus::Removed {
+        return Err(StoreError::Conflict("the image is out of play".into()));
+    }
+    let crowd = posterior.map(|p| emofy_game::truth::map(&p).0);
+    let (after, gold, mut detail) = match action {
+        ImageAction::Accept => {
+            let label = crowd
+                .ok_or_else(|| StoreError::Conflict("nobody has labelled the image yet".into()))?;
+            (
+                ImageStatus::Retired { label },
+                Some(label),
+                serde_json::json!({"label": label, "before": before.name()}),
+            )
+        }
+        ImageAction::Override { label } => (
+            ImageStatus::Retired { label: *label },
+            Some(*label),
+            serde_json::json!({"label": label, "before": before.name(), "crowd": crowd}),
+        ),
+        ImageAction::Flag { reason } => (
+            ImageStatus::Removed,
+            None,
+            serde_json::json!({"reason": reason, "before": before.name()}),
+        ),
+    };
+    if let Some(g) = previous_gold {
+        detail["previous_gold"] = serde_json::json!(g);
+    }
+    Ok((after, gold, detail))
 }
