@@ -43,17 +43,76 @@ impl Role {
 pub enum NameError {
     #[error("name must be {min} to {max} characters long")]
     Length { min: usize, max: usize },
-    #[error("name may not contain control or invisible characters, or two spaces in a row")]
+    #[error(
+        "name may not contain invisible, formatting, control, private-use or unassigned characters, \
+         spaces other than a plain space, or two spaces in a row"
+    )]
     Characters,
     #[error("name must not start or end with a space")]
     Spaces,
+    #[error("name must show at least one letter, digit, symbol or punctuation mark")]
+    Blank,
 }
 
-/// A validated display name: 2–32 characters of any script and punctuation
-/// (a name like `<img src=x onerror=alert(1)>` is allowed: every client
-/// renders names as text, and the browser tests check it); no control or
-/// invisible characters (zero-width, bidirectional overrides), no leading,
-/// trailing or doubled spaces.
+/// Code points that render as nothing or as blank space although their
+/// general category says otherwise: Unicode's `Default_Ignorable_Code_Point`
+/// (Unicode 16; it includes the Hangul fillers, the variation selectors,
+/// the tag characters and the combining grapheme joiner) and the braille
+/// blank, U+2800.
+fn looks_blank(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{2800}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
+}
+
+/// Whether `c` may appear in a name (see [`DisplayName`]).
+fn allowed(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    if c == ' ' {
+        return true;
+    }
+    if looks_blank(c) {
+        return false;
+    }
+    !matches!(
+        c.general_category(),
+        G::Control
+            | G::Format
+            | G::Surrogate
+            | G::PrivateUse
+            | G::Unassigned
+            | G::LineSeparator
+            | G::ParagraphSeparator
+            | G::SpaceSeparator
+    )
+}
+
+/// Whether `c` shows something by itself (not a space, not a combining mark).
+fn visible(c: char) -> bool {
+    use unicode_properties::{GeneralCategoryGroup as G, UnicodeGeneralCategory};
+    matches!(
+        c.general_category_group(),
+        G::Letter | G::Number | G::Punctuation | G::Symbol
+    )
+}
+
+/// A validated display name: NFC-normalized, 2–32 characters of any script,
+/// punctuation and symbols (a name like `<img src=x onerror=alert(1)>` is
+/// allowed: every client renders names as text, and the browser tests check
+/// it). Refused by Unicode property, not by a list of scripts:
+/// * general categories Cc (control), Cf (format: bidirectional controls,
+///   zero-width joiners, soft hyphen, Arabic letter mark, Mongolian vowel
+///   separator, tag characters), Co (private use), Cn (unassigned, as of the
+///   Unicode version of the `unicode-properties` crate), Cs, Zl and Zp (line
+///   and paragraph separators), and every Zs space separator but U+0020;
+/// * `Default_Ignorable_Code_Point` (the Hangul fillers U+115F, U+1160,
+///   U+3164, U+FFA0, variation selectors, the combining grapheme joiner) and
+///   the braille blank U+2800, which render blank;
+/// * a leading, trailing or doubled space, and a name without a single
+///   letter, digit, punctuation mark or symbol (only combining marks).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct DisplayName(String);
@@ -63,31 +122,36 @@ impl DisplayName {
     pub const MAX_CHARS: usize = 32;
 
     pub fn parse(raw: &str) -> Result<DisplayName, NameError> {
-        let n = raw.chars().count();
+        use unicode_normalization::UnicodeNormalization;
+        // Bound the work before normalizing: NFC never shrinks a string below
+        // a quarter of its characters.
+        if raw.chars().count() > Self::MAX_CHARS * 4 {
+            return Err(NameError::Length {
+                min: Self::MIN_CHARS,
+                max: Self::MAX_CHARS,
+            });
+        }
+        let name: String = raw.nfc().collect();
+        let n = name.chars().count();
         if !(Self::MIN_CHARS..=Self::MAX_CHARS).contains(&n) {
             return Err(NameError::Length {
                 min: Self::MIN_CHARS,
                 max: Self::MAX_CHARS,
             });
         }
-        if raw.starts_with(char::is_whitespace) || raw.ends_with(char::is_whitespace) {
+        if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
             return Err(NameError::Spaces);
         }
-        let invisible = |c: char| {
-            c.is_control()
-                || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
-        };
-        if raw.chars().any(invisible) {
+        if !name.chars().all(allowed) {
             return Err(NameError::Characters);
         }
-        let doubled = raw
-            .chars()
-            .zip(raw.chars().skip(1))
-            .any(|(a, b)| a.is_whitespace() && b.is_whitespace());
-        if doubled {
+        if name.contains("  ") {
             return Err(NameError::Characters);
         }
-        Ok(DisplayName(raw.to_owned()))
+        if !name.chars().any(visible) {
+            return Err(NameError::Blank);
+        }
+        Ok(DisplayName(name))
     }
 
     pub fn as_str(&self) -> &str {
@@ -144,6 +208,39 @@ mod tests {
         assert_eq!(DisplayName::parse(" ab"), Err(NameError::Spaces));
         assert_eq!(DisplayName::parse("ab\t"), Err(NameError::Spaces));
         assert_eq!(DisplayName::parse("a  b"), Err(NameError::Characters));
+    }
+
+    #[test]
+    fn refuses_invisible_and_look_blank_code_points() {
+        // Each listed by the hardening audit, inside an otherwise fine name.
+        for c in [
+            '\u{061C}', '\u{3164}', '\u{2800}', '\u{00AD}', '\u{034F}', '\u{180E}', '\u{E0041}',
+            '\u{E007F}', '\u{2028}', '\u{2029}', '\u{115F}', '\u{1160}', '\u{FFA0}', '\u{FE0F}',
+            '\u{200D}', '\u{2066}', '\u{E000}', '\u{F8FF}', '\u{3000}', '\u{00A0}', '\u{2007}',
+            '\u{0378}', '\u{10FFFF}',
+        ] {
+            let name = format!("Ada{c}Lovelace");
+            assert_eq!(
+                DisplayName::parse(&name),
+                Err(NameError::Characters),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        // Combining marks alone are no name; on a letter they are fine.
+        assert_eq!(DisplayName::parse("\u{0301}\u{0301}"), Err(NameError::Blank));
+        assert!(DisplayName::parse("Zoe\u{0308}").is_ok());
+    }
+
+    #[test]
+    fn names_are_nfc_normalized() {
+        // "e" + combining acute becomes "é"; both spellings are one name.
+        let decomposed = DisplayName::parse("Rene\u{0301}").map(|n| n.as_str().to_owned());
+        let composed = DisplayName::parse("Ren\u{00E9}").map(|n| n.as_str().to_owned());
+        assert_eq!(decomposed, composed);
+        assert_eq!(composed.ok().as_deref(), Some("Ren\u{00E9}"));
+        // Normalizing never lets a very long input through.
+        assert!(DisplayName::parse(&"a\u{0301}".repeat(200)).is_err());
     }
 
     #[test]

@@ -9,11 +9,13 @@
 //! (`inference/models/mini-xception-fer2013`, MIT) and run on candle; its
 //! outputs match TensorFlow's within 1e-4 (parity test).
 
+pub mod decode;
 pub mod face;
 pub mod kernels;
 pub mod mini_xception;
 pub mod vit;
 
+pub use decode::{DecodeLimits, ImageHeader, ImageKind, decode, probe, sniff};
 use emofy_game::{EMOTION_COUNT, Emotion};
 use serde::{Deserialize, Serialize};
 
@@ -61,63 +63,6 @@ impl Prediction {
     }
 }
 
-/// Decodes an image whose format is sniffed from its bytes (never from a
-/// name or a declared type), refusing before decoding anything that claims
-/// more than `max_side` pixels on a side (decompression bombs), and turns it
-/// upright by its EXIF orientation. The result carries no metadata.
-pub fn decode_bounded(bytes: &[u8], max_side: u32) -> Result<image::DynamicImage, InferenceError> {
-    use image::ImageDecoder;
-    if bytes.is_empty() {
-        return Err(InferenceError::BadInput("the file is empty".into()));
-    }
-    let reader = || {
-        image::ImageReader::new(std::io::Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| InferenceError::BadInput(format!("unreadable: {e}")))
-    };
-    let r = reader()?;
-    match r.format() {
-        None => {
-            return Err(InferenceError::BadInput(
-                "not a recognised image format".into(),
-            ));
-        }
-        // The JPEG decoder fills a cut-off scan with grey instead of failing: check the end.
-        Some(image::ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
-            return Err(InferenceError::BadInput(
-                "the JPEG is truncated (no end-of-image marker after its last scan)".into(),
-            ));
-        }
-        Some(_) => {}
-    }
-    let (w, h) = r
-        .into_dimensions()
-        .map_err(|e| InferenceError::BadInput(format!("unreadable header: {e}")))?;
-    if w == 0 || h == 0 {
-        return Err(InferenceError::BadInput(format!("{w}×{h} has no pixels")));
-    }
-    if w > max_side || h > max_side {
-        return Err(InferenceError::TooLarge(format!(
-            "{w}×{h} is larger than {max_side} pixels per side"
-        )));
-    }
-    let mut limits = image::Limits::default();
-    limits.max_image_width = Some(max_side);
-    limits.max_image_height = Some(max_side);
-    let mut r = reader()?;
-    r.limits(limits);
-    let mut decoder = r
-        .into_decoder()
-        .map_err(|e| InferenceError::BadInput(format!("cannot decode: {e}")))?;
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = image::DynamicImage::from_decoder(decoder)
-        .map_err(|e| InferenceError::BadInput(format!("cannot decode: {e}")))?;
-    img.apply_orientation(orientation);
-    Ok(img)
-}
-
 /// Whether a JPEG has an end-of-image marker (FF D9) after its last
 /// start-of-scan (FF DA). Entropy-coded data never holds a bare FF D9 (an FF
 /// byte is stuffed as FF 00), so a file cut inside its scan lacks one; an EOI
@@ -128,12 +73,15 @@ pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
     matches!((last_sos, last_eoi), (Some(s), Some(e)) if e > s)
 }
 
-/// Decodes an image and turns the whole of it into the model input: 8-bit
-/// grayscale, resized to `side × side`. (For face crops; finding the face in a
-/// photo comes before this.)
-pub fn grayscale_input(bytes: &[u8], side: u32) -> Result<Vec<u8>, InferenceError> {
-    let img =
-        image::load_from_memory(bytes).map_err(|e| InferenceError::BadInput(e.to_string()))?;
+/// Decodes an image (within `limits`) and turns the whole of it into the
+/// model input: 8-bit grayscale, resized to `side × side`. (For face crops;
+/// finding the face in a photo comes before this.)
+pub fn grayscale_input(
+    bytes: &[u8],
+    side: u32,
+    limits: &DecodeLimits,
+) -> Result<Vec<u8>, InferenceError> {
+    let img = decode(bytes, limits)?;
     let gray = image::imageops::resize(
         &img.to_luma8(),
         side,
@@ -143,16 +91,118 @@ pub fn grayscale_input(bytes: &[u8], side: u32) -> Result<Vec<u8>, InferenceErro
     Ok(gray.into_raw())
 }
 
-/// Loads a model directory: a Hugging Face ViT image classifier
+/// The files of a model directory, read into memory.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub config_json: String,
+    /// `preprocessor_config.json`, where there is one (ViT).
+    pub preprocessor_json: Option<String>,
+    pub safetensors: Vec<u8>,
+}
+
+impl ModelFiles {
+    /// Reads `config.json`, `model.safetensors` and (optional)
+    /// `preprocessor_config.json` from `dir`: regular files only (a FIFO or
+    /// device is refused without being waited on), each at most `max_bytes`.
+    /// Errors name the file, never the directory.
+    pub fn read(dir: &std::path::Path, max_bytes: u64) -> Result<ModelFiles, InferenceError> {
+        let text = |name: &str, required: bool| -> Result<Option<String>, InferenceError> {
+            match read_regular(&dir.join(name), max_bytes) {
+                Ok(b) => String::from_utf8(b)
+                    .map(Some)
+                    .map_err(|_| InferenceError::Load(format!("{name} is not UTF-8"))),
+                Err(ReadError::Missing) if !required => Ok(None),
+                Err(e) => Err(InferenceError::Load(format!("{name}: {e}"))),
+            }
+        };
+        let config_json = text("config.json", true)?.unwrap_or_default();
+        let preprocessor_json = text("preprocessor_config.json", false)?;
+        let safetensors = read_regular(&dir.join("model.safetensors"), max_bytes)
+            .map_err(|e| InferenceError::Load(format!("model.safetensors: {e}")))?;
+        Ok(ModelFiles {
+            config_json,
+            preprocessor_json,
+            safetensors,
+        })
+    }
+
+    /// Whether `config.json` describes a ViT image classifier.
+    pub fn is_vit(&self) -> bool {
+        vit::is_vit_config(&self.config_json)
+    }
+}
+
+/// Why a model file could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error("missing")]
+    Missing,
+    #[error("not a regular file")]
+    NotRegular,
+    #[error("larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("unreadable ({0})")]
+    Io(std::io::ErrorKind),
+}
+
+/// Reads a regular file of at most `max` bytes. Opened non-blocking, so a
+/// FIFO put in its place cannot hang the reader; checked on the open handle.
+fn read_regular(path: &std::path::Path, max: u64) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = opts.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ReadError::Missing,
+        k => ReadError::Io(k),
+    })?;
+    let meta = file.metadata().map_err(|e| ReadError::Io(e.kind()))?;
+    if !meta.is_file() {
+        return Err(ReadError::NotRegular);
+    }
+    if meta.len() > max {
+        return Err(ReadError::TooLarge(max));
+    }
+    let mut out = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ReadError::Io(e.kind()))?;
+    if out.len() as u64 > max {
+        return Err(ReadError::TooLarge(max));
+    }
+    Ok(out)
+}
+
+/// Builds a model from its files: a Hugging Face ViT image classifier
 /// (`model_type: "vit"`) or a mini-Xception (`architecture: "mini_xception"`).
+pub fn load_model_files(
+    files: &ModelFiles,
+) -> Result<std::sync::Arc<dyn Classifier>, InferenceError> {
+    if files.is_vit() {
+        Ok(std::sync::Arc::new(vit::VitClassifier::from_buffers(
+            &files.config_json,
+            files.preprocessor_json.as_deref(),
+            &files.safetensors,
+        )?))
+    } else {
+        Ok(std::sync::Arc::new(
+            mini_xception::MiniXception::from_buffers(&files.config_json, &files.safetensors)?,
+        ))
+    }
+}
+
+/// Largest model file [`load_model_dir`] reads (1 GiB).
+pub const MAX_MODEL_FILE_BYTES: u64 = 1 << 30;
+
+/// Loads a model directory (see [`ModelFiles::read`] and [`load_model_files`]).
 pub fn load_model_dir(
     dir: &std::path::Path,
 ) -> Result<std::sync::Arc<dyn Classifier>, InferenceError> {
-    if vit::is_vit_dir(dir) {
-        Ok(std::sync::Arc::new(vit::VitClassifier::load(dir)?))
-    } else {
-        Ok(std::sync::Arc::new(mini_xception::MiniXception::load(dir)?))
-    }
+    load_model_files(&ModelFiles::read(dir, MAX_MODEL_FILE_BYTES)?)
 }
 
 /// Errors from a model.
@@ -204,19 +254,19 @@ mod tests {
         )
         .ok();
         assert!(jpeg_is_complete(&jpeg));
-        assert!(decode_bounded(&jpeg, 64).is_ok());
+        assert!(decode(&jpeg, &DecodeLimits::side(64)).is_ok());
         let cut = &jpeg[..jpeg.len() - 40];
         assert!(!jpeg_is_complete(cut));
         assert!(matches!(
-            decode_bounded(cut, 64),
+            decode(cut, &DecodeLimits::side(64)),
             Err(InferenceError::BadInput(_))
         ));
         assert!(matches!(
-            decode_bounded(&jpeg, 16),
+            decode(&jpeg, &DecodeLimits::side(16)),
             Err(InferenceError::TooLarge(_))
         ));
         assert!(matches!(
-            decode_bounded(&[], 64),
+            decode(&[], &DecodeLimits::side(64)),
             Err(InferenceError::BadInput(_))
         ));
     }

@@ -160,22 +160,8 @@ pub struct MiniXception {
 impl MiniXception {
     /// Loads a model directory (`config.json` + `model.safetensors`).
     pub fn load(dir: &Path) -> Result<MiniXception, InferenceError> {
-        let config: ModelConfig = serde_json::from_str(
-            &std::fs::read_to_string(dir.join("config.json"))
-                .map_err(|e| load_err(format!("config.json: {e}")))?,
-        )
-        .map_err(|e| load_err(format!("config.json: {e}")))?;
-        if config.architecture != "mini_xception" {
-            return Err(load_err(format!(
-                "architecture {:?} is not mini_xception",
-                config.architecture
-            )));
-        }
-        let device = Device::Cpu;
-        let tensors = candle_core::safetensors::load(dir.join("model.safetensors"), &device)
-            .map_err(load_err)?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
-        Self::from_var_builder(&vb, &config).map_err(load_err)
+        let f = crate::ModelFiles::read(dir, crate::MAX_MODEL_FILE_BYTES)?;
+        Self::from_buffers(&f.config_json, &f.safetensors)
     }
 
     /// Loads a model from the bytes of `config.json` and `model.safetensors`.
@@ -185,6 +171,12 @@ impl MiniXception {
     ) -> Result<MiniXception, InferenceError> {
         let config: ModelConfig =
             serde_json::from_str(config_json).map_err(|e| load_err(format!("config.json: {e}")))?;
+        if config.architecture != "mini_xception" {
+            return Err(load_err(format!(
+                "architecture {:?} is not mini_xception",
+                config.architecture
+            )));
+        }
         let device = Device::Cpu;
         let tensors =
             candle_core::safetensors::load_buffer(safetensors, &device).map_err(load_err)?;

@@ -68,12 +68,9 @@ pub fn emotion_of_label(label: &str) -> Option<Emotion> {
     Some(e)
 }
 
-/// Whether `config.json` in `dir` describes a ViT image classifier.
-pub fn is_vit_dir(dir: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string(dir.join("config.json")) else {
-        return false;
-    };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+/// Whether a `config.json` describes a ViT image classifier.
+pub fn is_vit_config(config_json: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(config_json) else {
         return false;
     };
     v.get("model_type").and_then(|t| t.as_str()) == Some("vit")
@@ -88,16 +85,8 @@ pub fn is_vit_dir(dir: &Path) -> bool {
 impl VitClassifier {
     /// Loads a model directory (see the module docs).
     pub fn load(dir: &Path) -> Result<VitClassifier, InferenceError> {
-        let config_text = std::fs::read_to_string(dir.join("config.json"))
-            .map_err(|e| load_err(format!("config.json: {e}")))?;
-        let weights = std::fs::read(dir.join("model.safetensors"))
-            .map_err(|e| load_err(format!("model.safetensors: {e}")))?;
-        let pre = match std::fs::read_to_string(dir.join("preprocessor_config.json")) {
-            Ok(t) => Some(t),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(load_err(format!("preprocessor_config.json: {e}"))),
-        };
-        Self::from_buffers(&config_text, pre.as_deref(), &weights)
+        let f = crate::ModelFiles::read(dir, crate::MAX_MODEL_FILE_BYTES)?;
+        Self::from_buffers(&f.config_json, f.preprocessor_json.as_deref(), &f.safetensors)
     }
 
     /// Loads from the files' contents.

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use actix::{Actor, Addr};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
+use utoipa_actix_web::AppExt;
 use emofy_game::ImageId;
 use emofy_game::ImagePool;
 use emofy_inference::Classifier;
@@ -25,7 +26,11 @@ use crate::leaderboard::{BufferedLeaderboard, MemoryLeaderboard};
 use crate::metrics::Metrics;
 use crate::protocol::Suggestion;
 use crate::redis_board::RedisLeaderboard;
+use crate::imaging::ImageSlots;
+use crate::net::{ConnectionTracker, GuestLimiter, Proxies};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
+use crate::web::RouteTable;
+use crate::web::openapi::OpenApiJson;
 use crate::store::{
     GameRules, ImageStore, Leaderboard, PlayerStore, RoundStore, StoreError, UploadStore,
 };
@@ -53,8 +58,16 @@ pub struct Services {
     pub review: Arc<dyn crate::store::ReviewStore>,
     /// The face detector for uploads.
     pub faces: Arc<FaceDetector>,
-    /// Uploads decoded at once; more are told to retry.
-    pub upload_slots: Arc<tokio::sync::Semaphore>,
+    /// Images decoded at once by every image endpoint; more get `503 busy`.
+    pub image_slots: ImageSlots,
+    /// Trusted reverse proxies: who a client is.
+    pub proxies: Proxies,
+    /// New guests per client address.
+    pub guests: GuestLimiter,
+    /// Open connections per client address.
+    pub connections: ConnectionTracker,
+    /// Every route and its methods (from the OpenAPI document).
+    pub routes: RouteTable,
     pub clock: Clock,
 }
 
@@ -104,7 +117,9 @@ pub async fn open_stores(config: &Config) -> Result<Stores, StoreError> {
             &config.mongodb_database,
             config.mongodb_majority,
             if config.mongodb_group_commit {
-                crate::store::mongo::AnswerWrites::GroupCommit { max_batch: 256 }
+                crate::store::mongo::AnswerWrites::GroupCommit {
+                    max_batch: config.mongodb_max_batch,
+                }
             } else {
                 crate::store::mongo::AnswerWrites::OnePerAnswer
             },
@@ -128,8 +143,10 @@ pub fn open_embedded(config: &Config) -> Result<Stores, StoreError> {
         SqliteOptions {
             queue: config.store.write_queue,
             max_batch: config.store.max_batch,
-            readers: 2,
+            readers: config.store.readers,
             fsync_every_commit: config.store.synchronous == crate::config::Synchronous::Full,
+            checkpoint_every: Duration::from_millis(config.store.checkpoint_every_ms),
+            wal_limit_bytes: config.store.wal_limit_mib.saturating_mul(1 << 20),
         },
     )?;
     let shared = Arc::new(sqlite);
@@ -146,6 +163,8 @@ pub fn open_embedded(config: &Config) -> Result<Stores, StoreError> {
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on its own address (`metrics.bind`), with its port.
+    metrics_server: Option<(Server, u16)>,
     services: Arc<Services>,
     stop_tx: watch::Sender<bool>,
     stop_rx: watch::Receiver<bool>,
@@ -167,6 +186,9 @@ impl Application {
     /// inside an actix system.
     pub async fn build(config: Config) -> Result<Application, AppError> {
         config.validate()?;
+        for note in &config.deprecations {
+            tracing::warn!(note = %note, "deprecated configuration key");
+        }
         let rules = config.rules()?;
         // Bind first: the most common start-up failure (port in use) then happens before any actor starts.
         let addr = format!("{}:{}", config.host, config.port);
@@ -253,6 +275,11 @@ impl Application {
             config.truth.pass_labels,
         )
         .start();
+        let (_, openapi) = App::new()
+            .into_utoipa_app()
+            .configure(crate::web::routes)
+            .split_for_parts();
+        let openapi = crate::web::openapi::finish(openapi);
         let config = Arc::new(config);
         let services = Arc::new(Services {
             config: config.clone(),
@@ -270,25 +297,60 @@ impl Application {
             uploads: stores.uploads,
             review: stores.review,
             faces: Arc::new(FaceDetector::bundled(config.upload.min_face_score)?),
-            upload_slots: Arc::new(tokio::sync::Semaphore::new(config.upload.concurrent)),
+            image_slots: ImageSlots::new(config.imaging.concurrent, config.imaging.retry_after_secs),
+            proxies: Proxies::new(&config.net),
+            guests: GuestLimiter::new(&config.net),
+            connections: ConnectionTracker::new(&config.net),
+            routes: RouteTable::from_openapi(&openapi),
             clock,
         });
+        let openapi_json = web::Data::new(OpenApiJson(
+            serde_json::to_string(&openapi).map_err(|e| AppError::Server(std::io::Error::other(e)))?,
+        ));
         let data = web::Data::from(services.clone());
+        let hygiene = crate::web::hygiene::Hygiene {
+            body_timeout: Duration::from_secs(config.net.body_timeout_secs),
+        };
+        let tracker = services.connections.clone();
         let mut server = HttpServer::new(move || {
+            let hygiene = hygiene.clone();
+            let routes = data.clone();
             App::new()
                 .app_data(data.clone())
-                .configure(crate::http::routes)
+                .app_data(openapi_json.clone())
+                .configure(crate::web::extractor_config)
+                .wrap_fn(move |req, srv| crate::web::hygiene::around(&hygiene, req, srv))
+                .into_utoipa_app()
+                .configure(crate::web::routes)
+                .into_app()
+                .default_service(web::to(move |req: actix_web::HttpRequest| {
+                    let routes = routes.clone();
+                    async move { Err::<actix_web::HttpResponse, _>(crate::web::errors::no_route(&req, &routes.routes)) }
+                }))
         })
+        .on_connect(move |conn, ext| {
+            let peer = conn
+                .downcast_ref::<actix_web::rt::net::TcpStream>()
+                .and_then(|s| s.peer_addr().ok());
+            ext.insert(tracker.open(peer));
+        })
+        .client_request_timeout(Duration::from_millis(config.net.header_timeout_ms))
+        .keep_alive(Duration::from_secs(config.net.keep_alive_secs))
         .disable_signals()
         .shutdown_timeout(config.shutdown_grace_secs);
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
         let server = server.listen(listener).map_err(AppError::Server)?.run();
+        let metrics_server = match &config.metrics.bind {
+            Some(addr) => Some(metrics_server(addr, services.clone(), config.shutdown_grace_secs)?),
+            None => None,
+        };
         let (stop_tx, stop_rx) = watch::channel(false);
         Ok(Application {
             port,
             server,
+            metrics_server,
             services,
             stop_tx,
             stop_rx,
@@ -298,6 +360,11 @@ impl Application {
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the separate metrics listener (`metrics.bind`), if any.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, p)| *p)
     }
 
     /// Shared services (stores, metrics) for tools and tests.
@@ -316,11 +383,17 @@ impl Application {
     pub async fn run_until_stopped(self) -> Result<(), AppError> {
         let Application {
             server,
+            metrics_server,
             services,
             mut stop_rx,
             ..
         } = self;
         let handle: ServerHandle = server.handle();
+        let metrics_handle = metrics_server.map(|(m, _)| {
+            let h = m.handle();
+            actix_web::rt::spawn(m);
+            h
+        });
         let mut server = tokio::spawn(server);
         tokio::select! {
             res = &mut server => {
@@ -341,6 +414,9 @@ impl Application {
         // Let sessions finish their in-flight request and write their goodbye.
         tokio::time::sleep(Duration::from_millis(200)).await;
         handle.stop(true).await;
+        if let Some(m) = metrics_handle {
+            m.stop(true).await;
+        }
         if let Err(e) = services.rounds.flush().await {
             tracing::error!(error = %e, "flushing the store failed");
         }
@@ -348,6 +424,36 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// `/metrics` alone on `addr` (for a scraper on a private network).
+fn metrics_server(
+    addr: &str,
+    services: Arc<Services>,
+    grace_secs: u64,
+) -> Result<(Server, u16), AppError> {
+    let listener = TcpListener::bind(addr).map_err(|source| AppError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    let port = listener.local_addr().map_err(AppError::Server)?.port();
+    let data = web::Data::from(services);
+    let server = HttpServer::new(move || {
+        App::new().app_data(data.clone()).route(
+            "/metrics",
+            web::get().to(|svc: web::Data<Services>| async move {
+                crate::web::probes::render(&svc)
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(grace_secs)
+    .listen(listener)
+    .map_err(AppError::Server)?
+    .run();
+    tracing::info!(port, "metrics on their own listener");
+    Ok((server, port))
 }
 
 async fn wait_for_signal() {
@@ -435,6 +541,8 @@ pub async fn classify_missing(
     }
     let started = std::time::Instant::now();
     let side = pool.input_side();
+    // Stored images were checked on the way in; the bound still holds.
+    let limits = emofy_inference::DecodeLimits::DEFAULT;
     let mut done = 0;
     for chunk in missing.chunks(64) {
         let mut raw = Vec::with_capacity(chunk.len());
@@ -446,7 +554,10 @@ pub async fn classify_missing(
         // Decoding and resizing is CPU work too: off the async threads.
         let inputs = tokio::task::spawn_blocking(move || {
             raw.into_iter()
-                .map(|(id, bytes)| (id, emofy_inference::grayscale_input(&bytes, side)))
+                .map(|(id, bytes)| {
+                    let input = emofy_inference::grayscale_input(&bytes, side, &limits);
+                    (id, input)
+                })
                 .collect::<Vec<_>>()
         })
         .await

@@ -52,6 +52,8 @@ pub struct Config {
     pub mongodb_majority: bool,
     /// Answers go through the label writer (group commit); `false`: one transaction per answer.
     pub mongodb_group_commit: bool,
+    /// Most answers the MongoDB label writer commits in one transaction.
+    pub mongodb_max_batch: usize,
     pub game: GameConfig,
     pub session: SessionConfig,
     pub auth: AuthConfig,
@@ -61,6 +63,12 @@ pub struct Config {
     pub upload: UploadConfig,
     pub leaderboard: LeaderboardConfig,
     pub truth: TruthConfig,
+    pub imaging: ImagingConfig,
+    pub net: NetConfig,
+    pub metrics: MetricsConfig,
+    /// Notes about deprecated keys found while loading (logged at start-up).
+    #[serde(skip)]
+    pub deprecations: Vec<String>,
 }
 
 /// Truth inference: gold and decoy rounds, exploration, spam detection.
@@ -111,6 +119,7 @@ impl Default for Config {
             mongodb_database: "emofy".into(),
             mongodb_majority: false,
             mongodb_group_commit: true,
+            mongodb_max_batch: 256,
             game: GameConfig::default(),
             session: SessionConfig::default(),
             auth: AuthConfig::default(),
@@ -120,9 +129,106 @@ impl Default for Config {
             upload: UploadConfig::default(),
             leaderboard: LeaderboardConfig::default(),
             truth: TruthConfig::default(),
+            imaging: ImagingConfig::default(),
+            net: NetConfig::default(),
+            metrics: MetricsConfig::default(),
+            deprecations: Vec::new(),
         }
     }
 }
+
+/// Every image decode (uploads, face previews, filters, import, predict).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImagingConfig {
+    /// Largest accepted width or height in pixels (read from the header, before decoding).
+    pub max_side: u32,
+    /// Largest accepted width × height.
+    pub max_pixels: u64,
+    /// Largest memory one decode may take, in MiB (estimated from the header; also the decoder's allocation limit).
+    pub max_decode_mib: u64,
+    /// Images decoded at once by all image endpoints together; more get `503 busy`.
+    pub concurrent: usize,
+    /// The `Retry-After` seconds sent with `503 busy`.
+    pub retry_after_secs: u64,
+}
+
+impl Default for ImagingConfig {
+    fn default() -> Self {
+        let d = emofy_inference::DecodeLimits::DEFAULT;
+        ImagingConfig {
+            max_side: d.max_side,
+            max_pixels: d.max_pixels,
+            max_decode_mib: d.max_bytes >> 20,
+            concurrent: 2,
+            retry_after_secs: 2,
+        }
+    }
+}
+
+impl ImagingConfig {
+    /// The decoder's limits.
+    pub fn limits(&self) -> emofy_inference::DecodeLimits {
+        emofy_inference::DecodeLimits {
+            max_side: self.max_side,
+            max_pixels: self.max_pixels,
+            max_bytes: self.max_decode_mib.saturating_mul(1 << 20),
+        }
+    }
+}
+
+/// Connections and requests: timeouts, per-address limits, allowed origins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetConfig {
+    /// A request body must arrive within this many seconds of its headers (`408 body_timeout`).
+    pub body_timeout_secs: u64,
+    /// Request headers must arrive within this many milliseconds of the connection (or the last request).
+    pub header_timeout_ms: u64,
+    /// Idle keep-alive connections close after this many seconds.
+    pub keep_alive_secs: u64,
+    /// Open connections per client address (IPv6: per /64); more are answered `429` and closed. 0: no limit.
+    pub per_ip_connections: usize,
+    /// New guest players per client address per hour (sustained); 0: no limit.
+    pub guests_per_ip_per_hour: u32,
+    /// Guests a client address may create in a burst.
+    pub guest_burst: u32,
+    /// Whether loopback clients (127.0.0.1, ::1) are exempt from the per-address limits.
+    pub exempt_loopback: bool,
+    /// Reverse proxies (IP addresses or CIDR blocks) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
+    /// Origins allowed to open `/ws/*` besides the server's own host (e.g. `https://play.example.org`; `*`: any).
+    /// Requests without an `Origin` header (non-browser clients) are allowed.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            body_timeout_secs: 30,
+            header_timeout_ms: 5000,
+            keep_alive_secs: 30,
+            per_ip_connections: 64,
+            guests_per_ip_per_hour: 60,
+            guest_burst: 20,
+            exempt_loopback: false,
+            trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
+        }
+    }
+}
+
+/// The Prometheus endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` on this address (e.g. `0.0.0.0:9464`) instead of the main port.
+    pub bind: Option<String>,
+    /// With a token, `/metrics` on the main port answers `Authorization: Bearer <token>` from anywhere.
+    /// Without a bind address or a token, it answers loopback clients only.
+    pub token: Option<String>,
+}
+
 
 /// Round timing, consensus and scoring.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,6 +356,12 @@ pub struct ModelConfig {
     pub workers: usize,
     /// Requests in flight before the pool answers "busy".
     pub queue: usize,
+    /// The folder the admin model swap may load from (`{"dir": "<name under it>"}`); unset: only `model.dir`.
+    pub models_root: Option<PathBuf>,
+    /// Largest model file the swap reads, in MiB.
+    pub max_file_mib: u64,
+    /// Seconds a model swap may take to read and build the model.
+    pub load_timeout_secs: u64,
 }
 
 impl Default for ModelConfig {
@@ -259,6 +371,9 @@ impl Default for ModelConfig {
             dir: None,
             workers: 0,
             queue: 256,
+            models_root: None,
+            max_file_mib: 1024,
+            load_timeout_secs: 60,
         }
     }
 }
@@ -269,27 +384,21 @@ impl Default for ModelConfig {
 pub struct UploadConfig {
     /// Largest accepted file in bytes.
     pub max_bytes: usize,
-    /// Largest accepted width or height in pixels (checked before decoding).
-    pub max_side: u32,
     /// Smallest face-detector score that counts as a face.
     pub min_face_score: f64,
     /// Side in pixels of the stored face crop (a smaller face is kept at its own size).
     pub crop_side: u32,
     /// Uploads a contributor may make per hour.
     pub per_hour: u32,
-    /// Photos decoded at once (decoding is CPU- and memory-heavy); more are told to retry.
-    pub concurrent: usize,
 }
 
 impl Default for UploadConfig {
     fn default() -> Self {
         UploadConfig {
             max_bytes: 10 * 1024 * 1024,
-            max_side: 6000,
             min_face_score: 5.0,
             crop_side: 256,
             per_hour: 60,
-            concurrent: 2,
         }
     }
 }
@@ -342,6 +451,12 @@ pub struct StoreConfig {
     pub write_queue: usize,
     /// Most writes committed together (group commit).
     pub max_batch: usize,
+    /// Read-only connections (reads run on the blocking pool).
+    pub readers: usize,
+    /// Milliseconds between background WAL checkpoints (they never block the writer).
+    pub checkpoint_every_ms: u64,
+    /// The WAL is cut back to this many MiB whenever a checkpoint has emptied it.
+    pub wal_limit_mib: u64,
 }
 
 impl Default for StoreConfig {
@@ -350,6 +465,9 @@ impl Default for StoreConfig {
             synchronous: Synchronous::Full,
             write_queue: 4096,
             max_batch: 512,
+            readers: 2,
+            checkpoint_every_ms: 1000,
+            wal_limit_mib: 16,
         }
     }
 }
@@ -441,6 +559,7 @@ impl Config {
                 message,
             })?;
         }
+        let deprecations = apply_aliases(&mut table);
         let mut config: Config =
             toml::Value::Table(table)
                 .try_into()
@@ -451,6 +570,7 @@ impl Config {
                         .unwrap_or_else(|| "<environment>".into()),
                     message: e.to_string(),
                 })?;
+        config.deprecations = deprecations;
         config.apply(flags);
         config.validate()?;
         Ok(config)
@@ -494,9 +614,13 @@ impl Config {
                 "session.client_timeout_secs must exceed session.heartbeat_secs (> 0)".into(),
             ));
         }
-        if self.store.write_queue == 0 || self.store.max_batch == 0 {
+        if self.store.write_queue == 0
+            || self.store.max_batch == 0
+            || self.store.readers == 0
+            || self.mongodb_max_batch == 0
+        {
             return Err(ConfigError::Invalid(
-                "store.write_queue and store.max_batch must be positive".into(),
+                "store.write_queue, store.max_batch, store.readers and mongodb_max_batch must be positive".into(),
             ));
         }
         if s.max_frame_bytes < 256 || s.rate_per_sec == 0 || s.rate_burst == 0 || s.mailbox == 0 {
@@ -517,15 +641,44 @@ impl Config {
             ));
         }
         let u = &self.upload;
-        if u.max_bytes < 1024
-            || u.max_side < 64
-            || u.crop_side < 64
-            || u.per_hour == 0
-            || u.concurrent == 0
+        if u.max_bytes < 1024 || u.crop_side < 64 || u.per_hour == 0 {
+            return Err(ConfigError::Invalid(
+                "upload limits: max_bytes ≥ 1024, crop_side ≥ 64, per_hour ≥ 1".into(),
+            ));
+        }
+        let i = &self.imaging;
+        if i.max_side < 64 || i.max_pixels < 4096 || i.max_decode_mib == 0 || i.concurrent == 0 {
+            return Err(ConfigError::Invalid(
+                "imaging limits: max_side ≥ 64, max_pixels ≥ 4096, max_decode_mib and concurrent ≥ 1"
+                    .into(),
+            ));
+        }
+        let n = &self.net;
+        if n.body_timeout_secs == 0 || n.header_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "net.body_timeout_secs and net.header_timeout_ms must be positive".into(),
+            ));
+        }
+        for p in &n.trusted_proxies {
+            crate::net::IpNet::parse(p).map_err(|e| {
+                ConfigError::Invalid(format!("net.trusted_proxies: {p:?}: {e}"))
+            })?;
+        }
+        if self.store.checkpoint_every_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "store.checkpoint_every_ms must be positive".into(),
+            ));
+        }
+        if let Some(t) = &self.metrics.token
+            && t.len() < 16
         {
             return Err(ConfigError::Invalid(
-                "upload limits: max_bytes ≥ 1024, max_side ≥ 64, crop_side ≥ 64, per_hour and concurrent ≥ 1"
-                    .into(),
+                "metrics.token must be at least 16 characters".into(),
+            ));
+        }
+        if self.model.max_file_mib == 0 || self.model.load_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "model.max_file_mib and model.load_timeout_secs must be positive".into(),
             ));
         }
         if let Some(secret) = &self.auth.token_secret
@@ -570,6 +723,52 @@ impl Config {
             scoring: g.scoring,
             spam: t.spam,
         })
+    }
+}
+
+/// Keys that moved: `(old path, new path)`. The old one is still accepted
+/// (file or environment) with a deprecation note; the new one wins when both are given.
+const ALIASES: &[(&str, &str)] = &[
+    ("upload.max_side", "imaging.max_side"),
+    ("upload.concurrent", "imaging.concurrent"),
+];
+
+/// Moves deprecated keys to their new places; returns a note for each.
+fn apply_aliases(table: &mut toml::Table) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (old, new) in ALIASES {
+        let old_path: Vec<&str> = old.split('.').collect();
+        let Some(value) = take_path(table, &old_path) else {
+            continue;
+        };
+        notes.push(format!("`{old}` is deprecated; use `{new}`"));
+        let new_path: Vec<String> = new.split('.').map(str::to_owned).collect();
+        if get_path(table, &new_path).is_none() {
+            let _ = set_path(table, &new_path, value);
+        }
+    }
+    notes
+}
+
+fn take_path(table: &mut toml::Table, path: &[&str]) -> Option<toml::Value> {
+    match path {
+        [] => None,
+        [last] => table.remove(*last),
+        [first, rest @ ..] => match table.get_mut(*first) {
+            Some(toml::Value::Table(t)) => take_path(t, rest),
+            _ => None,
+        },
+    }
+}
+
+fn get_path<'a>(table: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
+    match path {
+        [] => None,
+        [last] => table.get(last),
+        [first, rest @ ..] => match table.get(first) {
+            Some(toml::Value::Table(t)) => get_path(t, rest),
+            _ => None,
+        },
     }
 }
 
@@ -647,6 +846,21 @@ mod tests {
         let c = Config::load(Some(&file), e, &Overrides::default())
             .unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(c.port, 9100);
+    }
+
+    #[test]
+    fn old_keys_are_accepted_with_a_note() {
+        let e = env(&[("EMOFY_UPLOAD__MAX_SIDE", "4000")]);
+        let c = Config::load(None, e, &Overrides::default()).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(c.imaging.max_side, 4000);
+        assert_eq!(c.deprecations.len(), 1);
+        // The new key wins over the old one.
+        let e = env(&[
+            ("EMOFY_UPLOAD__CONCURRENT", "5"),
+            ("EMOFY_IMAGING__CONCURRENT", "3"),
+        ]);
+        let c = Config::load(None, e, &Overrides::default()).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(c.imaging.concurrent, 3);
     }
 
     #[test]

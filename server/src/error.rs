@@ -35,11 +35,17 @@ pub enum ErrorCode {
     AlreadyUploaded,
     AlreadyLabelled,
     Forbidden,
+    Busy,
+    BodyTimeout,
+    MethodNotAllowed,
+    OriginNotAllowed,
+    TooManyConnections,
+    UnsupportedMediaType,
 }
 
 impl ErrorCode {
     /// Every code, for documentation checks.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -66,6 +72,12 @@ impl ErrorCode {
         ErrorCode::AlreadyUploaded,
         ErrorCode::AlreadyLabelled,
         ErrorCode::Forbidden,
+        ErrorCode::Busy,
+        ErrorCode::BodyTimeout,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::OriginNotAllowed,
+        ErrorCode::TooManyConnections,
+        ErrorCode::UnsupportedMediaType,
     ];
 
     /// The wire name.
@@ -97,6 +109,12 @@ impl ErrorCode {
             ErrorCode::AlreadyUploaded => "already_uploaded",
             ErrorCode::AlreadyLabelled => "already_labelled",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Busy => "busy",
+            ErrorCode::BodyTimeout => "body_timeout",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::OriginNotAllowed => "origin_not_allowed",
+            ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
         }
     }
 
@@ -135,6 +153,12 @@ impl ErrorCode {
             ErrorCode::AlreadyUploaded => "This face is already stored.",
             ErrorCode::AlreadyLabelled => "You already labelled this image.",
             ErrorCode::Forbidden => "Your role may not do that.",
+            ErrorCode::Busy => "The server is working on as many images as it can; try again shortly.",
+            ErrorCode::BodyTimeout => "The request body did not arrive in time.",
+            ErrorCode::MethodNotAllowed => "That method is not allowed on this path.",
+            ErrorCode::OriginNotAllowed => "Connections from that web page are not allowed.",
+            ErrorCode::TooManyConnections => "Too many open connections from your network address.",
+            ErrorCode::UnsupportedMediaType => "The request body has the wrong content type.",
         }
     }
 }

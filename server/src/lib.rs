@@ -7,8 +7,11 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`app`] | `Application::build(config)`: opens stores, starts actors, binds HTTP; graceful shutdown |
-//! | [`actors`] | the round `Coordinator` and one `PlayerSession` actor per WebSocket connection |
-//! | [`http`] | routes: `/ws/play`, `/images/{sha256}`, `/api/*`, `/healthz`, `/readyz`, `/metrics`, the web client |
+//! | [`actors`] | the round `Coordinator`, one `PlayerSession` per play socket, the board hub and viewers, the inference pool, the truth pass |
+//! | [`web`] | HTTP: routes per resource, the error contract, auth extractors, request hygiene, the OpenAPI document |
+//! | [`service`] | what follows an answer or a score change, shared by the socket and HTTP |
+//! | [`imaging`] | photo face crops, photo filters, the shared image slots |
+//! | [`net`] | who a client is (address, trusted proxies) and per-address limits |
 //! | [`protocol`] | protocol v1 messages (JSON, `type`-tagged) |
 //! | [`error`] | stable error codes sent to clients |
 //! | [`store`] | storage traits and the embedded SQLite implementation |
@@ -19,9 +22,6 @@
 //! | [`demo_faces`] | the deterministic synthetic face generator for the demo pool |
 //! | [`import`] | `emofy import`: image folders and FER2013 CSV |
 //! | [`export`] | `emofy export` (JSONL with soft labels, FER2013 CSV, ImageFolder) and its import |
-//! | [`history`] | label history: a player's own (paged), an image's (moderators) |
-//! | [`uploads`] | contributed photos: consent, face crop, the contributor's label, list, delete |
-//! | [`model_admin`] | swapping the serving model version while running |
 //! | [`metrics`], [`telemetry`] | Prometheus metrics and `tracing` output |
 //! | [`clock`] | game time (follows tokio time, so tests can pause it) |
 
@@ -33,19 +33,17 @@ pub mod config;
 pub mod demo_faces;
 pub mod error;
 pub mod export;
-pub mod filters;
-pub mod history;
-pub mod http;
+pub mod imaging;
 pub mod import;
 pub mod leaderboard;
 pub mod metrics;
-pub mod model_admin;
-pub mod moderation;
+pub mod net;
 pub mod protocol;
 pub mod redis_board;
+pub mod service;
 pub mod store;
 pub mod telemetry;
-pub mod uploads;
+pub mod web;
 
 pub use app::{Application, ShutdownHandle};
 pub use config::Config;

@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 use emofy_game::{DisplayName, Emotion, PlayerId, Role};
 use emofy_inference::Classifier;
 use emofy_inference::face::{FaceDetector, face_crop};
-use emofy_inference::mini_xception::MiniXception;
 use emofy_server::config::{Config, Overrides};
 use emofy_server::store::AccountRecord;
 use emofy_server::{Application, app, auth, import, telemetry};
@@ -318,23 +317,20 @@ async fn run_export(config: Config, out: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Faces scoring below this are ignored.
-const FACE_MIN_SCORE: f64 = 5.0;
-
-/// Largest file `emofy predict` reads.
-const MAX_PREDICT_BYTES: u64 = 50 * 1024 * 1024;
-
+/// `emofy predict`: the configured model (`model.dir` or the bundled
+/// mini-Xception, as the server loads it), the upload face threshold and the
+/// `[imaging]` decode limits.
 fn predict(config: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
-    let model: Box<dyn Classifier> = match &config.model.dir {
-        Some(dir) => Box::new(MiniXception::load(dir)?),
-        None => Box::new(MiniXception::bundled()?),
+    let Some(model) = app::load_model(config)? else {
+        bail!("the model is disabled in the configuration (model.enabled = false)");
     };
-    let detector = FaceDetector::bundled(FACE_MIN_SCORE)?;
+    let detector = FaceDetector::bundled(config.upload.min_face_score)?;
+    let limits = config.imaging.limits();
     let mut failed = false;
     let mut out = Vec::with_capacity(files.len());
     for file in files {
         let name = file.display().to_string();
-        let doc = match predict_file(file, model.as_ref(), &detector) {
+        let doc = match predict_file(file, model.as_ref(), &detector, &limits) {
             Ok(v) => v,
             Err(why) => {
                 failed = true;
@@ -359,15 +355,18 @@ fn predict_file(
     path: &Path,
     model: &dyn Classifier,
     detector: &FaceDetector,
+    limits: &emofy_inference::DecodeLimits,
 ) -> Result<serde_json::Value, String> {
+    // A file larger than the decode budget cannot decode within it.
     let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    if size > MAX_PREDICT_BYTES {
+    if size > limits.max_bytes {
         return Err(format!(
-            "{size} bytes is over the {MAX_PREDICT_BYTES}-byte limit"
+            "{size} bytes is over the {}-byte limit",
+            limits.max_bytes
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let img = emofy_inference::decode_bounded(&bytes, 8192).map_err(|e| e.to_string())?;
+    let img = emofy_inference::decode(&bytes, limits).map_err(|e| e.to_string())?;
     let file = path.display().to_string();
     let Some(face) = detector.largest_face(&img.to_luma8()) else {
         return Ok(serde_json::json!({

@@ -68,6 +68,38 @@ impl ClientMessage {
     }
 }
 
+/// What a live leaderboard viewer (`/ws/leaderboard`) may send.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ViewerMessage {
+    /// Watch a board: `period` (default all-time), `top` rows (1–100, default 10),
+    /// and, with a player token, the viewer's own rank.
+    Subscribe {
+        #[serde(default)]
+        board: Option<String>,
+        #[serde(default)]
+        period: Option<emofy_game::Period>,
+        #[serde(default)]
+        top: Option<usize>,
+        #[serde(default)]
+        token: Option<String>,
+    },
+}
+
+impl ViewerMessage {
+    /// Parses one viewer frame: `bad_json` for non-JSON, `invalid_message` otherwise.
+    pub fn parse(text: &str) -> Result<ViewerMessage, ParseError> {
+        serde_json::from_str(text).map_err(|e| ParseError {
+            code: if e.is_syntax() || e.is_eof() {
+                ErrorCode::BadJson
+            } else {
+                ErrorCode::InvalidMessage
+            },
+            detail: e.to_string(),
+        })
+    }
+}
+
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }

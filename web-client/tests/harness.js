@@ -58,6 +58,7 @@ export async function startServer(env = {}, data = dataDir(), port = 0) {
     env: {
       PATH: process.env.PATH ?? "",
       EMOFY_WORKERS: "1",
+      EMOFY_NET__EXEMPT_LOOPBACK: "true",
       EMOFY_TRUTH__GOLD: "false",
       EMOFY_TRUTH__DECOYS: "false",
       EMOFY_TRUTH__EXPLORE: "0",

@@ -4,8 +4,8 @@
 //! the player's cached totals, the one open round with its timer, the
 //! connection's rate limiter, and its heartbeat/idle clocks.
 //!
-//! This is the only module that knows the WebSocket transport
-//! (actix-web-actors); moving to `actix-ws` changes this file and `http.rs`.
+//! With the board viewer, the only actor that knows the WebSocket transport
+//! (actix-web-actors); moving to `actix-ws` changes them and `web::sockets`.
 //!
 //! Bounds: the actor's mailbox is bounded (`session.mailbox`) and every
 //! producer uses `try_send`, dropping messages for a full mailbox. Outgoing
@@ -16,7 +16,7 @@
 //! pile up work either.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -29,13 +29,11 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::actors::coordinator::{
-    ImageTallied, PickImage, ScoresChanged, SessionJoined, SessionLeft, SessionPush,
-};
-use crate::actors::hub::ScoresMoved;
+use crate::actors::coordinator::{PickImage, SessionJoined, SessionLeft, SessionPush};
 use crate::app::Services;
 use crate::auth::Claims;
 use crate::error::ErrorCode;
+use crate::net::{ClientKey, TokenBucket};
 use crate::protocol::{
     ClientMessage, ImageProgress, ImageRef, PROTOCOL_VERSION, PlayerView, PointsView,
     ServerMessage, prompt_for,
@@ -45,40 +43,6 @@ use crate::store::{
 };
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
-
-/// Token bucket: `rate` tokens per second, at most `burst`.
-#[derive(Debug, Clone)]
-pub struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    pub fn new(rate: u32, burst: u32) -> TokenBucket {
-        TokenBucket {
-            rate: f64::from(rate),
-            burst: f64::from(burst),
-            tokens: f64::from(burst),
-            last: Instant::now(),
-        }
-    }
-
-    /// Takes a token if one is available.
-    pub fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let dt = now.duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
 
 struct Joined {
     player: PlayerId,
@@ -122,12 +86,20 @@ pub struct PlayerSession {
     closing: bool,
     /// `session{id, player}`: every event of this connection is logged inside it.
     span: tracing::Span,
+    /// The client's network address (guest creation is limited per address).
+    client: Option<ClientKey>,
+    /// Set by the transport's frame guard when a frame header announced too many bytes.
+    oversized: Arc<AtomicBool>,
 }
 
 impl PlayerSession {
-    pub fn new(svc: Arc<Services>) -> PlayerSession {
+    pub fn new(
+        svc: Arc<Services>,
+        client: Option<ClientKey>,
+        oversized: Arc<AtomicBool>,
+    ) -> PlayerSession {
         let s = &svc.config.session;
-        let bucket = TokenBucket::new(s.rate_per_sec, s.rate_burst);
+        let bucket = TokenBucket::new(f64::from(s.rate_per_sec), s.rate_burst);
         let now = Instant::now();
         let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
         PlayerSession {
@@ -147,6 +119,8 @@ impl PlayerSession {
             last_game_message: now,
             started: now,
             closing: false,
+            client,
+            oversized,
         }
     }
 
@@ -215,8 +189,7 @@ impl PlayerSession {
         let s = &self.svc.config.session;
         if self.last_frame.elapsed() > Duration::from_secs(s.client_timeout_secs) {
             tracing::info!("client timed out (no frames or pongs)");
-            self.closing = true;
-            ctx.stop();
+            self.close(ctx, "timeout", ws::CloseCode::Away);
             return;
         }
         if self.joined.is_none()
@@ -271,6 +244,7 @@ impl PlayerSession {
         }
         let svc = self.svc.clone();
         let now = self.now();
+        let client = self.client;
         enum Join {
             Ok(PlayerRecord, bool, Vec<emofy_game::ImageId>),
             Refused(ErrorCode, String),
@@ -289,6 +263,12 @@ impl PlayerSession {
                     Err(e) => return Join::Refused(ErrorCode::InvalidToken, e.to_string()),
                 },
                 (None, Some(name)) => match DisplayName::parse(&name) {
+                    Ok(_) if !svc.guests.allow(client) => {
+                        return Join::Refused(
+                            ErrorCode::RateLimited,
+                            "too many new players from your network; try again later, or resume with your token".into(),
+                        );
+                    }
                     Ok(name) => {
                         match svc
                             .players
@@ -581,17 +561,11 @@ impl PlayerSession {
             at: now,
         };
         let svc = self.svc.clone();
+        let session = self.id;
+        let image = before.image;
         let fut = async move {
             let outcome = svc.rounds.record_answer(record, &svc.rules).await?;
-            if let Err(e) = svc.leaderboard.apply(&outcome.changes).await {
-                // The store has the truth; the board catches up on the next change or restart.
-                tracing::warn!(error = %e, "leaderboard update failed");
-            }
-            if !outcome.changes.is_empty() {
-                svc.hub.do_send(ScoresMoved {
-                    players: outcome.changes.iter().map(|c| c.player).collect(),
-                });
-            }
+            crate::service::play::after_answer(&svc, image, &outcome, true, session).await;
             Ok::<AnswerOutcome, StoreError>(outcome)
         };
         self.wait_for(ctx, fut, move |act, res, ctx| {
@@ -631,18 +605,6 @@ impl PlayerSession {
                 self.svc.metrics.answer("accepted");
                 if !outcome.counted {
                     self.svc.metrics.uncounted_answers.inc();
-                }
-                self.svc.coordinator.do_send(ImageTallied {
-                    image: before.image,
-                    votes: outcome.votes,
-                    status: outcome.status,
-                    posterior: outcome.posterior,
-                });
-                if outcome.changes.iter().any(|c| c.player != j.player) {
-                    self.svc.coordinator.do_send(ScoresChanged {
-                        changes: outcome.changes.clone(),
-                        origin: self.id,
-                    });
                 }
                 let msg = ServerMessage::Result {
                     round: round_id,
@@ -837,6 +799,11 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for PlayerSession {
         let msg = match item {
             Ok(m) => m,
             Err(ws::ProtocolError::Overflow) => {
+                self.error(ctx, ErrorCode::FrameTooLarge, None, None);
+                self.close(ctx, "frame_too_large", ws::CloseCode::Size);
+                return;
+            }
+            Err(_) if self.oversized.load(Ordering::Acquire) => {
                 self.error(ctx, ErrorCode::FrameTooLarge, None, None);
                 self.close(ctx, "frame_too_large", ws::CloseCode::Size);
                 return;

@@ -12,31 +12,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actix_web_actors::ws;
 use emofy_game::Period;
-use serde::Deserialize;
 
 use crate::actors::hub::{BoardPush, ViewerJoined, ViewerLeft};
 use crate::app::Services;
 use crate::error::ErrorCode;
+use crate::protocol::ViewerMessage;
 
 static NEXT_VIEWER: AtomicU64 = AtomicU64::new(1);
-
-/// What a viewer may send.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-enum ViewerMessage {
-    /// Watch a board: `period` (default all-time), `top` rows (1–100, default 10),
-    /// and, with a player token, the viewer's own rank.
-    Subscribe {
-        #[serde(default)]
-        board: Option<String>,
-        #[serde(default)]
-        period: Option<Period>,
-        #[serde(default)]
-        top: Option<usize>,
-        #[serde(default)]
-        token: Option<String>,
-    },
-}
 
 /// See the module docs.
 pub struct BoardViewer {
@@ -45,16 +27,19 @@ pub struct BoardViewer {
     subscribed: bool,
     last_frame: Instant,
     dropped: Arc<AtomicBool>,
+    /// Set by the transport's frame guard when a frame header announced too many bytes.
+    oversized: Arc<AtomicBool>,
 }
 
 impl BoardViewer {
-    pub fn new(svc: Arc<Services>) -> BoardViewer {
+    pub fn new(svc: Arc<Services>, oversized: Arc<AtomicBool>) -> BoardViewer {
         BoardViewer {
             id: NEXT_VIEWER.fetch_add(1, Ordering::Relaxed),
             svc,
             subscribed: false,
             last_frame: Instant::now(),
             dropped: Arc::new(AtomicBool::new(false)),
+            oversized,
         }
     }
 
@@ -69,25 +54,22 @@ impl BoardViewer {
     }
 
     fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: &str) {
+        self.close_with(ctx, reason, ws::CloseCode::Policy);
+    }
+
+    fn close_with(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: &str, code: ws::CloseCode) {
         ctx.text(serde_json::json!({"type": "bye", "reason": reason}).to_string());
         ctx.close(Some(ws::CloseReason {
-            code: ws::CloseCode::Policy,
+            code,
             description: Some(reason.to_owned()),
         }));
         ctx.stop();
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        let msg: ViewerMessage = match serde_json::from_str(text) {
+        let msg = match ViewerMessage::parse(text) {
             Ok(m) => m,
-            Err(e) => {
-                let code = if serde_json::from_str::<serde_json::Value>(text).is_err() {
-                    ErrorCode::BadJson
-                } else {
-                    ErrorCode::InvalidMessage
-                };
-                return self.error(ctx, code, &e.to_string());
-            }
+            Err(e) => return self.error(ctx, e.code, &e.detail),
         };
         let ViewerMessage::Subscribe {
             board,
@@ -170,7 +152,19 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for BoardViewer {
             Ok(ws::Message::Binary(_)) => {
                 self.error(ctx, ErrorCode::BinaryNotSupported, "send JSON text")
             }
-            Ok(ws::Message::Close(_)) | Err(_) => ctx.stop(),
+            Ok(ws::Message::Close(_)) => {
+                ctx.close(None);
+                ctx.stop();
+            }
+            Err(ws::ProtocolError::Overflow) => {
+                self.error(ctx, ErrorCode::FrameTooLarge, "at most 4096 bytes a frame");
+                self.close_with(ctx, "frame_too_large", ws::CloseCode::Size);
+            }
+            Err(_) if self.oversized.load(Ordering::Acquire) => {
+                self.error(ctx, ErrorCode::FrameTooLarge, "at most 4096 bytes a frame");
+                self.close_with(ctx, "frame_too_large", ws::CloseCode::Size);
+            }
+            Err(_) => self.close_with(ctx, "protocol_error", ws::CloseCode::Protocol),
             Ok(ws::Message::Continuation(_)) | Ok(ws::Message::Nop) => {}
         }
     }

@@ -113,7 +113,7 @@ pub async fn embedded_to_mongo(
         ),
         (
             "uploads",
-            "SELECT image_id AS _id, player_id, created_ms, face, show_to_players, use_for_training, include_in_exports, keep_original, consent_version, consent_ms, original, deleted_ms FROM uploads",
+            "SELECT image_id AS _id, player_id, created_ms, face, show_to_players, use_for_training, include_in_exports, keep_original, consent_version, consent_ms, original, deleted_ms, fingerprint FROM uploads",
         ),
         (
             "reliability",

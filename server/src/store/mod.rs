@@ -241,7 +241,7 @@ impl AnswerOutcome {
 }
 
 /// Counts for dashboards and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub players: u64,
     pub images: u64,
@@ -359,6 +359,17 @@ pub struct NewUpload {
     pub original: Option<Vec<u8>>,
     pub face: FaceRegion,
     pub consent: Consent,
+    /// Finds this contributor's duplicates (the crop's pixels hashed with the
+    /// contributor's id): one contributor cannot store the same face twice;
+    /// two contributors can, as two images.
+    pub fingerprint: String,
+}
+
+/// Who may see an upload: its contributor, and what it consented to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadAccess {
+    pub contributor: PlayerId,
+    pub show_to_players: bool,
 }
 
 /// An upload as its contributor sees it.
@@ -399,9 +410,13 @@ pub struct UploadCursor {
 #[async_trait]
 pub trait UploadStore: Send + Sync {
     /// Stores the crop (and the original, if consented) with the consent
-    /// record, atomically. `Conflict` if this face crop is already stored.
+    /// record, atomically. `Conflict` if this contributor has a live upload
+    /// with the same fingerprint (or the same bytes are stored already).
     /// A crop whose consent lacks `show_to_players` never enters rounds.
     async fn insert_upload(&self, upload: NewUpload, at: Millis) -> Result<ImageId, StoreError>;
+    /// Who may see the upload behind `image`: `None` when the image is not a
+    /// live upload (never one, or deleted).
+    async fn upload_access(&self, image: ImageId) -> Result<Option<UploadAccess>, StoreError>;
     /// How many uploads `player` made at or after `since` (deleted ones included: a rate limit).
     async fn uploads_since(&self, player: PlayerId, since: Millis) -> Result<u64, StoreError>;
     /// The consent audit log of one image, oldest first.
@@ -520,15 +535,21 @@ pub struct ReviewCandidate {
 }
 
 /// What a moderator does to an image.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ImageAction {
     /// The crowd's answer (the posterior's top class) is right: it becomes the verified label.
     Accept,
     /// The right label is another: it becomes the verified label.
-    Override { label: Emotion },
+    Override {
+        #[schema(value_type = crate::web::openapi::EmotionName)]
+        label: Emotion,
+    },
     /// Not a usable face (`not_a_face`, `inappropriate`, …): out of play.
-    Flag { reason: String },
+    Flag {
+        #[schema(min_length = 1, max_length = 200)]
+        reason: String,
+    },
 }
 
 impl ImageAction {
@@ -543,7 +564,7 @@ impl ImageAction {
 }
 
 /// What a moderator does to a player.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PlayerAction {
     /// Their labels never count.
@@ -592,12 +613,15 @@ pub struct PlayerReliability {
 }
 
 /// One audited moderator action.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
+    #[schema(value_type = uuid::Uuid)]
     pub moderator: PlayerId,
     pub action: String,
     pub target: String,
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
+    #[schema(value_type = u64)]
     pub at: Millis,
 }
 

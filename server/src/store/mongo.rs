@@ -43,7 +43,7 @@ use super::{
     AccountRecord, AnswerOutcome, AnswerRecord, Consent, ConsentEvent, FaceRegion, GameRules,
     ImageMeta, ImageSource, ImageStore, LabelCursor, LabelRecord, NewImage, NewUpload, OfferRecord,
     PlayerRecord, PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats, StoreError,
-    UploadCursor, UploadRecord, UploadStore, truth,
+    UploadAccess, UploadCursor, UploadRecord, UploadStore, truth,
 };
 use super::{
     AuditEntry, DatasetStats, ImageAction, ModeratedImage, PlayerAction, PlayerReliability,
@@ -350,6 +350,7 @@ impl MongoStore {
                 doc! {"player_id": 1, "created_ms": -1, "_id": -1},
                 false,
             ),
+            ("uploads", doc! {"player_id": 1, "fingerprint": 1}, false),
             ("score_events", doc! {"at_ms": 1, "_id": 1}, false),
             ("consent_log", doc! {"image_id": 1, "at_ms": 1}, false),
         ];
@@ -1869,6 +1870,14 @@ impl UploadStore for MongoStore {
         let mut s = self.session().await?;
         s.start_transaction().await.map_err(err)?;
         let result = async {
+            let duplicate = self
+                .coll("uploads")
+                .find_one(doc! {"player_id": u.player.to_string(), "fingerprint": &u.fingerprint, "deleted_ms": Bson::Null})
+                .session(&mut s)
+                .await?;
+            if duplicate.is_some() {
+                return Ok(false);
+            }
             let existing = self
                 .coll("images")
                 .find_one(doc! {"_id": &hex})
@@ -1917,6 +1926,7 @@ impl UploadStore for MongoStore {
                     "consent_ms": ms,
                     "original": u.original.clone().map(binary),
                     "deleted_ms": Bson::Null,
+                    "fingerprint": &u.fingerprint,
                 })
                 .session(&mut s)
                 .await?;
@@ -1934,6 +1944,25 @@ impl UploadStore for MongoStore {
                 "image {id} is already stored"
             )))
         }
+    }
+
+    async fn upload_access(&self, image: ImageId) -> Result<Option<UploadAccess>, StoreError> {
+        let found = self
+            .coll("uploads")
+            .find_one(doc! {"_id": image.to_hex(), "deleted_ms": Bson::Null})
+            .await
+            .map_err(err)?;
+        found
+            .map(|d| {
+                Ok(UploadAccess {
+                    contributor: opt_str(&d, "player_id")
+                        .ok_or_else(|| StoreError::Corrupt("upload without player_id".into()))?
+                        .parse()
+                        .map_err(|_| StoreError::Corrupt("bad player_id".into()))?,
+                    show_to_players: get_bool(&d, "show_to_players"),
+                })
+            })
+            .transpose()
     }
 
     async fn export_allowed(&self, image: ImageId) -> Result<bool, StoreError> {
@@ -2010,7 +2039,7 @@ impl UploadStore for MongoStore {
                 .coll("uploads")
                 .update_one(
                     doc! {"_id": &hex, "player_id": player.to_string(), "deleted_ms": Bson::Null},
-                    doc! {"$set": {"original": Bson::Null, "deleted_ms": ms}},
+                    doc! {"$set": {"original": Bson::Null, "fingerprint": Bson::Null, "deleted_ms": ms}},
                 )
                 .session(&mut s)
                 .await?;

@@ -12,7 +12,7 @@
 //! small pool of read-only connections on the blocking thread pool.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -29,14 +29,14 @@ use super::{
     AccountRecord, AnswerOutcome, AnswerRecord, Consent, ConsentEvent, FaceRegion, GameRules,
     ImageMeta, ImageSource, ImageStore, LabelCursor, LabelRecord, NewImage, NewUpload, OfferRecord,
     PlayerRecord, PlayerStore, RoundStore, ScoreChange, ScoreReason, Stats, StoreError,
-    UploadCursor, UploadRecord, UploadStore, truth,
+    UploadAccess, UploadCursor, UploadRecord, UploadStore, truth,
 };
 use super::{
     AuditEntry, DatasetStats, ImageAction, ModeratedImage, PlayerAction, PlayerReliability,
     ReviewCandidate, ReviewStore, TruthPass, TruthSnapshot,
 };
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS players (
@@ -127,7 +127,8 @@ CREATE TABLE IF NOT EXISTS uploads (
     consent_version TEXT NOT NULL,
     consent_ms INTEGER NOT NULL,
     original BLOB,
-    deleted_ms INTEGER
+    deleted_ms INTEGER,
+    fingerprint TEXT
 );
 CREATE TABLE IF NOT EXISTS score_events (
     key TEXT PRIMARY KEY,
@@ -184,6 +185,10 @@ pub struct SqliteOptions {
     pub readers: usize,
     /// `synchronous = FULL` (fsync every commit) rather than `NORMAL`.
     pub fsync_every_commit: bool,
+    /// Time between background WAL checkpoints.
+    pub checkpoint_every: std::time::Duration,
+    /// The WAL is cut back to this many bytes whenever a checkpoint has emptied it.
+    pub wal_limit_bytes: u64,
 }
 
 impl Default for SqliteOptions {
@@ -193,6 +198,8 @@ impl Default for SqliteOptions {
             max_batch: 512,
             readers: 2,
             fsync_every_commit: true,
+            checkpoint_every: std::time::Duration::from_secs(1),
+            wal_limit_bytes: 16 << 20,
         }
     }
 }
@@ -203,6 +210,84 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<Job>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next_reader: Arc<AtomicUsize>,
+    /// Set by a write job that erased face bytes: the writer then truncates
+    /// the WAL (a `TRUNCATE` checkpoint) before it answers that job.
+    erase: Arc<AtomicBool>,
+}
+
+/// Creates `dir` (mode 0700) or tightens an existing one, and the database
+/// file (mode 0600) before SQLite does, so its WAL and shared-memory files,
+/// which SQLite creates with the database file's mode, are 0600 too. The data
+/// dir holds faces, password hashes and the token key.
+fn private_files(dir: &Path, db: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| unavailable(format!("create {}: {e}", dir.display())))?;
+        let tighten = |p: &Path, mode: u32| {
+            if let Ok(meta) = std::fs::metadata(p)
+                && meta.permissions().mode() & 0o777 != mode
+                && let Err(e) = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+            {
+                tracing::warn!(path = %p.display(), error = %e, "cannot restrict permissions");
+            }
+        };
+        tighten(dir, 0o700);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(db)
+            .map_err(|e| unavailable(format!("create {}: {e}", db.display())))?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            tighten(Path::new(&name), 0o600);
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(dir)
+        .map_err(|e| unavailable(format!("create {}: {e}", dir.display())))?;
+    Ok(())
+}
+
+/// Runs a checkpoint; `true` when every WAL frame reached the database.
+fn checkpoint(conn: &Connection, mode: &str) -> Result<bool, rusqlite::Error> {
+    let (busy, log, done): (i64, i64, i64) = conn.query_row(
+        &format!("PRAGMA wal_checkpoint({mode})"),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok(busy == 0 && log == done)
+}
+
+/// Checkpoints the WAL every `every` from its own connection (PASSIVE: never
+/// blocks the writer or readers) until the writer stops; retries a pending
+/// erasure (TRUNCATE) that could not finish right after its commit.
+fn checkpointer_loop(
+    conn: Connection,
+    every: std::time::Duration,
+    stop: std::sync::mpsc::Receiver<()>,
+    erase: Arc<AtomicBool>,
+) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
+        let mode = if erase.load(Ordering::Acquire) {
+            "TRUNCATE"
+        } else {
+            "PASSIVE"
+        };
+        match checkpoint(&conn, mode) {
+            Ok(true) if mode == "TRUNCATE" => erase.store(false, Ordering::Release),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, mode, "sqlite: checkpoint failed"),
+        }
+    }
+    tracing::debug!("sqlite checkpointer stopped");
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -221,30 +306,37 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database in `dir`.
     pub fn open(dir: &Path, opts: SqliteOptions) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| unavailable(format!("create {}: {e}", dir.display())))?;
         let path = dir.join("emofy.db");
+        private_files(dir, &path)?;
         let writer = Connection::open(&path).map_err(db_err)?;
         let sync = if opts.fsync_every_commit {
             "FULL"
         } else {
             "NORMAL"
         };
+        // secure_delete: deleted content is overwritten with zeros in the
+        // database file; temp_store: no temporary files at all; the journal
+        // size limit cuts the WAL back once a checkpoint has emptied it.
+        let wal_limit = opts.wal_limit_bytes;
         writer
             .execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;"
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000; \
+                 PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY; \
+                 PRAGMA journal_size_limit = {wal_limit};"
             ))
             .map_err(db_err)?;
         migrate(&writer)?;
         writer.set_prepared_statement_cache_capacity(64);
-        // Checkpoint the WAL from a separate connection (PASSIVE never blocks the writer), so
-        // commits never stall behind an automatic checkpoint.
+        // Checkpoints run from a separate connection (PASSIVE never blocks the writer),
+        // so commits never stall behind an automatic checkpoint.
         writer
             .execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(db_err)?;
         let checkpointer = Connection::open(&path).map_err(db_err)?;
         checkpointer
-            .execute_batch("PRAGMA busy_timeout = 5000;")
+            .execute_batch(&format!(
+                "PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON; PRAGMA journal_size_limit = {wal_limit};"
+            ))
             .map_err(db_err)?;
         let mut readers = Vec::new();
         for _ in 0..opts.readers.max(1) {
@@ -255,20 +347,33 @@ impl SqliteStore {
                     | OpenFlags::SQLITE_OPEN_URI,
             )
             .map_err(db_err)?;
-            r.execute_batch("PRAGMA busy_timeout = 5000;")
+            r.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY;")
                 .map_err(db_err)?;
             readers.push(Mutex::new(r));
         }
         let (tx, rx) = mpsc::channel::<Job>(opts.queue.max(1));
         let max_batch = opts.max_batch.max(1);
+        let erase = Arc::new(AtomicBool::new(false));
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let every = opts.checkpoint_every.max(std::time::Duration::from_millis(1));
+        let pending = erase.clone();
+        std::thread::Builder::new()
+            .name("emofy-sqlite-checkpoint".into())
+            .spawn(move || checkpointer_loop(checkpointer, every, stop_rx, pending))
+            .map_err(unavailable)?;
+        let erased = erase.clone();
         std::thread::Builder::new()
             .name("emofy-sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx, max_batch))
+            .spawn(move || {
+                writer_loop(writer, rx, max_batch, &erased);
+                drop(stop_tx);
+            })
             .map_err(unavailable)?;
         Ok(SqliteStore {
             jobs: tx,
             readers: Arc::new(readers),
             next_reader: Arc::new(AtomicUsize::new(0)),
+            erase,
         })
     }
 
@@ -333,6 +438,11 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         conn.execute_batch("ALTER TABLE images ADD COLUMN playable INTEGER NOT NULL DEFAULT 1;")
             .map_err(db_err)?;
     }
+    if version > 0 && version < 7 && !has_column(conn, "uploads", "fingerprint")? {
+        // v7: uploads are deduplicated per contributor by a fingerprint, not by their bytes.
+        conn.execute_batch("ALTER TABLE uploads ADD COLUMN fingerprint TEXT;")
+            .map_err(db_err)?;
+    }
     if version > 0 && version < 6 {
         // v6: truth inference (posteriors, gold labels, the model's guess, decoy rounds).
         conn.execute_batch(
@@ -344,12 +454,33 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
         )
         .map_err(db_err)?;
     }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS uploads_fingerprint ON uploads (player_id, fingerprint);",
+    )
+    .map_err(db_err)?;
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
         .map_err(db_err)?;
     Ok(())
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
+    let mut st = conn
+        .prepare(&format!("PRAGMA table_info({table})"))
+        .map_err(db_err)?;
+    let names = st
+        .query_map([], |r| r.get::<_, String>(1))
+        .map_err(db_err)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(db_err)?;
+    Ok(names.iter().any(|n| n == column))
+}
+
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    erase: &AtomicBool,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -395,6 +526,16 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, max_batch: usize) 
         }
         if commit.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
+        } else if erase.load(Ordering::Acquire) {
+            // Face bytes were deleted in this commit: move the zeroed pages into
+            // the database file and truncate the WAL before anyone hears "done",
+            // so no copy of the erased bytes is left in any file.
+            match checkpoint(&conn, "TRUNCATE") {
+                Ok(true) => erase.store(false, Ordering::Release),
+                // Readers held old snapshots: the checkpointer retries shortly.
+                Ok(false) => tracing::warn!("sqlite: erasure checkpoint incomplete; retrying"),
+                Err(e) => tracing::warn!(error = %e, "sqlite: erasure checkpoint failed; retrying"),
+            }
         }
         for done in dones {
             done(commit.clone());
@@ -1650,6 +1791,17 @@ impl UploadStore for SqliteStore {
         let id = content_id(&u.crop.bytes);
         self.write(move |c| {
             let hex = id.to_hex();
+            let duplicate: Option<i64> = qrow(
+                c,
+                "SELECT 1 FROM uploads WHERE player_id = ?1 AND fingerprint = ?2 AND deleted_ms IS NULL",
+                params![u.player.to_string(), u.fingerprint],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db_err)?;
+            if duplicate.is_some() {
+                return Err(StoreError::Conflict("this contributor stored this face already".into()));
+            }
             let existing: Option<String> = c
                 .query_row("SELECT status FROM images WHERE id = ?1", params![hex], |r| r.get(0))
                 .optional()
@@ -1690,8 +1842,8 @@ impl UploadStore for SqliteStore {
             exec(
                 c,
                 "INSERT INTO uploads (image_id, player_id, created_ms, face, show_to_players, use_for_training, \
-                 include_in_exports, keep_original, consent_version, consent_ms, original) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?3, ?10)",
+                 include_in_exports, keep_original, consent_version, consent_ms, original, fingerprint) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?3, ?10, ?11)",
                 params![
                     hex,
                     u.player.to_string(),
@@ -1702,7 +1854,8 @@ impl UploadStore for SqliteStore {
                     u.consent.include_in_exports,
                     u.consent.keep_original,
                     u.consent.text_version,
-                    u.original
+                    u.original,
+                    u.fingerprint
                 ],
             )
             .map_err(db_err)?;
@@ -1710,6 +1863,28 @@ impl UploadStore for SqliteStore {
             Ok(id)
         })
         .await
+    }
+
+    async fn upload_access(&self, image: ImageId) -> Result<Option<UploadAccess>, StoreError> {
+        let row: Option<(String, bool)> = self
+            .read(move |c| {
+                qrow(
+                    c,
+                    "SELECT player_id, show_to_players FROM uploads WHERE image_id = ?1 AND deleted_ms IS NULL",
+                    params![image.to_hex()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(db_err)
+            })
+            .await?;
+        row.map(|(p, show)| {
+            Ok(UploadAccess {
+                contributor: parse_id(&p)?,
+                show_to_players: show,
+            })
+        })
+        .transpose()
     }
 
     async fn export_allowed(&self, image: ImageId) -> Result<bool, StoreError> {
@@ -1804,11 +1979,12 @@ impl UploadStore for SqliteStore {
         image: ImageId,
         at: Millis,
     ) -> Result<bool, StoreError> {
+        let erase = self.erase.clone();
         self.write(move |c| {
             let hex = image.to_hex();
             let n = exec(
                 c,
-                "UPDATE uploads SET original = NULL, deleted_ms = ?3 WHERE image_id = ?1 AND player_id = ?2 AND deleted_ms IS NULL",
+                "UPDATE uploads SET original = NULL, fingerprint = NULL, deleted_ms = ?3 WHERE image_id = ?1 AND player_id = ?2 AND deleted_ms IS NULL",
                 params![hex, player.to_string(), i64_of(at.0)],
             )
             .map_err(db_err)?;
@@ -1834,6 +2010,7 @@ impl UploadStore for SqliteStore {
                 params![hex, i64_of(at.0)],
             )
             .map_err(db_err)?;
+            erase.store(true, Ordering::Release);
             Ok(true)
         })
         .await

@@ -1,0 +1,125 @@
+//! Who is calling: extractors for the signed-in caller, so a handler states
+//! what it needs in its signature and the refusal is the same everywhere.
+//!
+//! | extractor | no token | bad or expired token | role too low |
+//! | --- | --- | --- | --- |
+//! | [`Caller`] | 401 `unauthorized` | 401 `invalid_token` | — |
+//! | [`ModeratorCaller`] | 401 `unauthorized` | 401 `invalid_token` | 403 `forbidden` |
+//! | [`AdminCaller`] | 401 `unauthorized` | 401 `invalid_token` | 403 `forbidden` |
+//! | [`MaybeCaller`] | anonymous | 401 `invalid_token` | — |
+//!
+//! The token is the one `welcome` or `POST /api/login` gives, sent as
+//! `Authorization: Bearer <token>`.
+
+use std::future::{Ready, ready};
+
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use emofy_game::Role;
+
+use crate::app::Services;
+use crate::auth::Claims;
+use crate::error::ErrorCode;
+use crate::web::errors::ApiError;
+
+/// The token in `Authorization`, if any (`Err` for a header that is not a bearer token).
+fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| Some(t.trim()))
+        .ok_or_else(|| ApiError::code(ErrorCode::InvalidToken))
+}
+
+fn claims(req: &HttpRequest) -> Result<Option<Claims>, ApiError> {
+    let Some(token) = bearer_token(req)? else {
+        return Ok(None);
+    };
+    let svc = req
+        .app_data::<web::Data<Services>>()
+        .ok_or_else(|| ApiError::code(ErrorCode::Internal))?;
+    svc.tokens
+        .verify(token, svc.clock.now())
+        .map(Some)
+        .map_err(|_| ApiError::code(ErrorCode::InvalidToken))
+}
+
+fn required(req: &HttpRequest) -> Result<Claims, ApiError> {
+    claims(req)?.ok_or_else(|| ApiError::code(ErrorCode::Unauthorized))
+}
+
+/// Any signed-in player.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub Claims);
+
+/// A moderator or an admin.
+#[derive(Debug, Clone, Copy)]
+pub struct ModeratorCaller(pub Claims);
+
+/// An admin.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminCaller(pub Claims);
+
+/// A signed-in player, or anonymous.
+#[derive(Debug, Clone, Copy)]
+pub struct MaybeCaller(pub Option<Claims>);
+
+impl MaybeCaller {
+    /// Whether the caller is `player`, or may moderate.
+    pub fn is_or_moderates(&self, player: emofy_game::PlayerId) -> bool {
+        self.0
+            .is_some_and(|c| c.player == player || c.role.can_moderate())
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(required(req).map(Caller))
+    }
+}
+
+impl FromRequest for ModeratorCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(required(req).and_then(|c| {
+            if c.role.can_moderate() {
+                Ok(ModeratorCaller(c))
+            } else {
+                Err(ApiError::code(ErrorCode::Forbidden))
+            }
+        }))
+    }
+}
+
+impl FromRequest for AdminCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(required(req).and_then(|c| {
+            if c.role == Role::Admin {
+                Ok(AdminCaller(c))
+            } else {
+                Err(ApiError::code(ErrorCode::Forbidden))
+            }
+        }))
+    }
+}
+
+impl FromRequest for MaybeCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(claims(req).map(MaybeCaller))
+    }
+}

@@ -1,0 +1,407 @@
+//! Test helpers: spawn the real app on port 0 and drive it with tokio-tungstenite bots.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use emofy_server::config::Config;
+use emofy_server::{Application, ShutdownHandle};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+pub struct TestApp {
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub shutdown: ShutdownHandle,
+    pub done: tokio::task::JoinHandle<()>,
+    /// The running app's stores and actors.
+    pub services: std::sync::Arc<emofy_server::app::Services>,
+}
+
+impl TestApp {
+    pub fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn ws(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws/play", self.port)
+    }
+
+    /// Graceful shutdown, waiting until the server has stopped and flushed.
+    pub async fn stop(self) {
+        self.shutdown.shutdown();
+        tokio::time::timeout(Duration::from_secs(15), self.done)
+            .await
+            .expect("app stops within 15 s")
+            .expect("app task");
+    }
+}
+
+/// A config for tests: port 0, a given data dir, a small demo pool, one worker.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut c = Config {
+        port: 0,
+        data_dir: data_dir.to_path_buf(),
+        workers: 1,
+        ..Config::default()
+    };
+    c.demo.images = 14;
+    c.game.pool_refresh_secs = 1;
+    // Deterministic rounds: gold, decoys and exploration are switched on by the tests about them.
+    c.truth.gold = false;
+    c.truth.decoys = false;
+    c.truth.explore = 0.0;
+    c.truth.pass_every_secs = 0;
+    // Bots play far faster than people; tests of the limiter set it back.
+    c.session.rate_per_sec = 1000;
+    c.session.rate_burst = 1000;
+    // Every bot connects from 127.0.0.1; the per-address limits have tests of their own.
+    c.net.exempt_loopback = true;
+    c
+}
+
+/// Builds and runs the app in the current actix system.
+pub async fn spawn_app(config: Config) -> TestApp {
+    let data_dir = config.data_dir.clone();
+    let app = Application::build(config).await.expect("app builds");
+    let port = app.port();
+    let shutdown = app.shutdown_handle();
+    let services = app.services();
+    let done = actix_rt::spawn(async move {
+        app.run_until_stopped().await.expect("app runs");
+    });
+    TestApp {
+        port,
+        data_dir,
+        shutdown,
+        done,
+        services,
+    }
+}
+
+pub async fn get_json(url: &str) -> Value {
+    let body = http_get(url).await.1;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
+}
+
+/// Minimal HTTP/1.1 GET over a raw socket: (status, body, headers text).
+pub async fn http_get(url: &str) -> (u16, String) {
+    let (status, _, body) = http_request("GET", url, &[], None).await;
+    (status, String::from_utf8_lossy(&body).to_string())
+}
+
+pub async fn http_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> (u16, String, Vec<u8>) {
+    let mut all: Vec<(&str, &str)> = headers.to_vec();
+    if body.is_some() {
+        all.push(("Content-Type", "application/json"));
+    }
+    http_bytes(method, url, &all, body.unwrap_or("").as_bytes()).await
+}
+
+/// Sends raw bytes (any content type); returns the status, the head and the raw body.
+pub async fn http_bytes(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut s = TcpStream::connect(host).await.expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    s.write_all(body).await.expect("write body");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let mut out = buf[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        out = dechunk(&out);
+    }
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, head, out)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..pos]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[pos + 2..pos + 2 + size]);
+        b = &b[pos + 2 + size + 2..];
+    }
+    out
+}
+
+/// A WebSocket player.
+pub struct Bot {
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub player: String,
+    pub token: String,
+    pub score: u64,
+}
+
+impl Bot {
+    pub async fn connect(url: &str) -> WebSocketStream<MaybeTlsStream<TcpStream>> {
+        let (ws, _) = connect_async(url).await.expect("ws connect");
+        ws
+    }
+
+    /// Joins as a new guest.
+    pub async fn join(url: &str, name: &str) -> Bot {
+        let ws = Self::connect(url).await;
+        Self::hello(ws, json!({"type": "hello", "v": 1, "name": name})).await
+    }
+
+    /// Resumes with a token.
+    pub async fn resume(url: &str, token: &str) -> (Bot, Value) {
+        let mut ws = Self::connect(url).await;
+        send(&mut ws, json!({"type": "hello", "v": 1, "token": token})).await;
+        let welcome = recv_type(&mut ws, "welcome").await;
+        let bot = Bot {
+            ws,
+            player: welcome["player"]["id"].as_str().unwrap().to_owned(),
+            token: welcome["token"].as_str().unwrap().to_owned(),
+            score: welcome["score"].as_u64().unwrap(),
+        };
+        (bot, welcome)
+    }
+
+    async fn hello(mut ws: WebSocketStream<MaybeTlsStream<TcpStream>>, hello: Value) -> Bot {
+        send(&mut ws, hello).await;
+        let welcome = recv_type(&mut ws, "welcome").await;
+        assert_eq!(welcome["v"], 1);
+        assert_eq!(welcome["resumed"], false);
+        Bot {
+            ws,
+            player: welcome["player"]["id"].as_str().unwrap().to_owned(),
+            token: welcome["token"].as_str().unwrap().to_owned(),
+            score: welcome["score"].as_u64().unwrap(),
+        }
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        send(&mut self.ws, v).await;
+    }
+
+    /// Next JSON message of any type (skips pings), tracking score changes.
+    pub async fn recv(&mut self) -> Value {
+        let v = recv(&mut self.ws).await;
+        if matches!(v["type"].as_str(), Some("result") | Some("score")) {
+            self.score = v["score"].as_u64().unwrap();
+        }
+        v
+    }
+
+    /// Next message of type `ty`, skipping leaderboard and score pushes.
+    pub async fn recv_type(&mut self, ty: &str) -> Value {
+        loop {
+            let v = self.recv().await;
+            if v["type"] == ty {
+                return v;
+            }
+            assert!(
+                matches!(v["type"].as_str(), Some("leaderboard") | Some("score")),
+                "expected {ty}, got {v}"
+            );
+        }
+    }
+
+    /// Asks for a round: `Some(round)` or `None` when nothing is left.
+    pub async fn next_round(&mut self) -> Option<Value> {
+        self.send(json!({"type": "next"})).await;
+        loop {
+            let v = self.recv().await;
+            match v["type"].as_str() {
+                Some("round") => return Some(v),
+                Some("no_round") => return None,
+                Some("leaderboard") | Some("score") => continue,
+                _ => panic!("unexpected {v}"),
+            }
+        }
+    }
+
+    pub async fn answer(&mut self, round: &Value, emotion: &str) -> Value {
+        self.send(json!({"type": "answer", "round": round["round"], "emotion": emotion}))
+            .await;
+        self.recv_type("result").await
+    }
+}
+
+pub async fn send(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>, v: Value) {
+    ws.send(Message::text(v.to_string())).await.expect("send");
+}
+
+pub async fn recv(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("stream open")
+            .expect("frame");
+        match msg {
+            Message::Text(t) => return serde_json::from_str(&t).expect("json"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(c) => return json!({"type": "__closed", "close": format!("{c:?}")}),
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+pub async fn recv_type(ws: &mut WebSocketStream<MaybeTlsStream<TcpStream>>, ty: &str) -> Value {
+    loop {
+        let v = recv(ws).await;
+        if v["type"] == ty {
+            return v;
+        }
+        assert!(
+            matches!(v["type"].as_str(), Some("leaderboard") | Some("score")),
+            "expected {ty}, got {v}"
+        );
+    }
+}
+
+/// A request body for [`http_send`].
+pub enum Body {
+    None,
+    /// Bytes with a `Content-Length`.
+    Fixed(Vec<u8>),
+    /// `total` bytes of `fill`, sent with chunked transfer encoding (no length announced).
+    Chunked {
+        fill: u8,
+        total: usize,
+    },
+}
+
+/// One HTTP/1.1 request with a binary body. The body is written while the
+/// response is read, so a server that answers early (413) is seen.
+pub async fn http_send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Body,
+) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h.to_owned(), format!("/{p}")))
+        .unwrap_or((rest.to_owned(), "/".into()));
+    let s = TcpStream::connect(&host).await.expect("connect");
+    let (mut rd, mut wr) = s.into_split();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    match &body {
+        Body::None => head.push_str("Content-Length: 0\r\n"),
+        Body::Fixed(b) => head.push_str(&format!("Content-Length: {}\r\n", b.len())),
+        Body::Chunked { .. } => head.push_str("Transfer-Encoding: chunked\r\n"),
+    }
+    head.push_str("\r\n");
+    let writer = tokio::spawn(async move {
+        wr.write_all(head.as_bytes()).await?;
+        match body {
+            Body::None => {}
+            Body::Fixed(b) => {
+                for part in b.chunks(64 * 1024) {
+                    wr.write_all(part).await?;
+                }
+            }
+            Body::Chunked { fill, total } => {
+                let chunk = vec![fill; 64 * 1024];
+                let mut sent = 0;
+                while sent < total {
+                    let n = chunk.len().min(total - sent);
+                    wr.write_all(format!("{n:x}\r\n").as_bytes()).await?;
+                    wr.write_all(&chunk[..n]).await?;
+                    wr.write_all(b"\r\n").await?;
+                    sent += n;
+                }
+                wr.write_all(b"0\r\n\r\n").await?;
+            }
+        }
+        wr.flush().await?;
+        Ok::<_, std::io::Error>(wr)
+    });
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(30), rd.read_to_end(&mut buf)).await;
+    writer.abort();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&buf)));
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let mut body = buf[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()))
+    };
+    (status, json)
+}
+
+/// A multipart/form-data body: `(name, filename, bytes)` parts. Returns (content type, body).
+pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "emofy-test-boundary-7c1f";
+    let mut body = Vec::new();
+    for (name, file, bytes) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match file {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}

@@ -1,0 +1,20 @@
+//! The integration tests: one binary (one link), one module per area, all
+//! sharing `common` (spawn the real app on port 0, drive it with real clients).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod bad_input;
+mod common;
+mod export;
+mod game;
+mod history;
+mod hub;
+mod import;
+mod inference_pool;
+mod leaderboard;
+mod mongo_app;
+mod predict;
+mod process;
+mod replicas;
+mod store_contract;
+mod truth;
+mod uploads;

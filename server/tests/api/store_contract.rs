@@ -1,0 +1,938 @@
+//! The storage-trait contract. One suite, run against every backend: today the
+//! embedded SQLite store; production adapters add themselves here.
+
+use std::sync::Arc;
+
+use emofy_game::{
+    ConsensusRule, Emotion, ImageStatus, Millis, PlayerId, Role, RoundId, ScoringRules, SpamRules,
+    Transition,
+};
+use emofy_server::store::mongo::AnswerWrites;
+use emofy_server::store::sqlite::{SqliteOptions, SqliteStore};
+use emofy_server::store::{
+    AccountRecord, AnswerRecord, Consent, FaceRegion, GameRules, ImageAction, ImageSource,
+    ImageStore, LabelCursor, LabelRecord, NewImage, NewUpload, OfferRecord, PlayerAction,
+    PlayerStore, ReviewStore, RoundStore, StoreError, UploadCursor, UploadStore,
+};
+use uuid::Uuid;
+
+struct Backend {
+    players: Arc<dyn PlayerStore>,
+    images: Arc<dyn ImageStore>,
+    rounds: Arc<dyn RoundStore>,
+    review: Arc<dyn ReviewStore>,
+}
+
+fn rules() -> GameRules {
+    GameRules {
+        consensus: ConsensusRule::new(3, 700, 4).unwrap(),
+        scoring: ScoringRules::default(),
+        spam: SpamRules::default(),
+    }
+}
+
+fn png(seed: u8) -> Vec<u8> {
+    let mut img = image::GrayImage::new(4, 4);
+    img.put_pixel(0, 0, image::Luma([seed]));
+    let mut out = Vec::new();
+    image::DynamicImage::ImageLuma8(img)
+        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+fn new_image(seed: u8, uploader: Option<PlayerId>) -> NewImage {
+    NewImage {
+        bytes: png(seed),
+        mime: "image/png".into(),
+        width: 4,
+        height: 4,
+        source: ImageSource::Demo,
+        source_label: Some(Emotion::Happy),
+        uploader,
+    }
+}
+
+async fn offer(
+    b: &Backend,
+    player: PlayerId,
+    image: emofy_game::ImageId,
+    shown: Option<Emotion>,
+) -> RoundId {
+    let round = RoundId(Uuid::new_v4());
+    b.rounds
+        .record_offer(OfferRecord {
+            round,
+            player,
+            image,
+            shown,
+            offered: Millis(1_000),
+            deadline: Millis(16_000),
+        })
+        .await
+        .unwrap();
+    round
+}
+
+fn answer(
+    round: RoundId,
+    player: PlayerId,
+    image: emofy_game::ImageId,
+    emotion: Emotion,
+    shown: Option<Emotion>,
+) -> AnswerRecord {
+    AnswerRecord {
+        round,
+        player,
+        image,
+        emotion,
+        shown,
+        decoy: false,
+        model_guess: None,
+        response_ms: 1_000,
+        time_limit_ms: 15_000,
+        at: Millis(2_000),
+    }
+}
+
+async fn contract(b: Backend) {
+    let rules = rules();
+    // Players.
+    let ids: Vec<PlayerId> = (0..4).map(|_| PlayerId(Uuid::new_v4())).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let p = b
+            .players
+            .create_player(*id, &format!("P{i}"), Role::Player, Millis(5))
+            .await
+            .unwrap();
+        assert_eq!(p.tally.score, 0);
+    }
+    assert!(matches!(
+        b.players
+            .create_player(ids[0], "dup", Role::Player, Millis(5))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(b.players.player(ids[1]).await.unwrap().unwrap().name, "P1");
+    assert!(
+        b.players
+            .player(PlayerId(Uuid::new_v4()))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Accounts.
+    let acct = AccountRecord {
+        username: "mod".into(),
+        player: PlayerId(Uuid::new_v4()),
+        password_hash: "$argon2id$x".into(),
+        role: Role::Moderator,
+    };
+    b.players
+        .create_account(acct.clone(), "Mod", Millis(1))
+        .await
+        .unwrap();
+    assert_eq!(b.players.account("mod").await.unwrap(), Some(acct.clone()));
+    assert!(
+        b.players
+            .create_account(acct, "Mod", Millis(1))
+            .await
+            .is_err()
+    );
+    assert_eq!(b.players.account("nobody").await.unwrap(), None);
+    // Operator-looking input is just a string that matches nothing.
+    assert_eq!(b.players.account("{\"$gt\": \"\"}").await.unwrap(), None);
+
+    // Images are content-addressed and deduplicated.
+    let (img, new) = b
+        .images
+        .insert_image(new_image(1, None), Millis(10))
+        .await
+        .unwrap();
+    assert!(new);
+    let (again, new) = b
+        .images
+        .insert_image(new_image(1, None), Millis(11))
+        .await
+        .unwrap();
+    assert_eq!((again, new), (img, false));
+    let (other, _) = b
+        .images
+        .insert_image(new_image(2, Some(ids[3])), Millis(12))
+        .await
+        .unwrap();
+    assert_ne!(img, other);
+    let (bytes, mime) = b.images.image_bytes(img).await.unwrap().unwrap();
+    assert_eq!((bytes, mime.as_str()), (png(1), "image/png"));
+    let meta = b.images.image_meta(other).await.unwrap().unwrap();
+    assert_eq!(meta.uploader, Some(ids[3]));
+    assert_eq!(meta.status, ImageStatus::Open);
+    assert_eq!(b.images.image_count().await.unwrap(), 2);
+    assert_eq!(b.images.pool_entries(Millis(0)).await.unwrap().len(), 2);
+
+    // Offers: one per (player, image).
+    let r0 = offer(&b, ids[0], img, Some(Emotion::Sad)).await;
+    let dup = b
+        .rounds
+        .record_offer(OfferRecord {
+            round: RoundId(Uuid::new_v4()),
+            player: ids[0],
+            image: img,
+            shown: None,
+            offered: Millis(1),
+            deadline: Millis(2),
+        })
+        .await;
+    assert!(matches!(dup, Err(StoreError::Conflict(_))));
+    assert_eq!(b.rounds.seen_images(ids[0]).await.unwrap(), vec![img]);
+
+    // Answers: first opinion, agreement, retirement with settlement.
+    let o = b
+        .rounds
+        .record_answer(
+            answer(r0, ids[0], img, Emotion::Happy, Some(Emotion::Sad)),
+            &rules,
+        )
+        .await
+        .unwrap();
+    assert!(o.pending());
+    assert_eq!(o.votes.total(), 1);
+    // The same round cannot be answered twice (a retry is refused, not double-counted).
+    let again = b
+        .rounds
+        .record_answer(
+            answer(r0, ids[0], img, Emotion::Happy, Some(Emotion::Sad)),
+            &rules,
+        )
+        .await;
+    assert!(matches!(again, Err(StoreError::RoundClosed(_))));
+    // A round that does not belong to the player is refused.
+    let r1 = offer(&b, ids[1], img, None).await;
+    assert!(matches!(
+        b.rounds
+            .record_answer(answer(r1, ids[2], img, Emotion::Happy, None), &rules)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let o1 = b
+        .rounds
+        .record_answer(answer(r1, ids[1], img, Emotion::Happy, None), &rules)
+        .await
+        .unwrap();
+    assert!(o1.award.points > 0);
+    assert_eq!(o1.changes.len(), 1);
+    let r2 = offer(&b, ids[2], img, Some(Emotion::Happy)).await;
+    let o2 = b
+        .rounds
+        .record_answer(
+            answer(r2, ids[2], img, Emotion::Happy, Some(Emotion::Happy)),
+            &rules,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        o2.transition,
+        Transition::Retired {
+            label: Emotion::Happy
+        }
+    );
+    assert_eq!(
+        o2.status,
+        ImageStatus::Retired {
+            label: Emotion::Happy
+        }
+    );
+    // Settlement: everyone who said happy gets the consensus bonus; P0 also corrected the shown "sad".
+    let settle: Vec<_> = o2
+        .changes
+        .iter()
+        .filter(|c| c.key.starts_with("settle:"))
+        .collect();
+    assert_eq!(settle.len(), 3);
+    let p0 = settle.iter().find(|c| c.player == ids[0]).unwrap();
+    assert_eq!(p0.delta, 5 + 15);
+    assert_eq!(
+        b.players.player(ids[0]).await.unwrap().unwrap().tally.score,
+        20
+    );
+    let p1 = b.players.player(ids[1]).await.unwrap().unwrap();
+    assert_eq!(p1.tally.score, u64::from(o1.award.points) + 5);
+    assert_eq!(p1.tally.answers, 1);
+    assert_eq!(p1.tally.streak, 1);
+    assert_eq!(o2.tally.score, u64::from(o2.award.points) + 5);
+    let scored = b.players.scored_players().await.unwrap();
+    assert_eq!(scored.len(), 3);
+
+    // Dispute at max labels on the other image.
+    for (i, e) in [
+        (0usize, Emotion::Angry),
+        (1, Emotion::Sad),
+        (2, Emotion::Fear),
+    ] {
+        let r = offer(&b, ids[i], other, None).await;
+        let o = b
+            .rounds
+            .record_answer(answer(r, ids[i], other, e, None), &rules)
+            .await
+            .unwrap();
+        assert_eq!(o.status, ImageStatus::Open);
+    }
+    let r = offer(&b, ids[3], other, None).await;
+    let o = b
+        .rounds
+        .record_answer(answer(r, ids[3], other, Emotion::Happy, None), &rules)
+        .await
+        .unwrap();
+    assert_eq!(o.transition, Transition::Disputed);
+    // The posterior is stored with the image: the pool sees its leading class.
+    let entries = b.images.pool_entries(Millis(0)).await.unwrap();
+    let e = entries.iter().find(|e| e.image == img).unwrap();
+    assert_eq!(e.leading.map(|l| l.0), Some(Emotion::Happy));
+    assert!(e.leading.unwrap().1 >= 700);
+
+    // Review: the disputed image is a candidate; a moderator overrides it
+    // (it becomes gold and its labellers settle), bans a player, and every
+    // action is in the audit log.
+    let moderator = ids[3];
+    let candidates = b.review.review_candidates(10).await.unwrap();
+    assert!(
+        candidates
+            .iter()
+            .any(|c| c.meta.id == other && c.posterior.is_some())
+    );
+    assert!(
+        !candidates.iter().any(|c| c.meta.id == img),
+        "retired images are not candidates"
+    );
+    let done = b
+        .review
+        .moderate_image(
+            other,
+            ImageAction::Override {
+                label: Emotion::Sad,
+            },
+            moderator,
+            Millis(40),
+            &rules,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        done.status,
+        ImageStatus::Retired {
+            label: Emotion::Sad
+        }
+    );
+    assert_eq!(done.gold, Some(Emotion::Sad));
+    // P1 said sad: the consensus bonus (no suggestion was shown, so no correction bonus).
+    assert_eq!(done.changes.len(), 1);
+    assert_eq!((done.changes[0].player, done.changes[0].delta), (ids[1], 5));
+    assert_eq!(b.images.gold_images().await.unwrap(), vec![other]);
+    // A gold round: the answer is judged against the verified label.
+    let (fourth, _) = b
+        .images
+        .insert_image(new_image(4, None), Millis(41))
+        .await
+        .unwrap();
+    let _ = fourth;
+    let p4 = PlayerId(Uuid::new_v4());
+    b.players
+        .create_player(p4, "Gold", Role::Player, Millis(42))
+        .await
+        .unwrap();
+    let r = offer(&b, p4, other, None).await;
+    let g = b
+        .rounds
+        .record_answer(answer(r, p4, other, Emotion::Sad, None), &rules)
+        .await
+        .unwrap();
+    assert_eq!(g.gold, Some(Emotion::Sad));
+    assert_eq!(g.award.agreement, emofy_game::Agreement::Agreed);
+    assert_eq!(
+        g.status,
+        ImageStatus::Retired {
+            label: Emotion::Sad
+        }
+    );
+    let labels = b.rounds.image_labels(other, 100).await.unwrap();
+    assert!(labels.iter().any(|l| l.player == p4 && l.gold && !l.decoy));
+    let banned = b
+        .review
+        .moderate_player(ids[2], PlayerAction::Ban, moderator, Millis(43))
+        .await
+        .unwrap();
+    assert!(!banned.counts());
+    let of = b
+        .review
+        .reliabilities_of(&[ids[2], PlayerId(Uuid::new_v4())])
+        .await
+        .unwrap();
+    assert_eq!(of.len(), 1);
+    assert_eq!(of[0].0, ids[2]);
+    assert_eq!(of[0].1.moderation, emofy_game::Moderation::Banned);
+    let flagged = b.review.reliabilities(true, 10).await.unwrap();
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0].player, ids[2]);
+    let everyone = b.review.reliabilities(false, 10).await.unwrap();
+    assert_eq!(
+        everyone.len(),
+        5,
+        "every player who answered has a reliability"
+    );
+    assert!(matches!(
+        b.review
+            .moderate_player(
+                PlayerId(Uuid::new_v4()),
+                PlayerAction::Ban,
+                moderator,
+                Millis(44)
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let log = b.review.audit_log(10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["ban", "override"]
+    );
+    assert_eq!(log[1].target, other.to_hex());
+    assert_eq!(log[1].moderator, moderator);
+    // Flagging takes an image out of play, and out of the gold set.
+    b.review
+        .moderate_image(
+            other,
+            ImageAction::Flag {
+                reason: "not_a_face".into(),
+            },
+            moderator,
+            Millis(45),
+            &rules,
+        )
+        .await
+        .unwrap();
+    assert!(b.images.gold_images().await.unwrap().is_empty());
+    assert!(matches!(
+        b.review
+            .moderate_image(other, ImageAction::Accept, moderator, Millis(46), &rules)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    // Closing rounds without an answer.
+    let (third, _) = b
+        .images
+        .insert_image(new_image(3, None), Millis(20))
+        .await
+        .unwrap();
+    let timed = offer(&b, ids[0], third, None).await;
+    b.rounds
+        .close_round(timed, "timed_out", Millis(30))
+        .await
+        .unwrap();
+    assert!(matches!(
+        b.rounds
+            .record_answer(answer(timed, ids[0], third, Emotion::Happy, None), &rules)
+            .await,
+        Err(StoreError::RoundClosed(_))
+    ));
+
+    // Predictions are cached per image and model version.
+    assert_eq!(b.images.unpredicted_images("m1").await.unwrap().len(), 3);
+    let p = emofy_inference::Prediction::new("m1", [0.1, 0.1, 0.1, 0.4, 0.1, 0.1, 0.1]).unwrap();
+    b.images
+        .save_predictions(vec![(img, p.clone())])
+        .await
+        .unwrap();
+    b.images
+        .save_predictions(vec![(img, p.clone())])
+        .await
+        .unwrap();
+    assert_eq!(b.images.predictions("m1").await.unwrap(), vec![(img, p)]);
+    assert!(b.images.predictions("m2").await.unwrap().is_empty());
+    let mut missing = b.images.unpredicted_images("m1").await.unwrap();
+    missing.sort();
+    let mut expected = vec![third, fourth];
+    expected.sort();
+    assert_eq!(missing, expected);
+
+    b.rounds.flush().await.unwrap();
+    let s = b.images.stats().await.unwrap();
+    assert_eq!(
+        (s.images, s.open, s.retired, s.disputed, s.removed),
+        (4, 2, 1, 0, 1)
+    );
+    assert_eq!(s.labels, 8);
+    assert_eq!(s.players, 6);
+
+    // Dataset statistics for the moderators' charts.
+    let d = b.review.dataset_stats(Millis(0)).await.unwrap();
+    assert_eq!(d.labels_per_day, vec![("1970-01-01".to_owned(), 8)]);
+    let mut want = [0u64; 7];
+    want[Emotion::Happy.index()] = 1;
+    assert_eq!(d.retired_per_class, want);
+    assert!(
+        b.review
+            .dataset_stats(Millis(86_400_000))
+            .await
+            .unwrap()
+            .labels_per_day
+            .is_empty()
+    );
+
+    // The periodic truth pass: a snapshot of the labels, EM, and the matrices written back.
+    let snap = b.review.truth_snapshot(1_000).await.unwrap();
+    assert_eq!(snap.labels.len(), 8);
+    assert_eq!(snap.reliabilities.len(), 5);
+    assert!(
+        snap.gold.is_empty(),
+        "the flagged image lost its gold label"
+    );
+    assert!(b.review.truth_snapshot(3).await.unwrap().labels.len() == 3);
+    let before = b.review.reliabilities(false, 10).await.unwrap();
+    let pass = emofy_server::store::truth::em_pass(&snap, 20);
+    let banned_in_pass = pass.matrices.iter().any(|(p, _)| *p == ids[2]);
+    assert!(!banned_in_pass, "a banned player's labels do not count");
+    b.review
+        .apply_truth_pass(pass.clone(), Millis(50))
+        .await
+        .unwrap();
+    let after = b.review.reliabilities(false, 10).await.unwrap();
+    for (p, m) in &pass.matrices {
+        let r = &after.iter().find(|r| r.player == *p).unwrap().reliability;
+        for t in Emotion::ALL {
+            for (a, b) in r.matrix.row(t).iter().zip(m.row(t)) {
+                assert!((a - b).abs() < 1e-12, "stored matrix differs");
+            }
+        }
+        let old = &before.iter().find(|r| r.player == *p).unwrap().reliability;
+        assert_eq!(r.answers, old.answers, "counters are kept");
+    }
+
+    // Label history: a player's newest first, paged without gaps or repeats; an image's all.
+    let mut seen = 0;
+    for p in &ids {
+        let all = b.rounds.player_labels(*p, None, 100).await.unwrap();
+        let key = |l: &LabelRecord| (l.at, l.round.to_string());
+        assert!(all.windows(2).all(|w| key(&w[0]) >= key(&w[1])));
+        let mut paged = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = b.rounds.player_labels(*p, cursor, 1).await.unwrap();
+            let Some(l) = page.first() else { break };
+            cursor = Some(LabelCursor {
+                at: l.at,
+                round: l.round,
+            });
+            paged.push(l.clone());
+        }
+        assert_eq!(paged, all);
+        for l in &all {
+            assert_eq!(l.player, *p);
+            assert!(
+                b.rounds
+                    .image_labels(l.image, 100)
+                    .await
+                    .unwrap()
+                    .contains(l)
+            );
+        }
+        seen += all.len();
+    }
+    assert!(seen > 0);
+}
+
+#[actix_rt::test]
+async fn sqlite_store_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    contract(Backend {
+        players: store.clone(),
+        images: store.clone(),
+        rounds: store.clone(),
+        review: store,
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn sqlite_group_commit_answers_many_writers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(
+            dir.path(),
+            SqliteOptions {
+                queue: 16,
+                max_batch: 64,
+                readers: 1,
+                ..SqliteOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for i in 0..200u32 {
+        let s = store.clone();
+        tasks.push(actix_rt::spawn(async move {
+            s.create_player(
+                PlayerId(Uuid::new_v4()),
+                &format!("p{i}"),
+                Role::Player,
+                Millis(1),
+            )
+            .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(store.stats().await.unwrap().players, 200);
+}
+
+fn upload_of(player: PlayerId, seed: u8, show: bool) -> NewUpload {
+    NewUpload {
+        player,
+        crop: NewImage {
+            source: ImageSource::Upload,
+            source_label: None,
+            uploader: Some(player),
+            ..new_image(seed, Some(player))
+        },
+        original: Some(png(seed.wrapping_add(100))),
+        face: FaceRegion {
+            x: 1,
+            y: 2,
+            w: 30,
+            h: 31,
+            score: 9.5,
+        },
+        consent: Consent {
+            show_to_players: show,
+            use_for_training: true,
+            include_in_exports: false,
+            keep_original: true,
+            text_version: "v-test".into(),
+        },
+        fingerprint: format!("fp-{}", seed),
+    }
+}
+
+/// The upload contract: consent kept as given, private faces out of the pool,
+/// keyset pages, deletion that erases bytes and frees the crop for a new upload.
+async fn upload_contract(images: Arc<dyn ImageStore>, uploads: Arc<dyn UploadStore>) {
+    let alice = PlayerId(Uuid::new_v4());
+    let bob = PlayerId(Uuid::new_v4());
+    let shown = uploads
+        .insert_upload(upload_of(alice, 1, true), Millis(1_000))
+        .await
+        .unwrap();
+    let private = uploads
+        .insert_upload(upload_of(alice, 2, false), Millis(2_000))
+        .await
+        .unwrap();
+    assert!(matches!(
+        uploads
+            .insert_upload(upload_of(bob, 1, true), Millis(3_000))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let rec = uploads.upload(alice, shown).await.unwrap().unwrap();
+    assert_eq!(rec.consent, upload_of(alice, 1, true).consent);
+    assert_eq!((rec.face.w, rec.face.score), (30, 9.5));
+    assert!(rec.has_original);
+    assert_eq!(rec.created, Millis(1_000));
+    assert!(uploads.upload(bob, shown).await.unwrap().is_none());
+    assert_eq!(
+        uploads.uploads_since(alice, Millis(1_500)).await.unwrap(),
+        1
+    );
+
+    let pool: Vec<_> = images.pool_entries(Millis(0)).await.unwrap();
+    assert!(
+        pool.iter()
+            .any(|e| e.image == shown && e.uploader == Some(alice))
+    );
+    assert!(
+        !pool.iter().any(|e| e.image == private),
+        "private faces never enter rounds"
+    );
+
+    let page = uploads.uploads(alice, None, 1).await.unwrap();
+    assert_eq!(
+        page.iter().map(|u| u.image).collect::<Vec<_>>(),
+        vec![private]
+    );
+    let cursor = UploadCursor {
+        created: page[0].created,
+        image: page[0].image,
+    };
+    let page = uploads.uploads(alice, Some(cursor), 5).await.unwrap();
+    assert_eq!(
+        page.iter().map(|u| u.image).collect::<Vec<_>>(),
+        vec![shown]
+    );
+
+    assert!(
+        !uploads
+            .delete_upload(bob, shown, Millis(4_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        uploads
+            .delete_upload(alice, shown, Millis(4_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !uploads
+            .delete_upload(alice, shown, Millis(4_001))
+            .await
+            .unwrap()
+    );
+    assert!(images.image_bytes(shown).await.unwrap().is_none());
+    assert!(uploads.upload(alice, shown).await.unwrap().is_none());
+    let removed = images.pool_entries(Millis(3_999)).await.unwrap();
+    assert!(
+        removed
+            .iter()
+            .any(|e| e.image == shown && e.status == ImageStatus::Removed)
+    );
+    // Deleted uploads still count towards the hourly limit.
+    assert_eq!(uploads.uploads_since(alice, Millis(0)).await.unwrap(), 2);
+    // The same face may be contributed again, under a new consent.
+    let again = uploads
+        .insert_upload(upload_of(bob, 1, true), Millis(5_000))
+        .await
+        .unwrap();
+    assert_eq!(again, shown);
+    assert!(images.image_bytes(shown).await.unwrap().is_some());
+    // The consent audit log keeps every grant and revocation, in order.
+    let log = uploads.consent_log(shown).await.unwrap();
+    let events: Vec<(&str, PlayerId, Millis)> = log
+        .iter()
+        .map(|e| (e.event.as_str(), e.player, e.at))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            ("given", alice, Millis(1_000)),
+            ("revoked", alice, Millis(4_000)),
+            ("given", bob, Millis(5_000)),
+        ]
+    );
+    assert_eq!(log[1].consent, upload_of(alice, 1, true).consent);
+    assert_eq!(
+        uploads.upload(bob, shown).await.unwrap().unwrap().player,
+        bob
+    );
+}
+
+#[actix_rt::test]
+async fn sqlite_store_meets_the_upload_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    upload_contract(store.clone(), store).await;
+}
+
+#[actix_rt::test]
+async fn a_schema_2_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let (id, _) = store
+        .insert_image(new_image(9, None), Millis(1))
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    drop(store);
+    // Make it look like a database written by schema version 2.
+    let conn = rusqlite::Connection::open(dir.path().join("emofy.db")).unwrap();
+    conn.execute_batch(
+        "DROP TABLE uploads; ALTER TABLE images DROP COLUMN playable; \
+         ALTER TABLE images DROP COLUMN posterior; ALTER TABLE images DROP COLUMN gold; \
+         ALTER TABLE images DROP COLUMN model_guess; ALTER TABLE labels DROP COLUMN decoy; \
+         ALTER TABLE labels DROP COLUMN gold; DROP TABLE reliability; DROP TABLE moderation_log; \
+         PRAGMA user_version = 2;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    assert!(
+        store
+            .pool_entries(Millis(0))
+            .await
+            .unwrap()
+            .iter()
+            .any(|e| e.image == id)
+    );
+    upload_contract(store.clone(), store).await;
+}
+
+/// The MongoDB-compatible test server (`scripts/test.sh` starts SecantusDB;
+/// any MongoDB 6+ works). Each test uses its own database and drops it.
+fn mongo_uri() -> String {
+    std::env::var("TEST_MONGODB_URI").unwrap_or_else(|_| {
+        "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false".into()
+    })
+}
+
+async fn mongo_store() -> emofy_server::store::mongo::MongoStore {
+    let db = format!("emofy_test_{}", Uuid::new_v4().simple());
+    emofy_server::store::mongo::MongoStore::connect(&mongo_uri(), &db, false)
+        .await
+        .expect("the MongoDB test server is running (scripts/test.sh starts it)")
+}
+
+#[actix_rt::test]
+async fn mongo_store_meets_the_contract() {
+    let store = Arc::new(mongo_store().await);
+    contract(Backend {
+        players: store.clone(),
+        images: store.clone(),
+        rounds: store.clone(),
+        review: store.clone(),
+    })
+    .await;
+    store.database().drop().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn mongo_store_meets_the_upload_contract() {
+    let store = Arc::new(mongo_store().await);
+    upload_contract(store.clone(), store.clone()).await;
+    store.database().drop().await.unwrap();
+}
+
+#[actix_rt::test]
+async fn mongo_store_one_transaction_per_answer_meets_the_contract() {
+    let db = format!("emofy_test_{}", Uuid::new_v4().simple());
+    let store = Arc::new(
+        emofy_server::store::mongo::MongoStore::connect_with(
+            &mongo_uri(),
+            &db,
+            false,
+            emofy_server::store::mongo::AnswerWrites::OnePerAnswer,
+        )
+        .await
+        .unwrap(),
+    );
+    contract(Backend {
+        players: store.clone(),
+        images: store.clone(),
+        rounds: store.clone(),
+        review: store.clone(),
+    })
+    .await;
+    store.database().drop().await.unwrap();
+}
+
+/// Many answers at once through the label writer: each one is acknowledged
+/// only once committed, and every acknowledged one is stored.
+#[actix_rt::test]
+async fn mongo_group_commit_acknowledges_only_stored_answers() {
+    // All on one image: the hot-document case the label writer is for.
+    concurrent_answers(AnswerWrites::GroupCommit { max_batch: 256 }, 1).await;
+}
+
+/// The same with one transaction per answer, spread over 20 images:
+/// concurrent transactions that conflict are retried (TransientTransactionError)
+/// until they commit. (120 at once on one image exhaust the retries on the
+/// test server: that hot-document case is what the label writer is for.)
+#[actix_rt::test]
+async fn mongo_one_transaction_per_answer_retries_conflicts() {
+    concurrent_answers(AnswerWrites::OnePerAnswer, 20).await;
+}
+
+/// The stress tests take turns: one single-process test server serves every
+/// test, and each stress test would otherwise measure the other's load.
+static STRESS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn concurrent_answers(writes: AnswerWrites, images: u8) {
+    let _turn = STRESS.lock().await;
+    let db = format!("emofy_test_{}", Uuid::new_v4().simple());
+    let store = Arc::new(
+        emofy_server::store::mongo::MongoStore::connect_with(&mongo_uri(), &db, false, writes)
+            .await
+            .unwrap(),
+    );
+    let rules = rules();
+    let mut imgs = Vec::new();
+    for k in 0..images {
+        let (img, _) = store
+            .insert_image(new_image(100 + k, None), Millis(1))
+            .await
+            .unwrap();
+        imgs.push(img);
+    }
+    let mut rounds = Vec::new();
+    for i in 0..60 {
+        let p = PlayerId(Uuid::new_v4());
+        store
+            .create_player(p, &format!("p{i}"), Role::Player, Millis(1))
+            .await
+            .unwrap();
+        let img = imgs[i % imgs.len()];
+        rounds.push((p, img, offer_round(store.as_ref(), p, img).await));
+    }
+    // Every answer twice at once: exactly one of each pair is stored.
+    let mut tasks = Vec::new();
+    for (p, img, r) in &rounds {
+        for _ in 0..2 {
+            let (s, p, img, r) = (store.clone(), *p, *img, *r);
+            tasks.push(actix_rt::spawn(async move {
+                s.record_answer(
+                    AnswerRecord {
+                        round: r,
+                        player: p,
+                        image: img,
+                        emotion: Emotion::Sad,
+                        shown: None,
+                        decoy: false,
+                        model_guess: None,
+                        response_ms: 1000,
+                        time_limit_ms: 15_000,
+                        at: Millis(2),
+                    },
+                    &rules,
+                )
+                .await
+            }));
+        }
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::RoundClosed(_)) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(ok, 60);
+    assert_eq!(store.stats().await.unwrap().labels, 60);
+    let mut votes = 0;
+    for img in imgs {
+        votes += store.image_meta(img).await.unwrap().unwrap().votes.total();
+    }
+    assert_eq!(votes, 60);
+    store.database().drop().await.unwrap();
+}
+
+async fn offer_round(
+    rounds: &dyn RoundStore,
+    player: PlayerId,
+    image: emofy_game::ImageId,
+) -> RoundId {
+    let round = RoundId(Uuid::new_v4());
+    rounds
+        .record_offer(OfferRecord {
+            round,
+            player,
+            image,
+            shown: None,
+            offered: Millis(1),
+            deadline: Millis(100_000),
+        })
+        .await
+        .unwrap();
+    round
+}
