@@ -31,6 +31,19 @@ async function api(path, init = {}) {
   return data;
 }
 
+/**
+ * Shows one of the contributor's own face crops. Their bytes are served only
+ * with the contributor's token (and never cached), so they are fetched and
+ * shown from memory.
+ * @param {HTMLImageElement} img @param {string} url
+ */
+async function showOwn(img, url) {
+  const res = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+  if (!res.ok) { img.alt = "Face crop unavailable"; return; }
+  if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(await res.blob());
+}
+
 async function start() {
   if (!token) { $("need-player").hidden = false; return; }
   const c = await (await fetch("/api/consent")).json();
@@ -67,7 +80,7 @@ async function send(photo) {
     uploaded = up.image.id;
     $("upload-status").textContent = "Stored.";
     $("result-step").hidden = false;
-    /** @type {HTMLImageElement} */ ($("crop")).src = up.image.url;
+    await showOwn(/** @type {HTMLImageElement} */ ($("crop")), up.image.url);
     $("prediction").textContent = up.prediction
       ? `The model thinks: ${up.prediction.emotion} (${Math.round(up.prediction.confidence * 100)}%).`
       : "The model is off right now.";
@@ -240,7 +253,7 @@ function renderMine() {
     const li = document.createElement("li");
     li.dataset.image = u.image.id;
     const img = document.createElement("img");
-    img.src = u.image.url;
+    showOwn(img, u.image.url);
     img.alt = "Your face crop";
     img.width = 96;
     img.height = 96;

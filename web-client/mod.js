@@ -20,6 +20,16 @@ async function api(path, body) {
 }
 
 /**
+ * Shows a contributed face: its bytes need the moderator's token (a face not
+ * shown to players is served to its contributor and moderators only).
+ * @param {HTMLImageElement} img @param {string} url
+ */
+async function showPrivate(img, url) {
+  const res = await fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+  if (res.ok) img.src = URL.createObjectURL(await res.blob());
+}
+
+/**
  * A labelled bar chart of seven values.
  * @param {string} title @param {number[]} values shares in [0, 1]
  * @param {string[]} [names] the bars' names (the seven emotions by default)
@@ -58,7 +68,8 @@ async function loadQueue() {
     li.className = "item";
     li.dataset.image = it.image;
     const img = document.createElement("img");
-    img.src = it.url;
+    if (it.upload) showPrivate(img, it.url);
+    else img.src = it.url;
     img.alt = "Face under review";
     img.width = 144;
     img.height = 144;

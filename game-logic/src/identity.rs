@@ -214,10 +214,29 @@ mod tests {
     fn refuses_invisible_and_look_blank_code_points() {
         // Each listed by the hardening audit, inside an otherwise fine name.
         for c in [
-            '\u{061C}', '\u{3164}', '\u{2800}', '\u{00AD}', '\u{034F}', '\u{180E}', '\u{E0041}',
-            '\u{E007F}', '\u{2028}', '\u{2029}', '\u{115F}', '\u{1160}', '\u{FFA0}', '\u{FE0F}',
-            '\u{200D}', '\u{2066}', '\u{E000}', '\u{F8FF}', '\u{3000}', '\u{00A0}', '\u{2007}',
-            '\u{0378}', '\u{10FFFF}',
+            '\u{061C}',
+            '\u{3164}',
+            '\u{2800}',
+            '\u{00AD}',
+            '\u{034F}',
+            '\u{180E}',
+            '\u{E0041}',
+            '\u{E007F}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{115F}',
+            '\u{1160}',
+            '\u{FFA0}',
+            '\u{FE0F}',
+            '\u{200D}',
+            '\u{2066}',
+            '\u{E000}',
+            '\u{F8FF}',
+            '\u{3000}',
+            '\u{00A0}',
+            '\u{2007}',
+            '\u{0378}',
+            '\u{10FFFF}',
         ] {
             let name = format!("Ada{c}Lovelace");
             assert_eq!(
@@ -228,7 +247,10 @@ mod tests {
             );
         }
         // Combining marks alone are no name; on a letter they are fine.
-        assert_eq!(DisplayName::parse("\u{0301}\u{0301}"), Err(NameError::Blank));
+        assert_eq!(
+            DisplayName::parse("\u{0301}\u{0301}"),
+            Err(NameError::Blank)
+        );
         assert!(DisplayName::parse("Zoe\u{0308}").is_ok());
     }
 

@@ -379,10 +379,16 @@ mod tests {
         let out = decode(&png, &DecodeLimits::DEFAULT).ok();
         assert_eq!(out.map(|i| i.to_rgb8()), Some(img.to_rgb8()));
         let mut jpeg = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
-            .ok();
+        img.write_to(
+            &mut std::io::Cursor::new(&mut jpeg),
+            image::ImageFormat::Jpeg,
+        )
+        .ok();
         let h = probe(&jpeg, &DecodeLimits::DEFAULT).ok();
-        assert_eq!(h.map(|h| (h.kind, h.width, h.height)), Some((ImageKind::Jpeg, 40, 30)));
+        assert_eq!(
+            h.map(|h| (h.kind, h.width, h.height)),
+            Some((ImageKind::Jpeg, 40, 30))
+        );
         assert!(decode(&jpeg, &DecodeLimits::DEFAULT).is_ok());
     }
 

@@ -86,7 +86,11 @@ impl VitClassifier {
     /// Loads a model directory (see the module docs).
     pub fn load(dir: &Path) -> Result<VitClassifier, InferenceError> {
         let f = crate::ModelFiles::read(dir, crate::MAX_MODEL_FILE_BYTES)?;
-        Self::from_buffers(&f.config_json, f.preprocessor_json.as_deref(), &f.safetensors)
+        Self::from_buffers(
+            &f.config_json,
+            f.preprocessor_json.as_deref(),
+            &f.safetensors,
+        )
     }
 
     /// Loads from the files' contents.

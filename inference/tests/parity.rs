@@ -105,7 +105,11 @@ fn grayscale_input_resizes_any_image() {
     image::DynamicImage::ImageRgb8(img)
         .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
         .unwrap();
-    let x = emofy_inference::grayscale_input(&png, 64, &emofy_inference::DecodeLimits::DEFAULT).unwrap();
+    let x = emofy_inference::grayscale_input(&png, 64, &emofy_inference::DecodeLimits::DEFAULT)
+        .unwrap();
     assert_eq!(x.len(), 64 * 64);
-    assert!(emofy_inference::grayscale_input(b"nope", 64, &emofy_inference::DecodeLimits::DEFAULT).is_err());
+    assert!(
+        emofy_inference::grayscale_input(b"nope", 64, &emofy_inference::DecodeLimits::DEFAULT)
+            .is_err()
+    );
 }

@@ -9,12 +9,12 @@ use std::collections::HashMap;
 use actix::{Actor, Addr};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
-use utoipa_actix_web::AppExt;
 use emofy_game::ImageId;
 use emofy_game::ImagePool;
 use emofy_inference::Classifier;
 use emofy_inference::mini_xception::MiniXception;
 use tokio::sync::watch;
+use utoipa_actix_web::AppExt;
 
 use crate::actors::coordinator::{Coordinator, CoordinatorSetup, ShutdownSessions};
 use crate::actors::hub::{LeaderboardHub, ScoresMoved};
@@ -22,18 +22,18 @@ use crate::actors::inference::InferencePool;
 use crate::auth::{AuthError, TokenKey};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
+use crate::imaging::ImageSlots;
 use crate::leaderboard::{BufferedLeaderboard, MemoryLeaderboard};
 use crate::metrics::Metrics;
+use crate::net::{ConnectionTracker, GuestLimiter, Proxies};
 use crate::protocol::Suggestion;
 use crate::redis_board::RedisLeaderboard;
-use crate::imaging::ImageSlots;
-use crate::net::{ConnectionTracker, GuestLimiter, Proxies};
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
-use crate::web::RouteTable;
-use crate::web::openapi::OpenApiJson;
 use crate::store::{
     GameRules, ImageStore, Leaderboard, PlayerStore, RoundStore, StoreError, UploadStore,
 };
+use crate::web::RouteTable;
+use crate::web::openapi::OpenApiJson;
 use emofy_inference::face::FaceDetector;
 
 /// Everything a request handler or session needs. Shared, immutable.
@@ -297,7 +297,10 @@ impl Application {
             uploads: stores.uploads,
             review: stores.review,
             faces: Arc::new(FaceDetector::bundled(config.upload.min_face_score)?),
-            image_slots: ImageSlots::new(config.imaging.concurrent, config.imaging.retry_after_secs),
+            image_slots: ImageSlots::new(
+                config.imaging.concurrent,
+                config.imaging.retry_after_secs,
+            ),
             proxies: Proxies::new(&config.net),
             guests: GuestLimiter::new(&config.net),
             connections: ConnectionTracker::new(&config.net),
@@ -305,7 +308,8 @@ impl Application {
             clock,
         });
         let openapi_json = web::Data::new(OpenApiJson(
-            serde_json::to_string(&openapi).map_err(|e| AppError::Server(std::io::Error::other(e)))?,
+            serde_json::to_string(&openapi)
+                .map_err(|e| AppError::Server(std::io::Error::other(e)))?,
         ));
         let data = web::Data::from(services.clone());
         let hygiene = crate::web::hygiene::Hygiene {
@@ -325,7 +329,12 @@ impl Application {
                 .into_app()
                 .default_service(web::to(move |req: actix_web::HttpRequest| {
                     let routes = routes.clone();
-                    async move { Err::<actix_web::HttpResponse, _>(crate::web::errors::no_route(&req, &routes.routes)) }
+                    async move {
+                        Err::<actix_web::HttpResponse, _>(crate::web::errors::no_route(
+                            &req,
+                            &routes.routes,
+                        ))
+                    }
                 }))
         })
         .on_connect(move |conn, ext| {
@@ -343,7 +352,11 @@ impl Application {
         }
         let server = server.listen(listener).map_err(AppError::Server)?.run();
         let metrics_server = match &config.metrics.bind {
-            Some(addr) => Some(metrics_server(addr, services.clone(), config.shutdown_grace_secs)?),
+            Some(addr) => Some(metrics_server(
+                addr,
+                services.clone(),
+                config.shutdown_grace_secs,
+            )?),
             None => None,
         };
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -441,9 +454,8 @@ fn metrics_server(
     let server = HttpServer::new(move || {
         App::new().app_data(data.clone()).route(
             "/metrics",
-            web::get().to(|svc: web::Data<Services>| async move {
-                crate::web::probes::render(&svc)
-            }),
+            web::get()
+                .to(|svc: web::Data<Services>| async move { crate::web::probes::render(&svc) }),
         )
     })
     .workers(1)

@@ -229,7 +229,6 @@ pub struct MetricsConfig {
     pub token: Option<String>,
 }
 
-
 /// Round timing, consensus and scoring.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -660,9 +659,8 @@ impl Config {
             ));
         }
         for p in &n.trusted_proxies {
-            crate::net::IpNet::parse(p).map_err(|e| {
-                ConfigError::Invalid(format!("net.trusted_proxies: {p:?}: {e}"))
-            })?;
+            crate::net::IpNet::parse(p)
+                .map_err(|e| ConfigError::Invalid(format!("net.trusted_proxies: {p:?}: {e}")))?;
         }
         if self.store.checkpoint_every_ms == 0 {
             return Err(ConfigError::Invalid(

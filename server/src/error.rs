@@ -153,7 +153,9 @@ impl ErrorCode {
             ErrorCode::AlreadyUploaded => "This face is already stored.",
             ErrorCode::AlreadyLabelled => "You already labelled this image.",
             ErrorCode::Forbidden => "Your role may not do that.",
-            ErrorCode::Busy => "The server is working on as many images as it can; try again shortly.",
+            ErrorCode::Busy => {
+                "The server is working on as many images as it can; try again shortly."
+            }
             ErrorCode::BodyTimeout => "The request body did not arrive in time.",
             ErrorCode::MethodNotAllowed => "That method is not allowed on this path.",
             ErrorCode::OriginNotAllowed => "Connections from that web page are not allowed.",

@@ -50,7 +50,9 @@ impl IpNet {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
@@ -135,7 +137,11 @@ impl Proxies {
         )
     }
 
-    fn of_parts(&self, peer: Option<SocketAddr>, headers: &actix_web::http::header::HeaderMap) -> Option<ClientKey> {
+    fn of_parts(
+        &self,
+        peer: Option<SocketAddr>,
+        headers: &actix_web::http::header::HeaderMap,
+    ) -> Option<ClientKey> {
         let xff = headers
             .get_all("x-forwarded-for")
             .filter_map(|v| v.to_str().ok());
@@ -331,7 +337,8 @@ mod tests {
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+        s.parse()
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
     }
 
     #[test]
@@ -363,10 +370,16 @@ mod tests {
         );
         // Through the proxy: the right-most address that is not a proxy.
         assert_eq!(
-            p.client_ip(Some(ip("10.0.0.2")), ["1.2.3.4, 198.51.100.7, 10.0.0.3"].into_iter()),
+            p.client_ip(
+                Some(ip("10.0.0.2")),
+                ["1.2.3.4, 198.51.100.7, 10.0.0.3"].into_iter()
+            ),
             Some(ip("198.51.100.7"))
         );
-        assert_eq!(p.client_ip(Some(ip("10.0.0.2")), [].into_iter()), Some(ip("10.0.0.2")));
+        assert_eq!(
+            p.client_ip(Some(ip("10.0.0.2")), [].into_iter()),
+            Some(ip("10.0.0.2"))
+        );
     }
 
     #[test]

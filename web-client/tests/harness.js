@@ -79,11 +79,39 @@ export async function startServer(env = {}, data = dataDir(), port = 0) {
   return { url, stop: async () => { child.kill("SIGTERM"); await exited; } };
 }
 
+/**
+ * Debian's Chromium. Every page it opens is watched for Content-Security-
+ * Policy violations: `close()` fails the test if the server's policy blocked
+ * anything a page tried to load or run.
+ */
 export async function launchBrowser() {
-  return chromium.launch({
+  const browser = await chromium.launch({
     executablePath: process.env.TEST_CHROMIUM ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
   });
+  /** @type {string[]} */
+  const violations = [];
+  /** @param {import("playwright-core").Page} page */
+  const watch = (page) => page.on("console", (m) => {
+    if (/Content Security Policy/i.test(m.text())) violations.push(`${page.url()}: ${m.text()}`);
+  });
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (/** @type {any} */ ...args) => {
+    const ctx = await newContext(...args);
+    ctx.on("page", watch);
+    return ctx;
+  };
+  browser.newPage = async (/** @type {any} */ ...args) => {
+    const ctx = await browser.newContext(...args);
+    const page = await ctx.newPage();
+    return page;
+  };
+  const close = browser.close.bind(browser);
+  browser.close = async (/** @type {any} */ ...args) => {
+    await close(...args);
+    if (violations.length) throw new Error(`CSP violations:\n${violations.join("\n")}`);
+  };
+  return browser;
 }
 
 /**

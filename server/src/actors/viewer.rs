@@ -57,7 +57,12 @@ impl BoardViewer {
         self.close_with(ctx, reason, ws::CloseCode::Policy);
     }
 
-    fn close_with(&mut self, ctx: &mut ws::WebsocketContext<Self>, reason: &str, code: ws::CloseCode) {
+    fn close_with(
+        &mut self,
+        ctx: &mut ws::WebsocketContext<Self>,
+        reason: &str,
+        code: ws::CloseCode,
+    ) {
         ctx.text(serde_json::json!({"type": "bye", "reason": reason}).to_string());
         ctx.close(Some(ws::CloseReason {
             code,

@@ -240,8 +240,8 @@ fn main() -> anyhow::Result<()> {
                 .arg("--data-dir")
                 .arg(&data)
                 .env("EMOFY_REDIS_URL", &args.redis_url)
-        // The load comes from one address: the per-address limits would refuse it.
-        .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
+                // The load comes from one address: the per-address limits would refuse it.
+                .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
                 .env("EMOFY_REDIS_PREFIX", &prefix)
                 .env("EMOFY_LEADERBOARD__VIEWER_MAILBOX", "64")
                 .stdout(Stdio::null())

@@ -226,8 +226,13 @@ fn main() -> anyhow::Result<()> {
     let mut model_ms = Vec::new();
     for p in all.iter().take(args.photos) {
         let t = Instant::now();
-        let done =
-            emofy_server::imaging::photo::process_photo(p, &rules, &detector, model.input_side(), false)?;
+        let done = emofy_server::imaging::photo::process_photo(
+            p,
+            &rules,
+            &detector,
+            model.input_side(),
+            false,
+        )?;
         prep_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();
         model.classify(&done.model_input)?;
@@ -271,8 +276,8 @@ fn main() -> anyhow::Result<()> {
             .arg("--data-dir")
             .arg(&data)
             .env("EMOFY_UPLOAD__PER_HOUR", "1000000")
-        // The load comes from one address: the per-address limits would refuse it.
-        .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
+            // The load comes from one address: the per-address limits would refuse it.
+            .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
             .stdout(Stdio::null())
             .spawn()?,
     );

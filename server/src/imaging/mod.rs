@@ -38,7 +38,11 @@ impl ImageSlots {
 
     /// A free slot, or `None` when all are taken.
     pub fn try_take(&self) -> Option<ImageSlot> {
-        self.slots.clone().try_acquire_owned().ok().map(|p| ImageSlot { _permit: p })
+        self.slots
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .map(|p| ImageSlot { _permit: p })
     }
 
     /// Slots free now.

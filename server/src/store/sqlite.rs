@@ -11,7 +11,7 @@
 //! every job: group commit, so an acknowledged write is on disk. Reads use a
 //! small pool of read-only connections on the blocking thread pool.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -258,33 +258,45 @@ fn private_files(dir: &Path, db: &Path) -> Result<(), StoreError> {
 
 /// Runs a checkpoint; `true` when every WAL frame reached the database.
 fn checkpoint(conn: &Connection, mode: &str) -> Result<bool, rusqlite::Error> {
-    let (busy, log, done): (i64, i64, i64) = conn.query_row(
-        &format!("PRAGMA wal_checkpoint({mode})"),
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
+    let (busy, log, done): (i64, i64, i64) =
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
     Ok(busy == 0 && log == done)
 }
 
-/// Checkpoints the WAL every `every` from its own connection (PASSIVE: never
-/// blocks the writer or readers) until the writer stops; retries a pending
-/// erasure (TRUNCATE) that could not finish right after its commit.
+/// Keeps the WAL bounded from its own connection, every `every`, until the
+/// writer stops:
+/// * a PASSIVE checkpoint copies what it can into the database file without
+///   blocking the writer or readers;
+/// * once the WAL file is over `limit`, or an erasure is pending (a deletion
+///   whose truncation right after its commit could not finish), a TRUNCATE
+///   checkpoint copies the rest and cuts the file to zero. It holds the writer
+///   back only for the frames the passive pass left, and it is needed because
+///   a writer that never finds the WAL fully checkpointed when it begins would
+///   otherwise append to it forever.
 fn checkpointer_loop(
     conn: Connection,
+    wal: PathBuf,
     every: std::time::Duration,
+    limit: u64,
     stop: std::sync::mpsc::Receiver<()>,
     erase: Arc<AtomicBool>,
 ) {
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(every) {
-        let mode = if erase.load(Ordering::Acquire) {
-            "TRUNCATE"
-        } else {
-            "PASSIVE"
-        };
-        match checkpoint(&conn, mode) {
-            Ok(true) if mode == "TRUNCATE" => erase.store(false, Ordering::Release),
+        if let Err(e) = checkpoint(&conn, "PASSIVE") {
+            tracing::warn!(error = %e, "sqlite: checkpoint failed");
+            continue;
+        }
+        let erasing = erase.load(Ordering::Acquire);
+        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        if !(erasing || size > limit) {
+            continue;
+        }
+        match checkpoint(&conn, "TRUNCATE") {
+            Ok(true) if erasing => erase.store(false, Ordering::Release),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, mode, "sqlite: checkpoint failed"),
+            Err(e) => tracing::warn!(error = %e, "sqlite: truncating checkpoint failed"),
         }
     }
     tracing::debug!("sqlite checkpointer stopped");
@@ -355,11 +367,14 @@ impl SqliteStore {
         let max_batch = opts.max_batch.max(1);
         let erase = Arc::new(AtomicBool::new(false));
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
-        let every = opts.checkpoint_every.max(std::time::Duration::from_millis(1));
+        let every = opts
+            .checkpoint_every
+            .max(std::time::Duration::from_millis(1));
         let pending = erase.clone();
+        let wal = dir.join("emofy.db-wal");
         std::thread::Builder::new()
             .name("emofy-sqlite-checkpoint".into())
-            .spawn(move || checkpointer_loop(checkpointer, every, stop_rx, pending))
+            .spawn(move || checkpointer_loop(checkpointer, wal, every, wal_limit, stop_rx, pending))
             .map_err(unavailable)?;
         let erased = erase.clone();
         std::thread::Builder::new()

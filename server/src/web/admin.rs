@@ -57,9 +57,7 @@ pub fn resolve_under_root(root: &Path, name: &str) -> Result<PathBuf, NotAvailab
     if name.is_empty() || name.len() > 255 || name.contains('\0') {
         return Err(NotAvailable);
     }
-    let root = root
-        .canonicalize()
-        .map_err(|_| NotAvailable)?;
+    let root = root.canonicalize().map_err(|_| NotAvailable)?;
     let asked = Path::new(name);
     // Relative names only, without `..`: `vit-v2`, `team/vit-v2`.
     if asked
@@ -68,15 +66,16 @@ pub fn resolve_under_root(root: &Path, name: &str) -> Result<PathBuf, NotAvailab
     {
         return Err(NotAvailable);
     }
-    let dir = root
-        .join(asked)
-        .canonicalize()
-        .map_err(|_| NotAvailable)?;
+    let dir = root.join(asked).canonicalize().map_err(|_| NotAvailable)?;
     if !dir.starts_with(&root) || !dir.is_dir() {
         return Err(NotAvailable);
     }
     // Each model file must resolve inside the root too (a link to /dev/zero does not).
-    for file in ["config.json", "model.safetensors", "preprocessor_config.json"] {
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "preprocessor_config.json",
+    ] {
         let p = dir.join(file);
         if std::fs::symlink_metadata(&p).is_ok() {
             let real = p.canonicalize().map_err(|_| NotAvailable)?;
@@ -236,26 +235,16 @@ mod tests {
         std::fs::create_dir_all(base.path().join("outside")).unwrap_or_else(|e| panic!("{e}"));
         assert!(resolve_under_root(&root, "good").is_ok());
         for bad in ["../outside", "/etc", "", "good/../../outside", "missing"] {
-            assert_eq!(
-                resolve_under_root(&root, bad),
-                Err(NotAvailable),
-                "{bad:?}"
-            );
+            assert_eq!(resolve_under_root(&root, bad), Err(NotAvailable), "{bad:?}");
         }
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(base.path().join("outside"), root.join("escape"))
                 .unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(
-                resolve_under_root(&root, "escape"),
-                Err(NotAvailable)
-            );
+            assert_eq!(resolve_under_root(&root, "escape"), Err(NotAvailable));
             std::os::unix::fs::symlink("/dev/zero", root.join("good/model.safetensors"))
                 .unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(
-                resolve_under_root(&root, "good"),
-                Err(NotAvailable)
-            );
+            assert_eq!(resolve_under_root(&root, "good"), Err(NotAvailable));
         }
     }
 }

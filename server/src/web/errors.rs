@@ -132,9 +132,13 @@ impl actix_web::ResponseError for ApiError {
         {
             res.insert_header((header::ALLOW, v));
         }
-        if self.status == StatusCode::REQUEST_TIMEOUT {
-            // The rest of the body is not read: the connection cannot be reused.
-            res.insert_header((header::CONNECTION, "close"));
+        if matches!(
+            self.code,
+            ErrorCode::BodyTimeout | ErrorCode::TooManyConnections
+        ) {
+            // The rest of the body is not read, or the connection is one too
+            // many: it is not reused.
+            res.force_close();
         }
         res.json(ErrorBody {
             code: self.code,
@@ -221,8 +225,11 @@ pub fn no_route(req: &HttpRequest, routes: &crate::web::RouteTable) -> ApiError 
     if allowed.is_empty() {
         ApiError::code(ErrorCode::NotFound)
     } else {
-        let mut e = ApiError::code(ErrorCode::MethodNotAllowed)
-            .detail(format!("{} is not served here; use {}", req.method(), allowed.join(", ")));
+        let mut e = ApiError::code(ErrorCode::MethodNotAllowed).detail(format!(
+            "{} is not served here; use {}",
+            req.method(),
+            allowed.join(", ")
+        ));
         e.allow = Some(allowed.join(", "));
         e
     }

@@ -14,7 +14,7 @@ use crate::imaging::filters::{apply_chain, parse_chain};
 use crate::web::errors::ApiError;
 use crate::web::extract::Caller;
 use crate::web::openapi::ErrorBody;
-use crate::web::uploads::read_capped;
+use crate::web::uploads::{decode_refusal, read_capped};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -54,6 +54,8 @@ pub async fn filter_preview(
     let limits = svc.config.imaging.limits();
     let names: Vec<&str> = chain.iter().map(|f| f.name()).collect();
     tracing::debug!(chain = ?names, bytes = bytes.len(), "filter preview");
+    // The header first: a file over the budget is refused without taking a slot.
+    emofy_inference::probe(&bytes, &limits).map_err(decode_refusal)?;
     let Some(slot) = svc.image_slots.try_take() else {
         return Err(ApiError::busy(
             svc.image_slots.retry_after_secs,
@@ -62,12 +64,7 @@ pub async fn filter_preview(
     };
     let png = web::block(move || -> Result<Vec<u8>, ApiError> {
         let _slot = slot;
-        let img = emofy_inference::decode(&bytes, &limits).map_err(|e| match e {
-            emofy_inference::InferenceError::TooLarge(why) => {
-                ApiError::code(ErrorCode::ImageTooLarge).detail(why)
-            }
-            other => ApiError::code(ErrorCode::UnsupportedImage).detail(other.to_string()),
-        })?;
+        let img = emofy_inference::decode(&bytes, &limits).map_err(decode_refusal)?;
         let out = apply_chain(&img, &chain);
         drop(img);
         crate::imaging::photo::png(&DynamicImage::ImageRgb8(out))

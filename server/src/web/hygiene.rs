@@ -95,17 +95,10 @@ fn is_upgrade(req: &ServiceRequest) -> bool {
 impl Hygiene {
     /// Runs before the handler: `Some` is the response to send instead.
     pub fn before(&self, req: &mut ServiceRequest) -> Option<HttpResponse> {
-        if req
-            .conn_data::<Connection>()
-            .is_some_and(|c| c.over_limit)
-        {
-            let mut res = actix_web::ResponseError::error_response(&ApiError::code(
-                ErrorCode::TooManyConnections,
-            ));
-            res.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            res.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+        if req.conn_data::<Connection>().is_some_and(|c| c.over_limit) {
+            let res = actix_web::ResponseError::error_response(
+                &ApiError::code(ErrorCode::TooManyConnections).retry_after(10),
+            );
             return Some(res);
         }
         if !is_upgrade(req) {
@@ -123,9 +116,14 @@ pub fn around<S, B>(
     hygiene: &Hygiene,
     mut req: ServiceRequest,
     srv: &S,
-) -> impl std::future::Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>> + use<S, B>
+) -> impl std::future::Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>
++ use<S, B>
 where
-    S: actix_web::dev::Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    S: actix_web::dev::Service<
+            ServiceRequest,
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+        >,
     B: actix_web::body::MessageBody + 'static,
 {
     let path = req.path().to_owned();
@@ -169,10 +167,8 @@ fn csp_for(path: &str, content_type: Option<&str>) -> &'static str {
     }
 }
 
-const PERMISSIONS_DEFAULT: &str =
-    "camera=(), microphone=(), geolocation=(), payment=(), usb=()";
-const PERMISSIONS_CAMERA: &str =
-    "camera=(self), microphone=(), geolocation=(), payment=(), usb=()";
+const PERMISSIONS_DEFAULT: &str = "camera=(), microphone=(), geolocation=(), payment=(), usb=()";
+const PERMISSIONS_CAMERA: &str = "camera=(self), microphone=(), geolocation=(), payment=(), usb=()";
 
 /// Sets the security headers on a response to `path` (see the module docs).
 /// `authenticated`: the request carried credentials.
@@ -220,9 +216,14 @@ mod tests {
     #[test]
     fn pages_get_their_policy_and_apis_a_closed_one() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
         security_headers("/contribute.html", false, &mut h);
-        let csp = h.get(header::CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok());
+        let csp = h
+            .get(header::CONTENT_SECURITY_POLICY)
+            .and_then(|v| v.to_str().ok());
         assert!(csp.is_some_and(|c| c.contains("blob:") && c.contains("frame-ancestors 'none'")));
         assert_eq!(
             h.get("permissions-policy").and_then(|v| v.to_str().ok()),
@@ -233,19 +234,25 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
         security_headers("/", false, &mut h);
-        let csp = h.get(header::CONTENT_SECURITY_POLICY).and_then(|v| v.to_str().ok());
+        let csp = h
+            .get(header::CONTENT_SECURITY_POLICY)
+            .and_then(|v| v.to_str().ok());
         assert!(csp.is_some_and(|c| !c.contains("blob:") && !c.contains("unsafe-inline")));
 
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         security_headers("/api/uploads", true, &mut h);
         assert_eq!(
             h.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()),
             Some("no-store")
         );
-        assert!(h
-            .get(header::CONTENT_SECURITY_POLICY)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|c| c.starts_with("default-src 'none'")));
+        assert!(
+            h.get(header::CONTENT_SECURITY_POLICY)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| c.starts_with("default-src 'none'"))
+        );
     }
 }

@@ -168,7 +168,10 @@ mod tests {
     fn templates_match_paths_segment_by_segment() {
         let t = RouteTable {
             routes: vec![
-                (segments("/api/uploads/{id}"), vec![Method::GET, Method::DELETE]),
+                (
+                    segments("/api/uploads/{id}"),
+                    vec![Method::GET, Method::DELETE],
+                ),
                 (segments("/api/uploads"), vec![Method::GET, Method::POST]),
                 (segments("/{file}"), vec![Method::GET]),
             ],

@@ -122,7 +122,10 @@ impl Modify for Common {
         );
         for (name, schema) in [
             ("ErrorBody", <ErrorBody as utoipa::PartialSchema>::schema()),
-            ("EmotionName", <EmotionName as utoipa::PartialSchema>::schema()),
+            (
+                "EmotionName",
+                <EmotionName as utoipa::PartialSchema>::schema(),
+            ),
         ] {
             components.schemas.entry(name.to_owned()).or_insert(schema);
         }
@@ -136,9 +139,8 @@ impl Modify for Common {
             for (op, has_body) in ops {
                 let Some(op) = op.as_mut() else { continue };
                 let r = &mut op.responses.responses;
-                r.entry("429".into()).or_insert_with(|| {
-                    error_response("`too_many_connections` or `rate_limited`")
-                });
+                r.entry("429".into())
+                    .or_insert_with(|| error_response("`too_many_connections` or `rate_limited`"));
                 r.entry("405".into())
                     .or_insert_with(|| error_response("`method_not_allowed`"));
                 if has_body {

@@ -101,7 +101,10 @@ pub fn render(svc: &Services) -> HttpResponse {
     security((), ("bearer" = []))
 )]
 #[get("/metrics")]
-pub async fn metrics_page(req: HttpRequest, svc: web::Data<Services>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics_page(
+    req: HttpRequest,
+    svc: web::Data<Services>,
+) -> Result<HttpResponse, ApiError> {
     if !metrics_allowed(&req, &svc) {
         return Err(ApiError::code(ErrorCode::NotFound));
     }

@@ -33,10 +33,17 @@ pub fn origin_allowed(req: &HttpRequest, allowed: &[String]) -> bool {
     let Ok(origin) = origin.to_str() else {
         return false;
     };
-    if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
         return true;
     }
-    let Some(host) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) else {
+    let Some(host) = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
         return false;
     };
     // `scheme://host[:port]`, compared with the Host the browser connected to.
@@ -87,7 +94,10 @@ impl<S> FrameGuard<S> {
                 if self.have < 4 {
                     return None;
                 }
-                (2, u64::from(u16::from_be_bytes([self.header[2], self.header[3]])))
+                (
+                    2,
+                    u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
+                )
             }
             127 => {
                 if self.have < 10 {
@@ -236,7 +246,11 @@ mod tests {
     use super::*;
 
     fn guard(max: usize) -> FrameGuard<futures_util::stream::Empty<Result<Bytes, PayloadError>>> {
-        FrameGuard::new(futures_util::stream::empty(), max, Arc::new(AtomicBool::new(false)))
+        FrameGuard::new(
+            futures_util::stream::empty(),
+            max,
+            Arc::new(AtomicBool::new(false)),
+        )
     }
 
     /// A masked client frame with `len` payload bytes.

@@ -335,12 +335,22 @@ fn photo_rules(svc: &Services) -> PhotoRules {
     }
 }
 
+/// The refusal for an image the decoder will not take.
+pub fn decode_refusal(e: emofy_inference::InferenceError) -> ApiError {
+    match e {
+        emofy_inference::InferenceError::TooLarge(why) => refuse(ErrorCode::ImageTooLarge, why),
+        other => refuse(ErrorCode::UnsupportedImage, other.to_string()),
+    }
+}
+
 /// Runs [`process_photo`] in an image slot on the blocking pool.
 async fn process(
     svc: &Services,
     photo: Vec<u8>,
     keep_original: bool,
 ) -> Result<ProcessedPhoto, ApiError> {
+    // The header first: a file over the budget is refused without taking a slot.
+    emofy_inference::probe(&photo, &svc.config.imaging.limits()).map_err(decode_refusal)?;
     let Some(slot) = svc.image_slots.try_take() else {
         return Err(ApiError::busy(
             svc.image_slots.retry_after_secs,
@@ -806,7 +816,10 @@ pub async fn face_preview(
 ) -> Result<HttpResponse, ApiError> {
     let photo = read_capped(body, svc.config.upload.max_bytes).await?;
     if photo.is_empty() {
-        return Err(refuse(ErrorCode::UnsupportedImage, "the photo is empty (0 bytes)"));
+        return Err(refuse(
+            ErrorCode::UnsupportedImage,
+            "the photo is empty (0 bytes)",
+        ));
     }
     let processed = process(&svc, photo, false).await?;
     Ok(HttpResponse::Ok()

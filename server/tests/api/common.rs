@@ -1,6 +1,6 @@
 //! Test helpers: spawn the real app on port 0 and drive it with tokio-tungstenite bots.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use emofy_server::config::Config;
@@ -13,7 +13,6 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
 pub struct TestApp {
     pub port: u16,
-    pub data_dir: PathBuf,
     pub shutdown: ShutdownHandle,
     pub done: tokio::task::JoinHandle<()>,
     /// The running app's stores and actors.
@@ -64,7 +63,6 @@ pub fn test_config(data_dir: &Path) -> Config {
 
 /// Builds and runs the app in the current actix system.
 pub async fn spawn_app(config: Config) -> TestApp {
-    let data_dir = config.data_dir.clone();
     let app = Application::build(config).await.expect("app builds");
     let port = app.port();
     let shutdown = app.shutdown_handle();
@@ -74,7 +72,6 @@ pub async fn spawn_app(config: Config) -> TestApp {
     });
     TestApp {
         port,
-        data_dir,
         shutdown,
         done,
         services,
@@ -404,4 +401,134 @@ pub fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The MongoDB-compatible test server (`scripts/test.sh` starts SecantusDB;
+/// any MongoDB 6+ works). Each test uses its own database and drops it.
+pub fn mongo_uri() -> String {
+    std::env::var("TEST_MONGODB_URI").unwrap_or_else(|_| {
+        "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false".into()
+    })
+}
+
+/// The real `emofy` binary, serving on a free port (killed when dropped).
+pub struct Server {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for Server {
+    /// Never leave a server running when a test fails.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// `emofy serve` on `data` with 14 demo images and test settings, plus `env`.
+    pub fn start(data: &Path, env: &[(&str, &str)]) -> Server {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_emofy"));
+        cmd.args([
+            "serve",
+            "--port",
+            "0",
+            "--demo-images",
+            "14",
+            "--log-filter",
+            "warn",
+        ])
+        .arg("--data-dir")
+        .arg(data)
+        .env("EMOFY_WORKERS", "1")
+        .env("EMOFY_SESSION__RATE_PER_SEC", "1000")
+        .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
+        .env("EMOFY_SESSION__RATE_BURST", "1000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn emofy");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let line = lines.next().expect("a line").expect("utf-8");
+        let port = line
+            .split("http://127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no URL in {line:?}"));
+        Server { child, port }
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn ws(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws/play", self.port)
+    }
+
+    /// A figure from `/proc/<pid>/status`, in KiB (`VmHWM`: peak RSS; `VmRSS`: now).
+    pub fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{field} in /proc status"))
+    }
+}
+
+/// A player with `role`, created in the app's store, and a token for it
+/// (signed as `welcome` and `POST /api/login` sign them).
+pub async fn token_for(
+    app: &TestApp,
+    role: emofy_game::Role,
+    name: &str,
+) -> (emofy_game::PlayerId, String) {
+    let id = emofy_game::PlayerId(uuid::Uuid::new_v4());
+    let now = app.services.clock.now();
+    app.services
+        .players
+        .create_player(id, name, role, now)
+        .await
+        .unwrap();
+    let token = app.services.tokens.issue(&emofy_server::auth::Claims {
+        player: id,
+        role,
+        expires: now.plus(3_600_000),
+    });
+    (id, token)
+}
+
+/// A raw HTTP/1.1 request and everything the server sends back before it
+/// closes the connection (or `within` passes): (status, head, body).
+pub async fn raw_http(addr: &str, request: &[u8], within: Duration) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request).await.expect("write");
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(within, s.read_to_end(&mut buf)).await;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(&buf)));
+    let head = String::from_utf8_lossy(&buf[..split]).to_string();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, head, buf[split + 4..].to_vec())
+}
+
+/// The value of a header in a response head (case-insensitive name).
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }

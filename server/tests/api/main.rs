@@ -2,12 +2,16 @@
 //! sharing `common` (spawn the real app on port 0, drive it with real clients).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth_matrix;
 mod bad_input;
 mod common;
+mod erasure;
 mod export;
 mod game;
+mod hardening;
 mod history;
 mod hub;
+mod image_bombs;
 mod import;
 mod inference_pool;
 mod leaderboard;

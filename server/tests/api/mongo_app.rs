@@ -7,16 +7,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{Body, Bot, get_json, http_send, spawn_app, test_config};
+use crate::common::{Body, Bot, get_json, http_send, mongo_uri, spawn_app, test_config};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-fn mongo_uri() -> String {
-    std::env::var("TEST_MONGODB_URI").unwrap_or_else(|_| {
-        "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false".into()
-    })
-}
 
 fn mongo_config(dir: &std::path::Path, uri: &str, db: &str) -> emofy_server::Config {
     let mut c = test_config(dir);

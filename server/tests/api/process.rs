@@ -1,56 +1,14 @@
 //! The `emofy` binary: graceful shutdown on SIGTERM, the admin command, HTTP endpoints.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::common::*;
 use serde_json::json;
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    /// Never leave a server running when a test fails.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start(data: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_emofy"))
-        .args([
-            "serve",
-            "--port",
-            "0",
-            "--demo-images",
-            "14",
-            "--log-filter",
-            "warn",
-        ])
-        .arg("--data-dir")
-        .arg(data)
-        .env("EMOFY_WORKERS", "1")
-        .env("EMOFY_SESSION__RATE_PER_SEC", "1000")
-        .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
-        .env("EMOFY_SESSION__RATE_BURST", "1000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn emofy");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let line = lines.next().expect("a line").expect("utf-8");
-    let port = line
-        .split("http://127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no URL in {line:?}"));
-    Server { child, port }
+    Server::start(data, &[])
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {

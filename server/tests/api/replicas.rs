@@ -150,7 +150,8 @@ async fn viewers_get_a_snapshot_and_their_own_rank_on_the_embedded_board() {
         }
     };
     assert_eq!(err["code"], "invalid_message");
-    let (status, body) = crate::common::http_get(&app.http("/api/leaderboards/rooms?period=daily")).await;
+    let (status, body) =
+        crate::common::http_get(&app.http("/api/leaderboards/rooms?period=daily")).await;
     assert_eq!(status, 404, "{body}");
     app.stop().await;
 }

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use crate::common::mongo_uri;
+
 use emofy_game::{
     ConsensusRule, Emotion, ImageStatus, Millis, PlayerId, Role, RoundId, ScoringRules, SpamRules,
     Transition,
@@ -589,7 +591,7 @@ async fn sqlite_group_commit_answers_many_writers() {
     assert_eq!(store.stats().await.unwrap().players, 200);
 }
 
-fn upload_of(player: PlayerId, seed: u8, show: bool) -> NewUpload {
+pub fn upload_of(player: PlayerId, seed: u8, show: bool) -> NewUpload {
     NewUpload {
         player,
         crop: NewImage {
@@ -766,14 +768,6 @@ async fn a_schema_2_database_is_migrated() {
             .any(|e| e.image == id)
     );
     upload_contract(store.clone(), store).await;
-}
-
-/// The MongoDB-compatible test server (`scripts/test.sh` starts SecantusDB;
-/// any MongoDB 6+ works). Each test uses its own database and drops it.
-fn mongo_uri() -> String {
-    std::env::var("TEST_MONGODB_URI").unwrap_or_else(|_| {
-        "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false".into()
-    })
 }
 
 async fn mongo_store() -> emofy_server::store::mongo::MongoStore {

@@ -24,7 +24,7 @@ fn consent() -> Value {
 }
 
 /// A "photo": a synthetic face pasted into a larger scene, as JPEG.
-fn scene_with_face(index: u32) -> DynamicImage {
+pub fn scene_with_face(index: u32) -> DynamicImage {
     let face = emofy_server::demo_faces::generate(4242, index).unwrap();
     let face = image::load_from_memory(&face.png).unwrap().to_rgb8();
     let face = imageops::resize(&face, 200, 200, imageops::FilterType::Triangle);
@@ -36,7 +36,7 @@ fn scene_with_face(index: u32) -> DynamicImage {
 }
 
 /// Photos the bundled detector finds a face in (searched once, deterministically).
-fn face_photos(n: usize) -> Vec<DynamicImage> {
+pub fn face_photos(n: usize) -> Vec<DynamicImage> {
     let detector = FaceDetector::bundled(5.0).unwrap();
     let found: Vec<_> = (0..60)
         .map(scene_with_face)
@@ -47,7 +47,7 @@ fn face_photos(n: usize) -> Vec<DynamicImage> {
     found
 }
 
-fn jpeg(img: &DynamicImage) -> Vec<u8> {
+pub fn jpeg(img: &DynamicImage) -> Vec<u8> {
     let mut out = Vec::new();
     img.write_to(&mut Cursor::new(&mut out), ImageFormat::Jpeg)
         .unwrap();
@@ -71,7 +71,7 @@ fn jpeg_with_exif(img: &DynamicImage) -> Vec<u8> {
     out
 }
 
-fn png(img: &DynamicImage) -> Vec<u8> {
+pub fn png(img: &DynamicImage) -> Vec<u8> {
     let mut out = Vec::new();
     img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
         .unwrap();
