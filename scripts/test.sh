@@ -4,7 +4,8 @@
 # (127.0.0.1:6379; tests use a random key prefix each, and start their own
 # redis-server on a free port for outage tests) and a MongoDB-wire-compatible
 # test server (SecantusDB from PyPI, in a venv, on 127.0.0.1:27017; tests use
-# a database each). The embedded store is SQLite, bundled. Test settings are
+# a database each), schemathesis (PyPI, in a venv) for the API contract, and
+# Debian's chromium for the browser tests. The embedded store is SQLite, bundled. Test settings are
 # TEST_* variables: EMOFY_* ones would be read as server configuration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +63,21 @@ passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' /tmp/e
 rm -f /tmp/emofy-test-$$.log
 read -r p f <<<"$passed"
 
+export TEST_EMOFY_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/emofy"
+cargo build --locked -p emofy-server --bin emofy
+
+log "API contract (schemathesis against the live server's OpenAPI document)"
+ST_VENV="${TEST_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/emofy}/schemathesis-venv"
+if [ ! -x "$ST_VENV/bin/st" ]; then
+  python3 -m venv "$ST_VENV"
+  "$ST_VENV/bin/pip" install -q "schemathesis==4.32.5"
+fi
+set +e
+scripts/schemathesis.sh "$TEST_EMOFY_BIN" "$ST_VENV/bin/st"
+st_status=$?
+set -e
+if [ "$st_status" -eq 0 ]; then p=$((p + 1)); else f=$((f + 1)); status=$st_status; fi
+
 log "browser tests (Debian chromium, playwright-core)"
 # playwright-core never downloads a browser: the tests drive /usr/bin/chromium.
 if [ ! -x /usr/bin/chromium ]; then
@@ -71,9 +87,7 @@ if ! command -v node >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 (cd web-client && npm ci --no-audit --no-fund --loglevel=error)
-export TEST_EMOFY_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/emofy"
 export TEST_OUT="${TEST_OUT:-$PWD/web-client/test-output}"
-cargo build --locked -p emofy-server --bin emofy
 (cd web-client && node --test tests/) 2>&1 | tee /tmp/emofy-node-$$.log
 node_status=${PIPESTATUS[0]}
 np=$(awk '/^# pass /{print $3}' /tmp/emofy-node-$$.log)

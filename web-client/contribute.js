@@ -23,9 +23,23 @@ const FILTERS = ["gray", "blur", "canny", "dilate", "erode", "sepia", "cartoonif
 let mine = [];
 let next = /** @type {string|null} */ (null);
 
+/**
+ * `fetch`, coming back when the server is busy with other images (`503` with
+ * `Retry-After`): a few times, waiting as long as it asks (at most 5 s).
+ * @param {string} path @param {RequestInit} init
+ */
+async function fetchRetrying(path, init) {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(path, init);
+    if (res.status !== 503 || attempt >= 4) return res;
+    const wait = Math.min(5, Number(res.headers.get("Retry-After") ?? "1") || 1);
+    await new Promise((ok) => setTimeout(ok, wait * 1000));
+  }
+}
+
 /** @param {string} path @param {RequestInit} [init] */
 async function api(path, init = {}) {
-  const res = await fetch(path, { ...init, headers: { Authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
+  const res = await fetchRetrying(path, { ...init, headers: { Authorization: `Bearer ${token}`, ...(init.headers ?? {}) } });
   const data = res.status === 204 ? {} : await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(data.detail ? `${data.message} (${data.detail})` : data.message ?? `HTTP ${res.status}`);
   return data;
@@ -129,7 +143,7 @@ async function detect(b) {
   const send = /** @type {HTMLButtonElement} */ ($("send"));
   send.disabled = true;
   $("face-status").textContent = "Looking for a face…";
-  const res = await fetch("/api/faces/preview", {
+  const res = await fetchRetrying("/api/faces/preview", {
     method: "POST",
     headers: { Authorization: `Bearer ${token}`, "Content-Type": b.type || "application/octet-stream" },
     body: b,
@@ -157,7 +171,7 @@ async function refilter() {
   const applied = [...chain];
   if (applied.length === 0) { show(original); return; }
   try {
-    const res = await fetch(`/api/filters?chain=${applied.join(",")}`, {
+    const res = await fetchRetrying(`/api/filters?chain=${applied.join(",")}`, {
       method: "POST",
       headers: { Authorization: `Bearer ${token}`, "Content-Type": original.type || "application/octet-stream" },
       body: original,

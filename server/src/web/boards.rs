@@ -18,6 +18,7 @@ use crate::web::openapi::{BoardRow, ErrorBody, PeriodName, Standing};
 #[into_params(parameter_in = Query)]
 pub struct AllTimeQuery {
     /// Rows (1–100, default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     /// Also this player's standing.
     #[param(value_type = Option<uuid::Uuid>)]
@@ -75,11 +76,13 @@ pub struct BoardQuery {
     #[param(value_type = Option<PeriodName>)]
     period: Option<Period>,
     /// Rows (1–100, default 10).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     /// A player: adds their standing and the rows `k` above and below them.
     #[param(value_type = Option<uuid::Uuid>)]
     around: Option<PlayerId>,
     /// Rows above and below `around` (0–25, default 2).
+    #[param(minimum = 0, maximum = 25)]
     k: Option<usize>,
 }
 

@@ -18,8 +18,10 @@ use crate::web::openapi::ErrorBody;
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Rows (1–100, default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<usize>,
     /// The `next` value of the previous page.
+    #[param(pattern = r"^[0-9]+\.[0-9a-f-]{36}$")]
     after: Option<String>,
 }
 

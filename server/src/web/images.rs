@@ -221,6 +221,7 @@ impl LabelView {
 #[into_params(parameter_in = Query)]
 pub struct LabelsQuery {
     /// Most labels (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 

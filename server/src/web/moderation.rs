@@ -45,7 +45,8 @@ fn store_error(e: StoreError) -> ApiError {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Limit {
-    /// Rows.
+    /// Rows (1–1000; the queue shows at most 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Only flagged players (the players table).
     flagged: Option<bool>,
@@ -453,6 +454,7 @@ pub async fn audit_log(
 #[into_params(parameter_in = Query)]
 pub struct Days {
     /// Days of labels per day (1–366, default 14).
+    #[param(minimum = 1, maximum = 366)]
     days: Option<u64>,
 }
 

@@ -550,8 +550,10 @@ fn parse_id(raw: &str) -> Option<ImageId> {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Rows (1–50, default 20).
+    #[param(minimum = 1, maximum = 50)]
     limit: Option<usize>,
     /// The `next` value of the previous page.
+    #[param(pattern = r"^[0-9]+\.[0-9a-f]{64}$")]
     after: Option<String>,
 }
 
