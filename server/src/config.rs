@@ -3,8 +3,8 @@
 //!
 //! Environment names: a top-level key is `EMOFY_<KEY>` (`EMOFY_PORT`,
 //! `EMOFY_DATA_DIR`); a key in a section is `EMOFY_<SECTION>__<KEY>`
-//! (`EMOFY_GAME__ROUND_SECONDS=20`). Values are parsed as TOML scalars
-//! (numbers, booleans) and fall back to strings. `EMOFY_CONFIG` names the file.
+//! (`EMOFY_GAME__ROUND_SECONDS=20`). Values are parsed as TOML values
+//! (numbers, booleans, arrays such as `["10.0.0.0/8"]`) and fall back to strings. `EMOFY_CONFIG` names the file.
 
 use std::path::{Path, PathBuf};
 
@@ -371,7 +371,7 @@ impl Default for ModelConfig {
             workers: 0,
             queue: 256,
             models_root: None,
-            max_file_mib: 1024,
+            max_file_mib: 512,
             load_timeout_secs: 60,
         }
     }
@@ -774,7 +774,10 @@ fn scalar(raw: &str) -> toml::Value {
     match format!("v = {raw}").parse::<toml::Table>() {
         Ok(mut t) => match t.remove("v") {
             Some(
-                v @ (toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)),
+                v @ (toml::Value::Integer(_)
+                | toml::Value::Float(_)
+                | toml::Value::Boolean(_)
+                | toml::Value::Array(_)),
             ) => v,
             _ => toml::Value::String(raw.to_owned()),
         },
@@ -844,6 +847,21 @@ mod tests {
         let c = Config::load(Some(&file), e, &Overrides::default())
             .unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(c.port, 9100);
+    }
+
+    #[test]
+    fn lists_come_from_the_environment_as_toml_arrays() {
+        let e = env(&[(
+            "EMOFY_NET__TRUSTED_PROXIES",
+            r#"["10.0.0.0/8", "192.168.1.2"]"#,
+        )]);
+        let c = Config::load(None, e, &Overrides::default()).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(c.net.trusted_proxies, vec!["10.0.0.0/8", "192.168.1.2"]);
+        let e = env(&[("EMOFY_NET__TRUSTED_PROXIES", r#"["not an address"]"#)]);
+        assert!(matches!(
+            Config::load(None, e, &Overrides::default()),
+            Err(ConfigError::Invalid(_))
+        ));
     }
 
     #[test]
