@@ -116,7 +116,6 @@ fn read_body(bytes: &[u8]) -> Result<SwapRequest, ApiError> {
     responses(
         (status = 202, body = SwapResponse),
         (status = 400, description = "`bad_json` / `invalid_message`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 409, description = "`invalid_message`: the model is disabled", body = ErrorBody),
         (status = 422, description = "`invalid_message`: not a loadable model under the root", body = ErrorBody),

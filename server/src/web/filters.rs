@@ -34,7 +34,6 @@ pub struct ChainQuery {
     responses(
         (status = 200, description = "The filtered preview", content_type = "image/png"),
         (status = 400, description = "`invalid_message`: an unknown filter or more than 8", body = ErrorBody),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 413, description = "`payload_too_large` / `image_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_image`", body = ErrorBody),
         (status = 503, description = "`busy` (with `Retry-After`)", body = ErrorBody),

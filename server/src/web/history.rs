@@ -47,7 +47,6 @@ fn parse_cursor(raw: &str) -> Option<LabelCursor> {
     responses(
         (status = 200, body = LabelPage),
         (status = 400, description = "`invalid_message`: a bad `after`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 503, description = "`try_again`", body = ErrorBody),
     ),
     security(("bearer" = []))

@@ -51,7 +51,6 @@ async fn upload_visible(
     responses(
         (status = 200, description = "The image (PNG or JPEG)", content_type = "image/png"),
         (status = 304, description = "Not modified (the `ETag` matched)"),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 503, description = "`try_again`", body = ErrorBody),
     ),
@@ -144,7 +143,6 @@ impl From<emofy_game::ImageStatus> for StatusView {
     params(("id" = String, Path, description = "The image's SHA-256")),
     responses(
         (status = 200, body = ImageMetaView),
-        (status = 401, description = "`invalid_token`", body = ErrorBody),
         (status = 404, description = "`not_found` (also: an upload, to anyone but its contributor and moderators)", body = ErrorBody),
         (status = 503, description = "`try_again`", body = ErrorBody),
     ),
@@ -239,7 +237,6 @@ pub struct ImageLabels {
     responses(
         (status = 200, body = ImageLabels),
         (status = 400, description = "`invalid_message`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 503, description = "`try_again`", body = ErrorBody),

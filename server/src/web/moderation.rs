@@ -104,7 +104,6 @@ pub struct Queue {
     responses(
         (status = 200, body = Queue),
         (status = 400, description = "`invalid_message`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 503, description = "`try_again`", body = ErrorBody),
     ),
@@ -223,7 +222,6 @@ pub struct ImageModeration {
     responses(
         (status = 200, body = ImageModeration),
         (status = 400, description = "`bad_json` / `invalid_message`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`invalid_message`: out of play or unlabelled", body = ErrorBody),
@@ -296,7 +294,6 @@ pub struct PlayerModeration {
     responses(
         (status = 200, body = PlayerModeration),
         (status = 400, description = "`bad_json` / `invalid_message`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 403, description = "`forbidden`: a player, or a moderator acting on a moderator or admin", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
@@ -372,7 +369,6 @@ pub struct PlayersTable {
     responses(
         (status = 200, body = PlayersTable),
         (status = 400, description = "`invalid_message`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 503, description = "`try_again`", body = ErrorBody),
     ),
@@ -429,7 +425,6 @@ pub struct AuditLog {
     responses(
         (status = 200, body = AuditLog),
         (status = 400, description = "`invalid_message`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 503, description = "`try_again`", body = ErrorBody),
     ),
@@ -491,7 +486,6 @@ pub struct DatasetCharts {
     responses(
         (status = 200, body = DatasetCharts),
         (status = 400, description = "`invalid_message`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 403, description = "`forbidden`", body = ErrorBody),
         (status = 503, description = "`try_again`", body = ErrorBody),
     ),

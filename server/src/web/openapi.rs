@@ -138,7 +138,13 @@ impl Modify for Common {
             ];
             for (op, has_body) in ops {
                 let Some(op) = op.as_mut() else { continue };
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let r = &mut op.responses.responses;
+                if secured {
+                    r.entry("401".into()).or_insert_with(|| {
+                        error_response("`unauthorized` (no token) / `invalid_token` (malformed, forged or expired)")
+                    });
+                }
                 r.entry("429".into())
                     .or_insert_with(|| error_response("`too_many_connections` or `rate_limited`"));
                 r.entry("405".into())

@@ -398,7 +398,6 @@ pub struct UploadFormSchema {
     responses(
         (status = 201, body = UploadView),
         (status = 400, description = "`consent_required` / `invalid_message` / `unsupported_image`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 409, description = "`already_uploaded`: you stored this face already", body = ErrorBody),
         (status = 413, description = "`payload_too_large` / `image_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_image`", body = ErrorBody),
@@ -579,7 +578,6 @@ pub struct UploadPage {
     responses(
         (status = 200, body = UploadPage),
         (status = 400, description = "`invalid_message`: a bad `after`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 503, description = "`try_again`", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -627,7 +625,6 @@ pub async fn list_uploads(
     params(("id" = String, Path, description = "The upload's image id")),
     responses(
         (status = 200, body = UploadView),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 503, description = "`try_again`", body = ErrorBody),
     ),
@@ -655,7 +652,6 @@ pub async fn show_upload(
     params(("id" = String, Path, description = "The upload's image id")),
     responses(
         (status = 204, description = "Erased"),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 503, description = "`try_again`", body = ErrorBody),
     ),
@@ -718,7 +714,6 @@ pub struct LabelResult {
     responses(
         (status = 200, body = LabelResult),
         (status = 400, description = "`bad_json` / `invalid_message`", body = ErrorBody),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`already_labelled`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
@@ -802,7 +797,6 @@ pub async fn label_upload(
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A PNG or JPEG photo"),
     responses(
         (status = 200, description = "The crop", content_type = "image/png"),
-        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
         (status = 413, description = "`payload_too_large` / `image_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_image`", body = ErrorBody),
         (status = 422, description = "`no_face`", body = ErrorBody),

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::common::{
     Bot, TestApp, get_json, http_bytes, multipart, spawn_app, test_config, token_for,
 };
-use crate::uploads::{face_photos, png};
+use crate::uploads::{face_photos, png, upload};
 
 /// The callers, in the order they are asked.
 const CALLERS: [&str; 7] = [
@@ -75,26 +75,14 @@ const SIGNED_IN: [u16; 7] = [401, 401, 401, 200, 200, 200, 200];
 /// Moderators and admins only.
 const MODERATORS: [u16; 7] = [401, 401, 401, 403, 200, 200, 403];
 
-async fn private_upload(app: &TestApp, token: &str) -> String {
-    let consent = serde_json::to_vec(&json!({
+/// An upload of the `n`-th test photo that players are not shown.
+async fn private_upload(app: &TestApp, token: &str, n: usize) -> String {
+    let consent = json!({
         "show_to_players": false, "use_for_training": true, "include_in_exports": false,
         "text_version": emofy_server::web::uploads::CONSENT_VERSION,
-    }))
-    .unwrap();
-    let photo = png(&face_photos(1)[0]);
-    let (ct, body) = multipart(&[
-        ("consent", None, &consent),
-        ("photo", Some("me.png"), &photo),
-    ]);
-    let auth = format!("Bearer {token}");
-    let (status, _, bytes) = http_bytes(
-        "POST",
-        &app.http("/api/uploads"),
-        &[("Content-Type", &ct), ("Authorization", &auth)],
-        &body,
-    )
-    .await;
-    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    });
+    let photo = png(&face_photos(n + 1)[n]);
+    let (status, v) = upload(app, token, Some(&consent), Some(&photo)).await;
     assert_eq!(status, 201, "{v}");
     v["image"]["id"].as_str().unwrap().to_owned()
 }
@@ -129,31 +117,9 @@ async fn every_route_answers_every_caller_as_the_table_says() {
         Some(&admin),
         Some(&owner.token),
     ];
-    let private = private_upload(&app, &owner.token).await;
-    let doomed = {
-        // A second upload of the owner's, to delete; a different photo.
-        let consent = serde_json::to_vec(&json!({
-            "show_to_players": false, "use_for_training": true, "include_in_exports": false,
-            "text_version": emofy_server::web::uploads::CONSENT_VERSION,
-        }))
-        .unwrap();
-        let photo = png(&face_photos(2)[1]);
-        let (ct, body) = multipart(&[
-            ("consent", None, &consent),
-            ("photo", Some("b.png"), &photo),
-        ]);
-        let auth = format!("Bearer {}", owner.token);
-        let (status, _, bytes) = http_bytes(
-            "POST",
-            &app.http("/api/uploads"),
-            &[("Content-Type", &ct), ("Authorization", &auth)],
-            &body,
-        )
-        .await;
-        assert_eq!(status, 201);
-        let v: Value = serde_json::from_slice(&bytes).unwrap();
-        v["image"]["id"].as_str().unwrap().to_owned()
-    };
+    let private = private_upload(&app, &owner.token, 0).await;
+    // A second upload of the owner's, to delete.
+    let doomed = private_upload(&app, &owner.token, 1).await;
     let nobody = uuid::Uuid::new_v4();
     let no_image = "0".repeat(64);
     let (empty_ct, empty_form) = multipart(&[]);

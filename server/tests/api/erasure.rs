@@ -8,8 +8,8 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::common::{Body, Bot, TestApp, http_bytes, http_send, multipart, spawn_app, test_config};
-use crate::uploads::{face_photos, png};
+use crate::common::{Body, Bot, TestApp, http_bytes, http_send, spawn_app, test_config};
+use crate::uploads::{face_photos, png, upload};
 
 /// Pieces of `bytes` to look for: 24-byte windows every 61 bytes, past the
 /// first 128 (PNG signature, header and chunk layout are alike in every PNG).
@@ -49,27 +49,15 @@ pub fn found_in_files(dir: &Path, needles: &[&[u8]]) -> (usize, Vec<String>) {
 }
 
 async fn upload_face(app: &TestApp, token: &str, keep_original: bool) -> Value {
-    let consent = serde_json::to_vec(&json!({
+    let consent = json!({
         "show_to_players": true,
         "use_for_training": true,
         "include_in_exports": false,
         "keep_original": keep_original,
         "text_version": emofy_server::web::uploads::CONSENT_VERSION,
-    }))
-    .unwrap();
+    });
     let photo = png(&face_photos(1)[0]);
-    let (ct, body) = multipart(&[
-        ("consent", None, &consent),
-        ("photo", Some("me.png"), &photo),
-    ]);
-    let auth = format!("Bearer {token}");
-    let (status, up) = http_send(
-        "POST",
-        &app.http("/api/uploads"),
-        &[("Content-Type", &ct), ("Authorization", &auth)],
-        Body::Fixed(body),
-    )
-    .await;
+    let (status, up) = upload(app, token, Some(&consent), Some(&photo)).await;
     assert_eq!(status, 201, "{up}");
     up
 }

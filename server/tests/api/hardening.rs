@@ -608,25 +608,13 @@ async fn uploads_are_no_oracle_for_faces() {
     let photo = png(&face_photos(1)[0]);
     let up = |token: String, show: bool| {
         let photo = photo.clone();
-        let url = app.http("/api/uploads");
+        let app = &app;
         async move {
-            let consent = serde_json::to_vec(&json!({
+            let consent = json!({
                 "show_to_players": show, "use_for_training": true, "include_in_exports": false,
                 "text_version": emofy_server::web::uploads::CONSENT_VERSION,
-            }))
-            .unwrap();
-            let (ct, body) = crate::common::multipart(&[
-                ("consent", None, &consent),
-                ("photo", Some("me.png"), &photo),
-            ]);
-            let auth = format!("Bearer {token}");
-            http_send(
-                "POST",
-                &url,
-                &[("Content-Type", &ct), ("Authorization", &auth)],
-                Body::Fixed(body),
-            )
-            .await
+            });
+            crate::uploads::upload(app, &token, Some(&consent), Some(&photo)).await
         }
     };
     let (status, a) = up(alice.token.clone(), false).await;

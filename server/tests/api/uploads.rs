@@ -78,7 +78,7 @@ pub fn png(img: &DynamicImage) -> Vec<u8> {
     out
 }
 
-async fn upload(
+pub async fn upload(
     app: &TestApp,
     token: &str,
     consent: Option<&Value>,
@@ -335,24 +335,9 @@ fn png_header_claiming(width: u32, height: u32) -> Vec<u8> {
     // IHDR data starts at byte 16 (after the signature, length and type); its CRC follows the 13 data bytes.
     out[16..20].copy_from_slice(&width.to_be_bytes());
     out[20..24].copy_from_slice(&height.to_be_bytes());
-    let crc = crc32(&out[12..29]);
+    let crc = crc32fast::hash(&out[12..29]);
     out[29..33].copy_from_slice(&crc.to_be_bytes());
     out
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for b in bytes {
-        crc ^= u32::from(*b);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 #[actix_rt::test]
