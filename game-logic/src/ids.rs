@@ -11,6 +11,12 @@ use uuid::Uuid;
 pub struct ImageId([u8; 32]);
 
 impl ImageId {
+    /// The id of these bytes: their SHA-256 (every store names images so).
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        use sha2::{Digest, Sha256};
+        ImageId(Sha256::digest(bytes).into())
+    }
+
     /// Wraps an already computed SHA-256 digest.
     pub fn from_digest(digest: [u8; 32]) -> Self {
         ImageId(digest)

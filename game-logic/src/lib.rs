@@ -15,6 +15,7 @@
 //! | [`selection`] | the pool of open images and which one a player sees next |
 //! | [`identity`] | display-name validation and roles |
 //! | [`period`] | leaderboard periods and their buckets |
+//! | [`plan`] | what an answer and a moderation write, decided once for every store; ledger keys |
 //! | [`sim`] | a deterministic crowd simulation with known truth |
 
 pub mod consensus;
@@ -22,6 +23,7 @@ pub mod emotion;
 pub mod identity;
 pub mod ids;
 pub mod period;
+pub mod plan;
 pub mod round;
 pub mod scoring;
 pub mod selection;

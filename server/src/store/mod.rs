@@ -6,6 +6,10 @@
 //! implementation is [`sqlite::SqliteStore`]; production adapters (MongoDB,
 //! Redis) implement the same traits.
 
+pub use emofy_game::plan::{
+    AnswerOutcome, AnswerRecord, GameRules, ImageAction, PlayerAction, ScoreChange, ScoreReason,
+};
+
 pub mod migrate;
 pub mod mongo;
 pub mod sqlite;
@@ -13,8 +17,8 @@ pub mod truth;
 
 use async_trait::async_trait;
 use emofy_game::{
-    Agreement, Award, ConsensusRule, Emotion, ImageId, ImageStatus, Millis, PlayerId, PlayerTally,
-    PoolEntry, Role, RoundId, ScoringRules, Transition, VoteCounts,
+    Emotion, ImageId, ImageStatus, Millis, PlayerId, PlayerTally, PoolEntry, Role, RoundId,
+    VoteCounts,
 };
 use emofy_inference::Prediction;
 use serde::Serialize;
@@ -133,23 +137,6 @@ pub struct OfferRecord {
     pub deadline: Millis,
 }
 
-/// An accepted answer to persist.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AnswerRecord {
-    pub round: RoundId,
-    pub player: PlayerId,
-    pub image: ImageId,
-    pub emotion: Emotion,
-    pub shown: Option<Emotion>,
-    /// The shown suggestion was a deliberate test (a wrong class), not the model's guess.
-    pub decoy: bool,
-    /// The model's real guess for the image, when it has one.
-    pub model_guess: Option<Emotion>,
-    pub response_ms: u64,
-    pub time_limit_ms: u64,
-    pub at: Millis,
-}
-
 /// A stored label (append-only).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LabelRecord {
@@ -173,71 +160,6 @@ pub struct LabelRecord {
 pub struct LabelCursor {
     pub at: Millis,
     pub round: RoundId,
-}
-
-/// The rules a store applies inside its atomic answer transaction.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct GameRules {
-    pub consensus: ConsensusRule,
-    pub scoring: ScoringRules,
-    pub spam: emofy_game::SpamRules,
-}
-
-/// A change to a player's score, for leaderboards.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ScoreChange {
-    pub player: PlayerId,
-    pub name: String,
-    pub delta: u32,
-    /// The player's total after the change (the store's truth).
-    pub total: u64,
-    /// Idempotency key: the same change is never applied twice.
-    pub key: String,
-    pub at: Millis,
-    pub reason: ScoreReason,
-}
-
-/// Why points were awarded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ScoreReason {
-    Answer,
-    Consensus,
-}
-
-impl ScoreReason {
-    /// The wire name (`answer`, `consensus`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScoreReason::Answer => "answer",
-            ScoreReason::Consensus => "consensus",
-        }
-    }
-}
-
-/// What recording an answer did, atomically.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AnswerOutcome {
-    pub award: Award,
-    pub tally: PlayerTally,
-    pub votes: VoteCounts,
-    pub status: ImageStatus,
-    pub transition: Transition,
-    /// The image's posterior over the seven classes after this answer.
-    pub posterior: [f64; emofy_game::EMOTION_COUNT],
-    /// The verified label, when this was a gold round.
-    pub gold: Option<Emotion>,
-    /// Whether the player's labels count (not flagged or banned).
-    pub counted: bool,
-    /// Every score change this answer caused (its own award and any settlement).
-    pub changes: Vec<ScoreChange>,
-}
-
-impl AnswerOutcome {
-    /// Whether the answer's points wait for a consensus.
-    pub fn pending(&self) -> bool {
-        self.award.agreement == Agreement::FirstOpinion
-    }
 }
 
 /// Counts for dashboards and tests.
@@ -532,67 +454,6 @@ pub struct ReviewCandidate {
     pub posterior: Option<[f64; emofy_game::EMOTION_COUNT]>,
     pub model_guess: Option<Emotion>,
     pub gold: Option<Emotion>,
-}
-
-/// What a moderator does to an image.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ImageAction {
-    /// The crowd's answer (the posterior's top class) is right: it becomes the verified label.
-    Accept,
-    /// The right label is another: it becomes the verified label.
-    Override {
-        #[schema(value_type = crate::web::openapi::EmotionName)]
-        label: Emotion,
-    },
-    /// Not a usable face (`not_a_face`, `inappropriate`, …): out of play.
-    Flag {
-        #[schema(min_length = 1, max_length = 200)]
-        reason: String,
-    },
-}
-
-impl ImageAction {
-    /// The audit and metrics name: `accept`, `override`, `flag_image`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ImageAction::Accept => "accept",
-            ImageAction::Override { .. } => "override",
-            ImageAction::Flag { .. } => "flag_image",
-        }
-    }
-}
-
-/// What a moderator does to a player.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum PlayerAction {
-    /// Their labels never count.
-    Ban,
-    /// Their labels count even if the automatic spam rules flag them.
-    Clear,
-    /// Back to the automatic rules.
-    Reset,
-}
-
-impl PlayerAction {
-    /// The audit and metrics name: `ban`, `clear`, `reset`.
-    pub fn name(self) -> &'static str {
-        match self {
-            PlayerAction::Ban => "ban",
-            PlayerAction::Clear => "clear",
-            PlayerAction::Reset => "reset",
-        }
-    }
-
-    /// The moderator's decision it records.
-    pub fn moderation(self) -> emofy_game::Moderation {
-        match self {
-            PlayerAction::Ban => emofy_game::Moderation::Banned,
-            PlayerAction::Clear => emofy_game::Moderation::Cleared,
-            PlayerAction::Reset => emofy_game::Moderation::None,
-        }
-    }
 }
 
 /// What a moderation of an image did.

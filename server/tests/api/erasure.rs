@@ -172,9 +172,10 @@ async fn the_wal_stays_bounded_during_a_long_bot_run() {
     assert_eq!(answers, 12 * 120);
     // This run writes a few hundred MiB of WAL frames (each answer its own
     // commit); without checkpoints that would all be the file's size. Bounded
-    // means: the limit plus what one checkpoint interval writes.
+    // means: at most twice the limit (the writer truncates past it, however
+    // busy the machine) plus one commit.
     assert!(
-        largest <= 16 << 20,
+        largest <= 3 << 20,
         "the WAL reached {} KiB during {answers} answers",
         largest >> 10
     );

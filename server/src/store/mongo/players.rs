@@ -1,0 +1,88 @@
+//! Players and accounts.
+
+use super::prelude::*;
+
+#[async_trait]
+impl PlayerStore for MongoStore {
+    async fn create_player(
+        &self,
+        id: PlayerId,
+        name: &str,
+        role: Role,
+        at: Millis,
+    ) -> Result<PlayerRecord, StoreError> {
+        self.coll("players")
+            .insert_one(new_player(id, name, role, at))
+            .await
+            .map_err(err)?;
+        Ok(PlayerRecord {
+            id,
+            name: name.to_owned(),
+            role,
+            created: at,
+            tally: PlayerTally::default(),
+            score_at: Millis(0),
+        })
+    }
+
+    async fn player(&self, id: PlayerId) -> Result<Option<PlayerRecord>, StoreError> {
+        self.coll("players")
+            .find_one(doc! {"_id": id.to_string()})
+            .await
+            .map_err(err)?
+            .map(|d| player_record(&d))
+            .transpose()
+    }
+
+    async fn scored_players(&self) -> Result<Vec<PlayerRecord>, StoreError> {
+        let docs: Vec<Document> =
+            all(self.coll("players").find(doc! {"score": {"$gt": 0_i64}})).await?;
+        docs.iter().map(player_record).collect()
+    }
+
+    async fn create_account(
+        &self,
+        account: AccountRecord,
+        name: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        transaction!(self, TRANSACTION_DEADLINE, |s| {
+            self.coll("players")
+                .insert_one(new_player(account.player, name, account.role, at))
+                .session(&mut *s)
+                .await?;
+            self.coll("accounts")
+                .insert_one(doc! {
+                    "_id": &account.username,
+                    "player_id": account.player.to_string(),
+                    "password_hash": &account.password_hash,
+                    "created_ms": i64_of(at.0),
+                })
+                .session(&mut *s)
+                .await?;
+            Ok::<_, StoreError>(())
+        })
+    }
+
+    async fn account(&self, username: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let Some(a) = self
+            .coll("accounts")
+            .find_one(doc! {"_id": username})
+            .await
+            .map_err(err)?
+        else {
+            return Ok(None);
+        };
+        let player: PlayerId = parse_id(get_str(&a, "player_id")?)?;
+        let p = self
+            .player(player)
+            .await?
+            .ok_or_else(|| corrupt("account without player"))?;
+        Ok(Some(AccountRecord {
+            username: get_str(&a, "_id")?.to_owned(),
+            player,
+            password_hash: get_str(&a, "password_hash")?.to_owned(),
+            role: p.role,
+        }))
+    }
+}

@@ -1,0 +1,103 @@
+//! Players and accounts.
+
+use super::prelude::*;
+
+#[async_trait]
+impl PlayerStore for SqliteStore {
+    async fn create_player(
+        &self,
+        id: PlayerId,
+        name: &str,
+        role: Role,
+        at: Millis,
+    ) -> Result<PlayerRecord, StoreError> {
+        let name = name.to_owned();
+        self.write(move |c| {
+            exec(
+                c,
+                "INSERT INTO players (id, name, role, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![id.to_string(), name, role.as_str(), i64_of(at.0)],
+            )
+            .map_err(db_err)?;
+            Ok(PlayerRecord {
+                id,
+                name,
+                role,
+                created: at,
+                tally: PlayerTally::default(),
+                score_at: Millis(0),
+            })
+        })
+        .await
+    }
+
+    async fn player(&self, id: PlayerId) -> Result<Option<PlayerRecord>, StoreError> {
+        self.read(move |c| load_player(c, id)).await
+    }
+
+    async fn scored_players(&self) -> Result<Vec<PlayerRecord>, StoreError> {
+        self.read(|c| {
+            let mut st = c
+                .prepare(&format!(
+                    "SELECT {PLAYER_COLS} FROM players WHERE score > 0"
+                ))
+                .map_err(db_err)?;
+            let rows = st.query_map([], player_from_row).map_err(db_err)?;
+            let mut out = Vec::new();
+            for r in rows {
+                out.push(player_record(r.map_err(db_err)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn create_account(
+        &self,
+        account: AccountRecord,
+        name: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.write(move |c| {
+            exec(
+                c,
+                "INSERT INTO players (id, name, role, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![account.player.to_string(), name, account.role.as_str(), i64_of(at.0)],
+            )
+            .map_err(db_err)?;
+            exec(
+                c,
+                "INSERT INTO accounts (username, player_id, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![account.username, account.player.to_string(), account.password_hash, i64_of(at.0)],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn account(&self, username: &str) -> Result<Option<AccountRecord>, StoreError> {
+        let username = username.to_owned();
+        self.read(move |c| {
+            let row = c
+                .query_row(
+                    "SELECT a.username, a.player_id, a.password_hash, p.role FROM accounts a JOIN players p ON p.id = a.player_id WHERE a.username = ?1",
+                    params![username],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+                )
+                .optional()
+                .map_err(db_err)?;
+            row.map(|(username, player, password_hash, role)| {
+                Ok(AccountRecord {
+                    username,
+                    player: parse_id(&player)?,
+                    password_hash,
+                    role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("bad role {role:?}")))?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+}
