@@ -148,6 +148,13 @@ pub struct StoredRound {
     pub open: bool,
 }
 
+impl StoredRound {
+    /// Whether this round takes `a` (open, and offered to this player for this image).
+    pub fn takes(&self, a: &AnswerRecord) -> bool {
+        self.open && self.player == a.player && self.image == a.image
+    }
+}
+
 /// The image as stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StoredImage {
@@ -173,6 +180,21 @@ pub struct AnswerInputs {
     pub me: Option<Reliability>,
     /// The serving model's reliability record (its confusion matrix).
     pub model: Option<Reliability>,
+}
+
+impl AnswerInputs {
+    /// The inputs when the round does not take the answer: nothing else is
+    /// worth reading, the plan refuses it.
+    pub fn round_only(round: Option<StoredRound>) -> AnswerInputs {
+        AnswerInputs {
+            round,
+            image: None,
+            player: None,
+            earlier: Vec::new(),
+            me: None,
+            model: None,
+        }
+    }
 }
 
 /// Why an answer cannot be recorded (nothing is written).
@@ -245,7 +267,7 @@ pub fn plan_answer(
     if round.player != a.player || round.image != a.image {
         return Err(AnswerRefusal::RoundNotFound);
     }
-    if !round.open {
+    if !round.takes(a) {
         return Err(AnswerRefusal::RoundClosed);
     }
     let image = inputs.image.ok_or(AnswerRefusal::ImageNotFound)?;

@@ -56,6 +56,10 @@ struct Args {
     /// Skip the echo-server baseline.
     #[arg(long)]
     skip_echo: bool,
+    /// Synthetic faces in the server's pool: enough that no bot runs out
+    /// under the production consensus rules (each image takes at most 9 labels).
+    #[arg(long, default_value_t = 4000)]
+    images: u32,
     /// Internal: run as the echo server on this port.
     #[arg(long, hide = true)]
     echo_server: Option<u16>,
@@ -190,6 +194,9 @@ fn first_tick(start: Instant, interval: Duration, i: usize) -> Instant {
     start + interval.mul_f64((i as f64 * 0.618_033_988_75) % 1.0)
 }
 
+/// What the bots answer, in turn.
+const BOT_ANSWERS: [&str; 5] = ["happy", "happy", "sad", "neutral", "happy"];
+
 async fn emofy_bot(
     url: String,
     i: usize,
@@ -210,11 +217,15 @@ async fn emofy_bot(
     idle_until(&mut ws, tick - interval / 2).await?;
     ws.send(Message::text(r#"{"type":"next"}"#)).await?;
     let mut round = recv_until(&mut ws, "round").await?;
+    let mut answered = 0usize;
     while tick < stop {
         idle_until(&mut ws, tick).await?;
         let t0 = Instant::now();
+        // A crowd that does not always agree: some images retire, some are disputed.
+        let emotion = BOT_ANSWERS[(i * 3 + answered) % BOT_ANSWERS.len()];
+        answered += 1;
         ws.send(Message::text(
-            json!({"type": "answer", "round": round["round"], "emotion": "happy"}).to_string(),
+            json!({"type": "answer", "round": round["round"], "emotion": emotion}).to_string(),
         ))
         .await?;
         recv_until(&mut ws, "result").await?;
@@ -414,14 +425,14 @@ fn main() -> anyhow::Result<()> {
 
     let mut server = Command::new(&server_bin);
     server
-        .args(["serve", "--log-filter", "warn", "--demo-images", "500"])
+        .args(["serve", "--log-filter", "warn", "--demo-images"])
+        .arg(args.images.to_string())
         .arg("--data-dir")
         .arg(&data)
-        // Keep every image open for the whole run: this measures the answer path, not pool exhaustion.
-        .env("EMOFY_GAME__MIN_LABELS", "1000000")
+        // The production consensus rules: images retire or are disputed, and the
+        // pool is large enough (`--images`) that no bot runs out during the run.
         // The load comes from one address: the per-address limits would refuse it.
         .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
-        .env("EMOFY_GAME__MAX_LABELS", "1000000")
         .env("EMOFY_STORE__SYNCHRONOUS", &args.synchronous)
         .stdout(Stdio::null());
     if let Some(uri) = &args.mongodb_uri {

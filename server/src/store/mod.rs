@@ -42,6 +42,21 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The error for an answer its plan refused.
+    pub fn refused(r: emofy_game::plan::AnswerRefusal, a: &AnswerRecord) -> StoreError {
+        use emofy_game::plan::AnswerRefusal as R;
+        match r {
+            R::RoundNotFound => {
+                StoreError::NotFound(format!("round {} for this player and image", a.round))
+            }
+            R::RoundClosed => StoreError::RoundClosed(a.round),
+            R::ImageNotFound => StoreError::NotFound(format!("image {}", a.image)),
+            R::PlayerNotFound => StoreError::NotFound(format!("player {}", a.player)),
+        }
+    }
+}
+
 /// A player as stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlayerRecord {

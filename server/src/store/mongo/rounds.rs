@@ -254,18 +254,9 @@ async fn answer_inputs(
         }),
         None => None,
     };
-    if round
-        .as_ref()
-        .is_none_or(|r| !r.open || r.player != a.player || r.image != a.image)
-    {
-        return Ok(AnswerInputs {
-            round,
-            image: None,
-            player: None,
-            earlier: Vec::new(),
-            me: None,
-            model: None,
-        });
+    if !round.as_ref().is_some_and(|r| r.takes(a)) {
+        // Refused by the plan; nothing more is worth reading.
+        return Ok(AnswerInputs::round_only(round));
     }
     let image = match store
         .coll("images")
@@ -342,18 +333,6 @@ async fn answer_inputs(
         me: reliabilities.remove(&player_id),
         model: reliabilities.remove(truth::MODEL_KEY),
     })
-}
-
-pub(super) fn refusal(r: emofy_game::plan::AnswerRefusal, a: &AnswerRecord) -> StoreError {
-    use emofy_game::plan::AnswerRefusal as R;
-    match r {
-        R::RoundNotFound => {
-            StoreError::NotFound(format!("round {} for this player and image", a.round))
-        }
-        R::RoundClosed => StoreError::RoundClosed(a.round),
-        R::ImageNotFound => StoreError::NotFound(format!("image {}", a.image)),
-        R::PlayerNotFound => StoreError::NotFound(format!("player {}", a.player)),
-    }
 }
 
 /// Applies a plan's writes in the session's transaction.
@@ -486,6 +465,7 @@ async fn answer_tx(
     rules: &GameRules,
 ) -> Result<AnswerOutcome, StoreError> {
     let inputs = answer_inputs(store, s, a, rules).await?;
-    let plan = emofy_game::plan::plan_answer(inputs, a, rules).map_err(|r| refusal(r, a))?;
+    let plan =
+        emofy_game::plan::plan_answer(inputs, a, rules).map_err(|r| StoreError::refused(r, a))?;
     apply_answer(store, s, &plan).await
 }

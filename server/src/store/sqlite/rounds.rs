@@ -327,19 +327,9 @@ fn answer_inputs(
         }),
         None => None,
     };
-    if round
-        .as_ref()
-        .is_none_or(|r| !r.open || r.player != a.player || r.image != a.image)
-    {
+    if !round.as_ref().is_some_and(|r| r.takes(a)) {
         // Refused by the plan; nothing more is worth reading.
-        return Ok(AnswerInputs {
-            round,
-            image: None,
-            player: None,
-            earlier: Vec::new(),
-            me: None,
-            model: None,
-        });
+        return Ok(AnswerInputs::round_only(round));
     }
     type ImageRow = (
         String,
@@ -420,18 +410,6 @@ fn answer_inputs(
         me,
         model,
     })
-}
-
-fn refusal(r: emofy_game::plan::AnswerRefusal, a: &AnswerRecord) -> StoreError {
-    use emofy_game::plan::AnswerRefusal as R;
-    match r {
-        R::RoundNotFound => {
-            StoreError::NotFound(format!("round {} for this player and image", a.round))
-        }
-        R::RoundClosed => StoreError::RoundClosed(a.round),
-        R::ImageNotFound => StoreError::NotFound(format!("image {}", a.image)),
-        R::PlayerNotFound => StoreError::NotFound(format!("player {}", a.player)),
-    }
 }
 
 /// Applies a plan: a constant number of statements, plus two per settled player.
@@ -561,7 +539,8 @@ pub(super) fn answer_tx(
 ) -> Result<(AnswerOutcome, AnswerCost), StoreError> {
     let meter = Meter::default();
     let inputs = answer_inputs(c, a, rules, &meter)?;
-    let plan = emofy_game::plan::plan_answer(inputs, a, rules).map_err(|r| refusal(r, a))?;
+    let plan =
+        emofy_game::plan::plan_answer(inputs, a, rules).map_err(|r| StoreError::refused(r, a))?;
     let outcome = apply_answer(c, &plan, &meter)?;
     Ok((outcome, meter.0.get()))
 }

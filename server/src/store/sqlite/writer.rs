@@ -85,7 +85,18 @@ impl Checkpoints {
 
     fn run(&self, conn: &Connection, mode: &str) -> Result<bool, rusqlite::Error> {
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        checkpoint(conn, mode)
+        let started = std::time::Instant::now();
+        let done = checkpoint(conn, mode);
+        let took = started.elapsed();
+        if took > std::time::Duration::from_millis(20) {
+            tracing::warn!(
+                mode,
+                ms = took.as_millis() as u64,
+                wal_kib = self.wal_size() >> 10,
+                "slow sqlite checkpoint"
+            );
+        }
+        done
     }
 
     fn wal_size(&self) -> u64 {
