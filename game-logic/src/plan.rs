@@ -30,6 +30,16 @@ pub struct GameRules {
     pub spam: SpamRules,
 }
 
+impl GameRules {
+    /// The most counted labels an answer or a moderation reads of one image:
+    /// an open image holds at most `max_labels` counted labels, and a
+    /// moderator's clearing can bring back at most as many again. Beyond it
+    /// nothing is read, whatever an image collected.
+    pub fn labels_read_cap(&self) -> u32 {
+        self.consensus.max_labels().saturating_mul(2)
+    }
+}
+
 /// An accepted answer to persist (checked against its round by the session).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnswerRecord {
@@ -221,6 +231,8 @@ pub struct NewLabel {
     pub points: u32,
     pub decoy: bool,
     pub gold: bool,
+    /// Whether the label counts (its player's labels count after this answer).
+    pub counted: bool,
 }
 
 /// What the image becomes.
@@ -250,6 +262,10 @@ pub struct AnswerPlan {
     pub round_answer: Emotion,
     /// Settlement points, one increment per player (the image retired now).
     pub settle: Vec<(PlayerId, u32)>,
+    /// `Some(counts)` when this answer changed whether the player's labels
+    /// count (the spam rules flagged them, or lifted a flag): every label of
+    /// theirs is marked so; stores read only counted labels.
+    pub recount: Option<bool>,
     pub award: Award,
     pub judgement: Judgement,
     pub gold: Option<Emotion>,
@@ -345,6 +361,7 @@ pub fn plan_answer(
     });
     let mut tally = before;
     tally.apply_award(&award);
+    let recount = (learned.counts() != me.counts()).then_some(learned.counts());
     let mut settle = Vec::new();
     if let Transition::Retired { label } = judgement.transition {
         let mut labels = settlement_of(&earlier);
@@ -369,6 +386,7 @@ pub fn plan_answer(
             points: award.points,
             decoy: a.decoy,
             gold: image.gold.is_some(),
+            counted: learned.counts(),
         },
         image: ImageWrite {
             votes: image.votes.with_vote(a.emotion),
@@ -382,6 +400,7 @@ pub fn plan_answer(
         scored: award.points > 0,
         round_answer: a.emotion,
         settle,
+        recount,
         award,
         judgement,
         gold: image.gold,
@@ -531,6 +550,15 @@ impl PlayerAction {
             PlayerAction::Clear => crate::Moderation::Cleared,
             PlayerAction::Reset => crate::Moderation::None,
         }
+    }
+
+    /// Records the decision on the player's reliability; `Some(counts)` when
+    /// it changed whether their labels count (the store marks every label of
+    /// theirs so).
+    pub fn apply(self, r: &mut Reliability) -> Option<bool> {
+        let before = r.counts();
+        r.moderation = self.moderation();
+        (r.counts() != before).then_some(r.counts())
     }
 }
 

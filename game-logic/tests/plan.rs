@@ -30,7 +30,24 @@ struct Memory {
 }
 
 impl Memory {
-    fn inputs(&self, a: &AnswerRecord) -> AnswerInputs {
+    /// What a store reads: the image's labels marked as counted, oldest
+    /// first, at most the cap (the stores' index on the `counted` mark).
+    fn inputs(&self, a: &AnswerRecord, rules: &GameRules) -> AnswerInputs {
+        self.inputs_where(a, rules, |l, _| l.counted)
+    }
+
+    /// The reference: every label filtered by its player's reliability now,
+    /// then the cap; what the stores read before labels carried the mark.
+    fn inputs_by_reliability(&self, a: &AnswerRecord, rules: &GameRules) -> AnswerInputs {
+        self.inputs_where(a, rules, |_, r| r.counts())
+    }
+
+    fn inputs_where(
+        &self,
+        a: &AnswerRecord,
+        rules: &GameRules,
+        keep: impl Fn(&NewLabel, &Reliability) -> bool,
+    ) -> AnswerInputs {
         AnswerInputs {
             round: self.rounds.get(&a.round).copied(),
             image: self.images.get(&a.image).copied(),
@@ -39,20 +56,41 @@ impl Memory {
                 .labels
                 .iter()
                 .filter(|l| l.image == a.image)
-                .map(|l| EarlierLabel {
+                .map(|l| {
+                    let r = self
+                        .reliabilities
+                        .get(&l.player)
+                        .cloned()
+                        .unwrap_or_default();
+                    (l, r)
+                })
+                .filter(|(l, r)| keep(l, r))
+                .take(rules.labels_read_cap() as usize)
+                .map(|(l, reliability)| EarlierLabel {
                     player: l.player,
                     answer: l.emotion,
                     shown: l.shown,
                     decoy: l.decoy,
-                    reliability: self
-                        .reliabilities
-                        .get(&l.player)
-                        .cloned()
-                        .unwrap_or_default(),
+                    reliability,
                 })
                 .collect(),
             me: self.reliabilities.get(&a.player).cloned(),
             model: self.model.clone(),
+        }
+    }
+
+    /// Marks every label of `player` (what both stores' `mark_counted` do).
+    fn mark_counted(&mut self, player: PlayerId, counted: bool) {
+        for l in self.labels.iter_mut().filter(|l| l.player == player) {
+            l.counted = counted;
+        }
+    }
+
+    /// A moderator's decision on a player, as the stores apply it.
+    fn moderate(&mut self, player: PlayerId, action: PlayerAction) {
+        let r = self.reliabilities.entry(player).or_default();
+        if let Some(counted) = action.apply(r) {
+            self.mark_counted(player, counted);
         }
     }
 
@@ -65,6 +103,9 @@ impl Memory {
             img.model_guess = plan.image.model_guess;
         }
         self.reliabilities.insert(l.player, plan.me.clone());
+        if let Some(counted) = plan.recount {
+            self.mark_counted(l.player, counted);
+        }
         if let Some(m) = &plan.model {
             self.model = Some(m.clone());
         }
@@ -95,7 +136,7 @@ impl Memory {
         a: &AnswerRecord,
         rules: &GameRules,
     ) -> Result<AnswerOutcome, AnswerRefusal> {
-        let plan = plan_answer(self.inputs(a), a, rules)?;
+        let plan = plan_answer(self.inputs(a, rules), a, rules)?;
         Ok(self.apply(&plan))
     }
 
@@ -412,5 +453,58 @@ proptest! {
             settle
         };
         prop_assert_eq!(plan(labels), plan(shuffled));
+    }
+
+    /// Reading only the labels marked as counted plans exactly what reading
+    /// every label and asking each player's reliability did, through any mix
+    /// of answers (fast ones get players flagged by the spam rules) and
+    /// moderators' bans, clears and resets; and every label's mark always
+    /// matches its player.
+    #[test]
+    fn counted_marks_read_what_the_reliabilities_say(
+        ops in prop::collection::vec((0usize..5, 0usize..12, emotion(), any::<bool>(), 0u8..10), 1..120),
+        min in 1u32..4, extra in 0u32..4,
+    ) {
+        let mut rules = rules(min, 700, min + extra);
+        // Flags after a few answers, so that the spam rules flag (and unflag) players here.
+        rules.spam.min_answers = 3;
+        let mut m = Memory::default();
+        let players: Vec<PlayerId> = (0..5).map(|_| PlayerId(Uuid::new_v4())).collect();
+        let images: Vec<ImageId> = (0..12).map(|i| image_id(30 + i as u8)).collect();
+        for (i, p) in players.iter().enumerate() {
+            m.players.insert(*p, (format!("P{i}"), PlayerTally::default()));
+        }
+        for img in &images {
+            m.images.insert(*img, open_image());
+        }
+        let mut seen: HashSet<(PlayerId, ImageId)> = HashSet::new();
+        for (pi, ii, emotion, fast, moderate) in ops {
+            let (p, img) = (players[pi], images[ii]);
+            match moderate {
+                0 => m.moderate(p, PlayerAction::Ban),
+                1 => m.moderate(p, PlayerAction::Clear),
+                2 => m.moderate(p, PlayerAction::Reset),
+                _ => {
+                    if !seen.insert((p, img)) {
+                        continue;
+                    }
+                    let round = m.offer(p, img);
+                    let mut a = record(round, p, img, emotion);
+                    if fast {
+                        a.response_ms = 50;
+                    }
+                    let marked = plan_answer(m.inputs(&a, &rules), &a, &rules);
+                    let reference = plan_answer(m.inputs_by_reliability(&a, &rules), &a, &rules);
+                    prop_assert_eq!(&marked, &reference);
+                    if let Ok(plan) = marked {
+                        m.apply(&plan);
+                    }
+                }
+            }
+            for l in &m.labels {
+                let counts = m.reliabilities.get(&l.player).is_none_or(Reliability::counts);
+                prop_assert_eq!(l.counted, counts, "a label's mark follows its player");
+            }
+        }
     }
 }

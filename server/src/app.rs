@@ -105,28 +105,17 @@ pub struct Stores {
     pub review: Arc<dyn crate::store::ReviewStore>,
 }
 
-/// Opens the configured store: MongoDB (`mongodb_uri`, database
-/// `mongodb_database`) or the embedded store in `data_dir`.
+/// Opens the configured store: MongoDB (`storage.mongodb.uri`) or the
+/// embedded store in `data_dir` (`storage.sqlite`).
 pub async fn open_stores(config: &Config) -> Result<Stores, StoreError> {
-    let Some(uri) = &config.mongodb_uri else {
+    let Some(uri) = &config.storage.mongodb.uri else {
         return open_embedded(config);
     };
     let mongo = Arc::new(
-        crate::store::mongo::MongoStore::connect_with(
-            uri,
-            &config.mongodb_database,
-            config.mongodb_majority,
-            if config.mongodb_group_commit {
-                crate::store::mongo::AnswerWrites::GroupCommit {
-                    max_batch: config.mongodb_max_batch,
-                }
-            } else {
-                crate::store::mongo::AnswerWrites::OnePerAnswer
-            },
-        )
-        .await?,
+        crate::store::mongo::MongoStore::connect_with(uri, mongo_options(&config.storage.mongodb))
+            .await?,
     );
-    tracing::info!(database = %config.mongodb_database, "store: MongoDB");
+    tracing::info!(database = %config.storage.mongodb.database, "store: MongoDB");
     Ok(Stores {
         players: mongo.clone(),
         images: mongo.clone(),
@@ -136,19 +125,47 @@ pub async fn open_stores(config: &Config) -> Result<Stores, StoreError> {
     })
 }
 
+/// The MongoDB store's options from `[storage.mongodb]`.
+pub fn mongo_options(m: &crate::config::MongoConfig) -> crate::store::mongo::MongoOptions {
+    use crate::store::mongo::{AnswerWrites, MongoOptions};
+    MongoOptions {
+        database: m.database.clone(),
+        majority: m.majority,
+        writes: if m.group_commit {
+            AnswerWrites::GroupCommit {
+                max_batch: m.max_batch,
+            }
+        } else {
+            AnswerWrites::OnePerAnswer
+        },
+        write_queue: m.write_queue,
+        connect_timeout: Duration::from_secs(m.connect_timeout_secs),
+        server_selection_timeout: Duration::from_millis(m.server_selection_timeout_ms),
+        answer_deadline: Duration::from_millis(m.answer_deadline_ms),
+        transaction_deadline: Duration::from_millis(m.transaction_deadline_ms),
+        transaction_attempts: m.transaction_attempts,
+    }
+}
+
+/// The embedded store's options from `[storage.sqlite]`.
+pub fn sqlite_options(c: &crate::config::SqliteConfig) -> SqliteOptions {
+    SqliteOptions {
+        queue: c.write_queue,
+        max_batch: c.max_batch,
+        readers: c.readers,
+        fsync_every_commit: c.synchronous == crate::config::Synchronous::Full,
+        checkpoint_every: Duration::from_millis(c.checkpoint_every_ms),
+        wal_limit_bytes: c.wal_limit_mib.saturating_mul(1 << 20),
+        cache_bytes: c.cache_mib.saturating_mul(1 << 20),
+        busy_timeout: Duration::from_millis(c.busy_timeout_ms),
+        busy_poll: Duration::from_micros(c.busy_poll_us),
+        slow_log: Duration::from_millis(c.slow_log_ms),
+    }
+}
+
 /// Opens the embedded store in `config.data_dir`.
 pub fn open_embedded(config: &Config) -> Result<Stores, StoreError> {
-    let sqlite = SqliteStore::open(
-        &config.data_dir,
-        SqliteOptions {
-            queue: config.store.write_queue,
-            max_batch: config.store.max_batch,
-            readers: config.store.readers,
-            fsync_every_commit: config.store.synchronous == crate::config::Synchronous::Full,
-            checkpoint_every: Duration::from_millis(config.store.checkpoint_every_ms),
-            wal_limit_bytes: config.store.wal_limit_mib.saturating_mul(1 << 20),
-        },
-    )?;
+    let sqlite = SqliteStore::open(&config.data_dir, sqlite_options(&config.storage.sqlite))?;
     let shared = Arc::new(sqlite);
     Ok(Stores {
         players: shared.clone(),
@@ -216,15 +233,19 @@ impl Application {
         )
         .start();
         if let Some(buffer) = &board_buffer {
-            actix_web::rt::spawn(buffer.clone().run_retries(Duration::from_millis(500)));
+            actix_web::rt::spawn(
+                buffer
+                    .clone()
+                    .run_retries(Duration::from_millis(config.leaderboard.retry_every_ms)),
+            );
         }
-        if let Some(url) = &config.redis_url {
+        if let Some(url) = &config.redis.url {
             let hub = hub.clone();
-            let channel = format!("{}:events", config.redis_prefix);
+            let channel = format!("{}:events", config.redis.prefix);
             actix_web::rt::spawn(crate::redis_board::follow_events(
                 url.clone(),
                 channel,
-                Duration::from_secs(1),
+                Duration::from_millis(config.redis.reconnect_ms),
                 move |players| hub.do_send(ScoresMoved { players }),
             ));
         }
@@ -499,16 +520,16 @@ async fn open_leaderboard(
     stores: &Stores,
     clock: &Clock,
 ) -> Result<(Arc<dyn Leaderboard>, Option<Arc<BufferedLeaderboard>>), AppError> {
-    match &config.redis_url {
+    match &config.redis.url {
         Some(url) => {
             let l = &config.leaderboard;
             let redis = RedisLeaderboard::connect(
                 url,
-                &config.redis_prefix,
+                &config.redis.prefix,
                 Duration::from_secs(l.grace_hours * 3600),
-                Duration::from_millis(l.redis_timeout_ms),
+                Duration::from_millis(config.redis.timeout_ms),
             )?;
-            tracing::info!(prefix = %config.redis_prefix, "leaderboards on Redis");
+            tracing::info!(prefix = %config.redis.prefix, "leaderboards on Redis");
             let buffer = BufferedLeaderboard::new(Arc::new(redis), stores.rounds.clone(), l.buffer);
             Ok((buffer.clone() as Arc<dyn Leaderboard>, Some(buffer)))
         }

@@ -40,25 +40,15 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// HTTP worker threads (0: one per CPU core).
     pub workers: usize,
-    /// Redis for leaderboards shared by replicas (`EMOFY_REDIS_URL`); unset: the in-process board.
-    pub redis_url: Option<String>,
-    /// Prefix of every Redis key (one per deployment; tests use a random one).
-    pub redis_prefix: String,
-    /// MongoDB for players, images, labels (`EMOFY_MONGODB_URI`); unset: the embedded store in `data_dir`.
-    pub mongodb_uri: Option<String>,
-    /// The MongoDB database.
-    pub mongodb_database: String,
-    /// Write concern `majority` (with journal) instead of `w: 1` (with journal). Use it with a replica set.
-    pub mongodb_majority: bool,
-    /// Answers go through the label writer (group commit); `false`: one transaction per answer.
-    pub mongodb_group_commit: bool,
-    /// Most answers the MongoDB label writer commits in one transaction.
-    pub mongodb_max_batch: usize,
+    /// Where players, images and labels live: `[storage.sqlite]` (the
+    /// embedded default) or `[storage.mongodb]` (when its `uri` is set).
+    pub storage: StorageConfig,
+    /// Redis for leaderboards shared by replicas; unset `url`: the in-process board.
+    pub redis: RedisConfig,
     pub game: GameConfig,
     pub session: SessionConfig,
     pub auth: AuthConfig,
     pub demo: DemoConfig,
-    pub store: StoreConfig,
     pub model: ModelConfig,
     pub upload: UploadConfig,
     pub leaderboard: LeaderboardConfig,
@@ -113,18 +103,12 @@ impl Default for Config {
             log_filter: "info".into(),
             shutdown_grace_secs: 5,
             workers: 0,
-            redis_url: None,
-            redis_prefix: "emofy".into(),
-            mongodb_uri: None,
-            mongodb_database: "emofy".into(),
-            mongodb_majority: false,
-            mongodb_group_commit: true,
-            mongodb_max_batch: 256,
+            storage: StorageConfig::default(),
+            redis: RedisConfig::default(),
             game: GameConfig::default(),
             session: SessionConfig::default(),
             auth: AuthConfig::default(),
             demo: DemoConfig::default(),
-            store: StoreConfig::default(),
             model: ModelConfig::default(),
             upload: UploadConfig::default(),
             leaderboard: LeaderboardConfig::default(),
@@ -414,8 +398,8 @@ pub struct LeaderboardConfig {
     pub buffer: usize,
     /// How long day and week boards stay in Redis after their period ends.
     pub grace_hours: u64,
-    /// Redis command timeout.
-    pub redis_timeout_ms: u64,
+    /// While Redis is away, buffered score changes are retried this often.
+    pub retry_every_ms: u64,
 }
 
 impl Default for LeaderboardConfig {
@@ -425,7 +409,7 @@ impl Default for LeaderboardConfig {
             viewer_mailbox: 8,
             buffer: 100_000,
             grace_hours: 48,
-            redis_timeout_ms: 500,
+            retry_every_ms: 500,
         }
     }
 }
@@ -441,10 +425,18 @@ pub enum Synchronous {
     Normal,
 }
 
-/// The embedded store.
+/// Storage back-ends.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub sqlite: SqliteConfig,
+    pub mongodb: MongoConfig,
+}
+
+/// The embedded store (SQLite in `data_dir`), used unless `storage.mongodb.uri` is set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct StoreConfig {
+pub struct SqliteConfig {
     pub synchronous: Synchronous,
     /// Queued writes before callers wait.
     pub write_queue: usize,
@@ -452,21 +444,107 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Read-only connections (reads run on the blocking pool).
     pub readers: usize,
-    /// Milliseconds between background WAL checkpoints (they never block the writer).
+    /// Milliseconds between background WAL checkpoints: PASSIVE (never blocks the
+    /// writer), then RESTART once the WAL holds more than `wal_limit_mib`.
     pub checkpoint_every_ms: u64,
-    /// The WAL is cut back to this many MiB whenever a checkpoint has emptied it.
+    /// Past this many MiB in the WAL it is restarted (reused from its start, the file
+    /// trimmed back to this size); at twice that file size the writer restarts it itself.
     pub wal_limit_mib: u64,
+    /// Page cache per connection, in MiB.
+    pub cache_mib: u64,
+    /// How long a connection waits for a lock before it gives up.
+    pub busy_timeout_ms: u64,
+    /// How often the writer and the checkpointer retry a busy lock, in microseconds.
+    pub busy_poll_us: u64,
+    /// Group commits and checkpoints slower than this are logged (WARN).
+    pub slow_log_ms: u64,
 }
 
-impl Default for StoreConfig {
+impl Default for SqliteConfig {
     fn default() -> Self {
-        StoreConfig {
+        SqliteConfig {
             synchronous: Synchronous::Full,
             write_queue: 4096,
             max_batch: 512,
             readers: 2,
-            checkpoint_every_ms: 1000,
+            checkpoint_every_ms: 200,
             wal_limit_mib: 16,
+            cache_mib: 16,
+            busy_timeout_ms: 5000,
+            busy_poll_us: 100,
+            slow_log_ms: 50,
+        }
+    }
+}
+
+/// MongoDB for players, images and labels (several replicas share it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MongoConfig {
+    /// Connection string (`EMOFY_STORAGE__MONGODB__URI`); unset: the embedded store.
+    pub uri: Option<String>,
+    /// The database.
+    pub database: String,
+    /// Write concern `majority` (with journal) instead of `w: 1` (with journal). Use it with a replica set.
+    pub majority: bool,
+    /// Answers go through the label writer (group commit); `false`: one transaction per answer.
+    pub group_commit: bool,
+    /// Most answers the label writer commits in one transaction.
+    pub max_batch: usize,
+    /// Answers queued for the label writer before callers wait.
+    pub write_queue: usize,
+    /// Seconds to reach the server and prepare its indexes at start-up.
+    pub connect_timeout_secs: u64,
+    /// Server selection (and connection) timeout unless the URI sets one: short, so
+    /// that a player gets `try_again` rather than a hang while the server is away.
+    pub server_selection_timeout_ms: u64,
+    /// How long a player waits for an answer to be confirmed before `try_again`.
+    pub answer_deadline_ms: u64,
+    /// A multi-document write that keeps meeting transient errors is retried until this deadline…
+    pub transaction_deadline_ms: u64,
+    /// …at most this many times.
+    pub transaction_attempts: usize,
+}
+
+impl Default for MongoConfig {
+    fn default() -> Self {
+        MongoConfig {
+            uri: None,
+            database: "emofy".into(),
+            majority: false,
+            group_commit: true,
+            max_batch: 256,
+            write_queue: 4096,
+            connect_timeout_secs: 15,
+            server_selection_timeout_ms: 2000,
+            answer_deadline_ms: 30_000,
+            transaction_deadline_ms: 10_000,
+            transaction_attempts: 12,
+        }
+    }
+}
+
+/// Redis, for leaderboards shared by replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port` (`EMOFY_REDIS__URL`); unset: the in-process board.
+    pub url: Option<String>,
+    /// Prefix of every key (one per deployment; tests use a random one).
+    pub prefix: String,
+    /// Command timeout.
+    pub timeout_ms: u64,
+    /// Wait before re-subscribing to the score-event channel after a lost connection.
+    pub reconnect_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            prefix: "emofy".into(),
+            timeout_ms: 500,
+            reconnect_ms: 1000,
         }
     }
 }
@@ -613,13 +691,20 @@ impl Config {
                 "session.client_timeout_secs must exceed session.heartbeat_secs (> 0)".into(),
             ));
         }
-        if self.store.write_queue == 0
-            || self.store.max_batch == 0
-            || self.store.readers == 0
-            || self.mongodb_max_batch == 0
+        let (sq, mg) = (&self.storage.sqlite, &self.storage.mongodb);
+        if sq.write_queue == 0
+            || sq.max_batch == 0
+            || sq.readers == 0
+            || sq.busy_timeout_ms == 0
+            || sq.busy_poll_us == 0
+            || mg.max_batch == 0
+            || mg.write_queue == 0
+            || mg.connect_timeout_secs == 0
         {
             return Err(ConfigError::Invalid(
-                "store.write_queue, store.max_batch, store.readers and mongodb_max_batch must be positive".into(),
+                "storage.sqlite.{write_queue, max_batch, readers, busy_timeout_ms, busy_poll_us} and \
+                 storage.mongodb.{max_batch, write_queue, connect_timeout_secs} must be positive"
+                    .into(),
             ));
         }
         if s.max_frame_bytes < 256 || s.rate_per_sec == 0 || s.rate_burst == 0 || s.mailbox == 0 {
@@ -628,15 +713,18 @@ impl Config {
             ));
         }
         let l = &self.leaderboard;
-        if l.push_every_ms == 0 || l.viewer_mailbox == 0 || l.buffer == 0 || l.redis_timeout_ms == 0
+        if l.push_every_ms == 0
+            || l.viewer_mailbox == 0
+            || l.buffer == 0
+            || self.redis.timeout_ms == 0
         {
             return Err(ConfigError::Invalid(
-                "leaderboard: push_every_ms, viewer_mailbox, buffer and redis_timeout_ms must be positive".into(),
+                "leaderboard.{push_every_ms, viewer_mailbox, buffer} and redis.timeout_ms must be positive".into(),
             ));
         }
-        if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
+        if self.redis.prefix.is_empty() || self.redis.prefix.contains(char::is_whitespace) {
             return Err(ConfigError::Invalid(
-                "redis_prefix must be non-empty, without spaces".into(),
+                "redis.prefix must be non-empty, without spaces".into(),
             ));
         }
         let u = &self.upload;
@@ -662,9 +750,9 @@ impl Config {
             crate::net::IpNet::parse(p)
                 .map_err(|e| ConfigError::Invalid(format!("net.trusted_proxies: {p:?}: {e}")))?;
         }
-        if self.store.checkpoint_every_ms == 0 {
+        if sq.checkpoint_every_ms == 0 {
             return Err(ConfigError::Invalid(
-                "store.checkpoint_every_ms must be positive".into(),
+                "storage.sqlite.checkpoint_every_ms must be positive".into(),
             ));
         }
         if let Some(t) = &self.metrics.token
@@ -729,6 +817,23 @@ impl Config {
 const ALIASES: &[(&str, &str)] = &[
     ("upload.max_side", "imaging.max_side"),
     ("upload.concurrent", "imaging.concurrent"),
+    ("store.synchronous", "storage.sqlite.synchronous"),
+    ("store.write_queue", "storage.sqlite.write_queue"),
+    ("store.max_batch", "storage.sqlite.max_batch"),
+    ("store.readers", "storage.sqlite.readers"),
+    (
+        "store.checkpoint_every_ms",
+        "storage.sqlite.checkpoint_every_ms",
+    ),
+    ("store.wal_limit_mib", "storage.sqlite.wal_limit_mib"),
+    ("mongodb_uri", "storage.mongodb.uri"),
+    ("mongodb_database", "storage.mongodb.database"),
+    ("mongodb_majority", "storage.mongodb.majority"),
+    ("mongodb_group_commit", "storage.mongodb.group_commit"),
+    ("mongodb_max_batch", "storage.mongodb.max_batch"),
+    ("redis_url", "redis.url"),
+    ("redis_prefix", "redis.prefix"),
+    ("leaderboard.redis_timeout_ms", "redis.timeout_ms"),
 ];
 
 /// Moves deprecated keys to their new places; returns a note for each.
@@ -739,10 +844,19 @@ fn apply_aliases(table: &mut toml::Table) -> Vec<String> {
         let Some(value) = take_path(table, &old_path) else {
             continue;
         };
-        notes.push(format!("`{old}` is deprecated; use `{new}`"));
+        let env = format!("EMOFY_{}", new.replace('.', "__").to_ascii_uppercase());
+        notes.push(format!(
+            "`{old}` is deprecated; use `{new}` (environment: {env})"
+        ));
         let new_path: Vec<String> = new.split('.').map(str::to_owned).collect();
         if get_path(table, &new_path).is_none() {
             let _ = set_path(table, &new_path, value);
+        }
+        // A section the moves emptied (`[store]`) is gone with its keys.
+        if let [section, _] = old_path.as_slice()
+            && matches!(table.get(*section), Some(toml::Value::Table(t)) if t.is_empty())
+        {
+            table.remove(*section);
         }
     }
     notes
@@ -877,6 +991,59 @@ mod tests {
         ]);
         let c = Config::load(None, e, &Overrides::default()).unwrap_or_else(|err| panic!("{err}"));
         assert_eq!(c.imaging.concurrent, 3);
+    }
+
+    #[test]
+    fn storage_and_redis_keys_moved_into_sections() {
+        // The environment names operators use today still work.
+        let e = env(&[
+            ("EMOFY_REDIS_URL", "redis://r:6379"),
+            ("EMOFY_REDIS_PREFIX", "p"),
+            ("EMOFY_MONGODB_URI", "mongodb://m:27017"),
+            ("EMOFY_MONGODB_DATABASE", "d"),
+            ("EMOFY_MONGODB_GROUP_COMMIT", "false"),
+            ("EMOFY_STORE__WAL_LIMIT_MIB", "4"),
+            ("EMOFY_LEADERBOARD__REDIS_TIMEOUT_MS", "250"),
+        ]);
+        let c = Config::load(None, e, &Overrides::default()).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(c.redis.url.as_deref(), Some("redis://r:6379"));
+        assert_eq!(c.redis.prefix, "p");
+        assert_eq!(c.redis.timeout_ms, 250);
+        assert_eq!(c.storage.mongodb.uri.as_deref(), Some("mongodb://m:27017"));
+        assert_eq!(c.storage.mongodb.database, "d");
+        assert!(!c.storage.mongodb.group_commit);
+        assert_eq!(c.storage.sqlite.wal_limit_mib, 4);
+        assert_eq!(c.deprecations.len(), 7);
+        assert!(
+            c.deprecations
+                .iter()
+                .any(|n| n.contains("EMOFY_STORAGE__MONGODB__URI")),
+            "{:?}",
+            c.deprecations
+        );
+        // A file with the old `[store]` section and top-level keys.
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let file = dir.path().join("old.toml");
+        std::fs::write(
+            &file,
+            "redis_url = \"redis://f\"\nmongodb_max_batch = 9\n[store]\nreaders = 3\nsynchronous = \"normal\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let c = Config::load(Some(&file), env(&[]), &Overrides::default())
+            .unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(c.redis.url.as_deref(), Some("redis://f"));
+        assert_eq!(c.storage.mongodb.max_batch, 9);
+        assert_eq!(c.storage.sqlite.readers, 3);
+        assert_eq!(c.storage.sqlite.synchronous, Synchronous::Normal);
+        // The new names, and the new name winning over the old.
+        let e = env(&[
+            ("EMOFY_REDIS__URL", "redis://new"),
+            ("EMOFY_REDIS_URL", "redis://old"),
+            ("EMOFY_STORAGE__SQLITE__CACHE_MIB", "64"),
+        ]);
+        let c = Config::load(None, e, &Overrides::default()).unwrap_or_else(|err| panic!("{err}"));
+        assert_eq!(c.redis.url.as_deref(), Some("redis://new"));
+        assert_eq!(c.storage.sqlite.cache_mib, 64);
     }
 
     #[test]

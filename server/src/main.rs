@@ -55,9 +55,9 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
-    /// Copy an embedded data dir into MongoDB (`--mongodb-uri` or
-    /// EMOFY_MONGODB_URI, database `mongodb_database`). Stop the server first;
-    /// safe to run again.
+    /// Copy an embedded data dir into MongoDB (`storage.mongodb.uri`, e.g.
+    /// EMOFY_STORAGE__MONGODB__URI, database `storage.mongodb.database`).
+    /// Stop the server first; safe to run again.
     Migrate {
         /// Source: only `embedded` (the SQLite store in --data-dir).
         #[arg(long, value_parser = ["embedded"])]
@@ -158,15 +158,14 @@ fn main() -> anyhow::Result<()> {
             let config = load_config(cli.config.as_ref(), &overrides)?;
             telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
             actix_web::rt::System::new().block_on(async move {
-                let Some(uri) = &config.mongodb_uri else {
+                let Some(uri) = &config.storage.mongodb.uri else {
                     bail!(
-                        "set EMOFY_MONGODB_URI (or mongodb_uri in the config file) to the target"
+                        "set EMOFY_STORAGE__MONGODB__URI (or storage.mongodb.uri in the config file) to the target"
                     );
                 };
-                let mongo = emofy_server::store::mongo::MongoStore::connect(
+                let mongo = emofy_server::store::mongo::MongoStore::connect_with(
                     uri,
-                    &config.mongodb_database,
-                    config.mongodb_majority,
+                    app::mongo_options(&config.storage.mongodb),
                 )
                 .await?;
                 let report =
@@ -178,7 +177,7 @@ fn main() -> anyhow::Result<()> {
                 println!(
                     "copied {} into MongoDB database {}",
                     config.data_dir.display(),
-                    config.mongodb_database
+                    config.storage.mongodb.database
                 );
                 anyhow::Ok(())
             })
@@ -413,17 +412,17 @@ async fn truth_pass(config: Config) -> anyhow::Result<()> {
 }
 
 async fn rebuild_leaderboard(config: Config) -> anyhow::Result<()> {
-    let Some(url) = &config.redis_url else {
+    let Some(url) = &config.redis.url else {
         bail!(
-            "redis_url is not set (EMOFY_REDIS_URL): the in-process board rebuilds itself at start"
+            "redis.url is not set (EMOFY_REDIS__URL): the in-process board rebuilds itself at start"
         );
     };
     let stores = app::open_stores(&config).await?;
     let board = emofy_server::redis_board::RedisLeaderboard::connect(
         url,
-        &config.redis_prefix,
+        &config.redis.prefix,
         std::time::Duration::from_secs(config.leaderboard.grace_hours * 3600),
-        std::time::Duration::from_secs(5),
+        std::time::Duration::from_millis(config.redis.timeout_ms),
     )?;
     let read = emofy_server::leaderboard::replay_ledger(
         stores.rounds.as_ref(),
@@ -434,7 +433,7 @@ async fn rebuild_leaderboard(config: Config) -> anyhow::Result<()> {
     .context("replaying the score ledger")?;
     println!(
         "replayed {read} score changes into {url} (prefix {})",
-        config.redis_prefix
+        config.redis.prefix
     );
     Ok(())
 }

@@ -44,13 +44,13 @@ struct Args {
     /// Embedded store `synchronous` setting for the server: full or normal.
     #[arg(long, default_value = "full")]
     synchronous: String,
-    /// Store players, images and labels in this MongoDB (as `EMOFY_MONGODB_URI`; a fresh database).
+    /// Store players, images and labels in this MongoDB (as `EMOFY_STORAGE__MONGODB__URI`; a fresh database).
     #[arg(long)]
     mongodb_uri: Option<String>,
     /// With `--mongodb-uri`: one transaction per answer instead of the label writer's group commit.
     #[arg(long)]
     one_per_answer: bool,
-    /// Keep leaderboards on this Redis (as `EMOFY_REDIS_URL`; a random key prefix).
+    /// Keep leaderboards on this Redis (as `EMOFY_REDIS__URL`; a random key prefix).
     #[arg(long)]
     redis_url: Option<String>,
     /// Skip the echo-server baseline.
@@ -433,23 +433,23 @@ fn main() -> anyhow::Result<()> {
         // pool is large enough (`--images`) that no bot runs out during the run.
         // The load comes from one address: the per-address limits would refuse it.
         .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
-        .env("EMOFY_STORE__SYNCHRONOUS", &args.synchronous)
+        .env("EMOFY_STORAGE__SQLITE__SYNCHRONOUS", &args.synchronous)
         .stdout(Stdio::null());
     if let Some(uri) = &args.mongodb_uri {
         server
-            .env("EMOFY_MONGODB_URI", uri)
+            .env("EMOFY_STORAGE__MONGODB__URI", uri)
             .env(
-                "EMOFY_MONGODB_DATABASE",
+                "EMOFY_STORAGE__MONGODB__DATABASE",
                 format!("emofy_bench_{}", std::process::id()),
             )
             .env(
-                "EMOFY_MONGODB_GROUP_COMMIT",
+                "EMOFY_STORAGE__MONGODB__GROUP_COMMIT",
                 if args.one_per_answer { "false" } else { "true" },
             );
     }
     if let Some(url) = &args.redis_url {
-        server.env("EMOFY_REDIS_URL", url).env(
-            "EMOFY_REDIS_PREFIX",
+        server.env("EMOFY_REDIS__URL", url).env(
+            "EMOFY_REDIS__PREFIX",
             format!("emofy-bench-{}", std::process::id()),
         );
     }

@@ -8,7 +8,7 @@
 //!    call, and batches of 100 from several callers at once. Each change is
 //!    one idempotency claim, a name, and three boards (all-time, day, week):
 //!    about eight Redis commands, run inside one Lua script per call.
-//! 3. `emofy serve` with `EMOFY_REDIS_URL`, N viewers on `/ws/leaderboard`:
+//! 3. `emofy serve` with `EMOFY_REDIS__URL`, N viewers on `/ws/leaderboard`:
 //!    a new leader is written through the API every 200 ms; latency is from
 //!    the write to each viewer receiving a `board` frame that shows it.
 //!
@@ -239,10 +239,10 @@ fn main() -> anyhow::Result<()> {
                 .arg(http_port.to_string())
                 .arg("--data-dir")
                 .arg(&data)
-                .env("EMOFY_REDIS_URL", &args.redis_url)
+                .env("EMOFY_REDIS__URL", &args.redis_url)
                 // The load comes from one address: the per-address limits would refuse it.
                 .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
-                .env("EMOFY_REDIS_PREFIX", &prefix)
+                .env("EMOFY_REDIS__PREFIX", &prefix)
                 .env("EMOFY_LEADERBOARD__VIEWER_MAILBOX", "64")
                 .stdout(Stdio::null())
                 .spawn()?,

@@ -105,7 +105,7 @@ pub async fn embedded_to_mongo(
         ),
         (
             "labels",
-            "SELECT round_id AS _id, image_id, player_id, emotion, shown, response_ms, created_ms, points, decoy, gold FROM labels",
+            "SELECT round_id AS _id, image_id, player_id, emotion, shown, response_ms, created_ms, points, decoy, gold, counted FROM labels",
         ),
         (
             "predictions",
@@ -141,6 +141,7 @@ pub async fn embedded_to_mongo(
                 "labels" => {
                     as_bool(d, "decoy");
                     as_bool(d, "gold");
+                    as_bool(d, "counted");
                 }
                 "consent_log" => {
                     for k in [

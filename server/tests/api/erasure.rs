@@ -143,8 +143,8 @@ async fn the_wal_stays_bounded_during_a_long_bot_run() {
     config.demo.images = 120;
     config.game.min_labels = 1000;
     config.game.max_labels = 1000;
-    config.store.checkpoint_every_ms = 100;
-    config.store.wal_limit_mib = 1;
+    config.storage.sqlite.checkpoint_every_ms = 100;
+    config.storage.sqlite.wal_limit_mib = 1;
     let app = spawn_app(config).await;
     let wal = dir.path().join("emofy.db-wal");
     let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
@@ -172,8 +172,8 @@ async fn the_wal_stays_bounded_during_a_long_bot_run() {
     assert_eq!(answers, 12 * 120);
     // This run writes a few hundred MiB of WAL frames (each answer its own
     // commit); without checkpoints that would all be the file's size. Bounded
-    // means: at most twice the limit (the writer truncates past it, however
-    // busy the machine) plus one commit.
+    // means: at most twice the limit (the writer restarts the WAL past it,
+    // however busy the machine) plus one commit.
     assert!(
         largest <= 3 << 20,
         "the WAL reached {} KiB during {answers} answers",

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 fn mongo_config(dir: &std::path::Path, uri: &str, db: &str) -> emofy_server::Config {
     let mut c = test_config(dir);
-    c.mongodb_uri = Some(uri.to_owned());
-    c.mongodb_database = db.to_owned();
+    c.storage.mongodb.uri = Some(uri.to_owned());
+    c.storage.mongodb.database = db.to_owned();
     c
 }
 
@@ -236,8 +236,8 @@ fn start_server(data: &std::path::Path, uri: &str, db: &str) -> (Child, u16) {
         ])
         .arg("--data-dir")
         .arg(data)
-        .env("EMOFY_MONGODB_URI", uri)
-        .env("EMOFY_MONGODB_DATABASE", db)
+        .env("EMOFY_STORAGE__MONGODB__URI", uri)
+        .env("EMOFY_STORAGE__MONGODB__DATABASE", db)
         .env("EMOFY_MODEL__ENABLED", "false")
         .env("EMOFY_SESSION__RATE_PER_SEC", "1000")
         .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
@@ -402,8 +402,8 @@ async fn an_embedded_data_dir_migrates_into_mongodb() {
             .args(["migrate", "--from", "embedded", "--to", "mongodb"])
             .arg("--data-dir")
             .arg(dir.path())
-            .env("EMOFY_MONGODB_URI", mongo_uri())
-            .env("EMOFY_MONGODB_DATABASE", &db)
+            .env("EMOFY_STORAGE__MONGODB__URI", mongo_uri())
+            .env("EMOFY_STORAGE__MONGODB__DATABASE", &db)
             .output()
             .unwrap();
         assert!(

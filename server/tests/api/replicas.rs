@@ -17,9 +17,9 @@ fn redis_url() -> String {
 
 fn redis_config(dir: &std::path::Path, url: &str, prefix: &str) -> emofy_server::Config {
     let mut c = test_config(dir);
-    c.redis_url = Some(url.to_owned());
-    c.redis_prefix = prefix.to_owned();
-    c.leaderboard.redis_timeout_ms = 200;
+    c.redis.url = Some(url.to_owned());
+    c.redis.prefix = prefix.to_owned();
+    c.redis.timeout_ms = 200;
     c
 }
 

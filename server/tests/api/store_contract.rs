@@ -9,7 +9,7 @@ use emofy_game::{
     ConsensusRule, Emotion, ImageStatus, Millis, PlayerId, Role, RoundId, ScoringRules, SpamRules,
     Transition,
 };
-use emofy_server::store::mongo::AnswerWrites;
+use emofy_server::store::mongo::{AnswerWrites, MongoOptions};
 use emofy_server::store::sqlite::{SqliteOptions, SqliteStore};
 use emofy_server::store::{
     AccountRecord, AnswerRecord, Consent, FaceRegion, GameRules, ImageAction, ImageSource,
@@ -542,6 +542,80 @@ async fn contract(b: Backend) {
         seen += all.len();
     }
     assert!(seen > 0);
+    bans_reach_earlier_labels(&b).await;
+}
+
+/// A ban takes effect on labels already given: the next answer on an image
+/// is judged without them; a reset brings them back.
+async fn bans_reach_earlier_labels(b: &Backend) {
+    // Three agreeing labels retire an image; nine close it whatever they say.
+    let rules = GameRules {
+        consensus: ConsensusRule::new(3, 600, 9).unwrap(),
+        ..self::rules()
+    };
+    let moderator = PlayerId(Uuid::new_v4());
+    b.players
+        .create_player(moderator, "Mod", Role::Moderator, Millis(1))
+        .await
+        .unwrap();
+    let mut players = Vec::new();
+    for name in ["Ann", "Ben", "Cat", "Dan", "Eve", "Fay", "Gus"] {
+        let p = PlayerId(Uuid::new_v4());
+        b.players
+            .create_player(p, name, Role::Player, Millis(1))
+            .await
+            .unwrap();
+        players.push(p);
+    }
+    let label = |p: PlayerId, img: emofy_game::ImageId| {
+        let b = &*b;
+        async move {
+            let r = offer(b, p, img, None).await;
+            b.rounds
+                .record_answer(answer(r, p, img, Emotion::Sad, None), &rules)
+                .await
+                .unwrap()
+                .status
+        }
+    };
+    let retired = ImageStatus::Retired {
+        label: Emotion::Sad,
+    };
+    // The control: three agreeing labels retire an image.
+    let (control, _) = b
+        .images
+        .insert_image(new_image(76, None), Millis(1))
+        .await
+        .unwrap();
+    assert_eq!(label(players[4], control).await, ImageStatus::Open);
+    assert_eq!(label(players[5], control).await, ImageStatus::Open);
+    assert_eq!(label(players[6], control).await, retired);
+
+    let (img, _) = b
+        .images
+        .insert_image(new_image(77, None), Millis(1))
+        .await
+        .unwrap();
+    label(players[0], img).await;
+    label(players[1], img).await;
+    b.review
+        .moderate_player(players[0], PlayerAction::Ban, moderator, Millis(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        label(players[2], img).await,
+        ImageStatus::Open,
+        "the banned player's earlier label no longer counts"
+    );
+    b.review
+        .moderate_player(players[0], PlayerAction::Reset, moderator, Millis(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        label(players[3], img).await,
+        retired,
+        "after a reset it counts again"
+    );
 }
 
 #[actix_rt::test]
@@ -753,7 +827,8 @@ async fn a_schema_2_database_is_migrated() {
         "DROP TABLE uploads; ALTER TABLE images DROP COLUMN playable; \
          ALTER TABLE images DROP COLUMN posterior; ALTER TABLE images DROP COLUMN gold; \
          ALTER TABLE images DROP COLUMN model_guess; ALTER TABLE labels DROP COLUMN decoy; \
-         ALTER TABLE labels DROP COLUMN gold; DROP TABLE reliability; DROP TABLE moderation_log; \
+         ALTER TABLE labels DROP COLUMN gold; DROP INDEX labels_counted; \
+         ALTER TABLE labels DROP COLUMN counted; DROP TABLE reliability; DROP TABLE moderation_log; \
          PRAGMA user_version = 2;",
     )
     .unwrap();
@@ -768,6 +843,85 @@ async fn a_schema_2_database_is_migrated() {
             .any(|e| e.image == id)
     );
     upload_contract(store.clone(), store).await;
+}
+
+/// Schema 8 marks each label as counted or not: a schema 7 file gets the
+/// column filled from its players' reliabilities, and the index.
+#[actix_rt::test]
+async fn a_schema_7_database_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    let b = Backend {
+        players: Arc::new(store.clone()),
+        images: Arc::new(store.clone()),
+        rounds: Arc::new(store.clone()),
+        review: Arc::new(store.clone()),
+    };
+    let (img, _) = store
+        .insert_image(new_image(9, None), Millis(1))
+        .await
+        .unwrap();
+    let (kept, banned, moderator) = (
+        PlayerId(Uuid::new_v4()),
+        PlayerId(Uuid::new_v4()),
+        PlayerId(Uuid::new_v4()),
+    );
+    for (p, role) in [
+        (kept, Role::Player),
+        (banned, Role::Player),
+        (moderator, Role::Moderator),
+    ] {
+        store.create_player(p, "P", role, Millis(1)).await.unwrap();
+    }
+    for p in [kept, banned] {
+        let r = offer(&b, p, img, None).await;
+        store
+            .record_answer(answer(r, p, img, Emotion::Sad, None), &rules())
+            .await
+            .unwrap();
+    }
+    store
+        .moderate_player(banned, PlayerAction::Ban, moderator, Millis(3))
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    drop((b, store));
+    let db = dir.path().join("emofy.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "DROP INDEX labels_counted; ALTER TABLE labels DROP COLUMN counted; PRAGMA user_version = 7;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap();
+    store.flush().await.unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 8);
+    let counted = |p: PlayerId| -> bool {
+        conn.query_row(
+            "SELECT counted FROM labels WHERE player_id = ?1",
+            [p.to_string()],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert!(counted(kept));
+    assert!(
+        !counted(banned),
+        "a banned player's label is marked as not counted"
+    );
+    let plan: String = conn
+        .query_row(
+            "EXPLAIN QUERY PLAN SELECT player_id FROM labels WHERE image_id = 'x' AND counted = 1 ORDER BY created_ms, id",
+            [],
+            |r| r.get(3),
+        )
+        .unwrap();
+    assert!(plan.contains("labels_counted"), "{plan}");
 }
 
 async fn mongo_store() -> emofy_server::store::mongo::MongoStore {
@@ -790,6 +944,47 @@ async fn mongo_store_meets_the_contract() {
     store.database().drop().await.unwrap();
 }
 
+/// Labels written before each said whether it counts are marked when the
+/// store opens, from their players' reliabilities.
+#[actix_rt::test]
+async fn mongo_labels_without_a_counted_mark_are_backfilled() {
+    use mongodb::bson::{Document, doc};
+    let db = format!("emofy_test_{}", Uuid::new_v4().simple());
+    let store = emofy_server::store::mongo::MongoStore::connect(&mongo_uri(), &db, false)
+        .await
+        .unwrap();
+    let labels = store.database().collection::<Document>("labels");
+    labels
+        .insert_many([
+            doc! {"_id": "r1", "image_id": "i", "player_id": "kept", "emotion": "sad", "created_ms": 1_i64},
+            doc! {"_id": "r2", "image_id": "i", "player_id": "banned", "emotion": "sad", "created_ms": 2_i64},
+            doc! {"_id": "r3", "image_id": "i", "player_id": "flagged", "emotion": "sad", "created_ms": 3_i64},
+            doc! {"_id": "r4", "image_id": "i", "player_id": "cleared", "emotion": "sad", "created_ms": 4_i64},
+        ])
+        .await
+        .unwrap();
+    store
+        .database()
+        .collection::<Document>("reliability")
+        .insert_many([
+            doc! {"_id": "banned", "data": "{}", "flag": null, "moderation": "banned", "updated_ms": 1_i64},
+            doc! {"_id": "flagged", "data": "{}", "flag": "fast", "moderation": "none", "updated_ms": 1_i64},
+            doc! {"_id": "cleared", "data": "{}", "flag": "fast", "moderation": "cleared", "updated_ms": 1_i64},
+        ])
+        .await
+        .unwrap();
+    drop(store);
+    let store = emofy_server::store::mongo::MongoStore::connect(&mongo_uri(), &db, false)
+        .await
+        .unwrap();
+    let labels = store.database().collection::<Document>("labels");
+    for (round, counted) in [("r1", true), ("r2", false), ("r3", false), ("r4", true)] {
+        let d = labels.find_one(doc! {"_id": round}).await.unwrap().unwrap();
+        assert_eq!(d.get_bool("counted").unwrap(), counted, "{round}");
+    }
+    store.database().drop().await.unwrap();
+}
+
 #[actix_rt::test]
 async fn mongo_store_meets_the_upload_contract() {
     let store = Arc::new(mongo_store().await);
@@ -803,9 +998,10 @@ async fn mongo_store_one_transaction_per_answer_meets_the_contract() {
     let store = Arc::new(
         emofy_server::store::mongo::MongoStore::connect_with(
             &mongo_uri(),
-            &db,
-            false,
-            emofy_server::store::mongo::AnswerWrites::OnePerAnswer,
+            MongoOptions {
+                writes: AnswerWrites::OnePerAnswer,
+                ..MongoOptions::new(&db)
+            },
         )
         .await
         .unwrap(),
@@ -845,9 +1041,15 @@ async fn concurrent_answers(writes: AnswerWrites, images: u8) {
     let _turn = STRESS.lock().await;
     let db = format!("emofy_test_{}", Uuid::new_v4().simple());
     let store = Arc::new(
-        emofy_server::store::mongo::MongoStore::connect_with(&mongo_uri(), &db, false, writes)
-            .await
-            .unwrap(),
+        emofy_server::store::mongo::MongoStore::connect_with(
+            &mongo_uri(),
+            MongoOptions {
+                writes,
+                ..MongoOptions::new(&db)
+            },
+        )
+        .await
+        .unwrap(),
     );
     let rules = rules();
     let mut imgs = Vec::new();

@@ -306,9 +306,9 @@ async fn two_replicas_on_one_store_share_the_posterior_and_retire_an_image_once(
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("emofy-test-{}", Uuid::new_v4().simple());
     let mut config = test_config(dir.path());
-    config.redis_url =
+    config.redis.url =
         Some(std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()));
-    config.redis_prefix = prefix;
+    config.redis.prefix = prefix;
     config.demo.images = 1;
     config.game.min_labels = 3;
     config.game.max_labels = 5;

@@ -74,6 +74,7 @@ mod rounds;
 pub(crate) mod tx;
 mod uploads;
 
+use futures_util::TryStreamExt;
 use mongodb::bson::{Document, doc};
 use mongodb::options::{Acknowledgment, IndexOptions, WriteConcern};
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
@@ -90,6 +91,18 @@ pub struct MongoStore {
     db: Database,
     /// The label writer's queue (group commit); `None`: one transaction per answer.
     writer: Option<mpsc::Sender<PendingAnswer>>,
+    limits: Limits,
+}
+
+/// Deadlines and retries of the store's transactions.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// How long a player waits for MongoDB to confirm an answer before `try_again`.
+    pub(super) answer_deadline: std::time::Duration,
+    /// How long any other transaction may keep retrying.
+    pub(super) transaction_deadline: std::time::Duration,
+    /// Attempts at a transaction that keeps failing transiently.
+    pub(super) attempts: usize,
 }
 
 /// How answers reach MongoDB.
@@ -103,10 +116,47 @@ pub enum AnswerWrites {
     OnePerAnswer,
 }
 
+/// Options for [`MongoStore::connect_with`] (`[storage.mongodb]`).
+#[derive(Debug, Clone)]
+pub struct MongoOptions {
+    pub database: String,
+    /// Write concern `majority` with journal (production with a replica
+    /// set); otherwise `w: 1` with journal.
+    pub majority: bool,
+    pub writes: AnswerWrites,
+    /// Answers queued for the label writer before callers wait.
+    pub write_queue: usize,
+    /// Reaching the server and preparing the indexes at start-up.
+    pub connect_timeout: std::time::Duration,
+    /// Server selection when the URI does not set `serverSelectionTimeoutMS`
+    /// (short, so that a player gets `try_again` rather than a hang).
+    pub server_selection_timeout: std::time::Duration,
+    pub answer_deadline: std::time::Duration,
+    pub transaction_deadline: std::time::Duration,
+    pub transaction_attempts: usize,
+}
+
+impl MongoOptions {
+    /// The defaults of `[storage.mongodb]`, for `database`.
+    pub fn new(database: &str) -> MongoOptions {
+        MongoOptions {
+            database: database.to_owned(),
+            majority: false,
+            writes: AnswerWrites::GroupCommit { max_batch: 256 },
+            write_queue: 4096,
+            connect_timeout: std::time::Duration::from_secs(15),
+            server_selection_timeout: std::time::Duration::from_secs(2),
+            answer_deadline: std::time::Duration::from_secs(30),
+            transaction_deadline: std::time::Duration::from_secs(10),
+            transaction_attempts: 12,
+        }
+    }
+}
+
 impl MongoStore {
-    /// Connects to `uri`, uses database `db`, and creates the indexes.
-    /// `journaled_majority`: write concern `majority` with journal (production);
-    /// otherwise `w: 1` with journal.
+    /// Connects to `uri`, uses database `db`, and creates the indexes, with
+    /// the default options otherwise. `journaled_majority`: write concern
+    /// `majority` with journal (production); otherwise `w: 1` with journal.
     pub async fn connect(
         uri: &str,
         db: &str,
@@ -114,28 +164,24 @@ impl MongoStore {
     ) -> Result<MongoStore, StoreError> {
         Self::connect_with(
             uri,
-            db,
-            journaled_majority,
-            AnswerWrites::GroupCommit { max_batch: 256 },
+            MongoOptions {
+                majority: journaled_majority,
+                ..MongoOptions::new(db)
+            },
         )
         .await
     }
 
-    /// [`MongoStore::connect`] with a choice of answer path. Group commit
-    /// starts the label writer task on the current tokio runtime.
-    pub async fn connect_with(
-        uri: &str,
-        db: &str,
-        journaled_majority: bool,
-        writes: AnswerWrites,
-    ) -> Result<MongoStore, StoreError> {
+    /// Connects with every option. Group commit starts the label writer task
+    /// on the current tokio runtime.
+    pub async fn connect_with(uri: &str, o: MongoOptions) -> Result<MongoStore, StoreError> {
         let mut options = mongodb::options::ClientOptions::parse(uri)
             .await
             .map_err(err)?;
         options.app_name = Some("emofy".into());
         options.write_concern = Some(
             WriteConcern::builder()
-                .w(if journaled_majority {
+                .w(if o.majority {
                     Acknowledgment::Majority
                 } else {
                     Acknowledgment::Nodes(1)
@@ -145,22 +191,32 @@ impl MongoStore {
         );
         // Fail fast when the server is away: the player gets `try_again`, not a hang.
         if options.server_selection_timeout.is_none() {
-            options.server_selection_timeout = Some(std::time::Duration::from_secs(2));
+            options.server_selection_timeout = Some(o.server_selection_timeout);
         }
         if options.connect_timeout.is_none() {
-            options.connect_timeout = Some(std::time::Duration::from_secs(2));
+            options.connect_timeout = Some(o.server_selection_timeout);
         }
         let client = Client::with_options(options).map_err(err)?;
         let mut store = MongoStore {
-            db: client.database(db),
+            db: client.database(&o.database),
             client,
             writer: None,
+            limits: Limits {
+                answer_deadline: o.answer_deadline,
+                transaction_deadline: o.transaction_deadline,
+                attempts: o.transaction_attempts.max(1),
+            },
         };
-        tokio::time::timeout(std::time::Duration::from_secs(15), store.create_indexes())
+        tokio::time::timeout(o.connect_timeout, store.create_indexes())
             .await
-            .map_err(|_| StoreError::Unavailable("MongoDB did not answer within 15 s".into()))??;
-        if let AnswerWrites::GroupCommit { max_batch } = writes {
-            let (tx, rx) = mpsc::channel(4096);
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "MongoDB did not answer within {} s",
+                    o.connect_timeout.as_secs()
+                ))
+            })??;
+        if let AnswerWrites::GroupCommit { max_batch } = o.writes {
+            let (tx, rx) = mpsc::channel(o.write_queue.max(1));
             tokio::spawn(label_writer(store.clone(), rx, max_batch.max(1)));
             store.writer = Some(tx);
         }
@@ -191,6 +247,11 @@ impl MongoStore {
                 false,
             ),
             ("labels", doc! {"image_id": 1, "created_ms": 1}, false),
+            (
+                "labels",
+                doc! {"image_id": 1, "counted": 1, "created_ms": 1, "_id": 1},
+                false,
+            ),
             ("predictions", doc! {"model": 1, "image_id": 1}, false),
             (
                 "uploads",
@@ -208,6 +269,48 @@ impl MongoStore {
             }
             self.coll(coll).create_index(model).await.map_err(err)?;
         }
+        self.backfill_counted().await
+    }
+
+    /// Labels written before each label said whether it counts: marked from
+    /// their players' reliabilities (banned, or flagged and not cleared: not
+    /// counted), once.
+    async fn backfill_counted(&self) -> Result<(), StoreError> {
+        let missing = doc! {"counted": {"$exists": false}};
+        let labels = self.coll("labels");
+        if labels
+            .find_one(missing.clone())
+            .await
+            .map_err(err)?
+            .is_none()
+        {
+            return Ok(());
+        }
+        let mut uncounted = Vec::new();
+        let mut cursor = self
+            .coll("reliability")
+            .find(doc! {"$or": [
+                {"moderation": "banned"},
+                {"moderation": {"$ne": "cleared"}, "flag": {"$ne": null}},
+            ]})
+            .await
+            .map_err(err)?;
+        while let Some(d) = cursor.try_next().await.map_err(err)? {
+            if let Ok(id) = d.get_str("_id") {
+                uncounted.push(id.to_owned());
+            }
+        }
+        labels
+            .update_many(
+                doc! {"counted": {"$exists": false}, "player_id": {"$in": uncounted}},
+                doc! {"$set": {"counted": false}},
+            )
+            .await
+            .map_err(err)?;
+        labels
+            .update_many(missing, doc! {"$set": {"counted": true}})
+            .await
+            .map_err(err)?;
         Ok(())
     }
 

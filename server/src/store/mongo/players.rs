@@ -46,7 +46,7 @@ impl PlayerStore for MongoStore {
         name: &str,
         at: Millis,
     ) -> Result<(), StoreError> {
-        transaction!(self, TRANSACTION_DEADLINE, |s| {
+        transaction!(self, self.limits.transaction_deadline, |s| {
             self.coll("players")
                 .insert_one(new_player(account.player, name, account.role, at))
                 .session(&mut *s)

@@ -46,8 +46,11 @@ async fn moderate_player_tx(
     }
     let mut r = load_reliability(store, s, &id).await?.unwrap_or_default();
     let before = r.moderation.as_str();
-    r.moderation = action.moderation();
+    let recount = action.apply(&mut r);
     save_reliability(store, s, &id, &r, i64_of(at.0)).await?;
+    if let Some(counted) = recount {
+        super::rounds::mark_counted(store, s, &id, counted).await?;
+    }
     audit(
         store,
         s,
@@ -96,7 +99,7 @@ impl ReviewStore for MongoStore {
         at: Millis,
         rules: &GameRules,
     ) -> Result<ModeratedImage, StoreError> {
-        transaction!(self, TRANSACTION_DEADLINE, |s| {
+        transaction!(self, self.limits.transaction_deadline, |s| {
             moderate_image_tx(self, s, image, &action, moderator, at, rules).await
         })
     }
@@ -108,7 +111,7 @@ impl ReviewStore for MongoStore {
         moderator: PlayerId,
         at: Millis,
     ) -> Result<Reliability, StoreError> {
-        transaction!(self, TRANSACTION_DEADLINE, |s| {
+        transaction!(self, self.limits.transaction_deadline, |s| {
             moderate_player_tx(self, s, player, action, moderator, at).await
         })
     }
@@ -321,7 +324,8 @@ async fn moderate_image_tx(
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("image {image}")))?;
     let before = status_of(&d)?;
-    let labels = counted_labels(store, s, &hex).await?;
+    let (labels, _) =
+        super::rounds::counted_labels(store, s, &hex, rules.labels_read_cap(), []).await?;
     let plan = emofy_game::plan::plan_moderation(
         emofy_game::plan::ModerationInputs {
             image,
@@ -368,55 +372,4 @@ async fn moderate_image_tx(
         gold: plan.gold,
         changes,
     })
-}
-
-/// The labels on an image with their players' reliabilities (the plan keeps
-/// those that count).
-async fn counted_labels(
-    store: &MongoStore,
-    s: &mut ClientSession,
-    image_hex: &str,
-) -> Result<Vec<emofy_game::plan::EarlierLabel>, StoreError> {
-    let mut label_docs = Vec::new();
-    {
-        let mut cursor = store
-            .coll("labels")
-            .find(doc! {"image_id": image_hex})
-            .session(&mut *s)
-            .await?;
-        while let Some(d) = cursor.next(&mut *s).await {
-            label_docs.push(d?);
-        }
-    }
-    let ids: Vec<String> = label_docs
-        .iter()
-        .filter_map(|d| opt_str(d, "player_id"))
-        .collect();
-    let mut reliabilities = std::collections::HashMap::new();
-    {
-        let mut cursor = store
-            .coll("reliability")
-            .find(doc! {"_id": {"$in": ids}})
-            .session(&mut *s)
-            .await?;
-        while let Some(d) = cursor.next(&mut *s).await {
-            let d = d?;
-            reliabilities.insert(get_str(&d, "_id")?.to_owned(), reliability_of(&d)?);
-        }
-    }
-    let mut out = Vec::new();
-    for d in &label_docs {
-        let p = get_str(d, "player_id")?;
-        let reliability: Reliability = reliabilities.get(p).cloned().unwrap_or_default();
-        if reliability.counts() {
-            out.push(emofy_game::plan::EarlierLabel {
-                player: parse_id(p)?,
-                answer: emotion(opt_str(d, "emotion"))?.ok_or_else(|| corrupt("label"))?,
-                shown: emotion(opt_str(d, "shown"))?,
-                decoy: get_bool(d, "decoy"),
-                reliability,
-            });
-        }
-    }
-    Ok(out)
 }

@@ -71,16 +71,16 @@ impl RoundStore for MongoStore {
                 .await
                 .map_err(|_| StoreError::Unavailable("the label writer has stopped".into()))?;
             // The driver has no socket timeout: a server that stops answering would hang the player.
-            return match tokio::time::timeout(ANSWER_DEADLINE, done).await {
+            return match tokio::time::timeout(self.limits.answer_deadline, done).await {
                 Ok(reply) => reply.map_err(|_| {
                     StoreError::Unavailable("the label writer dropped the answer".into())
                 })?,
-                Err(_) => Err(unconfirmed()),
+                Err(_) => Err(unconfirmed(self.limits.answer_deadline)),
             };
         }
-        tokio::time::timeout(ANSWER_DEADLINE, self.answer_alone(a, rules))
+        tokio::time::timeout(self.limits.answer_deadline, self.answer_alone(a, rules))
             .await
-            .unwrap_or_else(|_| Err(unconfirmed()))
+            .unwrap_or_else(|_| Err(unconfirmed(self.limits.answer_deadline)))
     }
 
     async fn player_labels(
@@ -160,8 +160,10 @@ impl MongoStore {
         a: AnswerRecord,
         rules: &GameRules,
     ) -> Result<AnswerOutcome, StoreError> {
-        transaction!(self, ANSWER_DEADLINE, |s| answer_tx(self, s, &a, rules)
-            .await)
+        transaction!(self, self.limits.answer_deadline, |s| answer_tx(
+            self, s, &a, rules
+        )
+        .await)
     }
 }
 
@@ -190,7 +192,7 @@ pub(super) async fn label_writer(
         }
         let started = std::time::Instant::now();
         let n = batch.len();
-        let written = transaction!(&store, ANSWER_DEADLINE, |s| {
+        let written = transaction!(&store, store.limits.answer_deadline, |s| {
             let mut results = Vec::with_capacity(batch.len());
             for p in &batch {
                 match answer_tx(&store, s, &p.answer, &p.rules).await {
@@ -222,13 +224,6 @@ pub(super) async fn label_writer(
     }
 }
 
-/// The most labels an answer reads on MongoDB: labels of players who no
-/// longer count are filtered after reading, so the window is wider than the
-/// embedded store's counted-label cap.
-fn labels_read_cap(rules: &GameRules) -> i64 {
-    i64::from(rules.consensus.max_labels().saturating_mul(4)) + 32
-}
-
 /// Loads what [`emofy_game::plan::plan_answer`] reads: five queries whatever
 /// the image holds (round, image, player, labels, reliabilities).
 async fn answer_inputs(
@@ -237,7 +232,7 @@ async fn answer_inputs(
     a: &AnswerRecord,
     rules: &GameRules,
 ) -> Result<emofy_game::plan::AnswerInputs, StoreError> {
-    use emofy_game::plan::{AnswerInputs, EarlierLabel, StoredImage, StoredRound};
+    use emofy_game::plan::{AnswerInputs, StoredImage, StoredRound};
     let round_id = a.round.to_string();
     let player_id = a.player.to_string();
     let image_hex = a.image.to_hex();
@@ -284,13 +279,50 @@ async fn answer_inputs(
         }
         None => None,
     };
+    let (earlier, mut reliabilities) = counted_labels(
+        store,
+        s,
+        &image_hex,
+        rules.labels_read_cap(),
+        [player_id.clone(), truth::MODEL_KEY.to_owned()],
+    )
+    .await?;
+    Ok(AnswerInputs {
+        round,
+        image,
+        player,
+        earlier,
+        me: reliabilities.remove(&player_id),
+        model: reliabilities.remove(truth::MODEL_KEY),
+    })
+}
+
+/// The labels on an image whose players count, oldest first, at most
+/// `limit`, with their players' reliabilities; each label document mirrors
+/// whether its player counts (`counted`, kept by [`mark_counted`]), so the
+/// index `{image_id, counted, created_ms}` yields exactly these. The
+/// reliabilities of `also` are read in the same query and returned with
+/// those of the labels' players.
+pub(super) async fn counted_labels(
+    store: &MongoStore,
+    s: &mut ClientSession,
+    image_hex: &str,
+    limit: u32,
+    also: impl IntoIterator<Item = String>,
+) -> Result<
+    (
+        Vec<emofy_game::plan::EarlierLabel>,
+        std::collections::HashMap<String, Reliability>,
+    ),
+    StoreError,
+> {
     let mut label_docs = Vec::new();
     {
         let mut cursor = store
             .coll("labels")
-            .find(doc! {"image_id": &image_hex})
-            .sort(doc! {"image_id": 1, "created_ms": 1})
-            .limit(labels_read_cap(rules))
+            .find(doc! {"image_id": image_hex, "counted": true})
+            .sort(doc! {"created_ms": 1, "_id": 1})
+            .limit(i64::from(limit))
             .session(&mut *s)
             .await?;
         while let Some(d) = cursor.next(&mut *s).await {
@@ -300,7 +332,7 @@ async fn answer_inputs(
     let ids: Vec<String> = label_docs
         .iter()
         .filter_map(|d| opt_str(d, "player_id"))
-        .chain([player_id.clone(), truth::MODEL_KEY.to_owned()])
+        .chain(also)
         .collect();
     let mut reliabilities = std::collections::HashMap::new();
     {
@@ -317,7 +349,7 @@ async fn answer_inputs(
     let mut earlier = Vec::with_capacity(label_docs.len());
     for d in &label_docs {
         let p = get_str(d, "player_id")?;
-        earlier.push(EarlierLabel {
+        earlier.push(emofy_game::plan::EarlierLabel {
             player: parse_id(p)?,
             answer: emotion(opt_str(d, "emotion"))?.ok_or_else(|| corrupt("label"))?,
             shown: emotion(opt_str(d, "shown"))?,
@@ -325,14 +357,7 @@ async fn answer_inputs(
             reliability: reliabilities.get(p).cloned().unwrap_or_default(),
         });
     }
-    Ok(AnswerInputs {
-        round,
-        image,
-        player,
-        earlier,
-        me: reliabilities.remove(&player_id),
-        model: reliabilities.remove(truth::MODEL_KEY),
-    })
+    Ok((earlier, reliabilities))
 }
 
 /// Applies a plan's writes in the session's transaction.
@@ -352,7 +377,7 @@ async fn apply_answer(
             "_id": &round_id, "image_id": &image_hex, "player_id": &player_id,
             "emotion": l.emotion.as_str(), "shown": l.shown.map(|e| e.as_str()),
             "response_ms": i64_of(l.response_ms), "created_ms": at, "points": i64::from(l.points),
-            "decoy": l.decoy, "gold": l.gold,
+            "decoy": l.decoy, "gold": l.gold, "counted": l.counted,
         })
         .session(&mut *s)
         .await?;
@@ -372,6 +397,9 @@ async fn apply_answer(
         .session(&mut *s)
         .await?;
     save_reliability(store, s, &player_id, &plan.me, at).await?;
+    if let Some(counted) = plan.recount {
+        mark_counted(store, s, &player_id, counted).await?;
+    }
     if let Some(m) = &plan.model {
         save_reliability(store, s, truth::MODEL_KEY, m, at).await?;
     }
@@ -403,6 +431,25 @@ async fn apply_answer(
     let changes = plan.changes(&settled);
     insert_ledger(store, s, &changes).await?;
     Ok(plan.outcome(changes))
+}
+
+/// Marks every label of a player as counting or not (their reliability's
+/// `counts()` changed).
+pub(super) async fn mark_counted(
+    store: &MongoStore,
+    s: &mut ClientSession,
+    player_id: &str,
+    counted: bool,
+) -> Result<(), StoreError> {
+    store
+        .coll("labels")
+        .update_many(
+            doc! {"player_id": player_id, "counted": {"$ne": counted}},
+            doc! {"$set": {"counted": counted}},
+        )
+        .session(&mut *s)
+        .await?;
+    Ok(())
 }
 
 /// Adds settlement points to a player; their name and new total.

@@ -2,19 +2,10 @@
 
 use super::prelude::*;
 
-/// How long a player waits for MongoDB to confirm an answer before `try_again`.
-pub(super) const ANSWER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// How long any other transaction may keep retrying.
-pub(super) const TRANSACTION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Attempts at a transaction that keeps failing transiently.
-pub(crate) const TRANSACTION_ATTEMPTS: usize = 12;
-
-pub(super) fn unconfirmed() -> StoreError {
+pub(super) fn unconfirmed(deadline: std::time::Duration) -> StoreError {
     StoreError::Unavailable(format!(
         "MongoDB did not confirm the answer within {} s",
-        ANSWER_DEADLINE.as_secs()
+        deadline.as_secs()
     ))
 }
 
@@ -29,8 +20,8 @@ pub(crate) async fn backoff(attempt: usize) {
 /// transaction on `$store`: commits when it succeeds, aborts when it fails,
 /// and runs it again, whole, with jittered backoff, when the failure is
 /// transient (a write conflict with another transaction, a commit whose
-/// result is unknown), at most [`TRANSACTION_ATTEMPTS`] times and not past
-/// `$deadline`. Evaluates to the body's `Result<_, StoreError>`. The body may
+/// result is unknown), at most the store's `limits.attempts` times and not
+/// past `$deadline`. Evaluates to the body's `Result<_, StoreError>`. The body may
 /// run more than once, so it must only read and write through the session.
 /// (A macro rather than a function taking a closure: the body borrows the
 /// caller's data and the session for the same attempt, which async closures
@@ -67,7 +58,7 @@ macro_rules! transaction {
             match result {
                 Err(e)
                     if $crate::store::mongo::tx::transient_error(&e)
-                        && attempt < $crate::store::mongo::tx::TRANSACTION_ATTEMPTS
+                        && attempt < store.limits.attempts
                         && tokio::time::Instant::now() < until =>
                 {
                     $crate::store::mongo::tx::backoff(attempt).await

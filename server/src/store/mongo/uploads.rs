@@ -53,7 +53,7 @@ impl UploadStore for MongoStore {
         let hex = id.to_hex();
         let ms = i64_of(at.0);
         let playable = u.consent.show_to_players;
-        let stored = transaction!(self, TRANSACTION_DEADLINE, |s| {
+        let stored = transaction!(self, self.limits.transaction_deadline, |s| {
             let duplicate = self
                 .coll("uploads")
                 .find_one(doc! {"player_id": u.player.to_string(), "fingerprint": &u.fingerprint, "deleted_ms": Bson::Null})
@@ -234,7 +234,7 @@ impl UploadStore for MongoStore {
     ) -> Result<bool, StoreError> {
         let hex = image.to_hex();
         let ms = i64_of(at.0);
-        transaction!(self, TRANSACTION_DEADLINE, |s| {
+        transaction!(self, self.limits.transaction_deadline, |s| {
             let r = self
                 .coll("uploads")
                 .update_one(

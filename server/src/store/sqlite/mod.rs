@@ -15,7 +15,7 @@
 mod prelude {
     pub(super) use std::path::{Path, PathBuf};
     pub(super) use std::sync::Arc;
-    pub(super) use std::sync::atomic::{AtomicBool, Ordering};
+    pub(super) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     pub(super) use async_trait::async_trait;
     pub(super) use emofy_game::{
@@ -76,6 +76,17 @@ pub struct SqliteOptions {
     pub checkpoint_every: std::time::Duration,
     /// The WAL is cut back to this many bytes whenever a checkpoint has emptied it.
     pub wal_limit_bytes: u64,
+    /// Page cache per connection.
+    pub cache_bytes: u64,
+    /// How long the writer and the checkpointer wait for a lock before they
+    /// give up (SQLite's `busy_timeout`, which readers use as is).
+    pub busy_timeout: std::time::Duration,
+    /// How often the writer and the checkpointer retry a busy lock: SQLite's
+    /// own busy handler sleeps 1, 2, 5, 10… ms, so a checkpoint that holds the
+    /// lock for 2 ms would stall the writer for 8; they poll instead.
+    pub busy_poll: std::time::Duration,
+    /// Group commits and checkpoints slower than this are logged.
+    pub slow_log: std::time::Duration,
 }
 
 impl Default for SqliteOptions {
@@ -85,8 +96,12 @@ impl Default for SqliteOptions {
             max_batch: 512,
             readers: 2,
             fsync_every_commit: true,
-            checkpoint_every: std::time::Duration::from_secs(1),
+            checkpoint_every: std::time::Duration::from_millis(200),
             wal_limit_bytes: 16 << 20,
+            cache_bytes: 16 << 20,
+            busy_timeout: std::time::Duration::from_secs(5),
+            busy_poll: std::time::Duration::from_micros(100),
+            slow_log: std::time::Duration::from_millis(50),
         }
     }
 }
@@ -119,14 +134,21 @@ impl SqliteStore {
         // database file; temp_store: no temporary files at all; the journal
         // size limit cuts the WAL back once a checkpoint has emptied it.
         let wal_limit = opts.wal_limit_bytes;
+        let busy_ms = opts.busy_timeout.as_millis();
+        // A negative cache_size is in KiB.
+        let cache_kib = (opts.cache_bytes >> 10).max(64);
         writer
             .execute_batch(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000; \
+                "PRAGMA busy_timeout = {busy_ms}; PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; \
                  PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY; \
-                 PRAGMA journal_size_limit = {wal_limit};"
+                 PRAGMA journal_size_limit = {wal_limit}; PRAGMA cache_size = -{cache_kib};"
             ))
             .map_err(db_err)?;
         schema::migrate(&writer)?;
+        // From here on the writer retries busy locks itself (`Busy`), briefly.
+        writer
+            .execute_batch("PRAGMA busy_timeout = 0;")
+            .map_err(db_err)?;
         writer.set_prepared_statement_cache_capacity(64);
         // Checkpoints run from a separate connection (PASSIVE never blocks the writer),
         // so commits never stall behind an automatic checkpoint.
@@ -136,7 +158,7 @@ impl SqliteStore {
         let checkpointer = Connection::open(&path).map_err(db_err)?;
         checkpointer
             .execute_batch(&format!(
-                "PRAGMA busy_timeout = 5000; PRAGMA secure_delete = ON; PRAGMA journal_size_limit = {wal_limit};"
+                "PRAGMA busy_timeout = 0; PRAGMA secure_delete = ON; PRAGMA journal_size_limit = {wal_limit};"
             ))
             .map_err(db_err)?;
         let mut readers = Vec::new();
@@ -148,21 +170,45 @@ impl SqliteStore {
                     | OpenFlags::SQLITE_OPEN_URI,
             )
             .map_err(db_err)?;
-            r.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA temp_store = MEMORY;")
+            r.execute_batch(&format!(
+                "PRAGMA busy_timeout = {busy_ms}; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{cache_kib};"
+            ))
                 .map_err(db_err)?;
             readers.push(Mutex::new(r));
         }
+        // Counts the writer's VM instructions (the answer-cost meter).
+        let costs = Arc::new(rounds::AnswerCosts::default());
+        let ticker = costs.clone();
+        writer.progress_handler(
+            rounds::VM_TICK as std::os::raw::c_int,
+            Some(move || {
+                ticker.ticks.fetch_add(1, Ordering::Relaxed);
+                false
+            }),
+        );
         let (tx, rx) = mpsc::channel::<Job>(opts.queue.max(1));
         let max_batch = opts.max_batch.max(1);
-        let checkpoints = Arc::new(Checkpoints::new(dir.join("emofy.db-wal"), wal_limit));
+        let busy = writer::Busy {
+            timeout: opts.busy_timeout,
+            poll: opts.busy_poll.max(std::time::Duration::from_micros(1)),
+        };
+        let checkpoints = Arc::new(Checkpoints::new(
+            dir.join("emofy.db-wal"),
+            wal_limit,
+            busy,
+            opts.slow_log,
+        ));
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let every = opts
             .checkpoint_every
             .max(std::time::Duration::from_millis(1));
+        let page_size: u64 = writer
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(db_err)?;
         let background = checkpoints.clone();
         std::thread::Builder::new()
             .name("emofy-sqlite-checkpoint".into())
-            .spawn(move || checkpointer_loop(checkpointer, every, stop_rx, background))
+            .spawn(move || checkpointer_loop(checkpointer, every, stop_rx, background, page_size))
             .map_err(unavailable)?;
         let shared = checkpoints.clone();
         std::thread::Builder::new()
@@ -177,7 +223,7 @@ impl SqliteStore {
             readers: Arc::new(readers),
             next_reader: Arc::new(AtomicUsize::new(0)),
             checkpoints,
-            costs: Arc::default(),
+            costs,
         })
     }
 

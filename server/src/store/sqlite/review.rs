@@ -64,8 +64,11 @@ impl ReviewStore for SqliteStore {
             let id = player.to_string();
             let mut r = load_reliability(c, &id)?.unwrap_or_default();
             let before = r.moderation.as_str();
-            r.moderation = action.moderation();
+            let recount = action.apply(&mut r);
             save_reliability(c, &id, &r, i64_of(at.0))?;
+            if let Some(counted) = recount {
+                super::rounds::mark_counted(c, &id, counted)?;
+            }
             audit(
                 c,
                 moderator,
@@ -323,7 +326,7 @@ fn moderate_image_tx(
     .map_err(db_err)?
     .ok_or_else(|| StoreError::NotFound(format!("image {image}")))?;
     let before = status_from(&status, parse_emotion(consensus)?)?;
-    let labels = super::rounds::counted_labels(c, &hex, super::rounds::labels_read_cap(rules))?;
+    let labels = super::rounds::counted_labels(c, &hex, rules.labels_read_cap())?;
     let plan = emofy_game::plan::plan_moderation(
         emofy_game::plan::ModerationInputs {
             image,

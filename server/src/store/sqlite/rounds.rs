@@ -67,7 +67,9 @@ impl RoundStore for SqliteStore {
         let rules = *rules;
         let costs = self.costs.clone();
         self.write(move |c| {
-            let (outcome, cost) = answer_tx(c, &a, &rules)?;
+            let ticks = costs.ticks();
+            let (outcome, mut cost) = answer_tx(c, &a, &rules)?;
+            cost.vm_steps = costs.ticks().saturating_sub(ticks) * VM_TICK;
             costs.add(cost);
             Ok(outcome)
         })
@@ -180,23 +182,34 @@ impl RoundStore for SqliteStore {
     }
 }
 
-/// What one answer cost the store: statements run and rows they read or
-/// wrote (the answer-cost test and the `emofy_store_*_per_answer` figures).
+/// What one answer cost the store: statements run, rows they returned or
+/// wrote, and the SQLite virtual-machine instructions they took (which grow
+/// with every row the engine walks, returned or not). The answer-cost test
+/// holds them constant whatever an image collected.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct AnswerCost {
     pub statements: u32,
     pub rows_read: u32,
     pub rows_written: u32,
+    pub vm_steps: u64,
 }
 
 /// What answers cost the store so far, summed.
 #[derive(Debug, Default)]
 pub struct AnswerCosts {
-    answers: std::sync::atomic::AtomicU64,
-    statements: std::sync::atomic::AtomicU64,
-    rows_read: std::sync::atomic::AtomicU64,
-    rows_written: std::sync::atomic::AtomicU64,
+    answers: AtomicU64,
+    statements: AtomicU64,
+    rows_read: AtomicU64,
+    rows_written: AtomicU64,
+    vm_steps: AtomicU64,
+    /// Ticks of the writer connection's progress handler, one per
+    /// [`VM_TICK`] instructions of any statement the writer runs.
+    pub(super) ticks: AtomicU64,
 }
+
+/// The writer's progress handler ticks once per this many SQLite VM
+/// instructions: the resolution of [`AnswerCost::vm_steps`].
+pub(super) const VM_TICK: u64 = 4;
 
 /// A snapshot of [`AnswerCosts`].
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +218,7 @@ pub struct AnswerCostTotals {
     pub statements: u64,
     pub rows_read: u64,
     pub rows_written: u64,
+    pub vm_steps: u64,
 }
 
 impl AnswerCosts {
@@ -215,6 +229,7 @@ impl AnswerCosts {
         self.rows_read.fetch_add(u64::from(c.rows_read), Relaxed);
         self.rows_written
             .fetch_add(u64::from(c.rows_written), Relaxed);
+        self.vm_steps.fetch_add(c.vm_steps, Relaxed);
     }
 
     pub fn totals(&self) -> AnswerCostTotals {
@@ -224,7 +239,12 @@ impl AnswerCosts {
             statements: self.statements.load(Relaxed),
             rows_read: self.rows_read.load(Relaxed),
             rows_written: self.rows_written.load(Relaxed),
+            vm_steps: self.vm_steps.load(Relaxed),
         }
+    }
+
+    fn ticks(&self) -> u64 {
+        self.ticks.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -250,8 +270,10 @@ impl Meter {
 
 /// The labels on an image whose players count (banned and automatically
 /// flagged players' labels change nothing), with their reliabilities, at
-/// most `limit`: what truth inference and settlement read. The reliability
-/// table mirrors each record's flag and moderation, so the filter is SQL.
+/// most `limit`: what truth inference and settlement read. Each label row
+/// mirrors whether its player counts (`counted`, kept by [`mark_counted`]),
+/// so the partial index `labels_counted` yields exactly these rows, oldest
+/// first, and the engine never walks a label that does not count.
 pub(super) fn counted_labels(
     c: &Connection,
     image_hex: &str,
@@ -261,9 +283,8 @@ pub(super) fn counted_labels(
         .prepare_cached(
             "SELECT l.player_id, l.emotion, l.shown, l.decoy, r.data FROM labels l \
              LEFT JOIN reliability r ON r.player_id = l.player_id \
-             WHERE l.image_id = ?1 AND (r.player_id IS NULL OR (r.moderation != 'banned' \
-               AND (r.moderation = 'cleared' OR r.flag IS NULL))) \
-             ORDER BY l.created_ms LIMIT ?2",
+             WHERE l.image_id = ?1 AND l.counted = 1 \
+             ORDER BY l.created_ms, l.id LIMIT ?2",
         )
         .map_err(db_err)?;
     let rows = st
@@ -289,13 +310,6 @@ pub(super) fn counted_labels(
         });
     }
     Ok(out)
-}
-
-/// The most labels an answer reads: at most `max_labels` counted labels can
-/// be on an open image, and a moderator's clearing can add some; beyond this
-/// bound nothing is read, whatever an image collected.
-pub(super) fn labels_read_cap(rules: &GameRules) -> u32 {
-    rules.consensus.max_labels().saturating_mul(2)
 }
 
 /// Loads what [`emofy_game::plan::plan_answer`] reads: a constant number of
@@ -376,7 +390,7 @@ fn answer_inputs(
             },
         )
     });
-    let earlier = counted_labels(c, &image_hex, labels_read_cap(rules))?;
+    let earlier = counted_labels(c, &image_hex, rules.labels_read_cap())?;
     meter.read(earlier.len());
     let mut me = None;
     let mut model = None;
@@ -425,8 +439,8 @@ fn apply_answer(
     let at = i64_of(l.at.0);
     let n = exec(
         c,
-        "INSERT INTO labels (round_id, image_id, player_id, emotion, shown, response_ms, created_ms, points, decoy, gold) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO labels (round_id, image_id, player_id, emotion, shown, response_ms, created_ms, points, decoy, gold, counted) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         params![
             round_id,
             image_hex,
@@ -437,7 +451,8 @@ fn apply_answer(
             at,
             l.points,
             l.decoy,
-            l.gold
+            l.gold,
+            l.counted
         ],
     )
     .map_err(db_err)?;
@@ -460,6 +475,10 @@ fn apply_answer(
     meter.wrote(n);
     save_reliability(c, &player_id, &plan.me, at)?;
     meter.wrote(1);
+    if let Some(counted) = plan.recount {
+        let n = mark_counted(c, &player_id, counted)?;
+        meter.wrote(n);
+    }
     if let Some(m) = &plan.model {
         save_reliability(c, truth::MODEL_KEY, m, at)?;
         meter.wrote(1);
@@ -511,6 +530,21 @@ fn apply_answer(
         meter.wrote(1);
     }
     Ok(plan.outcome(changes))
+}
+
+/// Marks every label of a player as counting or not (their reliability's
+/// `counts()` changed); the number of labels marked.
+pub(super) fn mark_counted(
+    c: &Connection,
+    player_id: &str,
+    counted: bool,
+) -> Result<usize, StoreError> {
+    exec(
+        c,
+        "UPDATE labels SET counted = ?2 WHERE player_id = ?1 AND counted != ?2",
+        params![player_id, counted],
+    )
+    .map_err(db_err)
 }
 
 /// Appends a score change to the ledger (`score_events`).

@@ -2,7 +2,7 @@
 
 use super::prelude::*;
 
-pub(super) const SCHEMA_VERSION: i64 = 7;
+pub(super) const SCHEMA_VERSION: i64 = 8;
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS players (
@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS labels (
     points INTEGER NOT NULL,
     decoy INTEGER NOT NULL DEFAULT 0,
     gold INTEGER NOT NULL DEFAULT 0,
+    counted INTEGER NOT NULL DEFAULT 1,
     UNIQUE (image_id, player_id)
 );
 CREATE INDEX IF NOT EXISTS labels_player ON labels (player_id, created_ms);
@@ -168,8 +169,21 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
         )
         .map_err(db_err)?;
     }
+    if version > 0 && version < 8 && !has_column(conn, "labels", "counted")? {
+        // v8: each label says whether it counts (its player is neither banned nor
+        // flagged and uncleared), so an answer reads counted labels from an
+        // index and never walks the others.
+        conn.execute_batch(
+            "ALTER TABLE labels ADD COLUMN counted INTEGER NOT NULL DEFAULT 1;
+             UPDATE labels SET counted = 0 WHERE player_id IN (
+               SELECT player_id FROM reliability
+               WHERE moderation = 'banned' OR (moderation != 'cleared' AND flag IS NOT NULL));",
+        )
+        .map_err(db_err)?;
+    }
     conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS uploads_fingerprint ON uploads (player_id, fingerprint);",
+        "CREATE INDEX IF NOT EXISTS uploads_fingerprint ON uploads (player_id, fingerprint);
+         CREATE INDEX IF NOT EXISTS labels_counted ON labels (image_id, created_ms, id) WHERE counted = 1;",
     )
     .map_err(db_err)?;
     conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))
