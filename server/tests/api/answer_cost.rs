@@ -63,37 +63,9 @@ async fn answer(
     img: ImageId,
     emotion: Emotion,
 ) -> AnswerCostTotals {
-    let round = RoundId(Uuid::new_v4());
-    store
-        .record_offer(OfferRecord {
-            round,
-            player: p,
-            image: img,
-            shown: Some(Emotion::Happy),
-            offered: Millis(1_000),
-            deadline: Millis(16_000),
-        })
-        .await
-        .unwrap();
+    let round = offer(store, p, img).await;
     let before = store.answer_costs();
-    let outcome = store
-        .record_answer(
-            AnswerRecord {
-                round,
-                player: p,
-                image: img,
-                emotion,
-                shown: Some(Emotion::Happy),
-                decoy: false,
-                model_guess: Some(Emotion::Happy),
-                response_ms: 2_000,
-                time_limit_ms: 15_000,
-                at: Millis(2_000),
-            },
-            rules,
-        )
-        .await
-        .unwrap();
+    let outcome = answer_offered(store, rules, round, p, img, emotion).await;
     let after = store.answer_costs();
     let ledger = outcome.changes.len() as u64;
     AnswerCostTotals {
@@ -129,7 +101,7 @@ async fn answer_offered(
     p: PlayerId,
     img: ImageId,
     emotion: Emotion,
-) {
+) -> emofy_game::plan::AnswerOutcome {
     store
         .record_answer(
             AnswerRecord {
@@ -147,7 +119,7 @@ async fn answer_offered(
             rules,
         )
         .await
-        .unwrap();
+        .unwrap()
 }
 
 /// VM instructions are counted in ticks of a few; two answers that walk the
