@@ -747,7 +747,7 @@ impl Config {
             ));
         }
         for p in &n.trusted_proxies {
-            crate::net::IpNet::parse(p)
+            crate::net::ipnet::IpNet::parse(p)
                 .map_err(|e| ConfigError::Invalid(format!("net.trusted_proxies: {p:?}: {e}")))?;
         }
         if sq.checkpoint_every_ms == 0 {

@@ -6,12 +6,12 @@
 //!
 //! | module | what it holds |
 //! | --- | --- |
-//! | [`app`] | `Application::build(config)`: opens stores, starts actors, binds HTTP; graceful shutdown |
+//! | [`app`] | `Application::build(config)`: opens stores ([`app::stores`]), starts actors, binds HTTP; graceful shutdown |
 //! | [`actors`] | the round `Coordinator`, one `PlayerSession` per play socket, the board hub and viewers, the inference pool, the truth pass |
 //! | [`web`] | HTTP: routes per resource, the error contract, auth extractors, request hygiene, the OpenAPI document |
-//! | [`service`] | what follows an answer or a score change, shared by the socket and HTTP |
+//! | [`service`] | the handles every entry point works through (`Services`), what follows an answer or a score change, the model's guesses for the pool |
 //! | [`imaging`] | photo face crops, photo filters, the shared image slots |
-//! | [`net`] | who a client is (address, trusted proxies) and per-address limits |
+//! | [`net`] | who a client is (address, trusted proxies, IP networks) and per-address limits |
 //! | [`protocol`] | protocol v1 messages (JSON, `type`-tagged) |
 //! | [`error`] | stable error codes sent to clients |
 //! | [`store`] | storage traits and the embedded SQLite implementation |

@@ -30,7 +30,6 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::actors::coordinator::{PickImage, SessionJoined, SessionLeft, SessionPush};
-use crate::app::Services;
 use crate::auth::Claims;
 use crate::error::ErrorCode;
 use crate::net::{ClientKey, TokenBucket};
@@ -38,6 +37,7 @@ use crate::protocol::{
     ClientMessage, ImageProgress, ImageRef, PROTOCOL_VERSION, PlayerView, PointsView,
     ServerMessage, prompt_for,
 };
+use crate::service::Services;
 use crate::store::{
     AnswerOutcome, AnswerRecord, OfferRecord, PlayerRecord, ScoreReason, StoreError,
 };

@@ -14,9 +14,9 @@ use actix_web_actors::ws;
 use emofy_game::Period;
 
 use crate::actors::hub::{BoardPush, ViewerJoined, ViewerLeft};
-use crate::app::Services;
 use crate::error::ErrorCode;
 use crate::protocol::ViewerMessage;
+use crate::service::Services;
 
 static NEXT_VIEWER: AtomicU64 = AtomicU64::new(1);
 

@@ -1,4 +1,62 @@
-//! Use cases shared by several entry points (the play socket, HTTP handlers):
-//! what follows a recorded answer or a score change ([`play`]).
+//! Use cases shared by several entry points (the play socket, HTTP
+//! handlers, start-up): the handles they all work through ([`Services`]),
+//! what follows a recorded answer or a score change ([`play`]), and the
+//! model's guesses for the image pool ([`model`]).
 
+use std::sync::Arc;
+
+use actix::Addr;
+use emofy_inference::face::FaceDetector;
+
+use crate::actors::coordinator::Coordinator;
+use crate::actors::hub::LeaderboardHub;
+use crate::actors::inference::InferencePool;
+use crate::auth::TokenKey;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::imaging::ImageSlots;
+use crate::leaderboard::BufferedLeaderboard;
+use crate::metrics::Metrics;
+use crate::net::{ConnectionTracker, GuestLimiter, Proxies};
+use crate::store::{
+    GameRules, ImageStore, Leaderboard, PlayerStore, ReviewStore, RoundStore, UploadStore,
+};
+use crate::web::RouteTable;
+
+pub mod model;
 pub mod play;
+
+/// Everything a request handler or session needs. Shared, immutable.
+pub struct Services {
+    pub config: Arc<Config>,
+    pub rules: GameRules,
+    pub players: Arc<dyn PlayerStore>,
+    pub images: Arc<dyn ImageStore>,
+    pub rounds: Arc<dyn RoundStore>,
+    pub leaderboard: Arc<dyn Leaderboard>,
+    /// The outage buffer in front of Redis (`None` with the in-process board).
+    pub board_buffer: Option<Arc<BufferedLeaderboard>>,
+    /// The live leaderboard hub of this replica.
+    pub hub: Addr<LeaderboardHub>,
+    pub tokens: TokenKey,
+    pub metrics: Arc<Metrics>,
+    pub coordinator: Addr<Coordinator>,
+    /// The model's worker pool (`None` when the model is disabled).
+    pub inference: Option<InferencePool>,
+    pub uploads: Arc<dyn UploadStore>,
+    /// Moderation: review queue, decisions, reliability table, audit log.
+    pub review: Arc<dyn ReviewStore>,
+    /// The face detector for uploads.
+    pub faces: Arc<FaceDetector>,
+    /// Images decoded at once by every image endpoint; more get `503 busy`.
+    pub image_slots: ImageSlots,
+    /// Trusted reverse proxies: who a client is.
+    pub proxies: Proxies,
+    /// New guests per client address.
+    pub guests: GuestLimiter,
+    /// Open connections per client address.
+    pub connections: ConnectionTracker,
+    /// Every route and its methods (from the OpenAPI document).
+    pub routes: RouteTable,
+    pub clock: Clock,
+}

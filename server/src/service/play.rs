@@ -6,7 +6,7 @@ use emofy_game::ImageId;
 
 use crate::actors::coordinator::{ImageTallied, ScoresChanged};
 use crate::actors::hub::ScoresMoved;
-use crate::app::Services;
+use crate::service::Services;
 use crate::store::{AnswerOutcome, ScoreChange};
 
 /// Applies score changes to the leaderboard (the store already holds them:

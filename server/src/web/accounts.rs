@@ -5,9 +5,9 @@ use emofy_game::{PlayerId, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::Services;
 use crate::auth::{Claims, verify_password};
 use crate::error::ErrorCode;
+use crate::service::Services;
 use crate::web::errors::ApiError;
 use crate::web::openapi::{ErrorBody, RoleName};
 

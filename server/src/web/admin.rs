@@ -22,8 +22,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::actors::coordinator::SuggestionsLoaded;
-use crate::app::{Services, classify_missing, suggestions_of};
 use crate::error::ErrorCode;
+use crate::service::Services;
+use crate::service::model::{classify_missing, suggestions_of};
 use crate::web::errors::ApiError;
 use crate::web::extract::AdminCaller;
 use crate::web::openapi::ErrorBody;

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::actors::hub::{LastSnapshot, RememberSnapshot};
-use crate::app::Services;
 use crate::error::ErrorCode;
 use crate::protocol::{LeaderboardRow, OwnStanding};
+use crate::service::Services;
 use crate::store::StoreError;
 use crate::web::errors::ApiError;
 use crate::web::openapi::{BoardRow, ErrorBody, PeriodName, Standing};

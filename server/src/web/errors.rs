@@ -166,9 +166,15 @@ pub fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
     error(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::TryAgain)
 }
 
+/// Whether a payload error is the body deadline (`hygiene::Deadline` ends a
+/// slow body with a timed-out I/O error).
+pub fn is_body_timeout(e: &PayloadError) -> bool {
+    matches!(e, PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut)
+}
+
 /// A body read that failed: too slow, cut off, or malformed.
 pub fn payload_error(e: &PayloadError) -> ApiError {
-    if crate::web::hygiene::is_body_timeout(e) {
+    if is_body_timeout(e) {
         return ApiError::code(ErrorCode::BodyTimeout);
     }
     match e {

@@ -17,9 +17,9 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use emofy_game::Role;
 
-use crate::app::Services;
 use crate::auth::Claims;
 use crate::error::ErrorCode;
+use crate::service::Services;
 use crate::web::errors::ApiError;
 
 /// The token in `Authorization`, if any (`Err` for a header that is not a bearer token).

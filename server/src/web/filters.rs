@@ -8,9 +8,9 @@ use image::DynamicImage;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::app::Services;
 use crate::error::ErrorCode;
 use crate::imaging::filters::{apply_chain, parse_chain};
+use crate::service::Services;
 use crate::web::errors::ApiError;
 use crate::web::extract::Caller;
 use crate::web::openapi::ErrorBody;

@@ -5,8 +5,8 @@ use emofy_game::Millis;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::Services;
 use crate::error::ErrorCode;
+use crate::service::Services;
 use crate::store::LabelCursor;
 use crate::web::errors::ApiError;
 use crate::web::extract::Caller;

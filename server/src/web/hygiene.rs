@@ -54,11 +54,6 @@ pub fn body_timeout_error() -> PayloadError {
     ))
 }
 
-/// Whether a payload error is the body deadline.
-pub fn is_body_timeout(e: &PayloadError) -> bool {
-    matches!(e, PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut)
-}
-
 impl<S> Stream for Deadline<S>
 where
     S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,

@@ -14,8 +14,8 @@ use emofy_game::ImageId;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::Services;
 use crate::error::ErrorCode;
+use crate::service::Services;
 use crate::store::{ImageSource, LabelRecord};
 use crate::web::errors::ApiError;
 use crate::web::extract::{MaybeCaller, ModeratorCaller};

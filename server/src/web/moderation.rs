@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::actors::coordinator::ImageModerated;
-use crate::app::Services;
 use crate::error::ErrorCode;
+use crate::service::Services;
 use crate::service::play::publish_score_changes;
 use crate::store::{AuditEntry, ImageAction, LabelRecord, PlayerAction, StoreError};
 use crate::web::errors::ApiError;

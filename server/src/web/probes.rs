@@ -12,8 +12,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::actors::coordinator::PoolSize;
-use crate::app::Services;
 use crate::error::ErrorCode;
+use crate::service::Services;
 use crate::web::errors::ApiError;
 use crate::web::openapi::ErrorBody;
 

@@ -20,8 +20,8 @@ use futures_util::Stream;
 
 use crate::actors::session::PlayerSession;
 use crate::actors::viewer::BoardViewer;
-use crate::app::Services;
 use crate::error::ErrorCode;
+use crate::service::Services;
 use crate::web::errors::ApiError;
 
 /// Whether a WebSocket handshake may proceed: no `Origin` (not a browser),

@@ -21,10 +21,10 @@ use tracing::Instrument;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::actors::inference::PoolError;
-use crate::app::Services;
 use crate::error::ErrorCode;
 use crate::imaging::photo::{PhotoError, PhotoRules, ProcessedPhoto, process_photo};
 use crate::protocol::Suggestion;
+use crate::service::Services;
 use crate::service::play::after_answer;
 use crate::store::{
     AnswerRecord, Consent, FaceRegion, ImageSource, NewImage, NewUpload, OfferRecord, StoreError,

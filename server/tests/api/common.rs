@@ -16,7 +16,7 @@ pub struct TestApp {
     pub shutdown: ShutdownHandle,
     pub done: tokio::task::JoinHandle<()>,
     /// The running app's stores and actors.
-    pub services: std::sync::Arc<emofy_server::app::Services>,
+    pub services: std::sync::Arc<emofy_server::service::Services>,
 }
 
 impl TestApp {

@@ -1,5 +1,6 @@
 //! Error mapping and document codecs shared by the store's parts.
 
+use super::MongoStore;
 use super::prelude::*;
 use mongodb::error::{ErrorKind, WriteFailure};
 

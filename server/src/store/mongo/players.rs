@@ -1,6 +1,9 @@
 //! Players and accounts.
 
+use super::MongoStore;
+use super::codec::*;
 use super::prelude::*;
+use super::tx::*;
 
 #[async_trait]
 impl PlayerStore for MongoStore {

@@ -1,7 +1,10 @@
 //! Moderation (load → `plan_moderation` → apply), reliabilities, the audit
 //! log, truth passes.
 
+use super::MongoStore;
+use super::codec::*;
 use super::prelude::*;
+use super::tx::*;
 
 async fn audit(
     store: &MongoStore,

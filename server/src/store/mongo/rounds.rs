@@ -1,7 +1,10 @@
 //! Offers, the answer transaction (load → `plan_answer` → apply), the label
 //! writer (group commit), label history, the score ledger.
 
+use super::MongoStore;
+use super::codec::*;
 use super::prelude::*;
+use super::tx::*;
 
 /// An answer waiting for the label writer.
 pub(super) struct PendingAnswer {

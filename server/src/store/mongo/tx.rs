@@ -1,5 +1,6 @@
 //! Transactions: one helper for every multi-document write.
 
+use super::codec::transient;
 use super::prelude::*;
 
 pub(super) fn unconfirmed(deadline: std::time::Duration) -> StoreError {

@@ -1,6 +1,9 @@
 //! Contributed photos, consent records, erasure.
 
+use super::MongoStore;
+use super::codec::*;
 use super::prelude::*;
+use super::tx::*;
 
 impl MongoStore {
     async fn upload_view(&self, u: &Document) -> Result<UploadRecord, StoreError> {

@@ -1,5 +1,7 @@
 //! Images, their bytes, predictions, the pool's entries and counts.
 
+use super::SqliteStore;
+use super::codec::*;
 use super::prelude::*;
 
 #[async_trait]

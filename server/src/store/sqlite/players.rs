@@ -1,5 +1,7 @@
 //! Players and accounts.
 
+use super::SqliteStore;
+use super::codec::*;
 use super::prelude::*;
 
 #[async_trait]

@@ -1,5 +1,7 @@
 //! Moderation (load → `plan_moderation` → apply), reliabilities, the audit log, truth passes.
 
+use super::SqliteStore;
+use super::codec::*;
 use super::prelude::*;
 
 #[async_trait]

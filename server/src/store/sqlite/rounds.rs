@@ -1,5 +1,7 @@
 //! Offers, the answer transaction (load → `plan_answer` → apply), label history, the score ledger.
 
+use super::SqliteStore;
+use super::codec::*;
 use super::prelude::*;
 
 #[async_trait]

@@ -1,5 +1,6 @@
 //! The schema of `emofy.db` and its migrations.
 
+use super::codec::*;
 use super::prelude::*;
 
 pub(super) const SCHEMA_VERSION: i64 = 8;

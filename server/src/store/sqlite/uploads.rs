@@ -1,5 +1,7 @@
 //! Contributed photos, consent records, erasure.
 
+use super::SqliteStore;
+use super::codec::*;
 use super::prelude::*;
 
 #[async_trait]

@@ -1,6 +1,7 @@
 //! The writer thread (group commit), the checkpointer thread (a bounded
 //! WAL), and the private data dir.
 
+use super::codec::*;
 use super::prelude::*;
 use std::sync::Mutex;
 

@@ -1,4 +1,9 @@
-//! Building and running the application: stores, actors, HTTP server, shutdown.
+//! Building and running the application: stores ([`stores`]), actors, the
+//! HTTP server, shutdown.
+
+pub mod stores;
+
+pub use stores::{Stores, mongo_options, open_embedded, open_stores, sqlite_options};
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -6,10 +11,9 @@ use std::time::Duration;
 
 use std::collections::HashMap;
 
-use actix::{Actor, Addr};
+use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
-use emofy_game::ImageId;
 use emofy_game::ImagePool;
 use emofy_inference::Classifier;
 use emofy_inference::mini_xception::MiniXception;
@@ -26,50 +30,13 @@ use crate::imaging::ImageSlots;
 use crate::leaderboard::{BufferedLeaderboard, MemoryLeaderboard};
 use crate::metrics::Metrics;
 use crate::net::{ConnectionTracker, GuestLimiter, Proxies};
-use crate::protocol::Suggestion;
 use crate::redis_board::RedisLeaderboard;
-use crate::store::sqlite::{SqliteOptions, SqliteStore};
-use crate::store::{
-    GameRules, ImageStore, Leaderboard, PlayerStore, RoundStore, StoreError, UploadStore,
-};
+use crate::service::Services;
+use crate::service::model::{classify_missing, suggestions_of};
+use crate::store::{ImageStore, Leaderboard, StoreError};
 use crate::web::RouteTable;
 use crate::web::openapi::OpenApiJson;
 use emofy_inference::face::FaceDetector;
-
-/// Everything a request handler or session needs. Shared, immutable.
-pub struct Services {
-    pub config: Arc<Config>,
-    pub rules: GameRules,
-    pub players: Arc<dyn PlayerStore>,
-    pub images: Arc<dyn ImageStore>,
-    pub rounds: Arc<dyn RoundStore>,
-    pub leaderboard: Arc<dyn Leaderboard>,
-    /// The outage buffer in front of Redis (`None` with the in-process board).
-    pub board_buffer: Option<Arc<BufferedLeaderboard>>,
-    /// The live leaderboard hub of this replica.
-    pub hub: Addr<LeaderboardHub>,
-    pub tokens: TokenKey,
-    pub metrics: Arc<Metrics>,
-    pub coordinator: Addr<Coordinator>,
-    /// The model's worker pool (`None` when the model is disabled).
-    pub inference: Option<InferencePool>,
-    pub uploads: Arc<dyn UploadStore>,
-    /// Moderation: review queue, decisions, reliability table, audit log.
-    pub review: Arc<dyn crate::store::ReviewStore>,
-    /// The face detector for uploads.
-    pub faces: Arc<FaceDetector>,
-    /// Images decoded at once by every image endpoint; more get `503 busy`.
-    pub image_slots: ImageSlots,
-    /// Trusted reverse proxies: who a client is.
-    pub proxies: Proxies,
-    /// New guests per client address.
-    pub guests: GuestLimiter,
-    /// Open connections per client address.
-    pub connections: ConnectionTracker,
-    /// Every route and its methods (from the OpenAPI document).
-    pub routes: RouteTable,
-    pub clock: Clock,
-}
 
 /// Errors building or running the application.
 #[derive(Debug, thiserror::Error)]
@@ -93,87 +60,8 @@ pub enum AppError {
     Model(#[from] emofy_inference::InferenceError),
     #[error("background task failed: {0}")]
     Task(String),
-}
-
-/// The stores behind their traits: MongoDB when `mongodb_uri` is set, else
-/// the embedded SQLite store.
-pub struct Stores {
-    pub players: Arc<dyn PlayerStore>,
-    pub images: Arc<dyn ImageStore>,
-    pub rounds: Arc<dyn RoundStore>,
-    pub uploads: Arc<dyn UploadStore>,
-    pub review: Arc<dyn crate::store::ReviewStore>,
-}
-
-/// Opens the configured store: MongoDB (`storage.mongodb.uri`) or the
-/// embedded store in `data_dir` (`storage.sqlite`).
-pub async fn open_stores(config: &Config) -> Result<Stores, StoreError> {
-    let Some(uri) = &config.storage.mongodb.uri else {
-        return open_embedded(config);
-    };
-    let mongo = Arc::new(
-        crate::store::mongo::MongoStore::connect_with(uri, mongo_options(&config.storage.mongodb))
-            .await?,
-    );
-    tracing::info!(database = %config.storage.mongodb.database, "store: MongoDB");
-    Ok(Stores {
-        players: mongo.clone(),
-        images: mongo.clone(),
-        rounds: mongo.clone(),
-        uploads: mongo.clone(),
-        review: mongo,
-    })
-}
-
-/// The MongoDB store's options from `[storage.mongodb]`.
-pub fn mongo_options(m: &crate::config::MongoConfig) -> crate::store::mongo::MongoOptions {
-    use crate::store::mongo::{AnswerWrites, MongoOptions};
-    MongoOptions {
-        database: m.database.clone(),
-        majority: m.majority,
-        writes: if m.group_commit {
-            AnswerWrites::GroupCommit {
-                max_batch: m.max_batch,
-            }
-        } else {
-            AnswerWrites::OnePerAnswer
-        },
-        write_queue: m.write_queue,
-        connect_timeout: Duration::from_secs(m.connect_timeout_secs),
-        server_selection_timeout: Duration::from_millis(m.server_selection_timeout_ms),
-        answer_deadline: Duration::from_millis(m.answer_deadline_ms),
-        transaction_deadline: Duration::from_millis(m.transaction_deadline_ms),
-        transaction_attempts: m.transaction_attempts,
-    }
-}
-
-/// The embedded store's options from `[storage.sqlite]`.
-pub fn sqlite_options(c: &crate::config::SqliteConfig) -> SqliteOptions {
-    SqliteOptions {
-        queue: c.write_queue,
-        max_batch: c.max_batch,
-        readers: c.readers,
-        fsync_every_commit: c.synchronous == crate::config::Synchronous::Full,
-        checkpoint_every: Duration::from_millis(c.checkpoint_every_ms),
-        wal_limit_bytes: c.wal_limit_mib.saturating_mul(1 << 20),
-        cache_bytes: c.cache_mib.saturating_mul(1 << 20),
-        busy_timeout: Duration::from_millis(c.busy_timeout_ms),
-        busy_poll: Duration::from_micros(c.busy_poll_us),
-        slow_log: Duration::from_millis(c.slow_log_ms),
-    }
-}
-
-/// Opens the embedded store in `config.data_dir`.
-pub fn open_embedded(config: &Config) -> Result<Stores, StoreError> {
-    let sqlite = SqliteStore::open(&config.data_dir, sqlite_options(&config.storage.sqlite))?;
-    let shared = Arc::new(sqlite);
-    Ok(Stores {
-        players: shared.clone(),
-        images: shared.clone(),
-        rounds: shared.clone(),
-        uploads: shared.clone(),
-        review: shared,
-    })
+    #[error("classifying the pool: {0}")]
+    Classify(#[from] crate::service::model::ModelError),
 }
 
 /// A running (not yet awaited) application.
@@ -559,86 +447,6 @@ pub fn load_model(config: &Config) -> Result<Option<Arc<dyn Classifier>>, AppErr
     };
     tracing::info!(model = model.version(), "model loaded");
     Ok(Some(model))
-}
-
-/// Classifies, through the inference pool, every image that has no cached
-/// prediction from the pool's model, and caches the results.
-pub async fn classify_missing(
-    pool: &InferencePool,
-    images: &dyn ImageStore,
-) -> Result<usize, AppError> {
-    let version = pool.version();
-    let missing = images.unpredicted_images(&version).await?;
-    if missing.is_empty() {
-        return Ok(0);
-    }
-    let started = std::time::Instant::now();
-    let side = pool.input_side();
-    // Stored images were checked on the way in; the bound still holds.
-    let limits = emofy_inference::DecodeLimits::DEFAULT;
-    let mut done = 0;
-    for chunk in missing.chunks(64) {
-        let mut raw = Vec::with_capacity(chunk.len());
-        for id in chunk {
-            if let Some((bytes, _)) = images.image_bytes(*id).await? {
-                raw.push((*id, bytes));
-            }
-        }
-        // Decoding and resizing is CPU work too: off the async threads.
-        let inputs = tokio::task::spawn_blocking(move || {
-            raw.into_iter()
-                .map(|(id, bytes)| {
-                    let input = emofy_inference::grayscale_input(&bytes, side, &limits);
-                    (id, input)
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| AppError::Task(e.to_string()))?;
-        let jobs = inputs.into_iter().map(|(id, input)| async move {
-            let result = match input {
-                Ok(pixels) => pool.classify(pixels).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            (id, result)
-        });
-        let mut predicted = Vec::with_capacity(chunk.len());
-        for (id, result) in futures_util::future::join_all(jobs).await {
-            match result {
-                Ok(p) => predicted.push((id, p)),
-                Err(e) => tracing::warn!(image = %id, error = %e, "cannot classify image"),
-            }
-        }
-        done += predicted.len();
-        images.save_predictions(predicted).await?;
-    }
-    tracing::info!(
-        images = done,
-        model = %version,
-        ms = started.elapsed().as_millis() as u64,
-        "images classified"
-    );
-    Ok(done)
-}
-
-/// The round suggestions for every image `model` has classified.
-pub async fn suggestions_of(
-    model: &str,
-    images: &dyn ImageStore,
-) -> Result<HashMap<ImageId, Suggestion>, AppError> {
-    Ok(images
-        .predictions(model)
-        .await?
-        .into_iter()
-        .map(|(id, p)| {
-            let s = Suggestion {
-                emotion: p.top(),
-                confidence: p.confidence(),
-                model: p.model,
-            };
-            (id, s)
-        })
-        .collect())
 }
 
 /// Generates the synthetic demo pool into an empty store.
