@@ -15,8 +15,7 @@
 //! | [`protocol`] | protocol v1 messages (JSON, `type`-tagged) |
 //! | [`error`] | stable error codes sent to clients |
 //! | [`store`] | storage traits and the embedded SQLite implementation |
-//! | [`leaderboard`] | the in-process leaderboard and the outage buffer |
-//! | [`redis_board`] | the Redis leaderboard shared by replicas, and its pub/sub events |
+//! | [`leaderboard`] | the in-process board, the outage buffer, the Redis board shared by replicas |
 //! | [`auth`] | signed session tokens, argon2 password hashes |
 //! | [`config`] | the typed, layered configuration |
 //! | [`demo_faces`] | the deterministic synthetic face generator for the demo pool |
@@ -39,7 +38,6 @@ pub mod leaderboard;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
-pub mod redis_board;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -418,7 +418,7 @@ async fn rebuild_leaderboard(config: Config) -> anyhow::Result<()> {
         );
     };
     let stores = app::open_stores(&config).await?;
-    let board = emofy_server::redis_board::RedisLeaderboard::connect(
+    let board = emofy_server::leaderboard::redis::RedisLeaderboard::connect(
         url,
         &config.redis.prefix,
         std::time::Duration::from_secs(config.leaderboard.grace_hours * 3600),

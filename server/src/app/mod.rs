@@ -27,10 +27,10 @@ use crate::auth::{AuthError, TokenKey};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError};
 use crate::imaging::ImageSlots;
+use crate::leaderboard::redis::RedisLeaderboard;
 use crate::leaderboard::{BufferedLeaderboard, MemoryLeaderboard};
 use crate::metrics::Metrics;
 use crate::net::{ConnectionTracker, GuestLimiter, Proxies};
-use crate::redis_board::RedisLeaderboard;
 use crate::service::Services;
 use crate::service::model::{classify_missing, suggestions_of};
 use crate::store::{ImageStore, Leaderboard, StoreError};
@@ -130,7 +130,7 @@ impl Application {
         if let Some(url) = &config.redis.url {
             let hub = hub.clone();
             let channel = format!("{}:events", config.redis.prefix);
-            actix_web::rt::spawn(crate::redis_board::follow_events(
+            actix_web::rt::spawn(crate::leaderboard::redis::follow_events(
                 url.clone(),
                 channel,
                 Duration::from_millis(config.redis.reconnect_ms),

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use emofy_game::PlayerId;
-use emofy_server::redis_board::RedisLeaderboard;
+use emofy_server::leaderboard::redis::RedisLeaderboard;
 use emofy_server::store::{Leaderboard, ScoreChange, ScoreReason};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use emofy_game::{Millis, Period, PlayerId};
 use emofy_server::leaderboard::MemoryLeaderboard;
-use emofy_server::redis_board::RedisLeaderboard;
+use emofy_server::leaderboard::redis::RedisLeaderboard;
 use emofy_server::store::{Leaderboard, ScoreChange, ScoreReason};
 use uuid::Uuid;
 
@@ -175,7 +175,7 @@ async fn redis_board_publishes_changed_players() {
     let p = prefix();
     let b = redis_board(&p, Duration::from_secs(60));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    actix_rt::spawn(emofy_server::redis_board::follow_events(
+    actix_rt::spawn(emofy_server::leaderboard::redis::follow_events(
         redis_url(),
         b.events_channel(),
         Duration::from_millis(100),

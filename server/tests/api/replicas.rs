@@ -313,7 +313,7 @@ async fn outage(buffer: usize) {
     }
 
     // The score ledger alone rebuilds the same board (`emofy admin rebuild-leaderboard`).
-    let rebuilt = emofy_server::redis_board::RedisLeaderboard::connect(
+    let rebuilt = emofy_server::leaderboard::redis::RedisLeaderboard::connect(
         &url,
         "emofy-rebuilt",
         Duration::from_secs(3600),
