@@ -18,9 +18,7 @@
 //! | [`leaderboard`] | the in-process board, the outage buffer, the Redis board shared by replicas |
 //! | [`auth`] | signed session tokens, argon2 password hashes |
 //! | [`config`] | the typed, layered configuration |
-//! | [`demo_faces`] | the deterministic synthetic face generator for the demo pool |
-//! | [`import`] | `emofy import`: image folders and FER2013 CSV |
-//! | [`export`] | `emofy export` (JSONL with soft labels, FER2013 CSV, ImageFolder) and its import |
+//! | [`dataset`] | `emofy import` (image folders, FER2013 CSV), `emofy export` (JSONL with soft labels, FER2013 CSV, ImageFolder) and its import, the synthetic demo faces |
 //! | [`metrics`], [`telemetry`] | Prometheus metrics and `tracing` output |
 //! | [`clock`] | game time (follows tokio time, so tests can pause it) |
 
@@ -29,11 +27,9 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod config;
-pub mod demo_faces;
+pub mod dataset;
 pub mod error;
-pub mod export;
 pub mod imaging;
-pub mod import;
 pub mod leaderboard;
 pub mod metrics;
 pub mod net;

@@ -9,8 +9,9 @@ use emofy_game::{DisplayName, Emotion, PlayerId, Role};
 use emofy_inference::Classifier;
 use emofy_inference::face::{FaceDetector, face_crop};
 use emofy_server::config::{Config, Overrides};
+use emofy_server::dataset::import;
 use emofy_server::store::AccountRecord;
-use emofy_server::{Application, app, auth, import, telemetry};
+use emofy_server::{Application, app, auth, telemetry};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Emofy: a real-time game that turns many players' labels into a facial-emotion dataset.
@@ -187,7 +188,8 @@ fn main() -> anyhow::Result<()> {
             telemetry::init(config.log_format, "warn").map_err(anyhow::Error::msg)?;
             actix_web::rt::System::new().block_on(async move {
                 let stores = app::open_stores(&config).await?;
-                let n = emofy_server::export::import_jsonl(stores.images.as_ref(), &from).await?;
+                let n = emofy_server::dataset::export::import_jsonl(stores.images.as_ref(), &from)
+                    .await?;
                 stores.rounds.flush().await?;
                 println!(
                     "imported {n} image(s) with their votes from {}",
@@ -300,11 +302,13 @@ async fn run_export(config: Config, out: PathBuf) -> anyhow::Result<()> {
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} images")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let report =
-        emofy_server::export::export(stores.images.as_ref(), stores.uploads.as_ref(), &out, |n| {
-            bar.inc(n)
-        })
-        .await?;
+    let report = emofy_server::dataset::export::export(
+        stores.images.as_ref(),
+        stores.uploads.as_ref(),
+        &out,
+        |n| bar.inc(n),
+    )
+    .await?;
     bar.finish_and_clear();
     println!(
         "exported {} image(s) to {} ({} FER2013 CSV rows); {} upload(s) withheld without export consent",

@@ -23,7 +23,7 @@ use emofy_game::{
 
 use crate::actors::inference::InferencePool;
 use crate::config::TruthConfig;
-use crate::demo_faces::Rng;
+use crate::dataset::demo_faces::Rng;
 use crate::metrics::Metrics;
 use crate::protocol::Suggestion;
 use crate::store::{ImageStore, ScoreChange, StoreError};

@@ -459,7 +459,7 @@ pub async fn seed_demo_images(config: &Config, images: &dyn ImageStore) -> Resul
     tracing::info!(count = n, "generating synthetic demo faces");
     let faces = tokio::task::spawn_blocking(move || {
         (0..n)
-            .map(|i| crate::demo_faces::generate(seed, i))
+            .map(|i| crate::dataset::demo_faces::generate(seed, i))
             .collect::<Result<Vec<_>, _>>()
     })
     .await
@@ -472,8 +472,8 @@ pub async fn seed_demo_images(config: &Config, images: &dyn ImageStore) -> Resul
             crate::store::NewImage {
                 bytes: f.png,
                 mime: "image/png".into(),
-                width: crate::demo_faces::SIDE,
-                height: crate::demo_faces::SIDE,
+                width: crate::dataset::demo_faces::SIDE,
+                height: crate::dataset::demo_faces::SIDE,
                 source: crate::store::ImageSource::Demo,
                 source_label: Some(f.emotion),
                 uploader: None,

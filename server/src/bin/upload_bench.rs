@@ -69,7 +69,7 @@ fn photos(n: usize, width: u32, detector: &FaceDetector) -> anyhow::Result<Vec<V
         if index > (n as u32) * 20 + 100 {
             bail!("the detector found only {} faces", out.len());
         }
-        let face = emofy_server::demo_faces::generate(index as u64 / 7 + 1, index)?;
+        let face = emofy_server::dataset::demo_faces::generate(index as u64 / 7 + 1, index)?;
         index += 1;
         let face = image::load_from_memory(&face.png)?.to_rgb8();
         let face = imageops::resize(&face, side, side, imageops::FilterType::Triangle);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::common::{Bot, spawn_app, test_config};
 use emofy_game::{Emotion, ImageId, Millis, PlayerId};
-use emofy_server::export::{DatasetRow, export, import_jsonl};
+use emofy_server::dataset::export::{DatasetRow, export, import_jsonl};
 use emofy_server::store::sqlite::{SqliteOptions, SqliteStore};
 use emofy_server::store::{
     Consent, FaceRegion, ImageSource, ImageStore, NewImage, NewUpload, UploadStore,
@@ -122,7 +122,7 @@ async fn export_then_import_gives_the_same_votes() {
     for r in &rows {
         let soft: f64 = r.soft.values().map(|v| v.as_f64().unwrap()).sum();
         assert!(r.labels == 0 || (soft - 1.0).abs() < 1e-9, "{r:?}");
-        assert_eq!(r.split, emofy_server::export::split_of(r.id));
+        assert_eq!(r.split, emofy_server::dataset::export::split_of(r.id));
         // Labelled images carry the truth posterior; a retired one's top class is its consensus.
         match &r.posterior {
             Some(p) => {

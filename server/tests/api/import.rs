@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use emofy_game::Emotion;
-use emofy_server::import::{import_fer_csv, import_folder};
+use emofy_server::dataset::import::{import_fer_csv, import_folder};
 use emofy_server::store::ImageStore;
 use emofy_server::store::sqlite::{SqliteOptions, SqliteStore};
 use image::{DynamicImage, ImageFormat, RgbImage};

@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use emofy_inference::face::FaceDetector;
-use emofy_server::demo_faces;
+use emofy_server::dataset::demo_faces;
 
 /// CRC-32 (IEEE), as PNG chunks use.
 fn run(files: &[&std::path::Path]) -> (bool, serde_json::Value) {

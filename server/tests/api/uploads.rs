@@ -25,7 +25,7 @@ fn consent() -> Value {
 
 /// A "photo": a synthetic face pasted into a larger scene, as JPEG.
 pub fn scene_with_face(index: u32) -> DynamicImage {
-    let face = emofy_server::demo_faces::generate(4242, index).unwrap();
+    let face = emofy_server::dataset::demo_faces::generate(4242, index).unwrap();
     let face = image::load_from_memory(&face.png).unwrap().to_rgb8();
     let face = imageops::resize(&face, 200, 200, imageops::FilterType::Triangle);
     let mut scene = RgbImage::from_fn(480, 360, |x, y| {

@@ -1,0 +1,8 @@
+//! Datasets in and out: importing labelled images ([`import`]: image
+//! folders, FER2013 CSV), exporting the crowd's labels ([`export`]: JSONL
+//! with soft labels, FER2013 CSV, ImageFolder, and its import), and the
+//! deterministic synthetic faces of the demo pool ([`demo_faces`]).
+
+pub mod demo_faces;
+pub mod export;
+pub mod import;
