@@ -13,8 +13,7 @@
 //! ```
 
 use std::cell::RefCell;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -25,6 +24,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
+
+use emofy_bench::{Guard, free_port, percentile, rss_kib, wait_port, wait_ready};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -84,73 +85,6 @@ struct Report {
     rss_idle_kib: u64,
     rss_active_kib: u64,
     errors: usize,
-}
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)] as f64 / 1000.0
-}
-
-async fn wait_port(port: u16) -> anyhow::Result<()> {
-    for _ in 0..600 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("port {port} never opened")
-}
-
-/// Waits until `GET path` answers 200 (the server has finished starting).
-async fn wait_ready(port: u16, path: &str) -> anyhow::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    for _ in 0..600 {
-        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            let req =
-                format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-            let mut buf = Vec::new();
-            if s.write_all(req.as_bytes()).await.is_ok()
-                && s.read_to_end(&mut buf).await.is_ok()
-                && buf.starts_with(b"HTTP/1.1 200")
-            {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("{path} on port {port} never became ready")
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 type Ws =
@@ -342,8 +276,12 @@ where
         })
         .await;
     let t = totals.borrow();
-    let mut lat = t.latencies_us.clone();
-    lat.sort_unstable();
+    let mut lat: Vec<f64> = t
+        .latencies_us
+        .iter()
+        .map(|&us| us as f64 / 1000.0)
+        .collect();
+    lat.sort_unstable_by(f64::total_cmp);
     Ok(Report {
         name,
         sessions: t.joined,
@@ -351,7 +289,7 @@ where
         seconds: args.duration_secs as f64,
         p50_ms: percentile(&lat, 0.50),
         p99_ms: percentile(&lat, 0.99),
-        max_ms: lat.last().map(|v| *v as f64 / 1000.0).unwrap_or(0.0),
+        max_ms: lat.last().copied().unwrap_or(0.0),
         rss_base_kib,
         rss_idle_kib,
         rss_active_kib,
@@ -411,14 +349,7 @@ fn main() -> anyhow::Result<()> {
     if let Some(port) = args.echo_server {
         return rt.block_on(run_echo_server(port));
     }
-    let exe = std::env::current_exe()?;
-    let server_bin: PathBuf = exe.with_file_name("emofy");
-    if !server_bin.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release --bins)",
-            server_bin.display()
-        );
-    }
+    let server_bin = emofy_bench::server_bin()?;
     let data = std::env::temp_dir().join(format!("emofy-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let mut reports = Vec::new();
@@ -471,7 +402,7 @@ fn main() -> anyhow::Result<()> {
     if !args.skip_echo {
         let target = Target {
             name: "raw tokio-tungstenite echo",
-            cmd: Command::new(&exe),
+            cmd: Command::new(std::env::current_exe()?),
             port_flag: "--echo-server",
             ready: None,
             path: "/",

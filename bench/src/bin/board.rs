@@ -16,20 +16,20 @@
 //! cargo build --release --bins && target/release/emofy-board-bench --viewers 1000
 //! ```
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Parser;
 use emofy_game::PlayerId;
 use emofy_server::leaderboard::redis::RedisLeaderboard;
 use emofy_server::store::{Leaderboard, ScoreChange, ScoreReason};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
+
+use emofy_bench::{Guard, percentile, wait_ready};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,15 +49,6 @@ struct Args {
     /// New leaders written in the latency phase (one every 200 ms).
     #[arg(long, default_value_t = 30)]
     leaders: usize,
-}
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn change(player: u128, delta: u32, key: String) -> ScoreChange {
@@ -97,31 +88,6 @@ fn redis_benchmark(host: &str, port: u16, n: usize, pipeline: usize) -> anyhow::
         .and_then(|s| s.rsplit(' ').nth(1))
         .and_then(|v| v.parse().ok())
         .with_context(|| format!("unexpected redis-benchmark output: {text}"))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
-}
-
-async fn wait_ready(port: u16) -> anyhow::Result<()> {
-    for _ in 0..600 {
-        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            let mut buf = Vec::new();
-            if s.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .await
-                .is_ok()
-                && s.read_to_end(&mut buf).await.is_ok()
-                && buf.starts_with(b"HTTP/1.1 200")
-            {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("the server never became ready")
 }
 
 async fn cleanup(url: &str, prefix: &str) -> anyhow::Result<()> {
@@ -219,14 +185,7 @@ fn main() -> anyhow::Result<()> {
         ));
 
         eprintln!("{} viewers…", args.viewers);
-        let exe = std::env::current_exe()?;
-        let server_bin: PathBuf = exe.with_file_name("emofy");
-        if !server_bin.exists() {
-            bail!(
-                "{} not found: cargo build --release --bins",
-                server_bin.display()
-            );
-        }
+        let server_bin = emofy_bench::server_bin()?;
         let data = std::env::temp_dir().join(format!("emofy-board-bench-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data);
         let http_port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -247,7 +206,7 @@ fn main() -> anyhow::Result<()> {
                 .stdout(Stdio::null())
                 .spawn()?,
         );
-        wait_ready(http_port).await?;
+        wait_ready(http_port, "/readyz").await?;
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Instant)>();
         let mut handles = Vec::new();
         for _ in 0..args.viewers {

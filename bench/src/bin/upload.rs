@@ -14,8 +14,7 @@
 //! ```
 
 use std::io::Cursor;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -29,6 +28,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
+use emofy_bench::{Guard, percentile, wait_ready};
+
 #[derive(Debug, Parser)]
 #[command(name = "emofy-upload-bench", about = "Upload → prediction latency")]
 struct Args {
@@ -41,22 +42,6 @@ struct Args {
     /// Uploads in flight in the concurrent phase.
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
-}
-
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[(((sorted.len() - 1) as f64) * p).round() as usize]
 }
 
 /// Distinct photos the bundled detector finds a face in.
@@ -161,24 +146,6 @@ async fn token(port: u16) -> anyhow::Result<String> {
     bail!("no welcome")
 }
 
-async fn wait_ready(port: u16) -> anyhow::Result<()> {
-    for _ in 0..600 {
-        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            let mut buf = Vec::new();
-            if s.write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .await
-                .is_ok()
-                && s.read_to_end(&mut buf).await.is_ok()
-                && buf.starts_with(b"HTTP/1.1 200")
-            {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("the server never became ready")
-}
-
 struct Row {
     name: String,
     n: usize,
@@ -255,14 +222,7 @@ fn main() -> anyhow::Result<()> {
         ),
     ];
 
-    let exe = std::env::current_exe()?;
-    let server_bin: PathBuf = exe.with_file_name("emofy");
-    if !server_bin.exists() {
-        bail!(
-            "{} not found: cargo build --release --bins",
-            server_bin.display()
-        );
-    }
+    let server_bin = emofy_bench::server_bin()?;
     let data = std::env::temp_dir().join(format!("emofy-upload-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -285,7 +245,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        wait_ready(port).await?;
+        wait_ready(port, "/readyz").await?;
         let token = token(port).await?;
         let (first, second) = all.split_at(args.photos);
 
