@@ -557,7 +557,7 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
-    #[error("config file {path}: {message}")]
+    #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("environment variable {name}: {message}")]
     Env { name: String, message: String },
@@ -613,7 +613,7 @@ impl Config {
             table = text
                 .parse::<toml::Table>()
                 .map_err(|e| ConfigError::Parse {
-                    path: path.display().to_string(),
+                    path: format!("config file {}", path.display()),
                     message: e.to_string(),
                 })?;
         }
@@ -641,11 +641,11 @@ impl Config {
             toml::Value::Table(table)
                 .try_into()
                 .map_err(|e: toml::de::Error| ConfigError::Parse {
-                    path: file
-                        .as_ref()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_else(|| "<environment>".into()),
-                    message: e.to_string(),
+                    path: match &file {
+                        Some(p) => format!("{} or the EMOFY_* environment", p.display()),
+                        None => "the EMOFY_* environment".into(),
+                    },
+                    message: e.to_string().trim().to_owned(),
                 })?;
         config.deprecations = deprecations;
         config.apply(flags);
