@@ -102,64 +102,41 @@ pub async fn http_request(
     http_bytes(method, url, &all, body.unwrap_or("").as_bytes()).await
 }
 
-/// Sends raw bytes (any content type); returns the status, the head and the raw body.
+/// Sends a request with any body through a real HTTP client (awc); returns
+/// the status, the response head as text (status line and `name: value`
+/// lines, for [`header`]) and the body.
 pub async fn http_bytes(
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> (u16, String, Vec<u8>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let mut s = TcpStream::connect(host).await.expect("connect");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = awc::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .finish()
+        .request(method, url);
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        req = req.insert_header((*k, *v));
     }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.expect("write");
-    s.write_all(body).await.expect("write body");
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.expect("read");
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("header end");
-    let head = String::from_utf8_lossy(&buf[..split]).to_string();
-    let mut out = buf[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        out = dechunk(&out);
+    let mut res = req
+        .send_body(body.to_vec())
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let mut head = format!("HTTP/1.1 {}\r\n", res.status().as_u16());
+    for (k, v) in res.headers() {
+        head.push_str(&format!(
+            "{}: {}\r\n",
+            k,
+            String::from_utf8_lossy(v.as_bytes())
+        ));
     }
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, head, out)
-}
-
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(String::from_utf8_lossy(&b[..pos]).trim(), 16).unwrap_or(0);
-        if size == 0 {
-            break;
-        }
-        out.extend_from_slice(&b[pos + 2..pos + 2 + size]);
-        b = &b[pos + 2 + size + 2..];
-    }
-    out
+    let body = res
+        .body()
+        .limit(256 << 20)
+        .await
+        .unwrap_or_else(|e| panic!("{url}: body: {e}"));
+    (res.status().as_u16(), head, body.to_vec())
 }
 
 /// A WebSocket player.
@@ -302,7 +279,23 @@ pub enum Body {
     },
 }
 
-/// One HTTP/1.1 request with a binary body. The body is written while the
+/// Undoes `Transfer-Encoding: chunked` (for the raw-socket helpers).
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&b[..pos]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[pos + 2..pos + 2 + size]);
+        b = &b[pos + 2 + size + 2..];
+    }
+    out
+}
+
+/// One HTTP/1.1 request over a raw socket, for what a real client would not
+/// send (slow and chunked bodies, early answers). The body is written while the
 /// response is read, so a server that answers early (413) is seen.
 pub async fn http_send(
     method: &str,

@@ -25,7 +25,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
     }
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn sigterm_tells_sessions_and_flushes() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = start(dir.path());
@@ -76,7 +76,7 @@ fn server_port(ws: &str) -> String {
         .to_owned()
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn admin_creates_a_moderator_who_can_sign_in() {
     let dir = tempfile::tempdir().unwrap();
     let mut admin = Command::new(env!("CARGO_BIN_EXE_emofy"))
@@ -223,7 +223,7 @@ async fn http_endpoints() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[actix_rt::test]
 async fn admin_runs_a_truth_pass() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_emofy"))
