@@ -14,22 +14,13 @@ use emofy_server::store::{
 };
 use uuid::Uuid;
 
-fn png(seed: u32) -> Vec<u8> {
-    let mut img = image::GrayImage::new(4, 4);
-    img.put_pixel(0, 0, image::Luma([(seed % 251) as u8]));
-    img.put_pixel(1, 0, image::Luma([(seed / 251) as u8]));
-    let mut out = Vec::new();
-    image::DynamicImage::ImageLuma8(img)
-        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-        .unwrap();
-    out
-}
+use crate::fixtures::grey_png;
 
 async fn image(store: &SqliteStore, seed: u32) -> ImageId {
     store
         .insert_image(
             NewImage {
-                bytes: png(seed),
+                bytes: grey_png(4, seed),
                 mime: "image/png".into(),
                 width: 4,
                 height: 4,

@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use crate::common::{
     Bot, TestApp, get_json, http_bytes, multipart, spawn_app, test_config, token_for,
 };
-use crate::uploads::{face_photos, png, upload};
+use crate::fixtures::png_of;
+use crate::uploads::{face_photos, upload};
 
 /// The callers, in the order they are asked.
 const CALLERS: [&str; 7] = [
@@ -81,7 +82,7 @@ async fn private_upload(app: &TestApp, token: &str, n: usize) -> String {
         "show_to_players": false, "use_for_training": true, "include_in_exports": false,
         "text_version": emofy_server::web::uploads::CONSENT_VERSION,
     });
-    let photo = png(&face_photos(n + 1)[n]);
+    let photo = png_of(&face_photos(n + 1)[n]);
     let (status, v) = upload(app, token, Some(&consent), Some(&photo)).await;
     assert_eq!(status, 201, "{v}");
     v["image"]["id"].as_str().unwrap().to_owned()

@@ -9,7 +9,8 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::common::{Body, Bot, TestApp, http_bytes, http_send, spawn_app, test_config};
-use crate::uploads::{face_photos, png, upload};
+use crate::fixtures::png_of;
+use crate::uploads::{face_photos, upload};
 
 /// Pieces of `bytes` to look for: 24-byte windows every 61 bytes, past the
 /// first 128 (PNG signature, header and chunk layout are alike in every PNG).
@@ -56,7 +57,7 @@ async fn upload_face(app: &TestApp, token: &str, keep_original: bool) -> Value {
         "keep_original": keep_original,
         "text_version": emofy_server::web::uploads::CONSENT_VERSION,
     });
-    let photo = png(&face_photos(1)[0]);
+    let photo = png_of(&face_photos(1)[0]);
     let (status, up) = upload(app, token, Some(&consent), Some(&photo)).await;
     assert_eq!(status, 201, "{up}");
     up

@@ -13,23 +13,14 @@ use emofy_server::store::{
 };
 use uuid::Uuid;
 
-fn png(seed: u8) -> Vec<u8> {
-    let img = image::GrayImage::from_fn(40, 40, |x, y| {
-        image::Luma([seed.wrapping_add((x * y) as u8)])
-    });
-    let mut out = Vec::new();
-    image::DynamicImage::ImageLuma8(img)
-        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-        .unwrap();
-    out
-}
+use crate::fixtures::grey_png;
 
 fn upload(seed: u8, exports: bool) -> NewUpload {
     let player = PlayerId(Uuid::new_v4());
     NewUpload {
         player,
         crop: NewImage {
-            bytes: png(seed),
+            bytes: grey_png(40, seed.into()),
             mime: "image/png".into(),
             width: 40,
             height: 40,

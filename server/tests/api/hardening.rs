@@ -17,7 +17,8 @@ use crate::common::{
     Body, Bot, header, http_bytes, http_send, raw_http, recv, send, spawn_app, test_config,
     token_for,
 };
-use crate::uploads::{face_photos, png};
+use crate::fixtures::png_of;
+use crate::uploads::face_photos;
 
 fn addr(app: &crate::common::TestApp) -> String {
     format!("127.0.0.1:{}", app.port)
@@ -605,7 +606,7 @@ async fn uploads_are_no_oracle_for_faces() {
     let alice = Bot::join(&app.ws(), "alice").await;
     let bob = Bot::join(&app.ws(), "bob").await;
     let (_, moderator) = token_for(&app, Role::Moderator, "mo").await;
-    let photo = png(&face_photos(1)[0]);
+    let photo = png_of(&face_photos(1)[0]);
     let up = |token: String, show: bool| {
         let photo = photo.clone();
         let app = &app;

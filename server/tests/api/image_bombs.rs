@@ -11,15 +11,7 @@ use flate2::Compression;
 use flate2::write::ZlibEncoder;
 
 use crate::common::{Body, Bot, Server, http_send, multipart};
-
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let mut c = kind.to_vec();
-    c.extend_from_slice(data);
-    out.extend_from_slice(&crc32fast::hash(&c).to_be_bytes());
-}
+use crate::fixtures::raw_png;
 
 /// zlib of `total` zero bytes, streamed (never holding them).
 fn zlib_zeros(total: usize, row: usize) -> Vec<u8> {
@@ -34,40 +26,18 @@ fn zlib_zeros(total: usize, row: usize) -> Vec<u8> {
     z.finish().unwrap()
 }
 
-fn png(
-    width: u32,
-    height: u32,
-    depth: u8,
-    color: u8,
-    extra: &[(&[u8; 4], Vec<u8>)],
-    idat: Vec<u8>,
-) -> Vec<u8> {
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&width.to_be_bytes());
-    ihdr.extend_from_slice(&height.to_be_bytes());
-    ihdr.extend_from_slice(&[depth, color, 0, 0, 0]);
-    chunk(&mut out, b"IHDR", &ihdr);
-    for (kind, data) in extra {
-        chunk(&mut out, kind, data);
-    }
-    chunk(&mut out, b"IDAT", &idat);
-    chunk(&mut out, b"IEND", &[]);
-    out
-}
-
 /// A 64×64 grey PNG with a colour profile that inflates to 512 MiB.
 pub fn colour_profile_bomb() -> Vec<u8> {
     let mut iccp = b"icc\0\0".to_vec();
     iccp.extend(zlib_zeros(512 << 20, 1 << 20));
     let rows = zlib_zeros(64 * 65, 65);
-    png(64, 64, 8, 0, &[(b"iCCP", iccp)], rows)
+    raw_png(64, 64, 8, 0, &[(b"iCCP", iccp)], rows)
 }
 
 /// A 16-bit RGB 6000×6000 PNG (216 MB of pixels, a few hundred KiB of file).
 pub fn sixteen_bit_6000() -> Vec<u8> {
     let row = 1 + 6000 * 6;
-    png(6000, 6000, 16, 2, &[], zlib_zeros(row * 6000, row))
+    raw_png(6000, 6000, 16, 2, &[], zlib_zeros(row * 6000, row))
 }
 
 /// A 4000×4000 JPEG: exactly the 16-megapixel budget, so it is decoded.

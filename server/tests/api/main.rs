@@ -8,6 +8,7 @@ mod bad_input;
 mod common;
 mod erasure;
 mod export;
+mod fixtures;
 mod game;
 mod hardening;
 mod history;

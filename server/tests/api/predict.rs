@@ -79,15 +79,7 @@ fn unreadable_files_are_reported_and_fail_the_command() {
     let empty = dir.path().join("empty.png");
     std::fs::write(&empty, b"").unwrap();
     // A PNG whose header claims 30000×30000 pixels.
-    let mut png = Vec::new();
-    image::DynamicImage::ImageLuma8(image::GrayImage::new(1, 1))
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .unwrap();
-    png[16..20].copy_from_slice(&30000u32.to_be_bytes());
-    png[20..24].copy_from_slice(&30000u32.to_be_bytes());
-    // Fix the IHDR checksum so only the size is wrong.
-    let crc = crc32fast::hash(&png[12..29]);
-    png[29..33].copy_from_slice(&crc.to_be_bytes());
+    let png = crate::fixtures::png_claiming(30000, 30000);
     let bomb = dir.path().join("bomb.png");
     std::fs::write(&bomb, &png).unwrap();
     let missing = dir.path().join("missing.png");

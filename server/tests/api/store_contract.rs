@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::common::mongo_uri;
+use crate::fixtures::grey_png;
 
 use emofy_game::{
     ConsensusRule, Emotion, ImageStatus, Millis, PlayerId, Role, RoundId, ScoringRules, SpamRules,
@@ -34,13 +35,7 @@ fn rules() -> GameRules {
 }
 
 fn png(seed: u8) -> Vec<u8> {
-    let mut img = image::GrayImage::new(4, 4);
-    img.put_pixel(0, 0, image::Luma([seed]));
-    let mut out = Vec::new();
-    image::DynamicImage::ImageLuma8(img)
-        .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
-        .unwrap();
-    out
+    grey_png(4, seed.into())
 }
 
 fn new_image(seed: u8, uploader: Option<PlayerId>) -> NewImage {

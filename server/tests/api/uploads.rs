@@ -8,6 +8,7 @@ use crate::common::{
     Body, Bot, TestApp, get_json, http_bytes, http_get, http_send, multipart, spawn_app,
     test_config,
 };
+use crate::fixtures::{png_claiming, png_of};
 use emofy_inference::face::FaceDetector;
 use image::{DynamicImage, ImageFormat, Rgb, RgbImage, imageops};
 use serde_json::{Value, json};
@@ -68,13 +69,6 @@ fn jpeg_with_exif(img: &DynamicImage) -> Vec<u8> {
     out.extend_from_slice(&app1);
     out.extend_from_slice(&plain[2..]);
     assert!(out.windows(SECRET.len()).any(|w| w == SECRET));
-    out
-}
-
-pub fn png(img: &DynamicImage) -> Vec<u8> {
-    let mut out = Vec::new();
-    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
-        .unwrap();
     out
 }
 
@@ -279,14 +273,20 @@ async fn uploads_page_newest_first_and_private_faces_stay_out_of_rounds() {
     });
     let mut ids = Vec::new();
     for p in &photos {
-        let (status, up) = upload(&app, &alice.token, Some(&private), Some(&png(p))).await;
+        let (status, up) = upload(&app, &alice.token, Some(&private), Some(&png_of(p))).await;
         assert_eq!(status, 201, "{up}");
         assert_eq!(up["kept_original"], true);
         ids.push(up["image"]["id"].as_str().unwrap().to_owned());
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     // The same photo again is the same face crop: refused, not stored twice.
-    let (status, dup) = upload(&app, &alice.token, Some(&private), Some(&png(&photos[0]))).await;
+    let (status, dup) = upload(
+        &app,
+        &alice.token,
+        Some(&private),
+        Some(&png_of(&photos[0])),
+    )
+    .await;
     assert_eq!(
         (status, dup["code"].as_str()),
         (409, Some("already_uploaded"))
@@ -330,16 +330,6 @@ async fn uploads_page_newest_first_and_private_faces_stay_out_of_rounds() {
     app.stop().await;
 }
 
-fn png_header_claiming(width: u32, height: u32) -> Vec<u8> {
-    let mut out = png(&DynamicImage::ImageLuma8(image::GrayImage::new(4, 4)));
-    // IHDR data starts at byte 16 (after the signature, length and type); its CRC follows the 13 data bytes.
-    out[16..20].copy_from_slice(&width.to_be_bytes());
-    out[20..24].copy_from_slice(&height.to_be_bytes());
-    let crc = crc32fast::hash(&out[12..29]);
-    out[29..33].copy_from_slice(&crc.to_be_bytes());
-    out
-}
-
 #[actix_rt::test]
 async fn bad_uploads_get_clear_errors_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -374,7 +364,7 @@ async fn bad_uploads_get_clear_errors_and_store_nothing() {
         (
             "30000x30000 PNG",
             Some(c.clone()),
-            Some(png_header_claiming(30_000, 30_000)),
+            Some(png_claiming(30_000, 30_000)),
             413,
             "image_too_large",
         ),
@@ -421,7 +411,7 @@ async fn bad_uploads_get_clear_errors_and_store_nothing() {
         (
             "no face",
             Some(c.clone()),
-            Some(png(&DynamicImage::ImageRgb8(RgbImage::from_fn(
+            Some(png_of(&DynamicImage::ImageRgb8(RgbImage::from_fn(
                 300,
                 200,
                 |x, _| Rgb([x as u8, 90, 200]),
@@ -651,7 +641,7 @@ async fn an_admin_swaps_the_model_version_while_serving() {
     );
 
     // New uploads are classified by the new version; rounds switch over once it has classified the pool.
-    let photo = png(&face_photos(1)[0]);
+    let photo = png_of(&face_photos(1)[0]);
     let (status, up) = upload(&app, &player.token, Some(&consent()), Some(&photo)).await;
     assert_eq!(status, 201, "{up}");
     assert_eq!(up["prediction"]["model"], "mini-xception-fer2013-v2-test");
@@ -675,7 +665,7 @@ async fn an_upload_through_one_replica_is_played_with_its_guess_on_another() {
     let a = spawn_app(upload_config(dir.path())).await;
     let b = spawn_app(upload_config(dir.path())).await;
     let alice = Bot::join(&a.ws(), "alice").await;
-    let photo = png(&face_photos(1)[0]);
+    let photo = png_of(&face_photos(1)[0]);
     let (status, up) = upload(&a, &alice.token, Some(&consent()), Some(&photo)).await;
     assert_eq!(status, 201, "{up}");
     // B learns of it at its next pool refresh (1 s in tests).
@@ -743,13 +733,11 @@ async fn photo_filters_preview_and_a_filtered_photo_becomes_a_contribution() {
     let crop = image::load_from_memory(&crop).unwrap();
     assert_eq!(crop.width(), crop.height());
     assert_eq!(get_json(&app.http("/api/stats")).await["images"], 0);
-    let blank = {
-        let mut out = Vec::new();
-        DynamicImage::ImageRgb8(RgbImage::from_pixel(300, 200, Rgb([90, 120, 90])))
-            .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
-            .unwrap();
-        out
-    };
+    let blank = png_of(&DynamicImage::ImageRgb8(RgbImage::from_pixel(
+        300,
+        200,
+        Rgb([90, 120, 90]),
+    )));
     let (status, _, body) = http_bytes("POST", &url, &headers, &blank).await;
     assert_eq!(status, 422);
     let v: Value = serde_json::from_slice(&body).unwrap();
