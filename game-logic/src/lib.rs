@@ -24,6 +24,7 @@ pub mod identity;
 pub mod ids;
 pub mod period;
 pub mod plan;
+pub mod review;
 pub mod round;
 pub mod scoring;
 pub mod selection;

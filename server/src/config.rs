@@ -53,6 +53,7 @@ pub struct Config {
     pub upload: UploadConfig,
     pub leaderboard: LeaderboardConfig,
     pub truth: TruthConfig,
+    pub moderation: ModerationConfig,
     pub imaging: ImagingConfig,
     pub net: NetConfig,
     pub metrics: MetricsConfig,
@@ -113,6 +114,7 @@ impl Default for Config {
             upload: UploadConfig::default(),
             leaderboard: LeaderboardConfig::default(),
             truth: TruthConfig::default(),
+            moderation: ModerationConfig::default(),
             imaging: ImagingConfig::default(),
             net: NetConfig::default(),
             metrics: MetricsConfig::default(),
@@ -410,6 +412,25 @@ impl Default for LeaderboardConfig {
             buffer: 100_000,
             grace_hours: 48,
             retry_every_ms: 500,
+        }
+    }
+}
+
+/// The moderators' review queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModerationConfig {
+    /// The queue ranks this many most recently changed disputed or uncertain images.
+    pub queue_candidates: usize,
+    /// Labels read (and shown) per queued image, oldest first.
+    pub queue_labels: usize,
+}
+
+impl Default for ModerationConfig {
+    fn default() -> Self {
+        ModerationConfig {
+            queue_candidates: 500,
+            queue_labels: 100,
         }
     }
 }
@@ -749,6 +770,13 @@ impl Config {
         for p in &n.trusted_proxies {
             crate::net::ipnet::IpNet::parse(p)
                 .map_err(|e| ConfigError::Invalid(format!("net.trusted_proxies: {p:?}: {e}")))?;
+        }
+        let m = &self.moderation;
+        if !(1..=10_000).contains(&m.queue_candidates) || !(1..=1_000).contains(&m.queue_labels) {
+            return Err(ConfigError::Invalid(
+                "moderation.queue_candidates must be 1..=10000 and moderation.queue_labels 1..=1000"
+                    .into(),
+            ));
         }
         if sq.checkpoint_every_ms == 0 {
             return Err(ConfigError::Invalid(

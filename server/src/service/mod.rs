@@ -25,6 +25,7 @@ use crate::web::RouteTable;
 
 pub mod model;
 pub mod play;
+pub mod review;
 
 /// Everything a request handler or session needs. Shared, immutable.
 pub struct Services {

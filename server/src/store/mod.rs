@@ -15,6 +15,8 @@ pub mod mongo;
 pub mod sqlite;
 pub mod truth;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use emofy_game::{
     Emotion, ImageId, ImageStatus, Millis, PlayerId, PlayerTally, PoolEntry, Role, RoundId,
@@ -234,6 +236,13 @@ pub trait ImageStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The cached prediction of `model` for one image.
     async fn prediction(&self, id: ImageId, model: &str) -> Result<Option<Prediction>, StoreError>;
+    /// `model`'s predictions for each of `images`, in one read (unclassified
+    /// images are left out).
+    async fn predictions_of(
+        &self,
+        images: &[ImageId],
+        model: &str,
+    ) -> Result<HashMap<ImageId, Prediction>, StoreError>;
     /// Every cached prediction of `model`.
     async fn predictions(&self, model: &str) -> Result<Vec<(ImageId, Prediction)>, StoreError>;
     /// Images (not removed) with no cached prediction from `model`.
@@ -421,6 +430,13 @@ pub trait RoundStore: Send + Sync {
         image: ImageId,
         limit: usize,
     ) -> Result<Vec<LabelRecord>, StoreError>;
+    /// The labels of each of `images`, oldest first, at most `per_image`
+    /// each, in one read (images without labels are left out).
+    async fn labels_of_images(
+        &self,
+        images: &[ImageId],
+        per_image: usize,
+    ) -> Result<HashMap<ImageId, Vec<LabelRecord>>, StoreError>;
     /// Score changes (the ledger written with each answer) at or after
     /// `since`, oldest first, at most `limit`.
     async fn score_events_since(

@@ -4,8 +4,9 @@
 //! * `GET queue?limit=` — disputed and uncertain images, ranked by
 //!   uncertainty × model disagreement × the contributors' reliability, with
 //!   the vote distribution, the posterior, the model's probabilities and
-//!   every label with the suggestion it was shown. The ranking covers the 500
-//!   most recently changed candidates.
+//!   every label with the suggestion it was shown. The ranking covers the
+//!   `moderation.queue_candidates` most recently changed candidates
+//!   ([`crate::service::review`]: four store reads per request).
 //! * `POST images/{id}` — accept, override (the label becomes gold and the
 //!   image's labellers settle) or flag (out of play).
 //! * `POST players/{id}` — ban, clear or reset. A moderator may not ban or
@@ -16,7 +17,7 @@
 //!   images per class.
 
 use actix_web::{HttpResponse, get, post, web};
-use emofy_game::{Emotion, ImageId, ImageStatus, PlayerId, Reliability, Role};
+use emofy_game::{Emotion, ImageId, PlayerId, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -24,7 +25,8 @@ use crate::actors::coordinator::ImageModerated;
 use crate::error::ErrorCode;
 use crate::service::Services;
 use crate::service::play::publish_score_changes;
-use crate::store::{AuditEntry, ImageAction, LabelRecord, PlayerAction, StoreError};
+use crate::service::review::{self, QueueBounds};
+use crate::store::{AuditEntry, ImageAction, PlayerAction, StoreError};
 use crate::web::errors::ApiError;
 use crate::web::extract::ModeratorCaller;
 use crate::web::openapi::{EmotionName, ErrorBody, ImageIdText, StatusName};
@@ -115,90 +117,53 @@ pub async fn review_queue(
     q: web::Query<Limit>,
     svc: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = q.limit.unwrap_or(20).clamp(1, 100);
-    let candidates = svc
-        .review
-        .review_candidates(500)
-        .await
-        .map_err(store_error)?;
+    let bounds = QueueBounds {
+        candidates: svc.config.moderation.queue_candidates,
+        labels: svc.config.moderation.queue_labels,
+        limit: q.limit.unwrap_or(20).clamp(1, 100),
+    };
     let model = svc.inference.as_ref().map(|m| m.version());
-    let mut items = Vec::new();
-    for c in candidates {
-        let labels: Vec<LabelRecord> = svc
-            .rounds
-            .image_labels(c.meta.id, 100)
-            .await
-            .map_err(store_error)?;
-        let players: Vec<PlayerId> = labels.iter().map(|l| l.player).collect();
-        let reliabilities: std::collections::HashMap<PlayerId, Reliability> = svc
-            .review
-            .reliabilities_of(&players)
-            .await
-            .map_err(store_error)?
-            .into_iter()
-            .collect();
-        let views: Vec<QueueLabel> = labels
-            .iter()
-            .map(|l| QueueLabel {
-                player: l.player,
-                emotion: l.emotion,
-                shown: l.shown,
-                decoy: l.decoy,
-                gold: l.gold,
-                response_ms: l.response_ms,
-                counted: reliabilities.get(&l.player).is_none_or(Reliability::counts),
-            })
-            .collect();
-        let accuracy: Vec<f64> = labels
-            .iter()
-            .map(|l| {
-                reliabilities
-                    .get(&l.player)
-                    .map_or_else(|| Reliability::default().accuracy(), Reliability::accuracy)
-            })
-            .collect();
-        let mean_reliability = if accuracy.is_empty() {
-            0.0
-        } else {
-            accuracy.iter().sum::<f64>() / accuracy.len() as f64
-        };
-        let crowd = c.posterior.map(|p| emofy_game::truth::map(&p));
-        let uncertainty = crowd.map_or(1.0, |(_, p)| 1.0 - p);
-        let disagrees = match (crowd, c.model_guess) {
-            (Some((e, _)), Some(g)) => e != g,
-            _ => false,
-        };
-        // Disputed images first; then uncertain ones where the crowd contradicts
-        // the model, weighted by how far the contributors are trusted.
-        let disputed = matches!(c.meta.status, ImageStatus::Disputed);
-        let priority = (if disputed { 1.0 } else { 0.0 })
-            + uncertainty * (if disagrees { 2.0 } else { 1.0 }) * (0.5 + mean_reliability);
-        let model_probabilities = match &model {
-            Some(v) => svc
-                .images
-                .prediction(c.meta.id, v)
-                .await
-                .map_err(store_error)?
-                .map(|p| p.probabilities.to_vec()),
-            None => None,
-        };
-        items.push(QueueItem {
-            image: c.meta.id,
-            url: format!("/images/{}", c.meta.id),
-            upload: c.meta.source == crate::store::ImageSource::Upload,
-            status: c.meta.status.name(),
-            priority,
-            votes: c.meta.votes,
-            posterior: c.posterior,
-            crowd: crowd.map(|(e, _)| e),
-            model_guess: c.model_guess,
-            model_probabilities,
-            contributors_reliability: mean_reliability,
-            labels: views,
-        });
-    }
-    items.sort_by(|a, b| b.priority.total_cmp(&a.priority));
-    items.truncate(limit);
+    let entries = review::review_queue(
+        svc.review.as_ref(),
+        svc.rounds.as_ref(),
+        svc.images.as_ref(),
+        model.as_deref(),
+        bounds,
+    )
+    .await
+    .map_err(store_error)?;
+    let items = entries
+        .into_iter()
+        .map(|e| {
+            let c = e.candidate;
+            QueueItem {
+                image: c.meta.id,
+                url: format!("/images/{}", c.meta.id),
+                upload: c.meta.source == crate::store::ImageSource::Upload,
+                status: c.meta.status.name(),
+                priority: e.rank.priority,
+                votes: c.meta.votes,
+                posterior: c.posterior,
+                crowd: e.rank.crowd.map(|(e, _)| e),
+                model_guess: c.model_guess,
+                model_probabilities: e.model_probabilities,
+                contributors_reliability: e.rank.mean_reliability,
+                labels: e
+                    .labels
+                    .into_iter()
+                    .map(|(l, counted)| QueueLabel {
+                        player: l.player,
+                        emotion: l.emotion,
+                        shown: l.shown,
+                        decoy: l.decoy,
+                        gold: l.gold,
+                        response_ms: l.response_ms,
+                        counted,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
     Ok(HttpResponse::Ok().json(Queue { items }))
 }
 

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::fixtures::grey_png;
 
-async fn image(store: &SqliteStore, seed: u32) -> ImageId {
+pub(crate) async fn image(store: &SqliteStore, seed: u32) -> ImageId {
     store
         .insert_image(
             NewImage {
@@ -35,7 +35,7 @@ async fn image(store: &SqliteStore, seed: u32) -> ImageId {
         .0
 }
 
-async fn player(store: &SqliteStore) -> PlayerId {
+pub(crate) async fn player(store: &SqliteStore) -> PlayerId {
     let id = PlayerId(Uuid::new_v4());
     store
         .create_player(id, "bot", Role::Player, Millis(1))
@@ -47,7 +47,7 @@ async fn player(store: &SqliteStore) -> PlayerId {
 /// One answer of `p` on `img`; what it cost, less the one ledger row written
 /// per score change (an answer that earns points writes one more row than
 /// one that does not; that is not the image's doing).
-async fn answer(
+pub(crate) async fn answer(
     store: &SqliteStore,
     rules: &GameRules,
     p: PlayerId,

@@ -21,6 +21,7 @@ mod mongo_app;
 mod predict;
 mod process;
 mod replicas;
+mod review_queue;
 mod store_contract;
 mod truth;
 mod uploads;

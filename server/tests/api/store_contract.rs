@@ -538,6 +538,78 @@ async fn contract(b: Backend) {
     }
     assert!(seen > 0);
     bans_reach_earlier_labels(&b).await;
+    batched_reads_match_single_reads(&b).await;
+}
+
+/// The review queue's batched reads give what the one-image reads give.
+async fn batched_reads_match_single_reads(b: &Backend) {
+    // Confidence 1.0 is never reached: the images stay open candidates.
+    let rules = GameRules {
+        consensus: ConsensusRule::new(3, 1000, 9).unwrap(),
+        ..self::rules()
+    };
+    for seed in [200u8, 201, 202] {
+        let (img, _) = b
+            .images
+            .insert_image(new_image(seed, None), Millis(20))
+            .await
+            .unwrap();
+        for k in 0..usize::from(seed - 199) {
+            let p = PlayerId(Uuid::new_v4());
+            b.players
+                .create_player(p, &format!("B{seed}-{k}"), Role::Player, Millis(20))
+                .await
+                .unwrap();
+            let round = offer(b, p, img, None).await;
+            b.rounds
+                .record_answer(answer(round, p, img, Emotion::ALL[k], None), &rules)
+                .await
+                .unwrap();
+        }
+    }
+    b.rounds.flush().await.unwrap();
+    let candidates = b.review.review_candidates(1_000).await.unwrap();
+    assert!(candidates.len() >= 3, "{candidates:?}");
+    let mut ids = Vec::new();
+    for c in &candidates {
+        assert_eq!(
+            b.images.image_meta(c.meta.id).await.unwrap().as_ref(),
+            Some(&c.meta)
+        );
+        ids.push(c.meta.id);
+    }
+    let unknown = emofy_game::ImageId::of_bytes(b"not stored");
+    ids.push(unknown);
+    for per_image in [1, 2, 100] {
+        let batch = b.rounds.labels_of_images(&ids, per_image).await.unwrap();
+        assert!(!batch.contains_key(&unknown));
+        for id in &ids {
+            let one = b.rounds.image_labels(*id, per_image).await.unwrap();
+            assert_eq!(batch.get(id).cloned().unwrap_or_default(), one, "{id}");
+        }
+    }
+    let p =
+        emofy_inference::Prediction::new("m-batch", [0.3, 0.1, 0.1, 0.2, 0.1, 0.1, 0.1]).unwrap();
+    b.images
+        .save_predictions(vec![(ids[0], p.clone())])
+        .await
+        .unwrap();
+    let batch = b.images.predictions_of(&ids, "m-batch").await.unwrap();
+    assert_eq!(batch.len(), 1);
+    for id in &ids {
+        assert_eq!(
+            batch.get(id),
+            b.images.prediction(*id, "m-batch").await.unwrap().as_ref()
+        );
+    }
+    assert!(
+        b.images
+            .predictions_of(&ids, "m1-none")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(b.rounds.labels_of_images(&[], 5).await.unwrap().is_empty());
 }
 
 /// A ban takes effect on labels already given: the next answer on an image

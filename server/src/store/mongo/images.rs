@@ -71,22 +71,7 @@ impl ImageStore for MongoStore {
         else {
             return Ok(None);
         };
-        let source = get_str(&d, "source")?;
-        Ok(Some(ImageMeta {
-            id,
-            mime: get_str(&d, "mime")?.to_owned(),
-            width: get_u32(&d, "width")?,
-            height: get_u32(&d, "height")?,
-            source: ImageSource::parse(source)
-                .ok_or_else(|| corrupt(format!("bad source {source:?}")))?,
-            source_label: emotion(opt_str(&d, "source_label"))?,
-            uploader: opt_str(&d, "uploader").map(|u| parse_id(&u)).transpose()?,
-            votes: votes_of(&d)?,
-            status: status_of(&d)?,
-            created: Millis(get_u64(&d, "created_ms")?),
-            posterior: truth::posterior_from(opt_str(&d, "posterior").as_deref()),
-            gold: emotion(opt_str(&d, "gold"))?,
-        }))
+        meta_of(id, &d).map(Some)
     }
 
     async fn pool_entries(&self, since: Millis) -> Result<Vec<PoolEntry>, StoreError> {
@@ -140,6 +125,27 @@ impl ImageStore for MongoStore {
             .map_err(err)?
             .map(|d| prediction_of(&d, model))
             .transpose()
+    }
+
+    async fn predictions_of(
+        &self,
+        images: &[ImageId],
+        model: &str,
+    ) -> Result<HashMap<ImageId, Prediction>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in images.chunks(1_000) {
+            let ids: Vec<String> = chunk
+                .iter()
+                .map(|id| format!("{}:{model}", id.to_hex()))
+                .collect();
+            for d in all(self.coll("predictions").find(doc! {"_id": {"$in": ids}})).await? {
+                out.insert(
+                    parse_id(get_str(&d, "image_id")?)?,
+                    prediction_of(&d, model)?,
+                );
+            }
+        }
+        Ok(out)
     }
 
     async fn predictions(&self, model: &str) -> Result<Vec<(ImageId, Prediction)>, StoreError> {
@@ -248,4 +254,24 @@ impl ImageStore for MongoStore {
             rounds: count("rounds", doc! {}).await?,
         })
     }
+}
+
+/// An image document's metadata.
+pub(super) fn meta_of(id: ImageId, d: &Document) -> Result<ImageMeta, StoreError> {
+    let source = get_str(d, "source")?;
+    Ok(ImageMeta {
+        id,
+        mime: get_str(d, "mime")?.to_owned(),
+        width: get_u32(d, "width")?,
+        height: get_u32(d, "height")?,
+        source: ImageSource::parse(source)
+            .ok_or_else(|| corrupt(format!("bad source {source:?}")))?,
+        source_label: emotion(opt_str(d, "source_label"))?,
+        uploader: opt_str(d, "uploader").map(|u| parse_id(&u)).transpose()?,
+        votes: votes_of(d)?,
+        status: status_of(d)?,
+        created: Millis(get_u64(d, "created_ms")?),
+        posterior: truth::posterior_from(opt_str(d, "posterior").as_deref()),
+        gold: emotion(opt_str(d, "gold"))?,
+    })
 }

@@ -1,6 +1,8 @@
 //! What the store's parts share: the driver and the store's types
 //! (each part adds the siblings it uses).
 
+pub(super) use std::collections::HashMap;
+
 pub(super) use async_trait::async_trait;
 pub(super) use emofy_game::{
     Emotion, ImageId, ImageStatus, Millis, PlayerId, PlayerTally, PoolEntry, Reliability, Role,

@@ -3,6 +3,7 @@
 
 use super::MongoStore;
 use super::codec::*;
+use super::images::meta_of;
 use super::prelude::*;
 use super::tx::*;
 
@@ -81,15 +82,13 @@ impl ReviewStore for MongoStore {
         .await?;
         let mut out = Vec::with_capacity(docs.len());
         for d in docs {
-            let id: ImageId = parse_id(get_str(&d, "_id")?)?;
-            if let Some(meta) = self.image_meta(id).await? {
-                out.push(ReviewCandidate {
-                    meta,
-                    posterior: truth::posterior_from(opt_str(&d, "posterior").as_deref()),
-                    model_guess: emotion(opt_str(&d, "model_guess"))?,
-                    gold: emotion(opt_str(&d, "gold"))?,
-                });
-            }
+            let meta = meta_of(parse_id(get_str(&d, "_id")?)?, &d)?;
+            out.push(ReviewCandidate {
+                posterior: meta.posterior,
+                gold: meta.gold,
+                model_guess: emotion(opt_str(&d, "model_guess"))?,
+                meta,
+            });
         }
         Ok(out)
     }

@@ -119,6 +119,33 @@ impl RoundStore for MongoStore {
         docs.iter().map(label_of).collect()
     }
 
+    async fn labels_of_images(
+        &self,
+        images: &[ImageId],
+        per_image: usize,
+    ) -> Result<HashMap<ImageId, Vec<LabelRecord>>, StoreError> {
+        let mut out: HashMap<ImageId, Vec<LabelRecord>> = HashMap::new();
+        for chunk in images.chunks(1_000) {
+            let ids: Vec<String> = chunk.iter().map(ImageId::to_hex).collect();
+            // One query per thousand images; the cursor streams in batches
+            // and each image keeps its oldest `per_image`.
+            let mut cursor = self
+                .coll("labels")
+                .find(doc! {"image_id": {"$in": ids}})
+                .sort(doc! {"image_id": 1, "created_ms": 1, "_id": 1})
+                .await
+                .map_err(err)?;
+            while let Some(d) = cursor.try_next().await.map_err(err)? {
+                let label = label_of(&d)?;
+                let kept = out.entry(label.image).or_default();
+                if kept.len() < per_image {
+                    kept.push(label);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn score_events_since(
         &self,
         since: Millis,

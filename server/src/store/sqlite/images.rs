@@ -65,45 +65,13 @@ impl ImageStore for SqliteStore {
         self.read(move |c| {
             let row = c
                 .query_row(
-                    "SELECT mime, width, height, source, source_label, uploader, votes, status, consensus, created_ms, posterior, gold FROM images WHERE id = ?1",
+                    &format!("SELECT {META_COLUMNS} FROM images WHERE id = ?1"),
                     params![id.to_hex()],
-                    |r| {
-                        Ok((
-                            r.get::<_, String>(0)?,
-                            r.get::<_, u32>(1)?,
-                            r.get::<_, u32>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, Option<String>>(4)?,
-                            r.get::<_, Option<String>>(5)?,
-                            r.get::<_, String>(6)?,
-                            r.get::<_, String>(7)?,
-                            r.get::<_, Option<String>>(8)?,
-                            r.get::<_, i64>(9)?,
-                            r.get::<_, Option<String>>(10)?,
-                            r.get::<_, Option<String>>(11)?,
-                        ))
-                    },
+                    |r| meta_row(r, 0),
                 )
                 .optional()
                 .map_err(db_err)?;
-            row.map(|(mime, width, height, source, source_label, uploader, votes, status, consensus, created, posterior, gold)| {
-                Ok(ImageMeta {
-                    id,
-                    mime,
-                    width,
-                    height,
-                    source: ImageSource::parse(&source)
-                        .ok_or_else(|| StoreError::Corrupt(format!("bad source {source:?}")))?,
-                    source_label: parse_emotion(source_label)?,
-                    uploader: uploader.map(|u| parse_id(&u)).transpose()?,
-                    votes: votes_from_json(&votes)?,
-                    status: status_from(&status, parse_emotion(consensus)?)?,
-                    created: Millis(u64_of(created)),
-                    posterior: truth::posterior_from(posterior.as_deref()),
-                    gold: parse_emotion(gold)?,
-                })
-            })
-            .transpose()
+            row.map(|row| meta_record(id, row)).transpose()
         })
         .await
     }
@@ -191,6 +159,38 @@ impl ImageStore for SqliteStore {
                         .map_err(|e| StoreError::Corrupt(e.to_string()))
                 })
                 .transpose()
+        })
+        .await
+    }
+
+    async fn predictions_of(
+        &self,
+        images: &[ImageId],
+        model: &str,
+    ) -> Result<HashMap<ImageId, Prediction>, StoreError> {
+        let images = images.to_vec();
+        let model = model.to_owned();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT probabilities FROM predictions WHERE image_id = ?1 AND model = ?2",
+                )
+                .map_err(db_err)?;
+            let mut out = HashMap::new();
+            for image in images {
+                let probs: Option<String> = st
+                    .query_row(params![image.to_hex(), model], |r| r.get(0))
+                    .optional()
+                    .map_err(db_err)?;
+                if let Some(probs) = probs {
+                    let probs: [f32; 7] = serde_json::from_str(&probs)
+                        .map_err(|e| StoreError::Corrupt(format!("prediction: {e}")))?;
+                    let p = Prediction::new(model.clone(), probs)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    out.insert(image, p);
+                }
+            }
+            Ok(out)
         })
         .await
     }
@@ -347,4 +347,72 @@ impl ImageStore for SqliteStore {
         })
         .await
     }
+}
+
+/// The columns [`meta_row`] reads, in its order.
+pub(super) const META_COLUMNS: &str = "mime, width, height, source, source_label, uploader, votes, status, consensus, created_ms, posterior, gold";
+
+type MetaRow = (
+    String,
+    u32,
+    u32,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<String>,
+);
+
+/// [`META_COLUMNS`] from column `at` on.
+pub(super) fn meta_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<MetaRow> {
+    Ok((
+        r.get(at)?,
+        r.get(at + 1)?,
+        r.get(at + 2)?,
+        r.get(at + 3)?,
+        r.get(at + 4)?,
+        r.get(at + 5)?,
+        r.get(at + 6)?,
+        r.get(at + 7)?,
+        r.get(at + 8)?,
+        r.get(at + 9)?,
+        r.get(at + 10)?,
+        r.get(at + 11)?,
+    ))
+}
+
+pub(super) fn meta_record(id: ImageId, row: MetaRow) -> Result<ImageMeta, StoreError> {
+    let (
+        mime,
+        width,
+        height,
+        source,
+        source_label,
+        uploader,
+        votes,
+        status,
+        consensus,
+        created,
+        posterior,
+        gold,
+    ) = row;
+    Ok(ImageMeta {
+        id,
+        mime,
+        width,
+        height,
+        source: ImageSource::parse(&source)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad source {source:?}")))?,
+        source_label: parse_emotion(source_label)?,
+        uploader: uploader.map(|u| parse_id(&u)).transpose()?,
+        votes: votes_from_json(&votes)?,
+        status: status_from(&status, parse_emotion(consensus)?)?,
+        created: Millis(u64_of(created)),
+        posterior: truth::posterior_from(posterior.as_deref()),
+        gold: parse_emotion(gold)?,
+    })
 }

@@ -206,6 +206,12 @@ impl SqliteStore {
         self.costs.totals()
     }
 
+    /// Reads served so far (each a hop to a reader connection): what a use
+    /// case's round-trip bound is measured by.
+    pub fn reads(&self) -> u64 {
+        self.next_reader.load(Ordering::Relaxed) as u64
+    }
+
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,

@@ -1,6 +1,7 @@
 //! What the store's parts share: std, the driver and the store's types
 //! (each part adds the siblings it uses).
 
+pub(super) use std::collections::HashMap;
 pub(super) use std::path::{Path, PathBuf};
 pub(super) use std::sync::Arc;
 pub(super) use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

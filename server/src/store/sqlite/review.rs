@@ -2,41 +2,43 @@
 
 use super::SqliteStore;
 use super::codec::*;
+use super::images::{META_COLUMNS, meta_record, meta_row};
 use super::prelude::*;
 
 #[async_trait]
 impl ReviewStore for SqliteStore {
     async fn review_candidates(&self, limit: usize) -> Result<Vec<ReviewCandidate>, StoreError> {
-        let rows: Vec<(String, Option<String>, Option<String>, Option<String>)> = self
-            .read(move |c| {
-                let mut st = c
-                    .prepare_cached(
-                        "SELECT id, posterior, model_guess, gold FROM images \
-                         WHERE status = 'disputed' OR (status = 'open' AND votes != '[0,0,0,0,0,0,0]') \
-                         ORDER BY updated_ms DESC LIMIT ?1",
-                    )
-                    .map_err(db_err)?;
-                let rows = st
-                    .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                    })
-                    .map_err(db_err)?;
-                rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
-            })
-            .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (id, posterior, guess, gold) in rows {
-            let id: ImageId = parse_id(&id)?;
-            if let Some(meta) = self.image_meta(id).await? {
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!(
+                    "SELECT id, model_guess, {META_COLUMNS} FROM images \
+                     WHERE status = 'disputed' OR (status = 'open' AND votes != '[0,0,0,0,0,0,0]') \
+                     ORDER BY updated_ms DESC LIMIT ?1"
+                ))
+                .map_err(db_err)?;
+            let rows = st
+                .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        meta_row(r, 2)?,
+                    ))
+                })
+                .map_err(db_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, guess, meta) = row.map_err(db_err)?;
+                let meta = meta_record(parse_id(&id)?, meta)?;
                 out.push(ReviewCandidate {
-                    meta,
-                    posterior: truth::posterior_from(posterior.as_deref()),
+                    posterior: meta.posterior,
+                    gold: meta.gold,
                     model_guess: parse_emotion(guess)?,
-                    gold: parse_emotion(gold)?,
+                    meta,
                 });
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
+        .await
     }
 
     async fn moderate_image(

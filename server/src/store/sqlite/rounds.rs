@@ -128,6 +128,36 @@ impl RoundStore for SqliteStore {
         .await
     }
 
+    async fn labels_of_images(
+        &self,
+        images: &[ImageId],
+        per_image: usize,
+    ) -> Result<HashMap<ImageId, Vec<LabelRecord>>, StoreError> {
+        let images = images.to_vec();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT round_id, image_id, player_id, emotion, shown, response_ms, points, created_ms, decoy, gold FROM labels \
+                     WHERE image_id = ?1 ORDER BY created_ms, round_id LIMIT ?2",
+                )
+                .map_err(db_err)?;
+            let mut out = HashMap::new();
+            for image in images {
+                let rows = st
+                    .query_map(params![image.to_hex(), i64_of(per_image as u64)], label_row)
+                    .map_err(db_err)?;
+                let labels = rows
+                    .map(|r| label_record(r.map_err(db_err)?))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if !labels.is_empty() {
+                    out.insert(image, labels);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn score_events_since(
         &self,
         since: Millis,
