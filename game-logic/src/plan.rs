@@ -562,6 +562,40 @@ impl PlayerAction {
     }
 }
 
+/// What the audit log records of a player moderation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlayerModerationDetail {
+    /// The moderator's decision before this one (`none`, `banned`, `cleared`).
+    pub before: &'static str,
+    /// The automatic spam flag at the time, if any.
+    pub flag: Option<&'static str>,
+}
+
+/// Every write of a player moderation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlayerModerationPlan {
+    /// The reliability to store.
+    pub reliability: Reliability,
+    /// `Some(counts)`: mark every label of the player so.
+    pub recount: Option<bool>,
+    pub detail: PlayerModerationDetail,
+}
+
+/// Plans a moderator's decision on a player from their current reliability.
+pub fn plan_player_moderation(action: PlayerAction, current: Reliability) -> PlayerModerationPlan {
+    let mut reliability = current;
+    let before = reliability.moderation.as_str();
+    let recount = action.apply(&mut reliability);
+    PlayerModerationPlan {
+        detail: PlayerModerationDetail {
+            before,
+            flag: reliability.flag.map(|f| f.as_str()),
+        },
+        reliability,
+        recount,
+    }
+}
+
 /// What the audit log records of an image moderation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModerationDetail {

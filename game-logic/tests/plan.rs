@@ -88,8 +88,16 @@ impl Memory {
 
     /// A moderator's decision on a player, as the stores apply it.
     fn moderate(&mut self, player: PlayerId, action: PlayerAction) {
-        let r = self.reliabilities.entry(player).or_default();
-        if let Some(counted) = action.apply(r) {
+        let current = self.reliabilities.get(&player).cloned().unwrap_or_default();
+        let plan = plan_player_moderation(action, current.clone());
+        assert_eq!(plan.detail.before, current.moderation.as_str());
+        assert_eq!(plan.reliability.moderation, action.moderation());
+        assert_eq!(
+            plan.recount.is_some(),
+            plan.reliability.counts() != current.counts()
+        );
+        self.reliabilities.insert(player, plan.reliability);
+        if let Some(counted) = plan.recount {
             self.mark_counted(player, counted);
         }
     }

@@ -61,6 +61,14 @@ fn json_array(d: &mut Document, key: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The consent columns, integers in SQLite and booleans in MongoDB.
+const CONSENT_FLAGS: [&str; 4] = [
+    "show_to_players",
+    "use_for_training",
+    "include_in_exports",
+    "keep_original",
+];
+
 fn as_bool(d: &mut Document, key: &str) {
     if let Some(Bson::Int64(v)) = d.get(key) {
         let b = *v != 0;
@@ -144,14 +152,7 @@ pub async fn embedded_to_mongo(
                     as_bool(d, "counted");
                 }
                 "consent_log" => {
-                    for k in [
-                        "show_to_players",
-                        "use_for_training",
-                        "include_in_exports",
-                        "keep_original",
-                    ] {
-                        as_bool(d, k);
-                    }
+                    CONSENT_FLAGS.iter().for_each(|k| as_bool(d, k));
                 }
                 "uploads" => {
                     json_array(d, "face")?;
@@ -162,14 +163,7 @@ pub async fn embedded_to_mongo(
                             doc! {"x": n(0) as i64, "y": n(1) as i64, "w": n(2) as i64, "h": n(3) as i64, "score": n(4)},
                         );
                     }
-                    for k in [
-                        "show_to_players",
-                        "use_for_training",
-                        "include_in_exports",
-                        "keep_original",
-                    ] {
-                        as_bool(d, k);
-                    }
+                    CONSENT_FLAGS.iter().for_each(|k| as_bool(d, k));
                 }
                 _ => {}
             }

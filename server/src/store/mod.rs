@@ -192,6 +192,11 @@ pub struct Stats {
     pub rounds: u64,
 }
 
+/// A moderation's audit detail as the log stores it (JSON).
+pub(crate) fn detail_json<T: Serialize>(detail: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(detail).map_err(|e| StoreError::Corrupt(format!("audit detail: {e}")))
+}
+
 /// Players and accounts.
 #[async_trait]
 pub trait PlayerStore: Send + Sync {

@@ -6,6 +6,8 @@ use super::codec::*;
 use super::images::meta_of;
 use super::prelude::*;
 use super::tx::*;
+use crate::store::detail_json;
+use emofy_game::plan::plan_player_moderation;
 
 async fn audit(
     store: &MongoStore,
@@ -48,24 +50,17 @@ async fn moderate_player_tx(
     {
         return Err(StoreError::NotFound(format!("player {player}")));
     }
-    let mut r = load_reliability(store, s, &id).await?.unwrap_or_default();
-    let before = r.moderation.as_str();
-    let recount = action.apply(&mut r);
-    save_reliability(store, s, &id, &r, i64_of(at.0)).await?;
-    if let Some(counted) = recount {
+    let plan = plan_player_moderation(
+        action,
+        load_reliability(store, s, &id).await?.unwrap_or_default(),
+    );
+    save_reliability(store, s, &id, &plan.reliability, i64_of(at.0)).await?;
+    if let Some(counted) = plan.recount {
         super::rounds::mark_counted(store, s, &id, counted).await?;
     }
-    audit(
-        store,
-        s,
-        moderator,
-        action.name(),
-        &id,
-        serde_json::json!({"before": before, "flag": r.flag.map(|f| f.as_str())}),
-        at,
-    )
-    .await?;
-    Ok(r)
+    let detail = detail_json(&plan.detail)?;
+    audit(store, s, moderator, action.name(), &id, detail, at).await?;
+    Ok(plan.reliability)
 }
 
 #[async_trait]
@@ -353,7 +348,7 @@ async fn moderate_image_tx(
         )
         .session(&mut *s)
         .await?;
-    let detail = serde_json::to_value(&plan.detail).map_err(|e| corrupt(e.to_string()))?;
+    let detail = detail_json(&plan.detail)?;
     audit(store, s, moderator, action.name(), &hex, detail, at).await?;
     let mut paid = Vec::new();
     for (p, pts, key) in &plan.settle {

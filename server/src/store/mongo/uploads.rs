@@ -70,48 +70,37 @@ impl UploadStore for MongoStore {
                 .find_one(doc! {"_id": &hex})
                 .session(&mut *s)
                 .await?;
-            match existing
-                .as_ref()
-                .and_then(|d| opt_str(d, "status"))
-                .as_deref()
-            {
-                None => {
-                    self.coll("image_bytes")
-                        .replace_one(
-                            doc! {"_id": &hex},
-                            doc! {"bytes": binary(u.crop.bytes.clone())},
-                        )
-                        .upsert(true)
-                        .session(&mut *s)
-                        .await?;
-                    self.coll("images")
-                        .insert_one(image_doc(id, &u.crop, at, playable))
-                        .session(&mut *s)
-                        .await?;
-                }
-                Some("removed") => {
-                    self.coll("image_bytes")
-                        .replace_one(
-                            doc! {"_id": &hex},
-                            doc! {"bytes": binary(u.crop.bytes.clone())},
-                        )
-                        .upsert(true)
-                        .session(&mut *s)
-                        .await?;
-                    self.coll("images")
-                        .update_one(
-                            doc! {"_id": &hex},
-                            doc! {"$set": {"status": "open", "consensus": Bson::Null,
-                                "uploader": u.player.to_string(), "updated_ms": ms, "playable": playable}},
-                        )
-                        .session(&mut *s)
-                        .await?;
-                    self.coll("uploads")
-                        .delete_one(doc! {"_id": &hex})
-                        .session(&mut *s)
-                        .await?;
-                }
-                Some(_) => return Ok(false),
+            let status = existing.as_ref().and_then(|d| opt_str(d, "status"));
+            // A stored image that is not removed: someone else's face, or this one already.
+            if status.as_deref().is_some_and(|st| st != "removed") {
+                return Ok(false);
+            }
+            self.coll("image_bytes")
+                .replace_one(
+                    doc! {"_id": &hex},
+                    doc! {"bytes": binary(u.crop.bytes.clone())},
+                )
+                .upsert(true)
+                .session(&mut *s)
+                .await?;
+            if status.is_none() {
+                self.coll("images")
+                    .insert_one(image_doc(id, &u.crop, at, playable))
+                    .session(&mut *s)
+                    .await?;
+            } else {
+                self.coll("images")
+                    .update_one(
+                        doc! {"_id": &hex},
+                        doc! {"$set": {"status": "open", "consensus": Bson::Null,
+                        "uploader": u.player.to_string(), "updated_ms": ms, "playable": playable}},
+                    )
+                    .session(&mut *s)
+                    .await?;
+                self.coll("uploads")
+                    .delete_one(doc! {"_id": &hex})
+                    .session(&mut *s)
+                    .await?;
             }
             let f = &u.face;
             self.coll("uploads")

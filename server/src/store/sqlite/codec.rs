@@ -217,23 +217,7 @@ pub(super) type UploadRow = (
 );
 
 pub(super) fn upload_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UploadRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-        r.get(12)?,
-        r.get(13)?,
-        r.get(14)?,
-    ))
+    UploadRow::try_from(r)
 }
 
 pub(super) fn upload_record(row: UploadRow) -> Result<UploadRecord, StoreError> {
@@ -296,18 +280,7 @@ pub(super) type LabelRow = (
 );
 
 pub(super) fn label_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LabelRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-    ))
+    LabelRow::try_from(r)
 }
 
 pub(super) fn label_record(row: LabelRow) -> Result<LabelRecord, StoreError> {

@@ -67,7 +67,7 @@ impl ImageStore for SqliteStore {
                 .query_row(
                     &format!("SELECT {META_COLUMNS} FROM images WHERE id = ?1"),
                     params![id.to_hex()],
-                    |r| meta_row(r, 0),
+                    meta_row,
                 )
                 .optional()
                 .map_err(db_err)?;
@@ -142,25 +142,7 @@ impl ImageStore for SqliteStore {
 
     async fn prediction(&self, id: ImageId, model: &str) -> Result<Option<Prediction>, StoreError> {
         let model = model.to_owned();
-        self.read(move |c| {
-            let probs: Option<String> = qrow(
-                c,
-                "SELECT probabilities FROM predictions WHERE image_id = ?1 AND model = ?2",
-                params![id.to_hex(), model],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(db_err)?;
-            probs
-                .map(|probs| {
-                    let probs: [f32; 7] = serde_json::from_str(&probs)
-                        .map_err(|e| StoreError::Corrupt(format!("prediction: {e}")))?;
-                    Prediction::new(model.clone(), probs)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))
-                })
-                .transpose()
-        })
-        .await
+        self.read(move |c| prediction_of(c, id, &model)).await
     }
 
     async fn predictions_of(
@@ -171,22 +153,9 @@ impl ImageStore for SqliteStore {
         let images = images.to_vec();
         let model = model.to_owned();
         self.read(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT probabilities FROM predictions WHERE image_id = ?1 AND model = ?2",
-                )
-                .map_err(db_err)?;
             let mut out = HashMap::new();
             for image in images {
-                let probs: Option<String> = st
-                    .query_row(params![image.to_hex(), model], |r| r.get(0))
-                    .optional()
-                    .map_err(db_err)?;
-                if let Some(probs) = probs {
-                    let probs: [f32; 7] = serde_json::from_str(&probs)
-                        .map_err(|e| StoreError::Corrupt(format!("prediction: {e}")))?;
-                    let p = Prediction::new(model.clone(), probs)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                if let Some(p) = prediction_of(c, image, &model)? {
                     out.insert(image, p);
                 }
             }
@@ -349,6 +318,28 @@ impl ImageStore for SqliteStore {
     }
 }
 
+/// `model`'s cached prediction for one image.
+fn prediction_of(
+    c: &Connection,
+    id: ImageId,
+    model: &str,
+) -> Result<Option<Prediction>, StoreError> {
+    let probs: Option<String> = c
+        .prepare_cached("SELECT probabilities FROM predictions WHERE image_id = ?1 AND model = ?2")
+        .and_then(|mut st| {
+            st.query_row(params![id.to_hex(), model], |r| r.get(0))
+                .optional()
+        })
+        .map_err(db_err)?;
+    probs
+        .map(|probs| {
+            let probs: [f32; 7] = serde_json::from_str(&probs)
+                .map_err(|e| StoreError::Corrupt(format!("prediction: {e}")))?;
+            Prediction::new(model.to_owned(), probs).map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .transpose()
+}
+
 /// The columns [`meta_row`] reads, in its order.
 pub(super) const META_COLUMNS: &str = "mime, width, height, source, source_label, uploader, votes, status, consensus, created_ms, posterior, gold";
 
@@ -367,22 +358,9 @@ type MetaRow = (
     Option<String>,
 );
 
-/// [`META_COLUMNS`] from column `at` on.
-pub(super) fn meta_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<MetaRow> {
-    Ok((
-        r.get(at)?,
-        r.get(at + 1)?,
-        r.get(at + 2)?,
-        r.get(at + 3)?,
-        r.get(at + 4)?,
-        r.get(at + 5)?,
-        r.get(at + 6)?,
-        r.get(at + 7)?,
-        r.get(at + 8)?,
-        r.get(at + 9)?,
-        r.get(at + 10)?,
-        r.get(at + 11)?,
-    ))
+/// [`META_COLUMNS`], from the row's first column on (later columns are the caller's).
+pub(super) fn meta_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MetaRow> {
+    MetaRow::try_from(r)
 }
 
 pub(super) fn meta_record(id: ImageId, row: MetaRow) -> Result<ImageMeta, StoreError> {

@@ -4,6 +4,8 @@ use super::SqliteStore;
 use super::codec::*;
 use super::images::{META_COLUMNS, meta_record, meta_row};
 use super::prelude::*;
+use crate::store::detail_json;
+use emofy_game::plan::plan_player_moderation;
 
 #[async_trait]
 impl ReviewStore for SqliteStore {
@@ -11,7 +13,7 @@ impl ReviewStore for SqliteStore {
         self.read(move |c| {
             let mut st = c
                 .prepare_cached(&format!(
-                    "SELECT id, model_guess, {META_COLUMNS} FROM images \
+                    "SELECT {META_COLUMNS}, id, model_guess FROM images \
                      WHERE status = 'disputed' OR (status = 'open' AND votes != '[0,0,0,0,0,0,0]') \
                      ORDER BY updated_ms DESC LIMIT ?1"
                 ))
@@ -19,9 +21,9 @@ impl ReviewStore for SqliteStore {
             let rows = st
                 .query_map(params![i64::try_from(limit).unwrap_or(i64::MAX)], |r| {
                     Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Option<String>>(1)?,
-                        meta_row(r, 2)?,
+                        r.get::<_, String>(12)?,
+                        r.get::<_, Option<String>>(13)?,
+                        meta_row(r)?,
                     ))
                 })
                 .map_err(db_err)?;
@@ -66,11 +68,10 @@ impl ReviewStore for SqliteStore {
                 return Err(StoreError::NotFound(format!("player {player}")));
             }
             let id = player.to_string();
-            let mut r = load_reliability(c, &id)?.unwrap_or_default();
-            let before = r.moderation.as_str();
-            let recount = action.apply(&mut r);
-            save_reliability(c, &id, &r, i64_of(at.0))?;
-            if let Some(counted) = recount {
+            let plan =
+                plan_player_moderation(action, load_reliability(c, &id)?.unwrap_or_default());
+            save_reliability(c, &id, &plan.reliability, i64_of(at.0))?;
+            if let Some(counted) = plan.recount {
                 super::rounds::mark_counted(c, &id, counted)?;
             }
             audit(
@@ -78,10 +79,10 @@ impl ReviewStore for SqliteStore {
                 moderator,
                 action.name(),
                 &id,
-                serde_json::json!({"before": before, "flag": r.flag.map(|f| f.as_str())}),
+                detail_json(&plan.detail)?,
                 at,
             )?;
-            Ok(r)
+            Ok(plan.reliability)
         })
         .await
     }
@@ -356,9 +357,14 @@ fn moderate_image_tx(
         ],
     )
     .map_err(db_err)?;
-    let detail =
-        serde_json::to_value(&plan.detail).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    audit(c, moderator, action.name(), &hex, detail, at)?;
+    audit(
+        c,
+        moderator,
+        action.name(),
+        &hex,
+        detail_json(&plan.detail)?,
+        at,
+    )?;
     let at_i = i64_of(at.0);
     let mut paid = Vec::new();
     for (p, pts, key) in &plan.settle {

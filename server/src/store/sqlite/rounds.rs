@@ -113,19 +113,7 @@ impl RoundStore for SqliteStore {
         image: ImageId,
         limit: usize,
     ) -> Result<Vec<LabelRecord>, StoreError> {
-        self.read(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT round_id, image_id, player_id, emotion, shown, response_ms, points, created_ms, decoy, gold FROM labels \
-                     WHERE image_id = ?1 ORDER BY created_ms, round_id LIMIT ?2",
-                )
-                .map_err(db_err)?;
-            let rows = st
-                .query_map(params![image.to_hex(), i64_of(limit as u64)], label_row)
-                .map_err(db_err)?;
-            rows.map(|r| label_record(r.map_err(db_err)?)).collect()
-        })
-        .await
+        self.read(move |c| labels_of_image(c, image, limit)).await
     }
 
     async fn labels_of_images(
@@ -135,20 +123,9 @@ impl RoundStore for SqliteStore {
     ) -> Result<HashMap<ImageId, Vec<LabelRecord>>, StoreError> {
         let images = images.to_vec();
         self.read(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT round_id, image_id, player_id, emotion, shown, response_ms, points, created_ms, decoy, gold FROM labels \
-                     WHERE image_id = ?1 ORDER BY created_ms, round_id LIMIT ?2",
-                )
-                .map_err(db_err)?;
             let mut out = HashMap::new();
             for image in images {
-                let rows = st
-                    .query_map(params![image.to_hex(), i64_of(per_image as u64)], label_row)
-                    .map_err(db_err)?;
-                let labels = rows
-                    .map(|r| label_record(r.map_err(db_err)?))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let labels = labels_of_image(c, image, per_image)?;
                 if !labels.is_empty() {
                     out.insert(image, labels);
                 }
@@ -609,4 +586,22 @@ pub(super) fn answer_tx(
         emofy_game::plan::plan_answer(inputs, a, rules).map_err(|r| StoreError::refused(r, a))?;
     let outcome = apply_answer(c, &plan, &meter)?;
     Ok((outcome, meter.0.get()))
+}
+
+/// An image's labels, oldest first, at most `limit` (one indexed query).
+fn labels_of_image(
+    c: &Connection,
+    image: ImageId,
+    limit: usize,
+) -> Result<Vec<LabelRecord>, StoreError> {
+    let mut st = c
+        .prepare_cached(
+            "SELECT round_id, image_id, player_id, emotion, shown, response_ms, points, created_ms, decoy, gold FROM labels \
+             WHERE image_id = ?1 ORDER BY created_ms, round_id LIMIT ?2",
+        )
+        .map_err(db_err)?;
+    let rows = st
+        .query_map(params![image.to_hex(), i64_of(limit as u64)], label_row)
+        .map_err(db_err)?;
+    rows.map(|r| label_record(r.map_err(db_err)?)).collect()
 }
