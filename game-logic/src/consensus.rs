@@ -186,7 +186,7 @@ impl ConsensusRule {
         counted: u32,
         support: u32,
     ) -> ImageStatus {
-        let (top, p) = crate::truth::map(posterior);
+        let (top, p) = crate::emotion::map(posterior);
         if counted >= self.min_labels
             && support >= self.min_labels.min(2)
             && p * 1000.0 >= f64::from(self.confidence_permille)
@@ -245,7 +245,8 @@ mod tests {
     #[test]
     fn status_follows_the_posterior() {
         let rule = ConsensusRule::default(); // 3, 0.9, 9
-        let sure = crate::truth::gold(Happy);
+        let mut sure = [0.0; crate::EMOTION_COUNT];
+        sure[Happy.index()] = 1.0;
         assert_eq!(rule.status(&sure, 2, 2), ImageStatus::Open);
         assert_eq!(
             rule.status(&sure, 3, 2),

@@ -102,6 +102,18 @@ impl FromStr for Emotion {
     }
 }
 
+/// The most probable class of a distribution over the emotions (the first
+/// of equals), and its probability.
+pub fn map(posterior: &[f64; EMOTION_COUNT]) -> (Emotion, f64) {
+    let mut best = 0;
+    for (i, p) in posterior.iter().enumerate() {
+        if *p > posterior[best] {
+            best = i;
+        }
+    }
+    (Emotion::ALL[best], posterior[best])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -174,15 +174,7 @@ fn normalize_log(log: &[f64; K]) -> [f64; K] {
 }
 
 /// The most probable class and its probability.
-pub fn map(posterior: &[f64; K]) -> (Emotion, f64) {
-    let mut best = 0;
-    for (i, p) in posterior.iter().enumerate() {
-        if *p > posterior[best] {
-            best = i;
-        }
-    }
-    (Emotion::ALL[best], posterior[best])
-}
+pub use crate::emotion::map;
 
 /// The uniform class prior.
 pub const UNIFORM: [f64; K] = [1.0 / K as f64; K];

@@ -213,7 +213,6 @@ impl Application {
             proxies: Proxies::new(&config.net),
             guests: GuestLimiter::new(&config.net),
             connections: ConnectionTracker::new(&config.net),
-            routes: RouteTable::from_openapi(&openapi),
             clock,
         });
         let openapi_json = web::Data::new(OpenApiJson(
@@ -221,13 +220,14 @@ impl Application {
                 .map_err(|e| AppError::Server(std::io::Error::other(e)))?,
         ));
         let data = web::Data::from(services.clone());
+        let routes = Arc::new(RouteTable::from_openapi(&openapi));
         let hygiene = crate::web::hygiene::Hygiene {
             body_timeout: Duration::from_secs(config.net.body_timeout_secs),
         };
         let tracker = services.connections.clone();
         let mut server = HttpServer::new(move || {
             let hygiene = hygiene.clone();
-            let routes = data.clone();
+            let routes = routes.clone();
             App::new()
                 .app_data(data.clone())
                 .app_data(openapi_json.clone())
@@ -240,8 +240,7 @@ impl Application {
                     let routes = routes.clone();
                     async move {
                         Err::<actix_web::HttpResponse, _>(crate::web::errors::no_route(
-                            &req,
-                            &routes.routes,
+                            &req, &routes,
                         ))
                     }
                 }))

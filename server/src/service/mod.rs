@@ -21,7 +21,6 @@ use crate::net::{ConnectionTracker, GuestLimiter, Proxies};
 use crate::store::{
     GameRules, ImageStore, Leaderboard, PlayerStore, ReviewStore, RoundStore, UploadStore,
 };
-use crate::web::RouteTable;
 
 pub mod model;
 pub mod play;
@@ -57,7 +56,5 @@ pub struct Services {
     pub guests: GuestLimiter,
     /// Open connections per client address.
     pub connections: ConnectionTracker,
-    /// Every route and its methods (from the OpenAPI document).
-    pub routes: RouteTable,
     pub clock: Clock,
 }
