@@ -6,7 +6,7 @@
 //!
 //! | module | what it holds |
 //! | --- | --- |
-//! | [`emotion`] | the seven classes, in their fixed order, with stable names |
+//! | [`emotion`] | the seven classes, in their fixed order, with stable names; the top class of a distribution |
 //! | [`ids`] | image (SHA-256), player and round identifiers; [`ids::Millis`] time values |
 //! | [`round`] | the round state machine: offered → answered, timed out or abandoned |
 //! | [`scoring`] | agreement points, speed bonus, streak multiplier, settlement bonuses |
@@ -15,7 +15,8 @@
 //! | [`selection`] | the pool of open images and which one a player sees next |
 //! | [`identity`] | display-name validation and roles |
 //! | [`period`] | leaderboard periods and their buckets |
-//! | [`plan`] | what an answer and a moderation write, decided once for every store; ledger keys |
+//! | [`plan`] | what an answer and a moderation (of an image or a player) write, decided once for every store; ledger keys |
+//! | [`review`] | the moderators' queue order: disputed first, then doubt × contradiction × trust |
 //! | [`sim`] | a deterministic crowd simulation with known truth |
 
 pub mod consensus;

@@ -9,12 +9,12 @@
 //! | [`app`] | `Application::build(config)`: opens stores ([`app::stores`]), starts actors, binds HTTP; graceful shutdown |
 //! | [`actors`] | the round `Coordinator`, one `PlayerSession` per play socket, the board hub and viewers, the inference pool, the truth pass |
 //! | [`web`] | HTTP: routes per resource, the error contract, auth extractors, request hygiene, the OpenAPI document |
-//! | [`service`] | the handles every entry point works through (`Services`), what follows an answer or a score change, the model's guesses for the pool |
+//! | [`service`] | the handles every entry point works through (`Services`), what follows an answer or a score change, the model's guesses for the pool, the moderators' review queue |
 //! | [`imaging`] | photo face crops, photo filters, the shared image slots |
 //! | [`net`] | who a client is (address, trusted proxies, IP networks) and per-address limits |
 //! | [`protocol`] | protocol v1 messages (JSON, `type`-tagged) |
 //! | [`error`] | stable error codes sent to clients |
-//! | [`store`] | storage traits and the embedded SQLite implementation |
+//! | [`store`] | storage traits; the embedded SQLite and the MongoDB stores, each loading what an `emofy_game::plan` reads and applying it; SQLite → MongoDB migration |
 //! | [`leaderboard`] | the in-process board, the outage buffer, the Redis board shared by replicas |
 //! | [`auth`] | signed session tokens, argon2 password hashes |
 //! | [`config`] | the typed, layered configuration |

@@ -26,7 +26,7 @@
 //! player totals, settlement, ledger), committed with the configured write
 //! concern before `record_answer` returns: the store loads what
 //! `emofy_game::plan::plan_answer` reads, and applies the plan's writes. Every
-//! multi-document write goes through [`MongoStore::transaction`] (commit or
+//! multi-document write goes through the `transaction!` helper in `tx.rs` (commit or
 //! abort; the whole transaction retried with jittered backoff on transient
 //! errors, within a deadline).
 //!
