@@ -93,9 +93,12 @@ test("a contributor uploads with consent, corrects the guess, and revokes it", a
     await page.waitForFunction(() => (document.querySelector("#mine li span")?.textContent ?? "").includes("your label: surprise"));
     assert.equal(await page.$$eval("#mine li", (l) => l.length), 1);
     // Filters: another label hides it.
+    // The list is fetched again for each filter: wait for it to be redrawn.
     await page.selectOption("#filter-label", "happy");
+    await page.waitForFunction(() => document.querySelectorAll("#mine li").length === 0);
     assert.equal(await page.$$eval("#mine li", (l) => l.length), 0);
     await page.selectOption("#filter-label", "surprise");
+    await page.waitForFunction(() => document.querySelectorAll("#mine li").length === 1);
     assert.equal(await page.$$eval("#mine li", (l) => l.length), 1);
     await page.screenshot({ path: join(OUT, "contribute-mine.png"), fullPage: true });
     const id = await page.getAttribute("#mine li", "data-image");
