@@ -11,6 +11,7 @@
 //! | [`round`] | the round state machine: offered → answered, timed out or abandoned |
 //! | [`scoring`] | agreement points, speed bonus, streak multiplier, settlement bonuses |
 //! | [`consensus`] | vote counts, the retirement/dispute rule, image status transitions |
+//! | [`crowd`] | truth over any class set (2–16): Dawid–Skene with a learned class prior and pooled-matrix shrinkage, batch and online, worker flags judged against the pool |
 //! | [`truth`] | Dawid–Skene truth inference: player reliability, copy rates, spam flags, posteriors, gold and decoy schedule |
 //! | [`selection`] | the pool of open images and which one a player sees next |
 //! | [`identity`] | display-name validation and roles |
@@ -20,6 +21,7 @@
 //! | [`sim`] | a deterministic crowd simulation with known truth |
 
 pub mod consensus;
+pub mod crowd;
 pub mod emotion;
 pub mod identity;
 pub mod ids;

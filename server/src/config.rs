@@ -78,6 +78,10 @@ pub struct TruthConfig {
     pub pass_every_secs: u64,
     /// Newest labels a pass reads.
     pub pass_labels: usize,
+    /// Priors of truth inference over any class set (`emofy aggregate`).
+    pub crowd: emofy_game::crowd::Priors,
+    /// When `emofy aggregate` flags a worker.
+    pub crowd_flags: emofy_game::crowd::FlagRules,
 }
 
 impl Default for TruthConfig {
@@ -90,6 +94,8 @@ impl Default for TruthConfig {
             spam: emofy_game::SpamRules::default(),
             pass_every_secs: 600,
             pass_labels: 200_000,
+            crowd: emofy_game::crowd::Priors::default(),
+            crowd_flags: emofy_game::crowd::FlagRules::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! sharing `common` (spawn the real app on port 0, drive it with real clients).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod aggregate;
 mod answer_cost;
 mod auth_matrix;
 mod bad_input;

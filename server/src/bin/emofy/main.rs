@@ -6,6 +6,7 @@
 //! | [`dataset`] | `import`, `export`, `import-dataset`, `migrate` |
 //! | [`predict`] | `predict` |
 //! | [`admin`] | `admin rebuild-leaderboard`, `admin truth-pass`, `admin create-moderator` |
+//! | [`aggregate`] | `aggregate` |
 //!
 //! Every command loads the configuration the same way (defaults, the file,
 //! `EMOFY_*`, its flags) and sets up logging once: the server logs at
@@ -16,9 +17,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use emofy_game::Role;
 use emofy_server::config::{Config, Overrides};
+use emofy_server::dataset::aggregate as aggregate_cmd;
 use emofy_server::telemetry;
 
 mod admin;
+mod aggregate;
 mod dataset;
 mod predict;
 mod serve;
@@ -96,6 +99,32 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Infer the truth of a label file collected anywhere (Label Studio,
+    /// Toloka, MTurk): CSV with `task,worker,label` (or
+    /// `question,worker,answer`) columns, any labels (2–16 distinct values).
+    /// Writes `task,label,confidence` and one posterior column per class.
+    Aggregate {
+        /// The label file.
+        labels: PathBuf,
+        /// `em` (batch Dawid–Skene), `online` (the rows in file order, as the
+        /// server takes answers) or `mv` (majority vote).
+        #[arg(long, default_value = "em")]
+        method: aggregate_cmd::Method,
+        /// Where the task table goes.
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the worker table goes (accuracy, labels, flag, confusion matrix).
+        #[arg(long)]
+        workers: Option<PathBuf>,
+        /// Known labels: CSV with `task,label` (or `question,truth`) columns.
+        #[arg(long)]
+        gold: Option<PathBuf>,
+        /// `csv` or `jsonl` (one JSON document per line).
+        #[arg(long, default_value = "csv")]
+        format: aggregate_cmd::Format,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Administration.
     Admin {
         #[command(subcommand)]
@@ -144,6 +173,7 @@ impl Command {
             | Command::Migrate { overrides, .. }
             | Command::ImportDataset { overrides, .. }
             | Command::Predict { overrides, .. }
+            | Command::Aggregate { overrides, .. }
             | Command::Admin {
                 command:
                     AdminCommand::RebuildLeaderboard { overrides }
@@ -178,6 +208,25 @@ fn main() -> anyhow::Result<()> {
             system().block_on(dataset::import_dataset(config, from))
         }
         Command::Predict { files, .. } => predict::predict(&config, &files),
+        Command::Aggregate {
+            labels,
+            method,
+            out,
+            workers,
+            gold,
+            format,
+            ..
+        } => aggregate::aggregate(
+            &config,
+            aggregate::Request {
+                labels,
+                method,
+                out,
+                workers,
+                gold,
+                format,
+            },
+        ),
         Command::Admin { command } => match command {
             AdminCommand::RebuildLeaderboard { .. } => {
                 system().block_on(admin::rebuild_leaderboard(config))
