@@ -472,7 +472,10 @@ fn fold(l: &Label) -> u64 {
 /// Folds of the cross-validation that chooses the strength.
 const FOLDS: u64 = 5;
 /// Labels the choice reads at most (a task sample of larger sets).
-const CHOICE_LABELS: usize = 400_000;
+const CHOICE_LABELS: usize = 100_000;
+/// The choice compares strengths, so its fits stop earlier than the final one.
+const CHOICE_ITERATIONS: usize = 50;
+const CHOICE_TOLERANCE: f64 = 1e-4;
 
 /// Chooses the matrix prior's strength for this label set by measurement:
 /// five-fold cross-validation over the labels (folds by task and worker);
@@ -480,7 +483,7 @@ const CHOICE_LABELS: usize = 400_000;
 /// predict the held-out answers best (mean log-likelihood of each answer
 /// given its task's posterior and its worker's matrix) wins — or, by the
 /// one-standard-error rule, the weakest strength that is not measurably
-/// worse than it. Sets over 400,000 labels are sampled by task for the
+/// worse than it. Sets over 100,000 labels are sampled by task for the
 /// choice. Prolific workers earn a weak pull towards the
 /// crowd; a set of one-off workers, a strong one. Returns the choice and
 /// every candidate's score.
@@ -530,6 +533,8 @@ fn choose(
         for (s, ll) in STRENGTHS.iter().zip(lls.iter_mut()) {
             let p = Priors {
                 matrix_strength: *s,
+                iterations: priors.iterations.min(CHOICE_ITERATIONS),
+                tolerance: priors.tolerance.max(CHOICE_TOLERANCE),
                 ..*priors
             };
             let fit = fit_from_votes(k, tasks, workers, &train, gold_of, &p);
@@ -793,7 +798,11 @@ impl Online {
 
     /// Full EM sweeps over everything seen, warm-started from the beliefs.
     fn sweep(&mut self, iterations: usize) {
-        self.rechoose();
+        // Past a few samples' worth of labels the sampled choice settles;
+        // `finish` makes the last one.
+        if self.labels <= 4 * CHOICE_LABELS {
+            self.rechoose();
+        }
         let (fit, _) = sweeps(
             self.k,
             self.counts.worker.len(),
