@@ -262,6 +262,18 @@ impl Counts {
         }
     }
 
+    /// The expected counts of every task's labels learned with its belief.
+    fn of(k: usize, workers: usize, grouped: &[Vec<(u32, u8)>], beliefs: &[Vec<f64>]) -> Counts {
+        let mut counts = Counts::new(k, workers);
+        for (labels, post) in grouped.iter().zip(beliefs) {
+            counts.task(post, 1.0);
+            for (w, a) in labels {
+                counts.label(*w as usize, usize::from(*a), post, 1.0);
+            }
+        }
+        counts
+    }
+
     /// Adds (`sign` = 1) or takes back (−1) one label learned with `belief`.
     fn label(&mut self, worker: usize, answer: usize, belief: &[f64], sign: f64) {
         let k = self.k;
@@ -587,14 +599,7 @@ fn sweeps(
     let mut converged = false;
     let (mut class_prior, mut pooled, mut matrices);
     loop {
-        let mut counts = Counts::new(k, workers);
-        for (labels, post) in grouped.iter().zip(&posts) {
-            counts.task(post, 1.0);
-            for (w, a) in labels {
-                counts.label(*w as usize, usize::from(*a), post, 1.0);
-            }
-        }
-        (class_prior, pooled, matrices) = counts.estimate(priors);
+        (class_prior, pooled, matrices) = Counts::of(k, workers, grouped, &posts).estimate(priors);
         if done >= iterations || converged {
             break;
         }
@@ -803,27 +808,32 @@ impl Online {
         if self.labels <= 4 * CHOICE_LABELS {
             self.rechoose();
         }
-        let (fit, _) = sweeps(
-            self.k,
-            self.counts.worker.len(),
-            &self.tasks,
-            &self.gold_of,
-            self.beliefs.clone(),
-            &self.priors,
-            iterations,
-        );
+        let fit = self.sweeps(self.beliefs.clone(), iterations);
         self.install(fit);
     }
 
+    /// EM sweeps over everything seen, from `beliefs`.
+    fn sweeps(&self, beliefs: Vec<Vec<f64>>, iterations: usize) -> Fit {
+        let workers = self.counts.worker.len();
+        sweeps(
+            self.k,
+            workers,
+            &self.tasks,
+            &self.gold_of,
+            beliefs,
+            &self.priors,
+            iterations,
+        )
+        .0
+    }
+
     fn install(&mut self, fit: Fit) {
-        let mut counts = Counts::new(self.k, self.counts.worker.len());
-        for (labels, post) in self.tasks.iter().zip(&fit.posteriors) {
-            counts.task(post, 1.0);
-            for (w, a) in labels {
-                counts.label(*w as usize, usize::from(*a), post, 1.0);
-            }
-        }
-        self.counts = counts;
+        self.counts = Counts::of(
+            self.k,
+            self.counts.worker.len(),
+            &self.tasks,
+            &fit.posteriors,
+        );
         self.beliefs = fit.posteriors;
         self.class_prior = fit.class_prior;
         self.matrices = fit.matrices;
@@ -839,16 +849,8 @@ impl Online {
     /// (what the server's periodic truth pass does).
     pub fn finish(mut self) -> Fit {
         self.rechoose();
-        let (fit, _) = sweeps(
-            self.k,
-            self.counts.worker.len(),
-            &self.tasks,
-            &self.gold_of,
-            std::mem::take(&mut self.beliefs),
-            &self.priors,
-            self.priors.iterations.max(1),
-        );
-        fit
+        let beliefs = std::mem::take(&mut self.beliefs);
+        self.sweeps(beliefs, self.priors.iterations.max(1))
     }
 }
 

@@ -22,6 +22,20 @@ fn read_csv(path: &Path) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Runs `emofy aggregate ARGS`, which must succeed.
+fn run_ok(args: &[&std::ffi::OsStr]) {
+    let run = Command::new(env!("CARGO_BIN_EXE_emofy"))
+        .arg("aggregate")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
 /// Runs `emofy aggregate`; returns task → label and the worker rows.
 fn aggregate(
     labels: &Path,
@@ -30,20 +44,15 @@ fn aggregate(
 ) -> (HashMap<String, String>, Vec<Vec<String>>) {
     let out = dir.join(format!("tasks-{method}.csv"));
     let workers = dir.join(format!("workers-{method}.csv"));
-    let run = Command::new(env!("CARGO_BIN_EXE_emofy"))
-        .arg("aggregate")
-        .arg(labels)
-        .args(["--method", method, "--out"])
-        .arg(&out)
-        .arg("--workers")
-        .arg(&workers)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    run_ok(&[
+        labels.as_os_str(),
+        "--method".as_ref(),
+        method.as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--workers".as_ref(),
+        workers.as_os_str(),
+    ]);
     let tasks = read_csv(&out)
         .into_iter()
         .map(|r| (r[0].clone(), r[1].clone()))
@@ -150,20 +159,17 @@ fn aggregate_names_the_bad_row_and_writes_jsonl() {
     let gold = dir.path().join("gold.csv");
     std::fs::write(&gold, "question,truth\nq3,cat\nq9,cat\n").unwrap();
     let out = dir.path().join("tasks.jsonl");
-    let run = Command::new(env!("CARGO_BIN_EXE_emofy"))
-        .arg("aggregate")
-        .arg(&good)
-        .args(["--method", "online", "--format", "jsonl", "--out"])
-        .arg(&out)
-        .arg("--gold")
-        .arg(&gold)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    run_ok(&[
+        good.as_os_str(),
+        "--method".as_ref(),
+        "online".as_ref(),
+        "--format".as_ref(),
+        "jsonl".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--gold".as_ref(),
+        gold.as_os_str(),
+    ]);
     let rows: Vec<serde_json::Value> = std::fs::read_to_string(&out)
         .unwrap()
         .lines()
