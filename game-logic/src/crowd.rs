@@ -415,19 +415,7 @@ pub fn em(
     priors: &Priors,
 ) -> Result<Fit, CrowdError> {
     validate(k, tasks, workers, labels)?;
-    let mut gold_of: Vec<Option<usize>> = vec![None; tasks];
-    for (t, c) in gold {
-        if usize::from(*c) >= k {
-            return Err(CrowdError::Gold {
-                task: *t,
-                class: *c,
-                k,
-            });
-        }
-        if let Some(g) = gold_of.get_mut(*t as usize) {
-            *g = Some(usize::from(*c));
-        }
-    }
+    let gold_of = gold_by_task(k, tasks, gold)?;
     let priors = if priors.auto_strength && priors.iterations > 0 {
         Priors {
             matrix_strength: choose(k, tasks, workers, labels, &gold_of, priors).0,
@@ -508,13 +496,30 @@ pub fn choose_strength(
     priors: &Priors,
 ) -> Result<(f64, Vec<(f64, f64)>), CrowdError> {
     validate(k, tasks, workers, labels)?;
-    let mut gold_of: Vec<Option<usize>> = vec![None; tasks];
+    let gold_of = gold_by_task(k, tasks, gold)?;
+    Ok(choose(k, tasks, workers, labels, &gold_of, priors))
+}
+
+/// The known class of each task (gold for tasks past `tasks` is ignored).
+fn gold_by_task(
+    k: usize,
+    tasks: usize,
+    gold: &[(u32, u8)],
+) -> Result<Vec<Option<usize>>, CrowdError> {
+    let mut gold_of = vec![None; tasks];
     for (t, c) in gold {
+        if usize::from(*c) >= k {
+            return Err(CrowdError::Gold {
+                task: *t,
+                class: *c,
+                k,
+            });
+        }
         if let Some(g) = gold_of.get_mut(*t as usize) {
-            *g = Some(usize::from(*c).min(k - 1));
+            *g = Some(usize::from(*c));
         }
     }
-    Ok(choose(k, tasks, workers, labels, &gold_of, priors))
+    Ok(gold_of)
 }
 
 fn choose(
@@ -905,8 +910,6 @@ pub struct WorkerReport {
     pub accuracy: f64,
     /// Share of the answers that agree with their task's most probable class.
     pub agreement: f64,
-    /// What agreement chance alone would give on this pool.
-    pub chance_agreement: f64,
     pub informativeness: f64,
     pub flag: Option<WorkerFlag>,
 }
@@ -933,14 +936,6 @@ pub fn workers(fit: &Fit, labels: &[Label], rules: &FlagRules) -> Vec<WorkerRepo
             agree[w] += 1;
         }
     }
-    // How often the most probable class is each class: the share a
-    // worker answering at random by the pool's frequencies would match.
-    let mut tops = vec![0.0; k];
-    for p in &fit.posteriors {
-        tops[top(p).0] += 1.0;
-    }
-    let total: f64 = tops.iter().sum::<f64>().max(1.0);
-    tops.iter_mut().for_each(|x| *x /= total);
     (0..n)
         .map(|w| {
             let m = &fit.matrices[w];
@@ -949,7 +944,6 @@ pub fn workers(fit: &Fit, labels: &[Label], rules: &FlagRules) -> Vec<WorkerRepo
                 .iter()
                 .map(|a| f64::from(*a) / f64::from(count.max(1)))
                 .collect();
-            let chance: f64 = shares.iter().zip(&tops).map(|(s, t)| s * t).sum();
             let agreement = f64::from(agree[w]) / f64::from(count.max(1));
             let informativeness = m.informativeness(&fit.class_prior);
             let top_share = shares.iter().copied().fold(0.0, f64::max);
@@ -964,7 +958,6 @@ pub fn workers(fit: &Fit, labels: &[Label], rules: &FlagRules) -> Vec<WorkerRepo
                 labels: count,
                 accuracy: m.accuracy(&fit.class_prior),
                 agreement,
-                chance_agreement: chance,
                 informativeness,
                 flag,
             }

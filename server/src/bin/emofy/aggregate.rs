@@ -10,12 +10,25 @@ use emofy_server::dataset::aggregate::{self, Format, Method};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// What `emofy aggregate` was asked.
+#[derive(Debug, clap::Args)]
 pub struct Request {
+    /// The label file.
     pub labels: PathBuf,
+    /// `em` (batch Dawid–Skene), `online` (the rows in file order, as the
+    /// server takes answers) or `mv` (majority vote).
+    #[arg(long, default_value = "em")]
     pub method: Method,
+    /// Where the task table goes.
+    #[arg(long)]
     pub out: PathBuf,
+    /// Where the worker table goes (accuracy, labels, flag, confusion matrix).
+    #[arg(long)]
     pub workers: Option<PathBuf>,
+    /// Known labels: CSV with `task,label` (or `question,truth`) columns.
+    #[arg(long)]
     pub gold: Option<PathBuf>,
+    /// `csv` or `jsonl` (one JSON document per line).
+    #[arg(long, default_value = "csv")]
     pub format: Format,
 }
 

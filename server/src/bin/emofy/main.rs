@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use emofy_game::Role;
 use emofy_server::config::{Config, Overrides};
-use emofy_server::dataset::aggregate as aggregate_cmd;
 use emofy_server::telemetry;
 
 mod admin;
@@ -104,24 +103,8 @@ enum Command {
     /// `question,worker,answer`) columns, any labels (2–16 distinct values).
     /// Writes `task,label,confidence` and one posterior column per class.
     Aggregate {
-        /// The label file.
-        labels: PathBuf,
-        /// `em` (batch Dawid–Skene), `online` (the rows in file order, as the
-        /// server takes answers) or `mv` (majority vote).
-        #[arg(long, default_value = "em")]
-        method: aggregate_cmd::Method,
-        /// Where the task table goes.
-        #[arg(long)]
-        out: PathBuf,
-        /// Where the worker table goes (accuracy, labels, flag, confusion matrix).
-        #[arg(long)]
-        workers: Option<PathBuf>,
-        /// Known labels: CSV with `task,label` (or `question,truth`) columns.
-        #[arg(long)]
-        gold: Option<PathBuf>,
-        /// `csv` or `jsonl` (one JSON document per line).
-        #[arg(long, default_value = "csv")]
-        format: aggregate_cmd::Format,
+        #[command(flatten)]
+        request: aggregate::Request,
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -208,25 +191,7 @@ fn main() -> anyhow::Result<()> {
             system().block_on(dataset::import_dataset(config, from))
         }
         Command::Predict { files, .. } => predict::predict(&config, &files),
-        Command::Aggregate {
-            labels,
-            method,
-            out,
-            workers,
-            gold,
-            format,
-            ..
-        } => aggregate::aggregate(
-            &config,
-            aggregate::Request {
-                labels,
-                method,
-                out,
-                workers,
-                gold,
-                format,
-            },
-        ),
+        Command::Aggregate { request, .. } => aggregate::aggregate(&config, request),
         Command::Admin { command } => match command {
             AdminCommand::RebuildLeaderboard { .. } => {
                 system().block_on(admin::rebuild_leaderboard(config))
