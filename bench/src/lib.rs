@@ -10,7 +10,7 @@
 //! | `emofy-simulate` | truth inference on simulated crowds (development only) | majority vote |
 
 use std::path::PathBuf;
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::bail;
@@ -37,6 +37,24 @@ pub fn server_bin() -> anyhow::Result<PathBuf> {
         );
     }
     Ok(bin)
+}
+
+/// `emofy serve` as every bench starts it: the server binary beside the
+/// bench, a fresh data dir named for the bench, warn-level logs,
+/// `demo_images` demo faces, stdout discarded, and loopback exempt from the
+/// per-address limits (the load comes from one address). The caller adds
+/// the port and its own settings. Returns the command and its data dir.
+pub fn serve_command(bench: &str, demo_images: u32) -> anyhow::Result<(Command, PathBuf)> {
+    let data = std::env::temp_dir().join(format!("emofy-{bench}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let mut cmd = Command::new(server_bin()?);
+    cmd.args(["serve", "--log-filter", "warn", "--demo-images"])
+        .arg(demo_images.to_string())
+        .arg("--data-dir")
+        .arg(&data)
+        .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
+        .stdout(Stdio::null());
+    Ok((cmd, data))
 }
 
 /// A port nobody listens on now.

@@ -16,7 +16,7 @@
 //! cargo build --release --bins && target/release/emofy-board-bench --viewers 1000
 //! ```
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use emofy_bench::{Guard, percentile, wait_ready};
+use emofy_bench::{Guard, free_port, percentile, serve_command, wait_ready};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -185,25 +185,15 @@ fn main() -> anyhow::Result<()> {
         ));
 
         eprintln!("{} viewers…", args.viewers);
-        let server_bin = emofy_bench::server_bin()?;
-        let data = std::env::temp_dir().join(format!("emofy-board-bench-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data);
-        let http_port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let http_port = free_port()?;
+        let (mut server, data) = serve_command("board-bench", 0)?;
         let _server = Guard(
-            Command::new(&server_bin)
-                .args(["serve", "--log-filter", "warn", "--demo-images", "0"])
+            server
                 .arg("--port")
                 .arg(http_port.to_string())
-                .arg("--data-dir")
-                .arg(&data)
                 .env("EMOFY_REDIS__URL", &args.redis_url)
-                // The load comes from one address: the per-address limits would refuse it.
-                .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
                 .env("EMOFY_REDIS__PREFIX", &prefix)
                 .env("EMOFY_LEADERBOARD__VIEWER_MAILBOX", "64")
-                .stdout(Stdio::null())
                 .spawn()?,
         );
         wait_ready(http_port, "/readyz").await?;

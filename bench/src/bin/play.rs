@@ -13,7 +13,7 @@
 //! ```
 
 use std::cell::RefCell;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use emofy_bench::{Guard, free_port, percentile, rss_kib, wait_port, wait_ready};
+use emofy_bench::{Guard, free_port, percentile, rss_kib, serve_command, wait_port, wait_ready};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -349,23 +349,12 @@ fn main() -> anyhow::Result<()> {
     if let Some(port) = args.echo_server {
         return rt.block_on(run_echo_server(port));
     }
-    let server_bin = emofy_bench::server_bin()?;
-    let data = std::env::temp_dir().join(format!("emofy-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
     let mut reports = Vec::new();
 
-    let mut server = Command::new(&server_bin);
-    server
-        .args(["serve", "--log-filter", "warn", "--demo-images"])
-        .arg(args.images.to_string())
-        .arg("--data-dir")
-        .arg(&data)
-        // The production consensus rules: images retire or are disputed, and the
-        // pool is large enough (`--images`) that no bot runs out during the run.
-        // The load comes from one address: the per-address limits would refuse it.
-        .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
-        .env("EMOFY_STORAGE__SQLITE__SYNCHRONOUS", &args.synchronous)
-        .stdout(Stdio::null());
+    // The production consensus rules: images retire or are disputed, and the
+    // pool is large enough (`--images`) that no bot runs out during the run.
+    let (mut server, data) = serve_command("bench", args.images)?;
+    server.env("EMOFY_STORAGE__SQLITE__SYNCHRONOUS", &args.synchronous);
     if let Some(uri) = &args.mongodb_uri {
         server
             .env("EMOFY_STORAGE__MONGODB__URI", uri)

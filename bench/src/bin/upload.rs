@@ -14,7 +14,6 @@
 //! ```
 
 use std::io::Cursor;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -28,7 +27,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use emofy_bench::{Guard, percentile, wait_ready};
+use emofy_bench::{Guard, free_port, percentile, serve_command, wait_ready};
 
 #[derive(Debug, Parser)]
 #[command(name = "emofy-upload-bench", about = "Upload → prediction latency")]
@@ -222,23 +221,13 @@ fn main() -> anyhow::Result<()> {
         ),
     ];
 
-    let server_bin = emofy_bench::server_bin()?;
-    let data = std::env::temp_dir().join(format!("emofy-upload-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&data);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
+    let port = free_port()?;
+    let (mut server, data) = serve_command("upload-bench", 0)?;
     let _server = Guard(
-        Command::new(&server_bin)
-            .args(["serve", "--log-filter", "warn", "--demo-images", "0"])
+        server
             .arg("--port")
             .arg(port.to_string())
-            .arg("--data-dir")
-            .arg(&data)
             .env("EMOFY_UPLOAD__PER_HOUR", "1000000")
-            // The load comes from one address: the per-address limits would refuse it.
-            .env("EMOFY_NET__EXEMPT_LOOPBACK", "true")
-            .stdout(Stdio::null())
             .spawn()?,
     );
     let rt = tokio::runtime::Builder::new_current_thread()
