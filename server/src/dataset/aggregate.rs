@@ -62,14 +62,9 @@ impl std::str::FromStr for Format {
 }
 
 /// Why a label file cannot be aggregated; rows are numbered as in the file
-/// (the header is row 1).
+/// (the header is row 1). A read failure is reported at the row it hit.
 #[derive(Debug, thiserror::Error)]
 pub enum AggregateError {
-    #[error("{file}: {source}")]
-    Io {
-        file: String,
-        source: std::io::Error,
-    },
     #[error("{file}: row {row}: {why}")]
     Row { file: String, row: u64, why: String },
     #[error("{file}: the header has no {wanted} column (found: {found})")]
