@@ -110,6 +110,29 @@ pub struct Matrix {
 }
 
 impl Matrix {
+    /// A matrix from its rows (each normalised to sum to 1; a row of zeros
+    /// becomes uniform).
+    pub fn from_rows(rows: Vec<Vec<f64>>) -> Matrix {
+        let k = rows.len();
+        let mut p = Vec::with_capacity(k * k);
+        for row in &rows {
+            let sum: f64 = row
+                .iter()
+                .take(k)
+                .filter(|x| x.is_finite() && **x > 0.0)
+                .sum();
+            for a in 0..k {
+                let x = row.get(a).copied().filter(|x| x.is_finite() && *x > 0.0);
+                p.push(if sum > 0.0 {
+                    x.unwrap_or(0.0) / sum
+                } else {
+                    1.0 / k as f64
+                });
+            }
+        }
+        Matrix { k, p }
+    }
+
     /// P(answer | truth).
     pub fn p(&self, truth: usize, answer: usize) -> f64 {
         self.p[truth * self.k + answer]

@@ -43,6 +43,6 @@ pub use round::{Round, RoundError, RoundState};
 pub use scoring::{Agreement, AnswerFacts, Award, PlayerTally, ScoringRules, SettlementLabel};
 pub use selection::{ImagePool, PoolEntry};
 pub use truth::{
-    Evidence, Judgement, LabelFact, Moderation, Reliability, RoundPlan, Schedule, SpamFlag,
-    SpamRules,
+    CrowdPrior, Evidence, Judgement, KnownLabel, KnownSource, LabelFact, Moderation, Reliability,
+    RoundPlan, Schedule, SpamFlag, SpamRules, TrustRules,
 };

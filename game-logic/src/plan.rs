@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::scoring::{Agreement, AnswerFacts, Award, PlayerTally, ScoringRules, SettlementLabel};
 use crate::truth::{
-    Confusion, Evidence, Judgement, LabelFact, MODEL_PRIOR, Reliability, SpamRules, judge,
+    Confusion, CrowdPrior, Evidence, ImageFacts, Judgement, KnownLabel, LabelFact, MODEL_PRIOR,
+    Reliability, SpamRules, TrustRules, judge, reference,
 };
 use crate::{
     ConsensusRule, EMOTION_COUNT, Emotion, ImageId, ImageStatus, Millis, PlayerId, RoundId,
@@ -28,6 +29,7 @@ pub struct GameRules {
     pub consensus: ConsensusRule,
     pub scoring: ScoringRules,
     pub spam: SpamRules,
+    pub trust: TrustRules,
 }
 
 impl GameRules {
@@ -98,6 +100,12 @@ impl LedgerKey {
     pub fn settle(image: ImageId, player: PlayerId) -> String {
         format!("settle:{image}:{player}")
     }
+
+    /// The image a settlement key is about (`None` for other keys).
+    pub fn settled_image(key: &str) -> Option<ImageId> {
+        let rest = key.strip_prefix("settle:")?;
+        rest.split(':').next()?.parse().ok()
+    }
 }
 
 /// A change to a player's score, for leaderboards and the score ledger.
@@ -126,6 +134,8 @@ pub struct AnswerOutcome {
     pub posterior: [f64; EMOTION_COUNT],
     /// The verified label, when this was a gold round.
     pub gold: Option<Emotion>,
+    /// The label the image came with (demo, dataset), shown after answering.
+    pub known: Option<KnownLabel>,
     /// Whether the player's labels count (not flagged or banned).
     pub counted: bool,
     /// Every score change this answer caused (its own award and any settlement).
@@ -174,6 +184,9 @@ pub struct StoredImage {
     pub gold: Option<Emotion>,
     /// The model's guess kept with the image.
     pub model_guess: Option<Emotion>,
+    /// The label the image came with (a demo face's drawn emotion, a
+    /// dataset's label): a prior on its truth, never a vote.
+    pub known: Option<KnownLabel>,
 }
 
 /// Everything an answer's plan reads, loaded by the store in its transaction.
@@ -190,6 +203,8 @@ pub struct AnswerInputs {
     pub me: Option<Reliability>,
     /// The serving model's reliability record (its confusion matrix).
     pub model: Option<Reliability>,
+    /// What the last truth pass learned about the crowd (default before any).
+    pub crowd: Option<CrowdPrior>,
 }
 
 impl AnswerInputs {
@@ -203,6 +218,7 @@ impl AnswerInputs {
             earlier: Vec::new(),
             me: None,
             model: None,
+            crowd: None,
         }
     }
 }
@@ -269,6 +285,8 @@ pub struct AnswerPlan {
     pub award: Award,
     pub judgement: Judgement,
     pub gold: Option<Emotion>,
+    /// The label the image came with, shown to the player with the result.
+    pub known: Option<KnownLabel>,
     name: String,
 }
 
@@ -293,7 +311,9 @@ pub fn plan_answer(
     }
     let (name, before) = inputs.player.ok_or(AnswerRefusal::PlayerNotFound)?;
     let model_guess = image.model_guess.or(a.model_guess);
-    let me = inputs.me.unwrap_or_default();
+    let known = image.known.filter(|_| rules.trust.known_labels);
+    let crowd = inputs.crowd.unwrap_or_default();
+    let me = inputs.me.unwrap_or_else(|| crowd.newcomer());
     let earlier: Vec<EarlierLabel> = inputs
         .earlier
         .into_iter()
@@ -302,7 +322,14 @@ pub fn plan_answer(
     let model_record = inputs
         .model
         .unwrap_or_else(|| Reliability::new(MODEL_PRIOR));
-    let judgement = {
+    let facts = ImageFacts {
+        status: image.status,
+        gold: image.gold,
+        prior: crowd.image_prior(known.map(|k| (k.label, rules.trust.trust_of(k.source)))),
+        model: model_guess.map(|g| (&model_record.matrix, g)),
+        known: known.is_some(),
+    };
+    let (judgement, checked) = {
         let mut ev: Vec<Evidence<'_>> = earlier
             .iter()
             .map(|l| Evidence {
@@ -311,18 +338,13 @@ pub fn plan_answer(
                 shown: l.shown,
             })
             .collect();
+        let checked = reference(&rules.trust, &facts, &ev);
         ev.push(Evidence {
             reliability: &me,
             answer: a.emotion,
             shown: a.shown,
         });
-        judge(
-            &rules.consensus,
-            image.status,
-            image.gold,
-            model_guess.map(|g| (&model_record.matrix, g)),
-            &ev,
-        )
+        (judge(&rules.consensus, &rules.trust, &facts, &ev), checked)
     };
     let mut learned = me.clone();
     learned.learn(
@@ -331,10 +353,12 @@ pub fn plan_answer(
             shown: a.shown,
             decoy: a.decoy,
             gold: image.gold,
+            reference: checked,
             response_ms: a.response_ms,
         },
         &judgement.posterior,
         &rules.spam,
+        &crowd.class_prior,
     );
     let closed = judgement.transition != Transition::None;
     let model = match (closed, model_guess) {
@@ -348,9 +372,13 @@ pub fn plan_answer(
         }
         _ => None,
     };
-    let award_prior = match image.gold {
-        Some(g) => VoteCounts::default().with_vote(g),
-        None => image.votes,
+    // What the answer is scored against: the verified label; else the
+    // votes so far, with the label the image came with as one more, so
+    // the first answer on a demo or dataset face scores at once.
+    let award_prior = match (image.gold, known) {
+        (Some(g), _) => VoteCounts::default().with_vote(g),
+        (None, Some(k)) => image.votes.with_vote(k.label),
+        (None, None) => image.votes,
     };
     let award = rules.scoring.score_answer(&AnswerFacts {
         answer: a.emotion,
@@ -404,6 +432,7 @@ pub fn plan_answer(
         award,
         judgement,
         gold: image.gold,
+        known,
         name,
     })
 }
@@ -484,6 +513,7 @@ impl AnswerPlan {
             transition: self.judgement.transition,
             posterior: self.judgement.posterior,
             gold: self.gold,
+            known: self.known,
             counted: self.me.counts(),
             changes,
         }

@@ -13,8 +13,8 @@ use crate::consensus::{ConsensusRule, ImageStatus};
 use crate::ids::{ImageId, PlayerId};
 use crate::selection::{ImagePool, PoolEntry};
 use crate::truth::{
-    Confusion, EmLabel, Evidence, LabelFact, MODEL_PRIOR, MatrixPrior, Reliability, Schedule,
-    SpamRules, decoy_class, em, judge, map,
+    Confusion, CrowdPrior, EmLabel, Evidence, ImageFacts, LabelFact, MODEL_PRIOR, Reliability,
+    Schedule, SpamRules, TrustRules, decoy_class, em, judge, map, reference,
 };
 use crate::{EMOTION_COUNT, Emotion};
 
@@ -112,6 +112,13 @@ impl SimOutcome {
         self.accuracy_of(&self.consensus)
     }
 
+    /// Labels on the scored images, per scored image (gold rounds left out).
+    pub fn scored_labels_per_image(&self) -> f64 {
+        let scored = self.gold.iter().filter(|g| !**g).count();
+        let labels = self.labels.iter().filter(|l| !self.gold[l.image]).count();
+        labels as f64 / scored.max(1) as f64
+    }
+
     /// Every label spent (gold rounds included) per scored image.
     pub fn labels_per_image(&self) -> f64 {
         let scored = self.gold.iter().filter(|g| !**g).count();
@@ -192,8 +199,9 @@ fn crowd(spec: &CrowdSpec, rng: &mut Rng) -> (Vec<Emotion>, Vec<Emotion>, Vec<Ki
 pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
     let mut rng = Rng(spec.seed);
     let (truths, guess, kinds) = crowd(spec, &mut rng);
-    let prior = MatrixPrior::default();
+    let crowd_prior = CrowdPrior::default();
     let spam = SpamRules::default();
+    let trust = TrustRules::default();
     let schedule = Schedule {
         decoy_share: spec.decoy_share,
         decoy_after_rounds: 0,
@@ -203,7 +211,7 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
     let confidence = (spec.confidence * 1000.0).round().clamp(501.0, 1000.0) as u32;
     let rule = ConsensusRule::new(spec.min_labels as u32, confidence, spec.max_labels as u32)
         .unwrap_or_default();
-    let mut players = vec![Reliability::new(prior); spec.players];
+    let mut players = vec![crowd_prior.newcomer(); spec.players];
     let mut model = Confusion::new(MODEL_PRIOR);
     let ids: Vec<ImageId> = (0..spec.images).map(image_id).collect();
     let index: std::collections::HashMap<ImageId, usize> =
@@ -285,14 +293,23 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
                         shown: Some(shown),
                         decoy: plan.decoy,
                         gold: Some(t),
+                        reference: None,
                         response_ms: 2_000,
                     },
                     &crate::truth::gold(t),
                     &spam,
+                    &crowd_prior.class_prior,
                 );
                 continue;
             }
-            let judged = {
+            let (judged, checked) = {
+                let facts = ImageFacts {
+                    status: status[i],
+                    gold: None,
+                    prior: crowd_prior.class_prior,
+                    model: Some((&model, guess[i])),
+                    known: false,
+                };
                 let ev: Vec<Evidence<'_>> = by_image[i]
                     .iter()
                     .map(|(q, a, s)| Evidence {
@@ -301,7 +318,9 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
                         shown: Some(*s),
                     })
                     .collect();
-                judge(&rule, status[i], None, Some((&model, guess[i])), &ev)
+                let (earlier, _) = ev.split_at(ev.len().saturating_sub(1));
+                let checked = reference(&trust, &facts, earlier);
+                (judge(&rule, &trust, &facts, &ev), checked)
             };
             if judged.status != status[i] {
                 // The model learns how far to trust itself from closed images.
@@ -313,10 +332,12 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
                     shown: Some(shown),
                     decoy: plan.decoy,
                     gold: None,
+                    reference: checked,
                     response_ms: 2_000,
                 },
                 &judged.posterior,
                 &spam,
+                &crowd_prior.class_prior,
             );
             status[i] = judged.status;
             let mut e = PoolEntry::fresh(ids[i], None);
@@ -339,12 +360,14 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
             image: l.image,
             answer: l.answer,
             shown: Some(l.shown),
+            weight: players[l.player].weight(&trust),
         })
         .chain(guess.iter().enumerate().map(|(i, g)| EmLabel {
             player: spec.players,
             image: i,
             answer: *g,
             shown: None,
+            weight: 1.0,
         }))
         .collect();
     let mut copy_rates = copy_rates;
@@ -355,8 +378,9 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
         spec.images,
         &all,
         &gold_truth,
+        &[],
         &copy_rates,
-        prior,
+        &crowd_prior,
         50,
     );
     SimOutcome {
@@ -446,17 +470,19 @@ mod tests {
 
     #[test]
     fn deterministic_and_better_than_a_fixed_overlap() {
-        let spec = CrowdSpec {
-            gold: 0,
-            ..CrowdSpec::default()
-        };
+        let spec = CrowdSpec::default();
         let a = simulate(&spec);
         let b = simulate(&spec);
         assert_eq!(a.labels, b.labels);
         let fixed = fixed_overlap(&spec, 5);
-        assert_eq!(fixed.labels.len(), 5 * spec.images);
-        // Fewer labels than a fixed overlap of 5, and more accurate than its majority vote.
-        assert!(a.labels_per_image() < 5.0, "{}", a.labels_per_image());
+        assert_eq!(fixed.labels.len(), 5 * (spec.images - spec.gold));
+        // Fewer labels on the scored images than a fixed overlap of 5, and
+        // more accurate than its majority vote.
+        assert!(
+            a.scored_labels_per_image() < 5.0,
+            "{}",
+            a.scored_labels_per_image()
+        );
         assert!(
             a.accuracy() >= fixed.accuracy() + 0.02,
             "{} vs fixed-overlap majority {}",
@@ -464,7 +490,8 @@ mod tests {
             fixed.accuracy()
         );
         assert!(a.labels_per_image() <= spec.max_labels as f64);
-        assert!(a.retired.iter().filter(|r| **r).count() > 400);
+        let retired = a.retired.iter().filter(|r| **r).count();
+        assert!(retired > 400, "{retired} retired");
         // Decoys were served and recorded.
         assert!(a.labels.iter().any(|l| l.decoy));
     }

@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::consensus::{ConsensusRule, ImageStatus, Transition};
+use crate::crowd::Matrix;
 use crate::{EMOTION_COUNT, Emotion};
 
 const K: usize = EMOTION_COUNT;
@@ -83,6 +84,17 @@ impl Confusion {
         }
     }
 
+    /// Adds expected answer counts to row `truth`.
+    fn observe_row(&mut self, truth: usize, answers: &[f64; K]) {
+        if let Some(row) = self.counts.get_mut(truth) {
+            for (c, x) in row.iter_mut().zip(answers) {
+                if x.is_finite() && *x > 0.0 {
+                    *c += x;
+                }
+            }
+        }
+    }
+
     /// Takes back an earlier [`Confusion::observe`] (before re-learning the
     /// label with a newer belief), never going below `floor` pseudo-counts.
     pub fn unobserve(&mut self, belief: &[f64; K], answer: Emotion, floor: f64) {
@@ -97,6 +109,85 @@ impl Confusion {
     /// Expected accuracy over a uniform truth: the mean of the diagonal.
     pub fn accuracy(&self) -> f64 {
         Emotion::ALL.iter().map(|e| self.p(*e, *e)).sum::<f64>() / K as f64
+    }
+
+    /// The matrix's means as the K-class core's [`Matrix`].
+    pub fn means(&self) -> Matrix {
+        Matrix::from_rows(Emotion::ALL.iter().map(|t| self.row(*t).to_vec()).collect())
+    }
+
+    /// A newcomer's matrix: `strength` pseudo-labels per row shaped like `rows`.
+    pub fn centred(rows: &[[f64; K]; K], strength: f64) -> Confusion {
+        let s = strength.max(1e-6);
+        let mut counts = [[0.0; K]; K];
+        for (c, r) in counts.iter_mut().zip(rows) {
+            let sum: f64 = r.iter().sum::<f64>().max(1e-12);
+            for (x, p) in c.iter_mut().zip(r) {
+                *x = (s * p / sum).max(1e-6);
+            }
+        }
+        Confusion { counts }
+    }
+}
+
+/// What the truth pass learned about the whole crowd, kept with the
+/// reliabilities and read by every answer: the class prior (a pool of
+/// mostly happy faces gets a prior that says so), the pooled confusion
+/// matrix a newcomer is assumed to share, and how many labels' worth of
+/// evidence that assumption is (chosen on held-out labels, see
+/// [`crate::crowd::choose_strength`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CrowdPrior {
+    pub class_prior: [f64; K],
+    /// Row `t`: the crowd's answers when the truth is `t` (each sums to 1).
+    pub pooled: [[f64; K]; K],
+    pub strength: f64,
+}
+
+impl Default for CrowdPrior {
+    /// Before any pass: uniform classes, a 70%-accurate crowd, and the
+    /// real crowds' choice of strength (four pseudo-labels per row).
+    fn default() -> Self {
+        let off = 0.3 / (K - 1) as f64;
+        let mut pooled = [[off; K]; K];
+        for (t, row) in pooled.iter_mut().enumerate() {
+            row[t] = 0.7;
+        }
+        CrowdPrior {
+            class_prior: UNIFORM,
+            pooled,
+            strength: 4.0,
+        }
+    }
+}
+
+impl CrowdPrior {
+    /// A player nobody knows yet: the crowd's matrix at `strength`.
+    pub fn newcomer(&self) -> Reliability {
+        Reliability {
+            matrix: Confusion::centred(&self.pooled, self.strength),
+            ..Reliability::new(MatrixPrior::default())
+        }
+    }
+
+    /// The prior over one image's class: the class prior, and a label the
+    /// image came with (its source's drawn or dataset label) as one more
+    /// labeller right with probability `trust`.
+    pub fn image_prior(&self, known: Option<(Emotion, f64)>) -> [f64; K] {
+        let mut p = self.class_prior;
+        if let Some((label, trust)) = known {
+            let trust = trust.clamp(1.0 / K as f64, 1.0 - 1e-6);
+            let off = (1.0 - trust) / (K - 1) as f64;
+            for (t, x) in p.iter_mut().enumerate() {
+                *x *= if t == label.index() { trust } else { off };
+            }
+        }
+        let sum: f64 = p.iter().sum();
+        if !(sum.is_finite() && sum > 0.0) {
+            return UNIFORM;
+        }
+        p.map(|x| x / sum)
     }
 }
 
@@ -138,13 +229,30 @@ pub fn posterior_copying<'a>(
     class_prior: &[f64; K],
     labels: impl IntoIterator<Item = (&'a Confusion, f64, Emotion, Option<Emotion>)>,
 ) -> [f64; K] {
+    posterior_weighted(
+        class_prior,
+        labels.into_iter().map(|(m, c, a, s)| (m, c, a, s, 1.0)),
+    )
+}
+
+/// [`posterior_copying`] with a weight per label (a tempered likelihood:
+/// a label of weight ½ moves the odds half as far, in log space).
+pub fn posterior_weighted<'a>(
+    class_prior: &[f64; K],
+    labels: impl IntoIterator<Item = (&'a Confusion, f64, Emotion, Option<Emotion>, f64)>,
+) -> [f64; K] {
     let mut log = [0.0f64; K];
     for (l, p) in log.iter_mut().zip(class_prior) {
         *l = p.max(1e-12).ln();
     }
-    for (m, copy, answer, shown) in labels {
+    for (m, copy, answer, shown, w) in labels {
+        let w = if w.is_finite() {
+            w.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         for (t, l) in log.iter_mut().enumerate() {
-            *l += likelihood(m, copy, Emotion::ALL[t], answer, shown)
+            *l += w * likelihood(m, copy, Emotion::ALL[t], answer, shown)
                 .max(1e-12)
                 .ln();
         }
@@ -185,11 +293,14 @@ pub const UNIFORM: [f64; K] = [1.0 / K as f64; K];
 pub enum SpamFlag {
     /// Most answers came faster than a person can look at a face.
     TooFast,
-    /// Nearly every answer was the same button.
+    /// Nearly every answer was the same button, more than the pool's share
+    /// of that class explains: the answers say next to nothing about the face.
     SameButton,
     /// Follows the suggestion even when it is a test (decoy), or always.
     AlwaysCopies,
-    /// Right on gold images no more often than random guessing.
+    /// Right no more often than random guessing on faces whose answer was
+    /// known before theirs (verified, a source's label, or the established
+    /// crowd's): the sign of a throwaway account voting a line.
     ChanceOnGold,
 }
 
@@ -207,9 +318,13 @@ impl SpamFlag {
     pub fn explain(self) -> &'static str {
         match self {
             SpamFlag::TooFast => "most answers came faster than a person can look at a face",
-            SpamFlag::SameButton => "nearly every answer was the same emotion",
+            SpamFlag::SameButton => {
+                "nearly every answer was the same emotion, far more often than this pool shows it"
+            }
             SpamFlag::AlwaysCopies => "follows the shown suggestion even when it is a test",
-            SpamFlag::ChanceOnGold => "no better than random guessing on verified images",
+            SpamFlag::ChanceOnGold => {
+                "no better than random guessing on faces whose answer was already known"
+            }
         }
     }
 }
@@ -248,13 +363,25 @@ pub struct SpamRules {
     pub fast_share: f64,
     /// …once they have at least this many answers (also for `same_button_share`).
     pub min_answers: u32,
-    /// Share of answers on one button that flags a player.
+    /// Share of answers on one button that makes a player a same-button
+    /// suspect, flagged when their matrix carries less than
+    /// `min_informativeness` of what an answer could tell (judged against
+    /// the pool's class prior: pressing "happy" 90% of the time is honest on
+    /// a pool that is 90% happy).
     pub same_button_share: f64,
+    pub min_informativeness: f64,
     /// Share of decoys followed that flags a player, once they saw `min_decoys`.
     pub decoy_follow_share: f64,
     pub min_decoys: u32,
-    /// Gold answers needed before "chance on gold" can flag.
+    /// Checked answers (on faces whose answer was known before theirs)
+    /// needed before "chance on gold" can flag…
     pub min_gold: u32,
+    /// …which it does once the checks are `evidence_odds` times likelier
+    /// from random guessing than from an honest player `honest_accuracy`
+    /// right (a sequential likelihood-ratio test: it lifts again when later
+    /// answers are right).
+    pub honest_accuracy: f64,
+    pub evidence_odds: f64,
 }
 
 impl Default for SpamRules {
@@ -264,9 +391,92 @@ impl Default for SpamRules {
             fast_share: 0.5,
             min_answers: 15,
             same_button_share: 0.9,
+            min_informativeness: 0.15,
             decoy_follow_share: 0.8,
             min_decoys: 5,
-            min_gold: 10,
+            min_gold: 4,
+            honest_accuracy: 0.6,
+            evidence_odds: 19.0,
+        }
+    }
+}
+
+/// How much a player's word weighs before they have shown they can be
+/// trusted, and how far the labels images came with are trusted. Guests are
+/// free, so one person can be forty players: a newcomer's labels count, but
+/// for less, until enough of their answers agreed with an answer known
+/// before theirs; and an image never retires on newcomers' word alone.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustRules {
+    /// A newcomer's labels weigh this share of an established player's…
+    pub newcomer_weight: f64,
+    /// …growing to full weight once this many of their answers were right
+    /// on a checked face (gold, a source's label, or the established crowd).
+    pub checks_to_trust: u32,
+    /// A face is checked when the answer known before the player's (from
+    /// gold, its source's label, the model and established players only) is
+    /// at least this probable.
+    pub check_confidence: f64,
+    /// An open image retires only with at least this many established
+    /// players' labels for its class.
+    pub min_established: u32,
+    /// Use the labels images came with (below) as priors on their truth
+    /// and as a first vote to score against.
+    pub known_labels: bool,
+    /// How far a label an image came with is trusted: the demo faces' drawn
+    /// emotion…
+    pub demo_label_trust: f64,
+    /// …and an imported dataset's label (a dataset is not a moderator).
+    pub dataset_label_trust: f64,
+}
+
+impl Default for TrustRules {
+    fn default() -> Self {
+        TrustRules {
+            newcomer_weight: 0.3,
+            checks_to_trust: 3,
+            check_confidence: 0.75,
+            min_established: 1,
+            known_labels: true,
+            demo_label_trust: 0.95,
+            dataset_label_trust: 0.8,
+        }
+    }
+}
+
+/// Where a label an image came with is from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KnownSource {
+    /// The emotion a demo face was drawn with.
+    Demo,
+    /// An imported dataset's label.
+    Dataset,
+}
+
+impl KnownSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KnownSource::Demo => "demo",
+            KnownSource::Dataset => "dataset",
+        }
+    }
+}
+
+/// A label an image came with, and where from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownLabel {
+    pub label: Emotion,
+    pub source: KnownSource,
+}
+
+impl TrustRules {
+    /// How far a known label is trusted.
+    pub fn trust_of(&self, source: KnownSource) -> f64 {
+        match source {
+            KnownSource::Demo => self.demo_label_trust,
+            KnownSource::Dataset => self.dataset_label_trust,
         }
     }
 }
@@ -296,6 +506,10 @@ pub struct Reliability {
     /// Gold rounds, and how often the answer was the verified label.
     pub gold: u32,
     pub gold_right: u32,
+    /// Answers on checked faces (gold included: see
+    /// [`TrustRules::check_confidence`]), and how many were right.
+    pub checks: u32,
+    pub checks_right: u32,
     /// The automatic verdict after the last label.
     pub flag: Option<SpamFlag>,
     pub moderation: Moderation,
@@ -316,6 +530,8 @@ pub struct LabelFact {
     pub decoy: bool,
     /// The image's verified label, on a gold round.
     pub gold: Option<Emotion>,
+    /// The answer known before this one, when the face was checked.
+    pub reference: Option<Emotion>,
     pub response_ms: u64,
 }
 
@@ -333,6 +549,8 @@ impl Reliability {
             decoys_followed: 0,
             gold: 0,
             gold_right: 0,
+            checks: 0,
+            checks_right: 0,
             flag: None,
             moderation: Moderation::None,
         }
@@ -344,6 +562,28 @@ impl Reliability {
     /// following a wrong suggestion is explained by copying alone.
     pub fn copy_rate(&self) -> f64 {
         (self.copy_mass + 0.5) / (f64::from(self.suggested) + 5.0)
+    }
+
+    /// Right answers on checked faces (records from before checks were kept
+    /// count their gold).
+    fn proven(&self) -> u32 {
+        self.checks_right.max(self.gold_right)
+    }
+
+    /// Whether this player has shown they can be trusted (or a moderator
+    /// cleared them).
+    pub fn established(&self, trust: &TrustRules) -> bool {
+        self.moderation == Moderation::Cleared || self.proven() >= trust.checks_to_trust
+    }
+
+    /// How much one of this player's labels weighs (1: established).
+    pub fn weight(&self, trust: &TrustRules) -> f64 {
+        if self.established(trust) {
+            return 1.0;
+        }
+        let w = trust.newcomer_weight.clamp(0.0, 1.0);
+        let grown = f64::from(self.proven()) / f64::from(trust.checks_to_trust.max(1));
+        w + (1.0 - w) * grown.clamp(0.0, 1.0)
     }
 
     /// Whether this player's labels count towards consensus.
@@ -358,7 +598,13 @@ impl Reliability {
     /// Learns from one label: `belief` is the image's posterior after the
     /// label (one-hot on gold). A label that repeats the suggestion teaches
     /// the matrix only in the share it was not copied.
-    pub fn learn(&mut self, fact: &LabelFact, belief: &[f64; K], rules: &SpamRules) {
+    pub fn learn(
+        &mut self,
+        fact: &LabelFact,
+        belief: &[f64; K],
+        rules: &SpamRules,
+        class_prior: &[f64; K],
+    ) {
         let copied = fact.shown == Some(fact.answer);
         let mut w = *belief;
         if let Some(g) = fact.gold {
@@ -403,18 +649,27 @@ impl Reliability {
                 self.gold_right = self.gold_right.saturating_add(1);
             }
         }
-        self.flag = self.verdict(rules);
+        if let Some(r) = fact.gold.or(fact.reference) {
+            self.checks = self.checks.saturating_add(1);
+            if r == fact.answer {
+                self.checks_right = self.checks_right.saturating_add(1);
+            }
+        }
+        self.flag = self.verdict(rules, class_prior);
     }
 
-    /// The automatic spam/bot verdict from the counters.
-    pub fn verdict(&self, rules: &SpamRules) -> Option<SpamFlag> {
+    /// The automatic spam/bot verdict from the counters, judged against
+    /// the pool's `class_prior`.
+    pub fn verdict(&self, rules: &SpamRules, class_prior: &[f64; K]) -> Option<SpamFlag> {
         let n = f64::from(self.answers);
         if self.answers >= rules.min_answers {
             if f64::from(self.fast) >= rules.fast_share * n {
                 return Some(SpamFlag::TooFast);
             }
             let top = self.buttons.iter().copied().max().unwrap_or(0);
-            if f64::from(top) >= rules.same_button_share * n {
+            if f64::from(top) >= rules.same_button_share * n
+                && self.matrix.means().informativeness(class_prior) < rules.min_informativeness
+            {
                 return Some(SpamFlag::SameButton);
             }
         }
@@ -423,12 +678,16 @@ impl Reliability {
         {
             return Some(SpamFlag::AlwaysCopies);
         }
-        if self.gold >= rules.min_gold {
-            // Right no more often than chance plus two standard deviations.
-            let g = f64::from(self.gold);
+        let (checks, right) = (self.checks.max(self.gold), self.proven());
+        if checks >= rules.min_gold {
+            // Sequential test: guessing (right 1 in K) against an honest
+            // player right `honest_accuracy` of the time.
             let chance = 1.0 / K as f64;
-            let bound = g * chance + 2.0 * (g * chance * (1.0 - chance)).sqrt();
-            if f64::from(self.gold_right) <= bound {
+            let honest = rules.honest_accuracy.clamp(chance + 1e-3, 1.0 - 1e-3);
+            let wrong = f64::from(checks.saturating_sub(right));
+            let llr = f64::from(right) * (chance / honest).ln()
+                + wrong * ((1.0 - chance) / (1.0 - honest)).ln();
+            if llr >= rules.evidence_odds.max(1.0).ln() {
                 return Some(SpamFlag::ChanceOnGold);
             }
         }
@@ -459,28 +718,45 @@ pub struct Judgement {
     pub transition: Transition,
 }
 
+/// What [`judge`] needs to know about the image itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageFacts<'a> {
+    pub status: ImageStatus,
+    /// The verified label (a gold image).
+    pub gold: Option<Emotion>,
+    /// The prior over its class ([`CrowdPrior::image_prior`]: the class
+    /// prior and any label it came with).
+    pub prior: [f64; K],
+    /// The model's matrix and guess.
+    pub model: Option<(&'a Confusion, Emotion)>,
+    /// Whether `prior` holds a label the image came with.
+    pub known: bool,
+}
+
 /// The image's posterior from all its labels and the model's guess, and its
 /// status. The model is one more labeler with its own confusion matrix: its
-/// guess counts once, so players who copy it add little beyond it. An open
-/// image retires when its most probable class reaches the rule's confidence
-/// with at least `min_labels` counted labels, and becomes disputed at
-/// `max_labels` counted labels without that. A gold image's posterior is its
-/// verified label; closed images keep their status.
+/// guess counts once, so players who copy it add little beyond it. Each
+/// label weighs what its player has earned ([`Reliability::weight`]). An
+/// open image retires when its most probable class reaches the rule's
+/// confidence with at least `min_labels` counted labels, at least
+/// `trust.min_established` of them established players' for that class; it
+/// becomes disputed at `max_labels` counted labels without that. A gold
+/// image's posterior is its verified label; closed images keep their status.
 pub fn judge(
     rule: &ConsensusRule,
-    current: ImageStatus,
-    gold_label: Option<Emotion>,
-    model: Option<(&Confusion, Emotion)>,
+    trust: &TrustRules,
+    image: &ImageFacts<'_>,
     labels: &[Evidence<'_>],
 ) -> Judgement {
     let counted: Vec<&Evidence<'_>> = labels.iter().filter(|e| e.reliability.counts()).collect();
     let n = u32::try_from(counted.len()).unwrap_or(u32::MAX);
-    let posterior = match gold_label {
+    let posterior = match image.gold {
         Some(g) => gold(g),
-        None => posterior_copying(
-            &UNIFORM,
-            model
-                .map(|(m, guess)| (m, 0.0, guess, None))
+        None => posterior_weighted(
+            &image.prior,
+            image
+                .model
+                .map(|(m, guess)| (m, 0.0, guess, None, 1.0))
                 .into_iter()
                 .chain(counted.iter().map(|e| {
                     (
@@ -488,22 +764,36 @@ pub fn judge(
                         e.reliability.copy_rate(),
                         e.answer,
                         e.shown,
+                        e.reliability.weight(trust),
                     )
                 })),
         ),
     };
-    if !current.is_open() {
+    if !image.status.is_open() {
         return Judgement {
             posterior,
             counted: n,
-            status: current,
+            status: image.status,
             transition: Transition::None,
         };
     }
     let top = map(&posterior).0;
-    let support =
-        u32::try_from(counted.iter().filter(|e| e.answer == top).count()).unwrap_or(u32::MAX);
-    let status = rule.status(&posterior, n, support);
+    let for_top = || counted.iter().filter(|e| e.answer == top);
+    let support = u32::try_from(for_top().count()).unwrap_or(u32::MAX);
+    let established = for_top()
+        .filter(|e| e.reliability.established(trust))
+        .count();
+    let mut status = rule.status(&posterior, n, support);
+    if matches!(status, ImageStatus::Retired { .. })
+        && established < usize::try_from(trust.min_established).unwrap_or(usize::MAX)
+    {
+        // Newcomers alone: wait for someone who has shown they can be trusted.
+        status = if n >= rule.max_labels() {
+            ImageStatus::Disputed
+        } else {
+            ImageStatus::Open
+        };
+    }
     let transition = match status {
         ImageStatus::Retired { label } => Transition::Retired { label },
         ImageStatus::Disputed => Transition::Disputed,
@@ -515,6 +805,51 @@ pub fn judge(
         status,
         transition,
     }
+}
+
+/// The answer known about an image before a new label, from what players
+/// cannot fake: its verified label, the label it came with, the model, and
+/// established players' labels. `Some` when its top class is at least
+/// `trust.check_confidence` probable: the new label is then a check of its
+/// player ([`LabelFact::reference`]).
+pub fn reference(
+    trust: &TrustRules,
+    image: &ImageFacts<'_>,
+    earlier: &[Evidence<'_>],
+) -> Option<Emotion> {
+    if let Some(g) = image.gold {
+        return Some(g);
+    }
+    let vouched = earlier
+        .iter()
+        .any(|e| e.reliability.counts() && e.reliability.established(trust));
+    if !image.known && !vouched {
+        // The class prior and the model alone say nothing about this face.
+        return None;
+    }
+    let posterior = posterior_weighted(
+        &image.prior,
+        image
+            .model
+            .map(|(m, guess)| (m, 0.0, guess, None, 1.0))
+            .into_iter()
+            .chain(
+                earlier
+                    .iter()
+                    .filter(|e| e.reliability.counts() && e.reliability.established(trust))
+                    .map(|e| {
+                        (
+                            &e.reliability.matrix,
+                            e.reliability.copy_rate(),
+                            e.answer,
+                            e.shown,
+                            1.0,
+                        )
+                    }),
+            ),
+    );
+    let (top, p) = map(&posterior);
+    (p >= trust.check_confidence).then_some(top)
 }
 
 /// The prior of a model's confusion matrix: about 60% accurate (the
@@ -599,6 +934,8 @@ pub struct EmLabel {
     pub image: usize,
     pub answer: Emotion,
     pub shown: Option<Emotion>,
+    /// What the label weighs ([`Reliability::weight`]; 1 for the model).
+    pub weight: f64,
 }
 
 /// What [`em`] estimates.
@@ -608,24 +945,33 @@ pub struct EmFit {
     /// Each player's copy rate.
     pub copy_rates: Vec<f64>,
     pub posteriors: Vec<[f64; K]>,
+    /// The class prior, the pooled matrix and the strength it used: what
+    /// the answers between passes start newcomers and images from.
+    pub crowd: CrowdPrior,
 }
 
 /// Batch Dawid–Skene EM with copying over `labels` from `players` players
-/// on `images` images, with known truths for gold images, starting from
-/// each player's copy rate (missing: 0.1). Estimates the matrices, the copy
-/// rates and the image posteriors in `iterations` rounds (or fewer, once
-/// converged).
+/// on `images` images, with known truths for gold images and a prior per
+/// image (`image_known`: the label an image came with, and its trust),
+/// starting from each player's copy rate (missing: 0.1). Every player's
+/// matrix is shrunk towards the pooled matrix by `start.strength`
+/// pseudo-labels per row (the K-class core's model, [`crate::crowd`]); the
+/// class prior and the pooled matrix are learned. Estimates the matrices,
+/// the copy rates and the image posteriors in `iterations` rounds (or
+/// fewer, once converged).
+#[allow(clippy::too_many_arguments)]
 pub fn em(
     players: usize,
     images: usize,
     labels: &[EmLabel],
     gold_truth: &[(usize, Emotion)],
+    image_known: &[(usize, Emotion, f64)],
     copy_rates: &[f64],
-    prior: MatrixPrior,
+    start: &CrowdPrior,
     iterations: usize,
 ) -> EmFit {
-    let mut class_prior = UNIFORM;
-    let mut matrices = vec![Confusion::new(prior); players];
+    let mut crowd = start.clone();
+    let mut matrices = vec![Confusion::centred(&crowd.pooled, crowd.strength); players];
     let mut copies: Vec<f64> = (0..players)
         .map(|p| copy_rates.get(p).copied().unwrap_or(0.1))
         .collect();
@@ -635,23 +981,36 @@ pub fn em(
             *g = Some(*t);
         }
     }
+    let mut known_of = vec![None; images];
+    for (i, t, trust) in image_known {
+        if let Some(k) = known_of.get_mut(*i) {
+            *k = Some((*t, *trust));
+        }
+    }
     let mut by_image: Vec<Vec<&EmLabel>> = vec![Vec::new(); images];
     for l in labels {
         if l.player < players && l.image < images {
             by_image[l.image].push(l);
         }
     }
-    let mut posts = vec![class_prior; images];
+    let mut posts = vec![crowd.class_prior; images];
     for _ in 0..iterations.max(1) {
         // E: posteriors from the current matrices.
         let mut change: f64 = 0.0;
         for (i, ls) in by_image.iter().enumerate() {
             let next = match gold_of[i] {
                 Some(t) => gold(t),
-                None => posterior_copying(
-                    &class_prior,
-                    ls.iter()
-                        .map(|l| (&matrices[l.player], copies[l.player], l.answer, l.shown)),
+                None => posterior_weighted(
+                    &crowd.image_prior(known_of[i]),
+                    ls.iter().map(|l| {
+                        (
+                            &matrices[l.player],
+                            copies[l.player],
+                            l.answer,
+                            l.shown,
+                            l.weight,
+                        )
+                    }),
                 ),
             };
             for (a, b) in next.iter().zip(&posts[i]) {
@@ -659,8 +1018,9 @@ pub fn em(
             }
             posts[i] = next;
         }
-        // M: matrices, copy rates and class prior from the posteriors.
-        let old = std::mem::replace(&mut matrices, vec![Confusion::new(prior); players]);
+        // M: expected counts, copy rates, the pooled matrix, the matrices
+        // and the class prior from the posteriors.
+        let mut observed = vec![[[0.0f64; K]; K]; players];
         let mut mass = vec![0.5; players];
         let mut trials = vec![5.0; players];
         for ls in &by_image {
@@ -672,17 +1032,43 @@ pub fn em(
                 if l.shown == Some(l.answer) {
                     let c = copies[l.player];
                     for (t, x) in w.iter_mut().enumerate() {
-                        let own = (1.0 - c) * old[l.player].p(Emotion::ALL[t], l.answer);
+                        let own = (1.0 - c) * matrices[l.player].p(Emotion::ALL[t], l.answer);
                         let r = c / (c + own).max(1e-12);
                         mass[l.player] += *x * r;
                         *x *= 1.0 - r;
                     }
                 }
-                matrices[l.player].observe(&w, l.answer);
+                for (t, x) in w.iter().enumerate() {
+                    observed[l.player][t][l.answer.index()] += x;
+                }
             }
         }
         for (c, (m, n)) in copies.iter_mut().zip(mass.iter().zip(&trials)) {
             *c = (m / n).clamp(0.0, 0.99);
+        }
+        let base = CrowdPrior::default().pooled;
+        let mut pooled = base.map(|row| row.map(|x| 2.0 * x));
+        for o in &observed {
+            for (prow, orow) in pooled.iter_mut().zip(o) {
+                for (p, x) in prow.iter_mut().zip(orow) {
+                    *p += x;
+                }
+            }
+        }
+        for row in &mut pooled {
+            let sum: f64 = row.iter().sum::<f64>().max(1e-12);
+            for x in row.iter_mut() {
+                *x /= sum;
+            }
+        }
+        crowd.pooled = pooled;
+        let centre = Confusion::centred(&crowd.pooled, crowd.strength);
+        for (m, o) in matrices.iter_mut().zip(&observed) {
+            let mut next = centre.clone();
+            for (t, row) in o.iter().enumerate() {
+                next.observe_row(t, row);
+            }
+            *m = next;
         }
         let mut mass = [1.0; K];
         for post in &posts {
@@ -691,7 +1077,7 @@ pub fn em(
             }
         }
         let total: f64 = mass.iter().sum();
-        for (c, m) in class_prior.iter_mut().zip(mass) {
+        for (c, m) in crowd.class_prior.iter_mut().zip(mass) {
             *c = m / total;
         }
         if change < 1e-6 {
@@ -702,6 +1088,7 @@ pub fn em(
         matrices,
         copy_rates: copies,
         posteriors: posts,
+        crowd,
     }
 }
 
@@ -748,6 +1135,7 @@ mod tests {
             image,
             answer,
             shown: None,
+            weight: 1.0,
         };
         for (i, t) in truths.iter().enumerate() {
             for p in 0..3 {
@@ -757,11 +1145,11 @@ mod tests {
         }
         let gold: Vec<(usize, Emotion)> = (0..4).map(|i| (i, truths[i])).collect();
         // A weak prior: eight images are little evidence.
-        let weak = MatrixPrior {
-            diagonal: 2.8,
-            off_diagonal: 0.2,
+        let weak = CrowdPrior {
+            strength: 3.0,
+            ..CrowdPrior::default()
         };
-        let fit = em(4, truths.len(), &labels, &gold, &[], weak, 50);
+        let fit = em(4, truths.len(), &labels, &gold, &[], &[], &weak, 50);
         let (m, posts) = (fit.matrices, fit.posteriors);
         for (i, t) in truths.iter().enumerate() {
             assert_eq!(map(&posts[i]).0, *t, "image {i}");

@@ -14,6 +14,13 @@ fn rules(min: u32, permille: u32, max: u32) -> GameRules {
         consensus: ConsensusRule::new(min, permille, max).unwrap_or_else(|e| panic!("{e}")),
         scoring: ScoringRules::default(),
         spam: SpamRules::default(),
+        // Everyone trusted from the first label: these tests are about the
+        // writes; the newcomer rules have their own tests below.
+        trust: TrustRules {
+            newcomer_weight: 1.0,
+            min_established: 0,
+            ..TrustRules::default()
+        },
     }
 }
 
@@ -76,6 +83,7 @@ impl Memory {
                 .collect(),
             me: self.reliabilities.get(&a.player).cloned(),
             model: self.model.clone(),
+            crowd: None,
         }
     }
 
@@ -187,6 +195,7 @@ fn open_image() -> StoredImage {
         status: ImageStatus::Open,
         gold: None,
         model_guess: None,
+        known: None,
     }
 }
 

@@ -199,8 +199,9 @@ proptest! {
 
 mod truth_properties {
     use emofy_game::truth::{
-        Confusion, Evidence, LabelFact, MatrixPrior, Reliability, SpamRules, gold, judge,
-        posterior, posterior_copying,
+        Confusion, CrowdPrior, Evidence, ImageFacts, KnownSource, LabelFact, MatrixPrior,
+        Reliability, SpamFlag, SpamRules, TrustRules, UNIFORM, gold, judge, posterior,
+        posterior_copying,
     };
     use emofy_game::{ConsensusRule, EMOTION_COUNT, Emotion, ImageStatus};
     use proptest::prelude::*;
@@ -295,7 +296,7 @@ mod truth_properties {
             for (g, answer, shown, decoy, ms) in answers {
                 let before = r.matrix.p(g, g);
                 let belief = [1.0 / EMOTION_COUNT as f64; EMOTION_COUNT];
-                r.learn(&LabelFact { answer, shown, decoy, gold: Some(g), response_ms: ms }, &belief, &rules);
+                r.learn(&LabelFact { answer, shown, decoy, gold: Some(g), reference: None, response_ms: ms }, &belief, &rules, &UNIFORM);
                 for t in Emotion::ALL {
                     let s: f64 = r.matrix.row(t).iter().sum();
                     prop_assert!((s - 1.0).abs() < 1e-9);
@@ -304,6 +305,7 @@ mod truth_properties {
                     prop_assert!(r.matrix.p(g, g) >= before - 1e-12);
                 }
                 prop_assert!(r.gold_right <= r.gold && r.decoys_followed <= r.decoys);
+                prop_assert!(r.checks_right <= r.checks && r.checks == r.gold);
                 prop_assert!((0.0..1.0).contains(&r.copy_rate()));
             }
         }
@@ -318,10 +320,94 @@ mod truth_properties {
             let r = Reliability::default();
             let ev: Vec<Evidence<'_>> = labels.iter().map(|(a, s)| Evidence { reliability: &r, answer: *a, shown: *s }).collect();
             let rule = ConsensusRule::default();
-            let crowd = judge(&rule, ImageStatus::Open, None, None, &ev);
-            let verified = judge(&rule, ImageStatus::Open, Some(g), None, &ev);
+            let trust = TrustRules::default();
+            let facts = |gold| ImageFacts { status: ImageStatus::Open, gold, prior: UNIFORM, model: None, known: false };
+            let crowd = judge(&rule, &trust, &facts(None), &ev);
+            let verified = judge(&rule, &trust, &facts(Some(g)), &ev);
             prop_assert!((crowd.posterior.iter().sum::<f64>() - 1.0).abs() < 1e-9);
             prop_assert!(verified.posterior[g.index()] >= crowd.posterior[g.index()]);
+        }
+
+        /// However many newcomers agree, and however sure the posterior,
+        /// an image does not retire on newcomers' word alone; one
+        /// established player agreeing lets it.
+        #[test]
+        fn newcomers_alone_never_retire_an_image(
+            n in 3usize..40,
+            answer in emotion(),
+            known in proptest::option::of((emotion(), any::<bool>())),
+        ) {
+            let trust = TrustRules::default();
+            let crowd = CrowdPrior::default();
+            let newcomer = crowd.newcomer();
+            let mut proven = crowd.newcomer();
+            proven.checks = trust.checks_to_trust;
+            proven.checks_right = trust.checks_to_trust;
+            prop_assert!(!newcomer.established(&trust) && proven.established(&trust));
+            let rule = ConsensusRule::default();
+            let prior = crowd.image_prior(known.map(|(e, demo)| {
+                let source = if demo { KnownSource::Demo } else { KnownSource::Dataset };
+                (e, trust.trust_of(source))
+            }));
+            let facts = ImageFacts { status: ImageStatus::Open, gold: None, prior, model: None, known: known.is_some() };
+            let mut ev: Vec<Evidence<'_>> = (0..n).map(|_| Evidence { reliability: &newcomer, answer, shown: None }).collect();
+            let j = judge(&rule, &trust, &facts, &ev);
+            prop_assert!(!matches!(j.status, ImageStatus::Retired { .. }), "{:?}", j.status);
+            ev.push(Evidence { reliability: &proven, answer, shown: None });
+            let j = judge(&rule, &trust, &facts, &ev);
+            if j.posterior[answer.index()] >= 0.9 {
+                prop_assert_eq!(j.status, ImageStatus::Retired { label: answer });
+            }
+        }
+
+        /// A newcomer weighs between `newcomer_weight` and 1, more with
+        /// every right check, fully once established.
+        #[test]
+        fn weight_grows_with_right_checks(right in 0u32..10, wrong in 0u32..10) {
+            let trust = TrustRules::default();
+            let mut r = CrowdPrior::default().newcomer();
+            r.checks = right + wrong;
+            r.checks_right = right;
+            let w = r.weight(&trust);
+            prop_assert!(w >= trust.newcomer_weight - 1e-12 && w <= 1.0);
+            let mut more = r.clone();
+            more.checks += 1;
+            more.checks_right += 1;
+            prop_assert!(more.weight(&trust) >= w);
+            prop_assert_eq!(r.established(&trust), w == 1.0);
+        }
+
+        /// An image's prior is a distribution, led by the label it came
+        /// with when that label is trusted more than chance.
+        #[test]
+        fn image_priors_are_distributions(
+            prior in proptest::array::uniform7(0.01f64..1.0),
+            label in emotion(),
+            trust in 0.0f64..1.0,
+        ) {
+            let s: f64 = prior.iter().sum();
+            let crowd = CrowdPrior { class_prior: prior.map(|p| p / s), ..CrowdPrior::default() };
+            let p = crowd.image_prior(Some((label, trust)));
+            prop_assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+            let plain = crowd.image_prior(None);
+            prop_assert!(p[label.index()] >= plain[label.index()] - 1e-12 || trust < 1.0 / EMOTION_COUNT as f64 + 1e-9);
+        }
+
+        /// The check test flags a player wrong on every checked face once
+        /// they have `min_gold` checks, and never one right on at least
+        /// half of them.
+        #[test]
+        fn chance_on_checks_flags_liars_not_the_honest(checks in 0u32..40, liar in any::<bool>()) {
+            let rules = SpamRules::default();
+            let mut r = CrowdPrior::default().newcomer();
+            r.checks = checks;
+            r.checks_right = if liar { 0 } else { checks.div_ceil(2) };
+            let flagged = r.verdict(&rules, &UNIFORM) == Some(SpamFlag::ChanceOnGold);
+            if liar {
+                prop_assert_eq!(flagged, checks >= rules.min_gold);
+            } else {
+                prop_assert!(!flagged);
+            }
         }
     }
 }

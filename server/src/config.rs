@@ -74,6 +74,9 @@ pub struct TruthConfig {
     /// Share of picks that explore a random open image instead of the least certain one.
     pub explore: f64,
     pub spam: emofy_game::SpamRules,
+    /// How much newcomers' labels weigh, when an image may retire, and how
+    /// far the labels images came with (demo, imported datasets) are trusted.
+    pub trust: emofy_game::TrustRules,
     /// Seconds between full truth-inference (EM) passes; 0: none on this replica.
     pub pass_every_secs: u64,
     /// Newest labels a pass reads.
@@ -92,6 +95,7 @@ impl Default for TruthConfig {
             schedule: emofy_game::Schedule::default(),
             explore: 0.05,
             spam: emofy_game::SpamRules::default(),
+            trust: emofy_game::TrustRules::default(),
             pass_every_secs: 600,
             pass_labels: 200_000,
             crowd: emofy_game::crowd::Priors::default(),
@@ -829,6 +833,12 @@ impl Config {
             t.spam.fast_share,
             t.spam.same_button_share,
             t.spam.decoy_follow_share,
+            t.spam.min_informativeness,
+            t.spam.honest_accuracy,
+            t.trust.newcomer_weight,
+            t.trust.check_confidence,
+            t.trust.demo_label_trust,
+            t.trust.dataset_label_trust,
         ];
         if shares.iter().any(|x| !(0.0..=1.0).contains(x)) {
             return Err(ConfigError::Invalid(
@@ -842,6 +852,7 @@ impl Config {
             consensus,
             scoring: g.scoring,
             spam: t.spam,
+            trust: t.trust,
         })
     }
 }

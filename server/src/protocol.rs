@@ -146,6 +146,14 @@ pub struct PointsView {
     pub total: u32,
 }
 
+/// A label an image came with, and where from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KnownView {
+    pub label: Emotion,
+    /// `demo` or `dataset`.
+    pub source: String,
+}
+
 /// Where an image stands after an answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageProgress {
@@ -207,6 +215,11 @@ pub enum ServerMessage {
         /// On a gold round: the image's verified label ("the crowd says: …").
         #[serde(skip_serializing_if = "Option::is_none")]
         gold: Option<Emotion>,
+        /// The label the face came with (a demo face's drawn emotion, an
+        /// imported dataset's label), for instant feedback; `agreement`
+        /// counts it as one vote.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        known: Option<KnownView>,
         /// The round's suggestion was a test (a deliberately wrong class), not the model's guess.
         suggestion_was_test: bool,
         score: u64,
@@ -225,6 +238,10 @@ pub enum ServerMessage {
         score: u64,
         delta: u32,
         reason: String,
+        /// On a settlement: the face whose consensus confirmed the
+        /// player's answer ("your answer on this face was confirmed").
+        #[serde(skip_serializing_if = "Option::is_none")]
+        image: Option<ImageId>,
     },
     Leaderboard {
         board: String,

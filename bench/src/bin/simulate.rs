@@ -46,11 +46,14 @@ struct Args {
     bench_updates: Option<u32>,
 }
 
-/// The per-label cost of the answer path's truth step: `judge` over an
-/// image's labels plus `Reliability::learn`, as the stores run it.
+/// The per-label cost of the answer path's truth step: `reference` and
+/// `judge` over an image's labels plus `Reliability::learn`, as the plan
+/// runs them.
 fn bench_updates(n: u32) {
-    use emofy_game::truth::{Evidence, LabelFact, MODEL_PRIOR, judge};
-    use emofy_game::{ConsensusRule, Emotion, ImageStatus, Reliability, SpamRules};
+    use emofy_game::truth::{Evidence, ImageFacts, LabelFact, MODEL_PRIOR, judge, reference};
+    use emofy_game::{
+        ConsensusRule, CrowdPrior, Emotion, ImageStatus, Reliability, SpamRules, TrustRules,
+    };
     println!("| labels on the image | updates | ns per update |");
     println!("| ---: | ---: | ---: |");
     for k in [1usize, 3, 9] {
@@ -59,6 +62,8 @@ fn bench_updates(n: u32) {
         let mut me = Reliability::default();
         let rule = ConsensusRule::default();
         let spam = SpamRules::default();
+        let trust = TrustRules::default();
+        let crowd_prior = CrowdPrior::default();
         let started = std::time::Instant::now();
         let mut sink = 0.0;
         for i in 0..n {
@@ -72,23 +77,27 @@ fn bench_updates(n: u32) {
                     shown: Some(Emotion::Happy),
                 })
                 .collect();
-            let j = judge(
-                &rule,
-                ImageStatus::Open,
-                None,
-                Some((&model, Emotion::Happy)),
-                &ev,
-            );
+            let facts = ImageFacts {
+                status: ImageStatus::Open,
+                gold: None,
+                prior: crowd_prior.class_prior,
+                model: Some((&model, Emotion::Happy)),
+                known: false,
+            };
+            let checked = reference(&trust, &facts, &ev);
+            let j = judge(&rule, &trust, &facts, &ev);
             me.learn(
                 &LabelFact {
                     answer,
                     shown: Some(Emotion::Happy),
                     decoy: i % 10 == 0,
                     gold: None,
+                    reference: checked,
                     response_ms: 2_000,
                 },
                 &j.posterior,
                 &spam,
+                &crowd_prior.class_prior,
             );
             sink += j.posterior[0];
         }

@@ -49,6 +49,8 @@ pub enum SessionPush {
         score: u64,
         delta: u32,
         reason: String,
+        /// The face a settlement confirmed the player's answer on.
+        image: Option<emofy_game::ImageId>,
     },
     /// The server is shutting down.
     ServerShutdown,
@@ -405,6 +407,7 @@ impl Handler<ScoresChanged> for Coordinator {
                             score: c.total,
                             delta: c.delta,
                             reason: c.reason.as_str().to_owned(),
+                            image: emofy_game::plan::LedgerKey::settled_image(&c.key),
                         },
                     );
                 }

@@ -34,7 +34,7 @@ use crate::auth::Claims;
 use crate::error::ErrorCode;
 use crate::net::{ClientKey, TokenBucket};
 use crate::protocol::{
-    ClientMessage, ImageProgress, ImageRef, PROTOCOL_VERSION, PlayerView, PointsView,
+    ClientMessage, ImageProgress, ImageRef, KnownView, PROTOCOL_VERSION, PlayerView, PointsView,
     ServerMessage, prompt_for,
 };
 use crate::service::Services;
@@ -619,6 +619,10 @@ impl PlayerSession {
                     },
                     settlement,
                     gold: outcome.gold,
+                    known: outcome.known.map(|k| KnownView {
+                        label: k.label,
+                        source: k.source.as_str().to_owned(),
+                    }),
                     suggestion_was_test: plan.decoy,
                     score: outcome.tally.score,
                     streak: outcome.tally.streak,
@@ -768,6 +772,7 @@ impl Handler<SessionPush> for PlayerSession {
                 score,
                 delta,
                 reason,
+                image,
             } => {
                 if let Some(j) = self.joined.as_mut() {
                     j.tally.score = j.tally.score.max(score);
@@ -778,6 +783,7 @@ impl Handler<SessionPush> for PlayerSession {
                         score,
                         delta,
                         reason,
+                        image,
                     },
                 );
             }

@@ -3,9 +3,10 @@
 //! **Owns:** only its timer and whether a pass is running (never two at once).
 //! Every `truth.pass_every_secs` it reads a [`TruthSnapshot`] from the store
 //! (the newest `truth.pass_labels` labels, their images' gold labels and model
-//! guesses, every reliability), runs [`em_pass`] on a blocking thread, and
-//! writes the players' and the model's matrices and the posteriors of open
-//! images back. The online updates in each answer learn a label once, with
+//! guesses, the labels images came with, every reliability and the last
+//! crowd prior), runs [`em_pass`] on a blocking thread, and writes the
+//! players' and the model's matrices, the crowd prior (class prior, pooled
+//! matrix, strength) and the posteriors of open images back. The online updates in each answer learn a label once, with
 //! the belief of that moment; this pass re-learns them all with today's
 //! beliefs. Run it on one replica (`truth.pass_every_secs = 0` on the others):
 //! two passes at once are harmless but wasted work.
@@ -14,6 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+
+use emofy_game::TrustRules;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -27,6 +30,7 @@ pub struct TruthPassActor {
     clock: Clock,
     every: Duration,
     max_labels: usize,
+    trust: TrustRules,
     running: bool,
 }
 
@@ -37,6 +41,7 @@ impl TruthPassActor {
         clock: Clock,
         every: Duration,
         max_labels: usize,
+        trust: TrustRules,
     ) -> TruthPassActor {
         TruthPassActor {
             store,
@@ -44,6 +49,7 @@ impl TruthPassActor {
             clock,
             every,
             max_labels,
+            trust,
             running: false,
         }
     }
@@ -80,10 +86,11 @@ pub async fn run_pass(
     store: &dyn ReviewStore,
     clock: Clock,
     max_labels: usize,
+    trust: TrustRules,
 ) -> Result<PassReport, StoreError> {
     let snapshot: TruthSnapshot = store.truth_snapshot(max_labels).await?;
     let labels = snapshot.labels.len();
-    let pass = tokio::task::spawn_blocking(move || em_pass(&snapshot, 50))
+    let pass = tokio::task::spawn_blocking(move || em_pass(&snapshot, &trust, 50))
         .await
         .map_err(|e| StoreError::Unavailable(format!("truth pass: {e}")))?;
     let report = PassReport {
@@ -104,11 +111,11 @@ impl Handler<RunTruthPass> for TruthPassActor {
         }
         self.running = true;
         let store = self.store.clone();
-        let (clock, max) = (self.clock, self.max_labels);
+        let (clock, max, trust) = (self.clock, self.max_labels, self.trust);
         let started = Instant::now();
         let span = tracing::info_span!("truth_pass");
         ctx.spawn(
-            async move { run_pass(store.as_ref(), clock, max).await }
+            async move { run_pass(store.as_ref(), clock, max, trust).await }
                 .into_actor(self)
                 .map(move |res, act, _| {
                     act.running = false;

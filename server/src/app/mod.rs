@@ -182,6 +182,7 @@ impl Application {
             clock,
             Duration::from_secs(config.truth.pass_every_secs),
             config.truth.pass_labels,
+            config.truth.trust,
         )
         .start();
         let (_, openapi) = App::new()

@@ -109,6 +109,18 @@ impl ImageSource {
             _ => None,
         }
     }
+
+    /// What the label an image came with is, for truth inference: the demo
+    /// generator's drawn emotion or an imported dataset's label (an upload
+    /// comes with none: its contributor's own label is a label like any).
+    pub fn known(self, source_label: Option<Emotion>) -> Option<emofy_game::KnownLabel> {
+        let source = match self {
+            ImageSource::Demo => emofy_game::KnownSource::Demo,
+            ImageSource::Import => emofy_game::KnownSource::Dataset,
+            ImageSource::Upload => return None,
+        };
+        source_label.map(|label| emofy_game::KnownLabel { label, source })
+    }
 }
 
 /// An image to add.
@@ -596,7 +608,11 @@ pub struct TruthSnapshot {
     pub labels: Vec<LabelRecord>,
     pub gold: Vec<(ImageId, Emotion)>,
     pub model_guesses: Vec<(ImageId, Emotion)>,
+    /// The labels the images came with (demo, imported datasets).
+    pub known: Vec<(ImageId, emofy_game::KnownLabel)>,
     pub reliabilities: Vec<(PlayerId, emofy_game::Reliability)>,
+    /// What the last pass learned about the crowd.
+    pub crowd: Option<emofy_game::CrowdPrior>,
 }
 
 /// Output of the periodic full EM pass.
@@ -605,4 +621,7 @@ pub struct TruthPass {
     pub matrices: Vec<(PlayerId, emofy_game::truth::Confusion)>,
     pub model: Option<emofy_game::truth::Confusion>,
     pub posteriors: Vec<(ImageId, [f64; emofy_game::EMOTION_COUNT])>,
+    /// The class prior, pooled matrix and strength the answers until the
+    /// next pass use.
+    pub crowd: emofy_game::CrowdPrior,
 }

@@ -3,12 +3,32 @@
 //! the errors of refused plans. What an answer or a moderation writes is
 //! decided in `emofy_game::plan`.
 
-use emofy_game::{Emotion, PlayerId, Reliability};
+use emofy_game::{CrowdPrior, Emotion, PlayerId, Reliability, TrustRules};
 
 use super::{StoreError, TruthPass, TruthSnapshot};
 
 /// The id under which the serving model's matrix is stored with the players' reliabilities.
 pub const MODEL_KEY: &str = "model";
+
+/// The id under which the truth pass keeps what it learned about the crowd
+/// ([`CrowdPrior`]) with the reliabilities.
+pub const CROWD_KEY: &str = "crowd";
+
+/// Whether a reliability row is a player's (not the model's or the crowd's).
+pub fn is_player_key(id: &str) -> bool {
+    id != MODEL_KEY && id != CROWD_KEY
+}
+
+/// The crowd prior as stored.
+pub fn crowd_json(c: &CrowdPrior) -> String {
+    serde_json::to_string(c).unwrap_or_else(|_| "{}".into())
+}
+
+/// Reads a stored crowd prior (`None` for malformed: the defaults apply
+/// until the next pass writes a good one).
+pub fn crowd_from(s: &str) -> Option<CrowdPrior> {
+    serde_json::from_str(s).ok()
+}
 
 /// The posterior as stored: seven probabilities.
 pub fn posterior_json(p: &[f64; 7]) -> String {
@@ -29,11 +49,16 @@ pub fn leading(p: Option<[f64; 7]>) -> Option<(Emotion, u16)> {
     Some((e, (x * 1000.0).round().clamp(0.0, 1000.0) as u16))
 }
 
-/// The periodic full Dawid–Skene pass (with copy rates and the model as a
-/// labeller) over a snapshot: corrects the drift of the online updates,
-/// which learn each label once with the belief of that moment. Pure.
-pub fn em_pass(snapshot: &TruthSnapshot, iterations: usize) -> TruthPass {
-    use emofy_game::truth::{EmLabel, MatrixPrior, em};
+/// The periodic full Dawid–Skene pass (with copy rates, the model as a
+/// labeller, newcomers' weights and the labels images came with) over a
+/// snapshot: corrects the drift of the online updates, which learn each
+/// label once with the belief of that moment, and learns the crowd's class
+/// prior and pooled matrix for the answers until the next pass. The
+/// matrices' pull towards the pooled one is chosen on held-out labels by
+/// the K-class core ([`emofy_game::crowd::choose_strength`]). Pure.
+pub fn em_pass(snapshot: &TruthSnapshot, trust: &TrustRules, iterations: usize) -> TruthPass {
+    use emofy_game::crowd;
+    use emofy_game::truth::{EmLabel, em};
     use std::collections::HashMap;
     let mut players: Vec<PlayerId> = Vec::new();
     let mut player_ix: HashMap<PlayerId, usize> = HashMap::new();
@@ -44,9 +69,11 @@ pub fn em_pass(snapshot: &TruthSnapshot, iterations: usize) -> TruthPass {
         .iter()
         .map(|(p, r)| (*p, r))
         .collect();
+    let start = snapshot.crowd.clone().unwrap_or_default();
     let mut labels = Vec::with_capacity(snapshot.labels.len() + snapshot.model_guesses.len());
     for l in &snapshot.labels {
-        if reliability.get(&l.player).is_some_and(|r| !r.counts()) {
+        let r = reliability.get(&l.player);
+        if r.is_some_and(|r| !r.counts()) {
             continue;
         }
         let p = *player_ix.entry(l.player).or_insert_with(|| {
@@ -62,6 +89,7 @@ pub fn em_pass(snapshot: &TruthSnapshot, iterations: usize) -> TruthPass {
             image: i,
             answer: l.emotion,
             shown: l.shown,
+            weight: r.map_or(trust.newcomer_weight, |r| r.weight(trust)),
         });
     }
     // The model is one more labeller, after the players.
@@ -73,6 +101,7 @@ pub fn em_pass(snapshot: &TruthSnapshot, iterations: usize) -> TruthPass {
                 image: *i,
                 answer: *guess,
                 shown: None,
+                weight: 1.0,
             });
         }
     }
@@ -81,18 +110,52 @@ pub fn em_pass(snapshot: &TruthSnapshot, iterations: usize) -> TruthPass {
         .iter()
         .filter_map(|(img, g)| image_ix.get(img).map(|i| (*i, *g)))
         .collect();
+    let known: Vec<(usize, Emotion, f64)> = snapshot
+        .known
+        .iter()
+        .filter(|_| trust.known_labels)
+        .filter_map(|(img, k)| {
+            image_ix
+                .get(img)
+                .map(|i| (*i, k.label, trust.trust_of(k.source)))
+        })
+        .collect();
     let mut copy: Vec<f64> = players
         .iter()
         .map(|p| reliability.get(p).map_or(0.1, |r| r.copy_rate()))
         .collect();
     copy.push(0.0);
+    // How far matrices are pulled towards the crowd: measured on these labels.
+    let core: Vec<crowd::Label> = labels
+        .iter()
+        .map(|l| crowd::Label {
+            task: u32::try_from(l.image).unwrap_or(u32::MAX),
+            worker: u32::try_from(l.player).unwrap_or(u32::MAX),
+            class: l.answer.index() as u8,
+        })
+        .collect();
+    let core_gold: Vec<(u32, u8)> = gold
+        .iter()
+        .map(|(i, g)| (u32::try_from(*i).unwrap_or(u32::MAX), g.index() as u8))
+        .collect();
+    let strength = crowd::choose_strength(
+        emofy_game::EMOTION_COUNT,
+        images.len(),
+        players.len() + 1,
+        &core,
+        &core_gold,
+        &crowd::Priors::default(),
+    )
+    .map_or(start.strength, |(s, _)| s);
+    let start = CrowdPrior { strength, ..start };
     let fit = em(
         players.len() + 1,
         images.len(),
         &labels,
         &gold,
+        &known,
         &copy,
-        MatrixPrior::default(),
+        &start,
         iterations,
     );
     let mut matrices = fit.matrices;
@@ -101,6 +164,7 @@ pub fn em_pass(snapshot: &TruthSnapshot, iterations: usize) -> TruthPass {
         matrices: players.into_iter().zip(matrices).collect(),
         model: model_matrix,
         posteriors: images.into_iter().zip(fit.posteriors).collect(),
+        crowd: fit.crowd,
     }
 }
 

@@ -130,6 +130,7 @@ async fn an_answer_costs_the_same_whatever_the_image_holds() {
         consensus: ConsensusRule::new(3, 1000, max_labels).unwrap(),
         scoring: ScoringRules::default(),
         spam: SpamRules::default(),
+        trust: emofy_game::TrustRules::default(),
     };
     let img = image(&store, 1).await;
     let mut costs = Vec::new();
@@ -223,6 +224,7 @@ async fn an_image_holding_labels_beyond_the_cap_costs_no_more_than_one_at_the_ca
         consensus: ConsensusRule::new(3, 1000, max_labels).unwrap(),
         scoring: ScoringRules::default(),
         spam: SpamRules::default(),
+        trust: emofy_game::TrustRules::default(),
     };
     let cap = rules.labels_read_cap() as usize;
     // Rounds offered while the image was open and answered after it closed:

@@ -53,6 +53,12 @@ pub fn test_config(data_dir: &Path) -> Config {
     c.truth.decoys = false;
     c.truth.explore = 0.0;
     c.truth.pass_every_secs = 0;
+    // Everyone trusted from the first label, and the demo faces' drawn
+    // emotions unused: the newcomer rules and known labels are switched on
+    // by the tests about them (`truth.rs`).
+    c.truth.trust.newcomer_weight = 1.0;
+    c.truth.trust.min_established = 0;
+    c.truth.trust.known_labels = false;
     // Bots play far faster than people; tests of the limiter set it back.
     c.session.rate_per_sec = 1000;
     c.session.rate_burst = 1000;

@@ -31,6 +31,15 @@ fn rules() -> GameRules {
         consensus: ConsensusRule::new(3, 700, 4).unwrap(),
         scoring: ScoringRules::default(),
         spam: SpamRules::default(),
+        // Everyone trusted from the first label and no known labels: the
+        // contract is about what is written; `known_labels_reach_the_plan`
+        // and the game tests hold the trust rules.
+        trust: emofy_game::TrustRules {
+            newcomer_weight: 1.0,
+            min_established: 0,
+            known_labels: false,
+            ..emofy_game::TrustRules::default()
+        },
     }
 }
 
@@ -487,7 +496,7 @@ async fn contract(b: Backend) {
     );
     assert!(b.review.truth_snapshot(3).await.unwrap().labels.len() == 3);
     let before = b.review.reliabilities(false, 10).await.unwrap();
-    let pass = emofy_server::store::truth::em_pass(&snap, 20);
+    let pass = emofy_server::store::truth::em_pass(&snap, &emofy_game::TrustRules::default(), 20);
     let banned_in_pass = pass.matrices.iter().any(|(p, _)| *p == ids[2]);
     assert!(!banned_in_pass, "a banned player's labels do not count");
     b.review
@@ -539,6 +548,88 @@ async fn contract(b: Backend) {
     assert!(seen > 0);
     bans_reach_earlier_labels(&b).await;
     batched_reads_match_single_reads(&b).await;
+    known_labels_reach_the_plan(&b).await;
+}
+
+/// The label an image came with reaches the answer plan with its source
+/// (a demo face's drawn emotion, a dataset's label; an upload has none),
+/// and the truth pass's crowd prior is kept and read back.
+async fn known_labels_reach_the_plan(b: &Backend) {
+    let rules = GameRules {
+        trust: emofy_game::TrustRules::default(),
+        ..self::rules()
+    };
+    let player = PlayerId(Uuid::new_v4());
+    b.players
+        .create_player(player, "Kim", Role::Player, Millis(1))
+        .await
+        .unwrap();
+    for (seed, source, label, known) in [
+        (
+            231u8,
+            ImageSource::Demo,
+            Some(Emotion::Fear),
+            Some(emofy_game::KnownSource::Demo),
+        ),
+        (
+            232,
+            ImageSource::Import,
+            Some(Emotion::Sad),
+            Some(emofy_game::KnownSource::Dataset),
+        ),
+        (233, ImageSource::Upload, None, None),
+    ] {
+        let (img, new) = b
+            .images
+            .insert_image(
+                NewImage {
+                    source,
+                    source_label: label,
+                    ..new_image(seed, None)
+                },
+                Millis(20),
+            )
+            .await
+            .unwrap();
+        assert!(new);
+        let r = offer(b, player, img, None).await;
+        let o = b
+            .rounds
+            .record_answer(
+                answer(r, player, img, label.unwrap_or(Emotion::Happy), None),
+                &rules,
+            )
+            .await
+            .unwrap();
+        let want = known
+            .zip(label)
+            .map(|(source, label)| emofy_game::KnownLabel { label, source });
+        assert_eq!(o.known, want, "{source:?}");
+        // With a known label the first answer has a vote to agree with.
+        assert_eq!(o.pending(), want.is_none(), "{source:?}");
+        if want.is_some() {
+            assert_eq!(o.award.agreement, emofy_game::Agreement::Agreed);
+            let top = emofy_game::truth::map(&o.posterior).0;
+            assert_eq!(Some(top), label, "the known label leads the posterior");
+        }
+    }
+    // The truth pass keeps the crowd prior; the next snapshot reads it back,
+    // and it never shows as a player.
+    let snap = b.review.truth_snapshot(10_000).await.unwrap();
+    assert!(snap.known.len() >= 2);
+    let pass = emofy_server::store::truth::em_pass(&snap, &rules.trust, 20);
+    b.review
+        .apply_truth_pass(pass.clone(), Millis(60))
+        .await
+        .unwrap();
+    let again = b.review.truth_snapshot(10_000).await.unwrap();
+    assert_eq!(
+        again.crowd.as_ref().map(|c| c.strength),
+        Some(pass.crowd.strength)
+    );
+    assert!((again.crowd.unwrap().class_prior.iter().sum::<f64>() - 1.0).abs() < 1e-6);
+    let listed = b.review.reliabilities(false, 1_000).await.unwrap();
+    assert_eq!(listed.len(), again.reliabilities.len().min(1_000));
 }
 
 /// The review queue's batched reads give what the one-image reads give.

@@ -442,6 +442,7 @@ async fn bots_are_flagged_their_labels_stop_counting_and_a_truth_pass_runs() {
         app.services.review.as_ref(),
         app.services.clock,
         1_000,
+        emofy_game::TrustRules::default(),
     )
     .await
     .unwrap();

@@ -20,6 +20,7 @@ pub async fn truth_pass(config: Config) -> anyhow::Result<()> {
         stores.review.as_ref(),
         emofy_server::clock::Clock::new(),
         config.truth.pass_labels,
+        config.truth.trust,
     )
     .await
     .context("running the truth pass")?;

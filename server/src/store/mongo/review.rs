@@ -124,7 +124,7 @@ impl ReviewStore for MongoStore {
                 {"moderation": "banned"},
             ]}
         } else {
-            doc! {"_id": {"$ne": truth::MODEL_KEY}}
+            doc! {"_id": {"$nin": [truth::MODEL_KEY, truth::CROWD_KEY]}}
         };
         let docs = all(self
             .coll("reliability")
@@ -135,7 +135,7 @@ impl ReviewStore for MongoStore {
         let mut out = Vec::new();
         for d in docs {
             let id = get_str(&d, "_id")?;
-            if id == truth::MODEL_KEY {
+            if !truth::is_player_key(id) {
                 continue;
             }
             let player: PlayerId = parse_id(id)?;
@@ -204,36 +204,49 @@ impl ReviewStore for MongoStore {
         let ids: std::collections::BTreeSet<String> =
             labels.iter().map(|l| l.image.to_hex()).collect();
         let ids: Vec<String> = ids.into_iter().collect();
-        let (mut gold, mut model_guesses) = (Vec::new(), Vec::new());
+        let (mut gold, mut model_guesses, mut known) = (Vec::new(), Vec::new(), Vec::new());
         for chunk in ids.chunks(1_000) {
             let images = all(self
                 .coll("images")
                 .find(doc! {"_id": {"$in": chunk.to_vec()}})
-                .projection(doc! {"gold": 1, "model_guess": 1}))
+                .projection(doc! {"gold": 1, "model_guess": 1, "source": 1, "source_label": 1}))
             .await?;
             for d in images {
                 let id: ImageId = parse_id(get_str(&d, "_id")?)?;
                 if let Some(g) = emotion(opt_str(&d, "gold"))? {
                     gold.push((id, g));
                 }
+                if let Some(k) = opt_str(&d, "source")
+                    .and_then(|s| ImageSource::parse(&s))
+                    .and_then(|src| src.known(emotion(opt_str(&d, "source_label")).ok().flatten()))
+                {
+                    known.push((id, k));
+                }
                 if let Some(m) = emotion(opt_str(&d, "model_guess"))? {
                     model_guesses.push((id, m));
                 }
             }
         }
-        let mut reliabilities = Vec::new();
+        let (mut reliabilities, mut crowd) = (Vec::new(), None);
         for d in all(self
             .coll("reliability")
             .find(doc! {"_id": {"$ne": truth::MODEL_KEY}}))
         .await?
         {
-            reliabilities.push((parse_id(get_str(&d, "_id")?)?, reliability_of(&d)?));
+            let id = get_str(&d, "_id")?;
+            if id == truth::CROWD_KEY {
+                crowd = truth::crowd_from(get_str(&d, "data")?);
+            } else {
+                reliabilities.push((parse_id(id)?, reliability_of(&d)?));
+            }
         }
         Ok(TruthSnapshot {
             labels,
             gold,
             model_guesses,
+            known,
             reliabilities,
+            crowd,
         })
     }
 
@@ -266,6 +279,20 @@ impl ReviewStore for MongoStore {
                 .await
                 .map_err(err)?;
         }
+        self.coll("reliability")
+            .replace_one(
+                doc! {"_id": truth::CROWD_KEY},
+                doc! {
+                    "_id": truth::CROWD_KEY,
+                    "data": truth::crowd_json(&pass.crowd),
+                    "flag": Bson::Null,
+                    "moderation": "none",
+                    "updated_ms": at_i,
+                },
+            )
+            .upsert(true)
+            .await
+            .map_err(err)?;
         let updated = i64_of(crate::clock::now().0.max(at.0));
         for (image, p) in pass.posteriors {
             self.coll("images")
@@ -321,7 +348,7 @@ async fn moderate_image_tx(
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("image {image}")))?;
     let before = status_of(&d)?;
-    let (labels, _) =
+    let (labels, _, _) =
         super::rounds::counted_labels(store, s, &hex, rules.labels_read_cap(), []).await?;
     let plan = emofy_game::plan::plan_moderation(
         emofy_game::plan::ModerationInputs {

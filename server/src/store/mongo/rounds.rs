@@ -294,6 +294,9 @@ async fn answer_inputs(
             status: status_of(&d)?,
             gold: emotion(opt_str(&d, "gold"))?,
             model_guess: emotion(opt_str(&d, "model_guess"))?,
+            known: opt_str(&d, "source")
+                .and_then(|s| ImageSource::parse(&s))
+                .and_then(|src| src.known(emotion(opt_str(&d, "source_label")).ok().flatten())),
         }),
         None => None,
     };
@@ -309,12 +312,16 @@ async fn answer_inputs(
         }
         None => None,
     };
-    let (earlier, mut reliabilities) = counted_labels(
+    let (earlier, mut reliabilities, mut crowd) = counted_labels(
         store,
         s,
         &image_hex,
         rules.labels_read_cap(),
-        [player_id.clone(), truth::MODEL_KEY.to_owned()],
+        [
+            player_id.clone(),
+            truth::MODEL_KEY.to_owned(),
+            truth::CROWD_KEY.to_owned(),
+        ],
     )
     .await?;
     Ok(AnswerInputs {
@@ -324,6 +331,7 @@ async fn answer_inputs(
         earlier,
         me: reliabilities.remove(&player_id),
         model: reliabilities.remove(truth::MODEL_KEY),
+        crowd: crowd.remove(truth::CROWD_KEY),
     })
 }
 
@@ -343,6 +351,7 @@ pub(super) async fn counted_labels(
     (
         Vec<emofy_game::plan::EarlierLabel>,
         std::collections::HashMap<String, Reliability>,
+        std::collections::HashMap<String, emofy_game::CrowdPrior>,
     ),
     StoreError,
 > {
@@ -365,6 +374,7 @@ pub(super) async fn counted_labels(
         .chain(also)
         .collect();
     let mut reliabilities = std::collections::HashMap::new();
+    let mut crowd = std::collections::HashMap::new();
     {
         let mut cursor = store
             .coll("reliability")
@@ -373,7 +383,14 @@ pub(super) async fn counted_labels(
             .await?;
         while let Some(d) = cursor.next(&mut *s).await {
             let d = d?;
-            reliabilities.insert(get_str(&d, "_id")?.to_owned(), reliability_of(&d)?);
+            let id = get_str(&d, "_id")?.to_owned();
+            if id == truth::CROWD_KEY {
+                if let Some(c) = truth::crowd_from(get_str(&d, "data")?) {
+                    crowd.insert(id, c);
+                }
+            } else {
+                reliabilities.insert(id, reliability_of(&d)?);
+            }
         }
     }
     let mut earlier = Vec::with_capacity(label_docs.len());
@@ -387,7 +404,7 @@ pub(super) async fn counted_labels(
             reliability: reliabilities.get(p).cloned().unwrap_or_default(),
         });
     }
-    Ok((earlier, reliabilities))
+    Ok((earlier, reliabilities, crowd))
 }
 
 /// Applies a plan's writes in the session's transaction.

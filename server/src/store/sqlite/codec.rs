@@ -170,6 +170,22 @@ pub(super) fn load_reliability(
     reliability_from(data.as_deref())
 }
 
+/// Keeps what the truth pass learned about the crowd, beside the reliabilities.
+pub(super) fn save_crowd(
+    c: &Connection,
+    crowd: &emofy_game::CrowdPrior,
+    at: i64,
+) -> Result<(), StoreError> {
+    exec(
+        c,
+        "INSERT INTO reliability (player_id, data, flag, moderation, updated_ms) VALUES (?1, ?2, NULL, 'none', ?3) \
+         ON CONFLICT (player_id) DO UPDATE SET data = excluded.data, updated_ms = excluded.updated_ms",
+        params![crate::store::truth::CROWD_KEY, crate::store::truth::crowd_json(crowd), at],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
 pub(super) fn save_reliability(
     c: &Connection,
     id: &str,

@@ -192,7 +192,7 @@ impl ReviewStore for SqliteStore {
             }
             let mut st = c
                 .prepare_cached(
-                    "SELECT id, gold, model_guess FROM images WHERE id IN \
+                    "SELECT id, gold, model_guess, source, source_label FROM images WHERE id IN \
                      (SELECT image_id FROM (SELECT image_id FROM labels ORDER BY id DESC LIMIT ?1))",
                 )
                 .map_err(db_err)?;
@@ -202,15 +202,22 @@ impl ReviewStore for SqliteStore {
                         r.get::<_, String>(0)?,
                         r.get::<_, Option<String>>(1)?,
                         r.get::<_, Option<String>>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
                     ))
                 })
                 .map_err(db_err)?;
-            let (mut gold, mut model_guesses) = (Vec::new(), Vec::new());
+            let (mut gold, mut model_guesses, mut known) = (Vec::new(), Vec::new(), Vec::new());
             for row in rows {
-                let (id, g, m) = row.map_err(db_err)?;
+                let (id, g, m, source, source_label) = row.map_err(db_err)?;
                 let id: ImageId = parse_id(&id)?;
                 if let Some(g) = parse_emotion(g)? {
                     gold.push((id, g));
+                }
+                if let Some(k) = ImageSource::parse(&source)
+                    .and_then(|src| src.known(parse_emotion(source_label).ok().flatten()))
+                {
+                    known.push((id, k));
                 }
                 if let Some(m) = parse_emotion(m)? {
                     model_guesses.push((id, m));
@@ -224,10 +231,12 @@ impl ReviewStore for SqliteStore {
                     Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
                 })
                 .map_err(db_err)?;
-            let mut reliabilities = Vec::new();
+            let (mut reliabilities, mut crowd) = (Vec::new(), None);
             for row in rows {
                 let (id, data) = row.map_err(db_err)?;
-                if let Some(r) = reliability_from(Some(&data))? {
+                if id == truth::CROWD_KEY {
+                    crowd = truth::crowd_from(&data);
+                } else if let Some(r) = reliability_from(Some(&data))? {
                     reliabilities.push((parse_id(&id)?, r));
                 }
             }
@@ -235,7 +244,9 @@ impl ReviewStore for SqliteStore {
                 labels,
                 gold,
                 model_guesses,
+                known,
                 reliabilities,
+                crowd,
             })
         })
         .await
@@ -255,6 +266,7 @@ impl ReviewStore for SqliteStore {
                 r.matrix = m.clone();
                 save_reliability(c, truth::MODEL_KEY, &r, at_i)?;
             }
+            save_crowd(c, &pass.crowd, at_i)?;
             let updated = i64_of(now_ms().0.max(at.0));
             for (image, p) in &pass.posteriors {
                 exec(

@@ -360,22 +360,36 @@ fn answer_inputs(
         Option<String>,
         Option<String>,
         Option<String>,
+        String,
+        Option<String>,
     );
     let image: Option<ImageRow> = qrow(
         c,
-        "SELECT votes, status, consensus, gold, model_guess FROM images WHERE id = ?1",
+        "SELECT votes, status, consensus, gold, model_guess, source, source_label FROM images WHERE id = ?1",
         params![image_hex],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
+        },
     )
     .optional()
     .map_err(db_err)?;
     meter.read(usize::from(image.is_some()));
     let image = match image {
-        Some((votes, status, consensus, gold, guess)) => Some(StoredImage {
+        Some((votes, status, consensus, gold, guess, source, source_label)) => Some(StoredImage {
             votes: votes_from_json(&votes)?,
             status: status_from(&status, parse_emotion(consensus)?)?,
             gold: parse_emotion(gold)?,
             model_guess: parse_emotion(guess)?,
+            known: ImageSource::parse(&source)
+                .and_then(|src| src.known(parse_emotion(source_label).ok().flatten())),
         }),
         None => None,
     };
@@ -403,24 +417,29 @@ fn answer_inputs(
     meter.read(earlier.len());
     let mut me = None;
     let mut model = None;
+    let mut crowd = None;
     {
         let mut st = c
-            .prepare_cached("SELECT player_id, data FROM reliability WHERE player_id IN (?1, ?2)")
+            .prepare_cached(
+                "SELECT player_id, data FROM reliability WHERE player_id IN (?1, ?2, ?3)",
+            )
             .map_err(db_err)?;
         let rows = st
-            .query_map(params![player_id, truth::MODEL_KEY], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
+            .query_map(
+                params![player_id, truth::MODEL_KEY, truth::CROWD_KEY],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
             .map_err(db_err)?;
         let mut n = 0;
         for row in rows {
             let (id, data) = row.map_err(db_err)?;
             n += 1;
-            let r = reliability_from(Some(&data))?;
-            if id == truth::MODEL_KEY {
-                model = r;
+            if id == truth::CROWD_KEY {
+                crowd = truth::crowd_from(&data);
+            } else if id == truth::MODEL_KEY {
+                model = reliability_from(Some(&data))?;
             } else {
-                me = r;
+                me = reliability_from(Some(&data))?;
             }
         }
         meter.read(n);
@@ -432,6 +451,7 @@ fn answer_inputs(
         earlier,
         me,
         model,
+        crowd,
     })
 }
 
