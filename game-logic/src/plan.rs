@@ -373,12 +373,13 @@ pub fn plan_answer(
         _ => None,
     };
     // What the answer is scored against: the verified label; else the
-    // votes so far, with the label the image came with as one more, so
-    // the first answer on a demo or dataset face scores at once.
-    let award_prior = match (image.gold, known) {
+    // answer known before it from what players cannot fake (the label the
+    // image came with, established players); else the votes of the labels
+    // that count, so flagged accounts cannot outvote an honest newcomer.
+    let award_prior = match (image.gold.or(checked), known) {
         (Some(g), _) => VoteCounts::default().with_vote(g),
-        (None, Some(k)) => image.votes.with_vote(k.label),
-        (None, None) => image.votes,
+        (None, Some(k)) => counted_votes(&earlier).with_vote(k.label),
+        (None, None) => counted_votes(&earlier),
     };
     let award = rules.scoring.score_answer(&AnswerFacts {
         answer: a.emotion,
@@ -435,6 +436,14 @@ pub fn plan_answer(
         known,
         name,
     })
+}
+
+/// The votes of the labels that count.
+fn counted_votes(labels: &[EarlierLabel]) -> VoteCounts {
+    labels
+        .iter()
+        .filter(|l| l.reliability.counts())
+        .fold(VoteCounts::default(), |v, l| v.with_vote(l.answer))
 }
 
 /// The labels that settle when an image retires: those of players whose

@@ -740,7 +740,8 @@ pub struct ImageFacts<'a> {
 /// open image retires when its most probable class reaches the rule's
 /// confidence with at least `min_labels` counted labels, at least
 /// `trust.min_established` of them established players' for that class; it
-/// becomes disputed at `max_labels` counted labels without that. A gold
+/// becomes disputed at `max_labels` counted labels without that, once any
+/// established player labelled it (newcomers alone leave it open). A gold
 /// image's posterior is its verified label; closed images keep their status.
 pub fn judge(
     rule: &ConsensusRule,
@@ -783,11 +784,15 @@ pub fn judge(
     let established = for_top()
         .filter(|e| e.reliability.established(trust))
         .count();
+    let vouched = counted.iter().any(|e| e.reliability.established(trust));
+    let needed = usize::try_from(trust.min_established).unwrap_or(usize::MAX);
     let mut status = rule.status(&posterior, n, support);
-    if matches!(status, ImageStatus::Retired { .. })
-        && established < usize::try_from(trust.min_established).unwrap_or(usize::MAX)
-    {
-        // Newcomers alone: wait for someone who has shown they can be trusted.
+    if needed > 0 && !vouched && status != ImageStatus::Open {
+        // Newcomers alone neither retire nor dispute an image (forty fresh
+        // guests must not empty the pool into the review queue): it waits
+        // for someone who has shown they can be trusted.
+        status = ImageStatus::Open;
+    } else if matches!(status, ImageStatus::Retired { .. }) && established < needed {
         status = if n >= rule.max_labels() {
             ImageStatus::Disputed
         } else {

@@ -314,6 +314,13 @@ struct PlayerRow {
     decoys: u32,
     decoys_followed: u32,
     fast: u32,
+    /// Answers on faces whose answer was known before theirs, and how many were right.
+    checks: u32,
+    checks_right: u32,
+    /// Shown they can be trusted (their labels weigh in full and can retire images).
+    established: bool,
+    /// What one of their labels weighs (newcomers less, until checked).
+    weight: f64,
     #[schema(value_type = Option<String>)]
     flag: Option<emofy_game::SpamFlag>,
     why: Option<&'static str>,
@@ -368,6 +375,10 @@ pub async fn reliability_table(
                 decoys: r.decoys,
                 decoys_followed: r.decoys_followed,
                 fast: r.fast,
+                checks: r.checks,
+                checks_right: r.checks_right,
+                established: r.established(&svc.rules.trust),
+                weight: r.weight(&svc.rules.trust),
                 flag: r.flag,
                 why: r.flag.map(|f| f.explain()),
                 moderation: r.moderation,

@@ -130,7 +130,7 @@ async fn an_answer_costs_the_same_whatever_the_image_holds() {
         consensus: ConsensusRule::new(3, 1000, max_labels).unwrap(),
         scoring: ScoringRules::default(),
         spam: SpamRules::default(),
-        trust: emofy_game::TrustRules::default(),
+        trust: crate::answer_cost::everyone_trusted(),
     };
     let img = image(&store, 1).await;
     let mut costs = Vec::new();
@@ -224,7 +224,7 @@ async fn an_image_holding_labels_beyond_the_cap_costs_no_more_than_one_at_the_ca
         consensus: ConsensusRule::new(3, 1000, max_labels).unwrap(),
         scoring: ScoringRules::default(),
         spam: SpamRules::default(),
-        trust: emofy_game::TrustRules::default(),
+        trust: crate::answer_cost::everyone_trusted(),
     };
     let cap = rules.labels_read_cap() as usize;
     // Rounds offered while the image was open and answered after it closed:
@@ -267,4 +267,16 @@ async fn an_image_holding_labels_beyond_the_cap_costs_no_more_than_one_at_the_ca
         c_flood.vm_steps,
         c_cap.vm_steps
     );
+}
+
+/// Trust rules under which every label counts in full from the first and no
+/// image's own label is used: these tests count what one answer reads and
+/// writes, whoever answers (the newcomer rules have tests of their own).
+pub fn everyone_trusted() -> emofy_game::TrustRules {
+    emofy_game::TrustRules {
+        newcomer_weight: 1.0,
+        min_established: 0,
+        known_labels: false,
+        ..emofy_game::TrustRules::default()
+    }
 }

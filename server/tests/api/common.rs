@@ -531,3 +531,38 @@ pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
 }
+
+/// Creates a staff account with `role` and logs it in: its bearer token.
+pub async fn moderator_token(app: &TestApp, role: emofy_game::Role) -> String {
+    use emofy_game::{Millis, PlayerId};
+    use emofy_server::store::AccountRecord;
+    use uuid::Uuid;
+    let username = format!("mod-{}", Uuid::new_v4().simple());
+    app.services
+        .players
+        .create_account(
+            AccountRecord {
+                username: username.clone(),
+                player: PlayerId(Uuid::new_v4()),
+                password_hash: emofy_server::auth::hash_password("correct horse battery").unwrap(),
+                role,
+            },
+            "Mo",
+            Millis(1),
+        )
+        .await
+        .unwrap();
+    let (status, login) = http_send(
+        "POST",
+        &app.http("/api/login"),
+        &[("Content-Type", "application/json")],
+        Body::Fixed(
+            json!({"username": username, "password": "correct horse battery"})
+                .to_string()
+                .into_bytes(),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    login["token"].as_str().unwrap().to_owned()
+}

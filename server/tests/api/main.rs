@@ -19,6 +19,7 @@ mod import;
 mod inference_pool;
 mod leaderboard;
 mod mongo_app;
+mod newcomers;
 mod predict;
 mod process;
 mod replicas;

@@ -18,7 +18,7 @@ async fn seeded(images: u32) -> (tempfile::TempDir, SqliteStore) {
         consensus: ConsensusRule::new(3, 1000, 4).unwrap(),
         scoring: ScoringRules::default(),
         spam: SpamRules::default(),
-        trust: emofy_game::TrustRules::default(),
+        trust: crate::answer_cost::everyone_trusted(),
     };
     let players = [
         player(&store).await,

@@ -3,42 +3,10 @@
 //! decoy suggestions recorded as such, and two replicas on one store that
 //! see one posterior and retire an image once.
 
-use crate::common::{Body, Bot, get_json, http_send, spawn_app, test_config};
-use emofy_game::{Millis, PlayerId, Role};
-use emofy_server::store::AccountRecord;
+use crate::common::{Body, Bot, get_json, http_send, moderator_token, spawn_app, test_config};
+use emofy_game::Role;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-async fn moderator_token(app: &crate::common::TestApp, role: Role) -> String {
-    let username = format!("mod-{}", Uuid::new_v4().simple());
-    app.services
-        .players
-        .create_account(
-            AccountRecord {
-                username: username.clone(),
-                player: PlayerId(Uuid::new_v4()),
-                password_hash: emofy_server::auth::hash_password("correct horse battery").unwrap(),
-                role,
-            },
-            "Mo",
-            Millis(1),
-        )
-        .await
-        .unwrap();
-    let (status, login) = http_send(
-        "POST",
-        &app.http("/api/login"),
-        &[("Content-Type", "application/json")],
-        Body::Fixed(
-            json!({"username": username, "password": "correct horse battery"})
-                .to_string()
-                .into_bytes(),
-        ),
-    )
-    .await;
-    assert_eq!(status, 200, "{login}");
-    login["token"].as_str().unwrap().to_owned()
-}
 
 async fn call(
     app: &crate::common::TestApp,
