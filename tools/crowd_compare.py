@@ -9,7 +9,12 @@ known truth. Label sets:
 * the real crowds in ../shared/data/crowd/<name>/{answer,truth}.csv
   (read in place, never copied);
 * with --simulate BIN, the simulated crowds of `emofy-simulate` (labels
-  the game's routing collected), seeds 1-5 at copiers' p = 0.0 and 0.7.
+  the game's routing collected), seeds 1-5 of each scenario (`base` at
+  copiers' p = 0.0 and 0.7, `skewed`, `confused`, `prolific`, `k4`,
+  `realistic`: see `emofy_game::sim::CrowdSpec::scenario`). On these the
+  column "emofy game" is the game's own answer: the server's truth pass
+  over the same labels, which also knows the shown suggestions, decoys and
+  gold rounds (crowd-kit and `emofy aggregate` see only task, worker, label).
 
 Dev tool, not run in CI:
 
@@ -29,7 +34,8 @@ import tempfile
 import pandas as pd
 from crowdkit.aggregation import GLAD, MACE, DawidSkene, MajorityVote, Wawa
 
-METHODS = ["MV", "Wawa", "DS", "GLAD", "MACE", "emofy mv", "emofy em", "emofy online", "online x5"]
+METHODS = ["MV", "Wawa", "DS", "GLAD", "MACE", "emofy mv", "emofy em", "emofy online", "online x5",
+           "emofy game"]
 
 
 def crowdkit(labels, truth):
@@ -74,6 +80,7 @@ def evaluate(binary, labels, truth, workdir):
         labels.iloc[order][["task", "worker", "label"]].to_csv(p, index=False)
         shuffled.append(emofy(binary, p, truth, "online", workdir))
     row["online x5"] = statistics.mean(shuffled)
+    row["emofy game"] = float("nan")
     return row
 
 
@@ -86,13 +93,18 @@ def real(binary, folder):
         return evaluate(binary, labels, truth, d)
 
 
-def simulated(binary, simulate, copy_p, seed):
+def simulated(binary, simulate, scenario, copy_p, seed):
     with tempfile.TemporaryDirectory() as d:
-        subprocess.run([simulate, "--out", d, "--copy-p", str(copy_p), "--seed", str(seed)],
-                       check=True, capture_output=True, text=True)
+        args = [simulate, "--out", d, "--scenario", scenario, "--seed", str(seed)]
+        if copy_p is not None:
+            args += ["--copy-p", str(copy_p)]
+        subprocess.run(args, check=True, capture_output=True, text=True)
         labels = pd.read_csv(os.path.join(d, "labels.csv"), dtype=str)
         truth = pd.read_csv(os.path.join(d, "truth.csv"), dtype=str).set_index("task")["truth"]
-        return evaluate(binary, labels, truth, d)
+        row = evaluate(binary, labels, truth, d)
+        game = pd.read_csv(os.path.join(d, "emofy.csv"), dtype=str).set_index("task")["consensus"]
+        row["emofy game"] = (game.reindex(truth.index) == truth).mean()
+        return row
 
 
 def show(name, row):
@@ -105,6 +117,7 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--data", default=os.path.join(here, "..", "..", "shared", "data", "crowd"))
     ap.add_argument("--simulate")
+    ap.add_argument("--scenarios", default="skewed,confused,prolific,k4,realistic")
     a = ap.parse_args()
     print("| label set | " + " | ".join(METHODS) + " |")
     print("| --- " + "| ---: " * len(METHODS) + "|")
@@ -114,10 +127,12 @@ def main():
             if os.path.isfile(os.path.join(folder, "answer.csv")):
                 show(f"{name} (real)", real(a.emofy, folder))
     if a.simulate:
-        for copy_p in (0.0, 0.7):
-            rows = [simulated(a.emofy, a.simulate, copy_p, s) for s in (1, 2, 3, 4, 5)]
+        runs = [("base", 0.0), ("base", 0.7)] + [(s, None) for s in a.scenarios.split(",") if s]
+        for scenario, copy_p in runs:
+            rows = [simulated(a.emofy, a.simulate, scenario, copy_p, s) for s in (1, 2, 3, 4, 5)]
             mean = {m: statistics.mean(r[m] for r in rows) for m in METHODS}
-            show(f"simulated, copiers' p = {copy_p} (5 seeds)", mean)
+            p = f", copiers' p = {copy_p}" if copy_p is not None else ""
+            show(f"simulated {scenario}{p} (5 seeds)", mean)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,78 @@ pub struct CrowdSpec {
     pub max_labels: usize,
     pub confidence: f64,
     pub seed: u64,
+    /// How often each class is the truth (normalised; a zero leaves the
+    /// class out, for label sets with K < 7). Real emotion pools are
+    /// skewed: happy and neutral dominate.
+    pub class_shares: [f64; EMOTION_COUNT],
+    /// Share of a skilled player's mistakes that go to the class a face is
+    /// most often confused with in FER studies ([`confused_with`]), the
+    /// rest spread evenly.
+    pub confusion: f64,
+    /// Rounds each player plays at most: `(light, heavy, share of heavy
+    /// players)`, e.g. `(5, 2000, 0.1)`; `None`: everyone plays until
+    /// nothing is left.
+    pub rounds: Option<(u32, u32, f64)>,
+}
+
+/// The class a face of class `e` is most often mistaken for (FER studies:
+/// fear and surprise, anger and disgust, sadness and neutral; happiness,
+/// rarely confused, with neutral).
+pub fn confused_with(e: Emotion) -> Emotion {
+    use Emotion::*;
+    match e {
+        Angry => Disgust,
+        Disgust => Angry,
+        Fear => Surprise,
+        Surprise => Fear,
+        Sad => Neutral,
+        Neutral => Sad,
+        Happy => Neutral,
+    }
+}
+
+impl CrowdSpec {
+    /// A named scenario: `base` (the default), `skewed` (happy 35%, neutral
+    /// 25%, disgust 2%), `confused` (60% of mistakes structured), `prolific`
+    /// (2,500 images; one player in ten labels up to 2,000, the rest 5),
+    /// `k4` (four classes), `realistic` (skewed, confused and prolific).
+    pub fn scenario(name: &str) -> Option<CrowdSpec> {
+        let skewed = [0.08, 0.02, 0.08, 0.35, 0.25, 0.12, 0.10];
+        let base = CrowdSpec::default();
+        Some(match name {
+            "base" => base,
+            "skewed" => CrowdSpec {
+                class_shares: skewed,
+                ..base
+            },
+            "confused" => CrowdSpec {
+                confusion: 0.6,
+                ..base
+            },
+            "prolific" => CrowdSpec {
+                images: 2_500,
+                rounds: Some((5, 2_000, 0.1)),
+                ..base
+            },
+            "k4" => CrowdSpec {
+                // angry, happy, neutral, sad
+                class_shares: [0.25, 0.0, 0.0, 0.25, 0.25, 0.25, 0.0],
+                ..base
+            },
+            "realistic" => CrowdSpec {
+                images: 2_500,
+                rounds: Some((5, 2_000, 0.1)),
+                class_shares: skewed,
+                confusion: 0.6,
+                ..base
+            },
+            _ => return None,
+        })
+    }
+
+    /// The scenarios [`CrowdSpec::scenario`] knows.
+    pub const SCENARIOS: [&'static str; 6] =
+        ["base", "skewed", "confused", "prolific", "k4", "realistic"];
 }
 
 impl Default for CrowdSpec {
@@ -65,6 +137,9 @@ impl Default for CrowdSpec {
             max_labels: 9,
             confidence: 0.9,
             seed: 7,
+            class_shares: [1.0; EMOTION_COUNT],
+            confusion: 0.0,
+            rounds: None,
         }
     }
 }
@@ -91,6 +166,10 @@ pub struct SimOutcome {
     pub retired: Vec<bool>,
     /// Whether each image is gold (not scored).
     pub gold: Vec<bool>,
+    /// Per player: whether they judge every face themselves (skilled: not
+    /// a spammer, not a copier), and the spam rules' flag at the end.
+    pub skilled: Vec<bool>,
+    pub flags: Vec<Option<crate::truth::SpamFlag>>,
 }
 
 impl SimOutcome {
@@ -142,13 +221,37 @@ impl Rng {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn class(&mut self) -> Emotion {
-        Emotion::ALL[(self.next() % EMOTION_COUNT as u64) as usize]
+    /// A class drawn by `shares` (weights; zeros never drawn).
+    fn class(&mut self, shares: &[f64; EMOTION_COUNT]) -> Emotion {
+        let total: f64 = shares.iter().filter(|x| **x > 0.0).sum();
+        let mut u = self.unit() * total;
+        for (i, w) in shares.iter().enumerate() {
+            if *w > 0.0 {
+                if u < *w {
+                    return Emotion::ALL[i];
+                }
+                u -= w;
+            }
+        }
+        Emotion::ALL[shares.iter().rposition(|w| *w > 0.0).unwrap_or(0)]
     }
 
-    fn other_than(&mut self, e: Emotion) -> Emotion {
-        let k = 1 + (self.next() % (EMOTION_COUNT as u64 - 1)) as usize;
-        Emotion::ALL[(e.index() + k) % EMOTION_COUNT]
+    /// A wrong class among the classes in play: the structured confusion
+    /// with probability `confusion`, else uniform.
+    fn other_than(&mut self, e: Emotion, shares: &[f64; EMOTION_COUNT], confusion: f64) -> Emotion {
+        let partner = confused_with(e);
+        if shares[partner.index()] > 0.0 && partner != e && self.unit() < confusion {
+            return partner;
+        }
+        let others: Vec<Emotion> = Emotion::ALL
+            .iter()
+            .copied()
+            .filter(|c| *c != e && shares[c.index()] > 0.0)
+            .collect();
+        if others.is_empty() {
+            return e;
+        }
+        others[(self.next() % others.len() as u64) as usize]
     }
 }
 
@@ -166,16 +269,33 @@ fn image_id(i: usize) -> ImageId {
     ImageId::from_digest(d)
 }
 
+/// What a player of `kind` answers on a face of class `t` shown `shown`.
+fn answer_of(kind: Kind, t: Emotion, shown: Emotion, spec: &CrowdSpec, rng: &mut Rng) -> Emotion {
+    match kind {
+        Kind::Spammer => rng.class(&spec.class_shares.map(|w| if w > 0.0 { 1.0 } else { 0.0 })),
+        Kind::Copier(_) if rng.unit() < spec.copy_p => shown,
+        Kind::Skilled(a) | Kind::Copier(a) => {
+            if rng.unit() < a {
+                t
+            } else {
+                rng.other_than(t, &spec.class_shares, spec.confusion)
+            }
+        }
+    }
+}
+
 /// The crowd both strategies face: truths, the model's guesses, players.
 fn crowd(spec: &CrowdSpec, rng: &mut Rng) -> (Vec<Emotion>, Vec<Emotion>, Vec<Kind>) {
-    let truths: Vec<Emotion> = (0..spec.images).map(|_| rng.class()).collect();
+    let truths: Vec<Emotion> = (0..spec.images)
+        .map(|_| rng.class(&spec.class_shares))
+        .collect();
     let guess: Vec<Emotion> = truths
         .iter()
         .map(|t| {
             if rng.unit() < spec.model_accuracy {
                 *t
             } else {
-                rng.other_than(*t)
+                rng.other_than(*t, &spec.class_shares, spec.confusion)
             }
         })
         .collect();
@@ -226,10 +346,26 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
     let mut by_image: Vec<Vec<(usize, Emotion, Emotion)>> = vec![Vec::new(); spec.images];
     let mut status = vec![ImageStatus::Open; spec.images];
     let mut labels = Vec::new();
+    let caps: Vec<u32> = (0..spec.players)
+        .map(|p| match spec.rounds {
+            None => u32::MAX,
+            Some((light, heavy, share)) => {
+                // Heavy players spread over every kind (spammers too).
+                let u = ((p as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64
+                    / (1u64 << 53) as f64;
+                if u < share { heavy } else { light }
+            }
+        })
+        .collect();
+    let mut played = vec![0u32; spec.players];
     let mut idle_rounds = 0;
     while idle_rounds < spec.players {
         idle_rounds = 0;
         for p in 0..spec.players {
+            if played[p] >= caps[p] {
+                idle_rounds += 1;
+                continue;
+            }
             let player = PlayerId(uuid::Uuid::from_u128(p as u128 + 1));
             let explore = rng.unit() < spec.explore;
             let (u_gold, u_decoy) = (rng.unit(), rng.unit());
@@ -260,23 +396,14 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
                 idle_rounds += 1;
                 continue;
             };
+            played[p] += 1;
             let t = truths[i];
             let shown = if plan.decoy {
                 decoy_class(guess[i], rng.next())
             } else {
                 guess[i]
             };
-            let answer = match kinds[p] {
-                Kind::Spammer => rng.class(),
-                Kind::Copier(_) if rng.unit() < spec.copy_p => shown,
-                Kind::Skilled(a) | Kind::Copier(a) => {
-                    if rng.unit() < a {
-                        t
-                    } else {
-                        rng.other_than(t)
-                    }
-                }
-            };
+            let answer = answer_of(kinds[p], t, shown, spec, &mut rng);
             by_image[i].push((p, answer, shown));
             labels.push(SimLabel {
                 image: i,
@@ -392,6 +519,11 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
             .map(|s| matches!(s, ImageStatus::Retired { .. }))
             .collect(),
         gold: (0..spec.images).map(|i| i < gold_n).collect(),
+        skilled: kinds
+            .iter()
+            .map(|k| matches!(k, Kind::Skilled(_)))
+            .collect(),
+        flags: players.iter().map(|r| r.flag).collect(),
     }
 }
 
@@ -413,17 +545,7 @@ pub fn fixed_overlap(spec: &CrowdSpec, overlap: usize) -> SimOutcome {
             chosen.push(p);
             let t = truths[i];
             let shown = guess[i];
-            let answer = match kinds[p] {
-                Kind::Spammer => rng.class(),
-                Kind::Copier(_) if rng.unit() < spec.copy_p => shown,
-                Kind::Skilled(a) | Kind::Copier(a) => {
-                    if rng.unit() < a {
-                        t
-                    } else {
-                        rng.other_than(t)
-                    }
-                }
-            };
+            let answer = answer_of(kinds[p], t, shown, spec, &mut rng);
             labels.push(SimLabel {
                 image: i,
                 player: p,
@@ -437,6 +559,11 @@ pub fn fixed_overlap(spec: &CrowdSpec, overlap: usize) -> SimOutcome {
         consensus: Vec::new(),
         retired: vec![false; spec.images],
         gold: (0..spec.images).map(|i| i < gold_n).collect(),
+        skilled: kinds
+            .iter()
+            .map(|k| matches!(k, Kind::Skilled(_)))
+            .collect(),
+        flags: vec![None; spec.players],
         truths,
         labels,
     };
@@ -494,5 +621,43 @@ mod tests {
         assert!(retired > 400, "{retired} retired");
         // Decoys were served and recorded.
         assert!(a.labels.iter().any(|l| l.decoy));
+    }
+
+    /// Skewed pools, structured confusions and four classes: the game's
+    /// truth beats majority vote on its own labels, no skilled player is
+    /// flagged (answering "happy" a lot is right on a happy pool), and
+    /// copiers following decoys still are.
+    #[test]
+    fn skewed_confused_and_small_pools_hold() {
+        for name in ["skewed", "confused", "k4"] {
+            let spec = CrowdSpec::scenario(name).unwrap();
+            let o = simulate(&spec);
+            let mv = o.accuracy_of(&majority(&o));
+            assert!(
+                o.accuracy() > mv,
+                "{name}: {} vs majority {mv}",
+                o.accuracy()
+            );
+            let skilled_flagged = o
+                .skilled
+                .iter()
+                .zip(&o.flags)
+                .filter(|(s, f)| **s && f.is_some())
+                .count();
+            assert_eq!(skilled_flagged, 0, "{name}");
+            assert!(
+                o.flags
+                    .contains(&Some(crate::truth::SpamFlag::AlwaysCopies)),
+                "{name}"
+            );
+            if name == "k4" {
+                // No class outside the four is ever the answer.
+                assert!(
+                    o.consensus
+                        .iter()
+                        .all(|c| spec.class_shares[c.index()] > 0.0)
+                );
+            }
+        }
     }
 }

@@ -411,3 +411,76 @@ mod truth_properties {
         }
     }
 }
+
+/// The game's same-button rule judges a player against the pool: honest
+/// players on a pool that is 90% one class are not flagged, a bot pressing
+/// one button on a balanced pool is.
+mod same_button_is_judged_against_the_pool {
+    use emofy_game::truth::{CrowdPrior, LabelFact, SpamFlag, SpamRules, UNIFORM, gold};
+    use emofy_game::{EMOTION_COUNT, Emotion};
+
+    fn play(
+        truths: &[Emotion],
+        answer: impl Fn(usize, Emotion) -> Emotion,
+        prior: &[f64; EMOTION_COUNT],
+    ) -> Option<SpamFlag> {
+        let rules = SpamRules::default();
+        let mut r = CrowdPrior {
+            class_prior: *prior,
+            ..CrowdPrior::default()
+        }
+        .newcomer();
+        for (i, t) in truths.iter().enumerate() {
+            let fact = LabelFact {
+                answer: answer(i, *t),
+                shown: None,
+                decoy: false,
+                gold: None,
+                reference: None,
+                response_ms: 2_000,
+            };
+            // The crowd is sure of each face (what the posterior says once
+            // enough others labelled it).
+            r.learn(&fact, &gold(*t), &rules, prior);
+        }
+        r.flag
+    }
+
+    #[test]
+    fn honest_on_a_skewed_pool_bots_on_a_balanced_one() {
+        let happy = Emotion::Happy;
+        let skewed: Vec<Emotion> = (0..200)
+            .map(|i| {
+                if i % 10 == 0 {
+                    Emotion::ALL[(i / 10) % 7]
+                } else {
+                    happy
+                }
+            })
+            .collect();
+        let mut prior = [0.1 / 6.0; EMOTION_COUNT];
+        prior[happy.index()] = 0.9;
+        // Right 95% of the time, mistakes spread: about 91% "happy".
+        let honest = |i: usize, t: Emotion| {
+            if i % 20 == 7 {
+                Emotion::ALL[(t.index() + 1) % 7]
+            } else {
+                t
+            }
+        };
+        for n in [15, 40, 200] {
+            assert_eq!(play(&skewed[..n], honest, &prior), None, "honest after {n}");
+        }
+        let balanced: Vec<Emotion> = (0..200).map(|i| Emotion::ALL[i % 7]).collect();
+        assert_eq!(
+            play(&balanced[..40], |_, _| happy, &UNIFORM),
+            Some(SpamFlag::SameButton)
+        );
+        // The same bot on the skewed pool is still found out once the
+        // faces it calls happy are not.
+        assert_eq!(
+            play(&balanced, |_, _| happy, &prior),
+            Some(SpamFlag::SameButton)
+        );
+    }
+}

@@ -21,23 +21,27 @@ use emofy_game::sim::{CrowdSpec, fixed_overlap, majority, simulate};
 struct Args {
     #[arg(long)]
     out: PathBuf,
-    #[arg(long, default_value_t = 500)]
-    images: usize,
-    #[arg(long, default_value_t = 60)]
-    players: usize,
-    #[arg(long, default_value_t = 0.2)]
-    spammers: f64,
-    #[arg(long, default_value_t = 0.2)]
-    copiers: f64,
+    /// A named crowd (`emofy_game::sim::CrowdSpec::scenario`): base, skewed,
+    /// confused, prolific, k4, realistic. The flags below override it.
+    #[arg(long, default_value = "base")]
+    scenario: String,
+    #[arg(long)]
+    images: Option<usize>,
+    #[arg(long)]
+    players: Option<usize>,
+    #[arg(long)]
+    spammers: Option<f64>,
+    #[arg(long)]
+    copiers: Option<f64>,
     /// How often a copier answers the shown model guess.
-    #[arg(long, default_value_t = 0.7)]
-    copy_p: f64,
+    #[arg(long)]
+    copy_p: Option<f64>,
     /// Images that are gold (verified; served as gold rounds, not scored).
-    #[arg(long, default_value_t = 25)]
-    gold: usize,
+    #[arg(long)]
+    gold: Option<usize>,
     /// Share of rounds whose suggestion is a decoy.
-    #[arg(long, default_value_t = 0.1)]
-    decoy_share: f64,
+    #[arg(long)]
+    decoy_share: Option<f64>,
     #[arg(long, default_value_t = 7)]
     seed: u64,
     /// Instead of simulating: time this many truth updates (judge + learn) per
@@ -113,16 +117,23 @@ fn main() -> anyhow::Result<()> {
         bench_updates(n);
         return Ok(());
     }
+    let Some(base) = CrowdSpec::scenario(&a.scenario) else {
+        anyhow::bail!(
+            "unknown scenario {:?}; known: {}",
+            a.scenario,
+            CrowdSpec::SCENARIOS.join(", ")
+        );
+    };
     let spec = CrowdSpec {
-        images: a.images,
-        players: a.players,
-        spammers: a.spammers,
-        copiers: a.copiers,
-        copy_p: a.copy_p,
-        decoy_share: a.decoy_share,
-        gold: a.gold,
+        images: a.images.unwrap_or(base.images),
+        players: a.players.unwrap_or(base.players),
+        spammers: a.spammers.unwrap_or(base.spammers),
+        copiers: a.copiers.unwrap_or(base.copiers),
+        copy_p: a.copy_p.unwrap_or(base.copy_p),
+        decoy_share: a.decoy_share.unwrap_or(base.decoy_share),
+        gold: a.gold.unwrap_or(base.gold),
         seed: a.seed,
-        ..CrowdSpec::default()
+        ..base
     };
     let o = simulate(&spec);
     std::fs::create_dir_all(&a.out)?;
