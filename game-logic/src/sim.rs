@@ -630,7 +630,9 @@ mod tests {
     #[test]
     fn skewed_confused_and_small_pools_hold() {
         for name in ["skewed", "confused", "k4"] {
-            let spec = CrowdSpec::scenario(name).unwrap();
+            let Some(spec) = CrowdSpec::scenario(name) else {
+                panic!("unknown scenario {name}")
+            };
             let o = simulate(&spec);
             let mv = o.accuracy_of(&majority(&o));
             assert!(
