@@ -54,16 +54,21 @@ async fn play(
     results
 }
 
-async fn status_counts(app: &TestApp, token: &str) -> Value {
-    let (s, stats) = http_send(
+/// A moderator's GET.
+async fn staff_get(app: &TestApp, token: &str, path: &str) -> Value {
+    let (s, v) = http_send(
         "GET",
-        &app.http("/api/moderation/stats"),
+        &app.http(path),
         &[("Authorization", &format!("Bearer {token}"))],
         crate::common::Body::None,
     )
     .await;
-    assert_eq!(s, 200, "{stats}");
-    stats["status"].clone()
+    assert_eq!(s, 200, "{path}: {v}");
+    v
+}
+
+async fn status_counts(app: &TestApp, token: &str) -> Value {
+    staff_get(app, token, "/api/moderation/stats").await["status"].clone()
 }
 
 #[actix_rt::test]
@@ -93,11 +98,10 @@ async fn forty_fresh_guests_voting_a_line_retire_nothing_and_are_flagged() {
     assert_eq!(status["disputed"], 0, "{status}");
 
     // Every one of them is flagged, with a reason a moderator can read.
-    let (_, flagged) = http_send(
-        "GET",
-        &app.http("/api/moderation/players?flagged=true&limit=100"),
-        &[("Authorization", &format!("Bearer {moderator}"))],
-        crate::common::Body::None,
+    let flagged = staff_get(
+        &app,
+        &moderator,
+        "/api/moderation/players?flagged=true&limit=100",
     )
     .await;
     let flagged = flagged["players"].as_array().cloned().unwrap_or_default();
@@ -136,13 +140,7 @@ async fn forty_fresh_guests_voting_a_line_retire_nothing_and_are_flagged() {
         scored >= 30,
         "honest newcomers scored on {scored} of their rounds"
     );
-    let (_, players) = http_send(
-        "GET",
-        &app.http("/api/moderation/players?limit=100"),
-        &[("Authorization", &format!("Bearer {moderator}"))],
-        crate::common::Body::None,
-    )
-    .await;
+    let players = staff_get(&app, &moderator, "/api/moderation/players?limit=100").await;
     for b in &honest {
         let row = players["players"]
             .as_array()

@@ -100,17 +100,7 @@ pub(super) const PLAYER_COLS: &str =
     "id, name, role, created_ms, score, score_at_ms, streak, best_streak, answers";
 
 pub(super) fn player_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PlayerRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-    ))
+    r.try_into()
 }
 
 pub(super) type PlayerRow = (String, String, String, i64, i64, i64, i64, i64, i64);

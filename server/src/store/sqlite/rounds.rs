@@ -367,17 +367,7 @@ fn answer_inputs(
         c,
         "SELECT votes, status, consensus, gold, model_guess, source, source_label FROM images WHERE id = ?1",
         params![image_hex],
-        |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        },
+        |r| r.try_into(),
     )
     .optional()
     .map_err(db_err)?;
