@@ -71,6 +71,11 @@ function handle(m) {
           ? `+${m.points.total} points (×${m.points.multiplier_percent / 100} streak)`
           : "The crowd saw it differently.";
       if (m.gold) fb.textContent += ` The crowd says: ${m.gold}.`;
+      else if (m.known) {
+        fb.textContent += m.known.source === "demo"
+          ? ` This face was drawn as ${m.known.label}.`
+          : ` The dataset says: ${m.known.label}.`;
+      }
       if (m.suggestion_was_test) fb.textContent += " (That suggestion was a test.)";
       if (m.settlement) fb.textContent += ` Consensus bonus +${m.settlement}!`;
       nextSoon();
@@ -86,6 +91,13 @@ function handle(m) {
       break;
     case "score":
       $("score").textContent = String(m.score);
+      if (m.image && m.delta > 0) {
+        // A face you answered earlier retired with your answer.
+        const note = $("notice");
+        /** @type {HTMLImageElement} */ ($("notice-face")).src = `/images/${m.image}`;
+        $("notice-text").textContent = `Your answer on this face was confirmed: +${m.delta}`;
+        note.hidden = false;
+      }
       break;
     case "leaderboard":
       renderBoard(m);

@@ -62,6 +62,12 @@ export async function startServer(env = {}, data = dataDir(), port = 0) {
       EMOFY_TRUTH__GOLD: "false",
       EMOFY_TRUTH__DECOYS: "false",
       EMOFY_TRUTH__EXPLORE: "0",
+      // Everyone trusted from the first label and the demo faces' drawn
+      // emotions unused, as in the server's own tests; pages that show
+      // them switch them back on.
+      EMOFY_TRUTH__TRUST__NEWCOMER_WEIGHT: "1.0",
+      EMOFY_TRUTH__TRUST__MIN_ESTABLISHED: "0",
+      EMOFY_TRUTH__TRUST__KNOWN_LABELS: "false",
       ...env,
     },
     stdio: ["ignore", "pipe", "inherit"],

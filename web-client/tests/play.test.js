@@ -58,7 +58,7 @@ test("a guest plays 5 rounds and sees the score and leaderboard change", async (
     const score = await page.textContent("#score");
     const board = await page.$$eval("#board li", (lis) => lis.map((li) => li.textContent ?? ""));
     assert.equal(board[0], `${NAME} — ${score}`, JSON.stringify(board));
-    assert.equal(await page.$$eval("img:not(#face)", (imgs) => imgs.length), 0, "the name is never markup");
+    assert.equal(await page.$$eval("img:not(#face):not(#notice-face)", (imgs) => imgs.length), 0, "the name is never markup");
     assert.equal(await page.isVisible("#board-empty"), false);
     assert.match(await page.textContent("#you") ?? "", /^You: #1 with \d+ points$/);
     assert.deepEqual(dialogs, []);
@@ -88,6 +88,24 @@ test("a guest plays 5 rounds and sees the score and leaderboard change", async (
     for (const p of [wall, mine]) p.on("dialog", () => { alerted = true; });
     await wall.waitForTimeout(300);
     assert.equal(alerted, false);
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+});
+
+test("on a fresh server the first answer is checked against the face's drawn emotion", async () => {
+  const server = await startServer({ EMOFY_DEMO__IMAGES: "3", EMOFY_TRUTH__TRUST__KNOWN_LABELS: "true" });
+  const browser = await launchBrowser();
+  try {
+    const page = await browser.newPage();
+    await page.goto(server.url);
+    await page.fill("#name", "Newbie");
+    await page.click("button[type=submit]");
+    await playRound(page, "happy");
+    const text = (await page.textContent("#feedback")) ?? "";
+    assert.match(text, /This face was drawn as (angry|disgust|fear|happy|neutral|sad|surprise)\./);
+    assert.doesNotMatch(text, /First opinion/);
   } finally {
     await browser.close();
     await server.stop();
