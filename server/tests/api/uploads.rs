@@ -563,32 +563,7 @@ async fn an_admin_swaps_the_model_version_while_serving() {
     config.model.models_root = Some(models_root.path().to_path_buf());
     let app = spawn_app(config).await;
     // An admin account, made the way `emofy admin create-moderator` does.
-    let hash = emofy_server::auth::hash_password("correct horse battery").unwrap();
-    use emofy_server::store::AccountRecord;
-    let admin_id = emofy_game::PlayerId(uuid::Uuid::new_v4());
-    app.services
-        .players
-        .create_account(
-            AccountRecord {
-                username: "root".into(),
-                player: admin_id,
-                password_hash: hash,
-                role: emofy_game::Role::Admin,
-            },
-            "root",
-            emofy_game::Millis(1),
-        )
-        .await
-        .unwrap();
-    let (status, login) = http_send(
-        "POST",
-        &app.http("/api/login"),
-        &[("Content-Type", "application/json")],
-        Body::Fixed(br#"{"username": "root", "password": "correct horse battery"}"#.to_vec()),
-    )
-    .await;
-    assert_eq!(status, 200, "{login}");
-    let admin = login["token"].as_str().unwrap().to_owned();
+    let admin = crate::common::moderator_token(&app, emofy_game::Role::Admin).await;
 
     // A second version of the model: the bundled weights under another version id,
     // in the models root.
