@@ -414,6 +414,10 @@ pub struct TrustRules {
     /// …growing to full weight once this many of their answers were right
     /// on a checked face (gold, a source's label, or the established crowd).
     pub checks_to_trust: u32,
+    /// …and stay established only while at least this share of all their
+    /// checked answers is right (trust earned honestly and then spent on
+    /// lies is lost again).
+    pub min_check_accuracy: f64,
     /// A face is checked when the answer known before the player's (from
     /// gold, its source's label, the model and established players only) is
     /// at least this probable.
@@ -436,6 +440,7 @@ impl Default for TrustRules {
         TrustRules {
             newcomer_weight: 0.3,
             checks_to_trust: 3,
+            min_check_accuracy: 0.3,
             check_confidence: 0.75,
             min_established: 1,
             known_labels: true,
@@ -573,15 +578,26 @@ impl Reliability {
     /// Whether this player has shown they can be trusted (or a moderator
     /// cleared them).
     pub fn established(&self, trust: &TrustRules) -> bool {
-        self.moderation == Moderation::Cleared || self.proven() >= trust.checks_to_trust
+        let checks = self.checks.max(self.gold).max(self.proven());
+        self.moderation == Moderation::Cleared
+            || (self.proven() >= trust.checks_to_trust
+                && f64::from(self.proven()) >= trust.min_check_accuracy * f64::from(checks))
     }
 
-    /// How much one of this player's labels weighs (1: established).
+    /// How much one of this player's labels weighs (1: established; a
+    /// newcomer's weight growing with each right check; back to a
+    /// newcomer's when the checks' share right fell below
+    /// [`TrustRules::min_check_accuracy`]).
     pub fn weight(&self, trust: &TrustRules) -> f64 {
         if self.established(trust) {
             return 1.0;
         }
         let w = trust.newcomer_weight.clamp(0.0, 1.0);
+        let checks = self.checks.max(self.gold).max(self.proven());
+        if f64::from(self.proven()) < trust.min_check_accuracy * f64::from(checks) {
+            // Too many wrong answers beside the right ones.
+            return w;
+        }
         let grown = f64::from(self.proven()) / f64::from(trust.checks_to_trust.max(1));
         w + (1.0 - w) * grown.clamp(0.0, 1.0)
     }

@@ -361,7 +361,8 @@ mod truth_properties {
         }
 
         /// A newcomer weighs between `newcomer_weight` and 1, more with
-        /// every right check, fully once established.
+        /// every right check, fully once established, and loses it again
+        /// when most checks are wrong.
         #[test]
         fn weight_grows_with_right_checks(right in 0u32..10, wrong in 0u32..10) {
             let trust = TrustRules::default();
@@ -375,6 +376,12 @@ mod truth_properties {
             more.checks_right += 1;
             prop_assert!(more.weight(&trust) >= w);
             prop_assert_eq!(r.established(&trust), w == 1.0);
+            // Trust spent on lies is lost: enough wrong checks after the
+            // right ones bring a newcomer's weight back.
+            let mut liar = r.clone();
+            liar.checks += 4 * (right + 1);
+            prop_assert!(!liar.established(&trust));
+            prop_assert!(liar.weight(&trust) <= w);
         }
 
         /// An image's prior is a distribution, led by the label it came
