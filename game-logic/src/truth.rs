@@ -569,19 +569,26 @@ impl Reliability {
         (self.copy_mass + 0.5) / (f64::from(self.suggested) + 5.0)
     }
 
-    /// Right answers on checked faces (records from before checks were kept
-    /// count their gold).
-    fn proven(&self) -> u32 {
-        self.checks_right.max(self.gold_right)
+    /// Checked answers and the right ones among them (records from before
+    /// checks were kept count their gold).
+    fn checked(&self) -> (u32, u32) {
+        (
+            self.checks.max(self.gold),
+            self.checks_right.max(self.gold_right),
+        )
+    }
+
+    /// Whether enough of the checked answers are right to hold any trust.
+    fn right_often_enough(&self, trust: &TrustRules) -> bool {
+        let (checks, right) = self.checked();
+        f64::from(right) >= trust.min_check_accuracy * f64::from(checks)
     }
 
     /// Whether this player has shown they can be trusted (or a moderator
     /// cleared them).
     pub fn established(&self, trust: &TrustRules) -> bool {
-        let checks = self.checks.max(self.gold).max(self.proven());
         self.moderation == Moderation::Cleared
-            || (self.proven() >= trust.checks_to_trust
-                && f64::from(self.proven()) >= trust.min_check_accuracy * f64::from(checks))
+            || (self.checked().1 >= trust.checks_to_trust && self.right_often_enough(trust))
     }
 
     /// How much one of this player's labels weighs (1: established; a
@@ -593,12 +600,11 @@ impl Reliability {
             return 1.0;
         }
         let w = trust.newcomer_weight.clamp(0.0, 1.0);
-        let checks = self.checks.max(self.gold).max(self.proven());
-        if f64::from(self.proven()) < trust.min_check_accuracy * f64::from(checks) {
+        if !self.right_often_enough(trust) {
             // Too many wrong answers beside the right ones.
             return w;
         }
-        let grown = f64::from(self.proven()) / f64::from(trust.checks_to_trust.max(1));
+        let grown = f64::from(self.checked().1) / f64::from(trust.checks_to_trust.max(1));
         w + (1.0 - w) * grown.clamp(0.0, 1.0)
     }
 
@@ -694,7 +700,7 @@ impl Reliability {
         {
             return Some(SpamFlag::AlwaysCopies);
         }
-        let (checks, right) = (self.checks.max(self.gold), self.proven());
+        let (checks, right) = self.checked();
         if checks >= rules.min_gold {
             // Sequential test: guessing (right 1 in K) against an honest
             // player right `honest_accuracy` of the time.
@@ -769,21 +775,9 @@ pub fn judge(
     let n = u32::try_from(counted.len()).unwrap_or(u32::MAX);
     let posterior = match image.gold {
         Some(g) => gold(g),
-        None => posterior_weighted(
-            &image.prior,
-            image
-                .model
-                .map(|(m, guess)| (m, 0.0, guess, None, 1.0))
-                .into_iter()
-                .chain(counted.iter().map(|e| {
-                    (
-                        &e.reliability.matrix,
-                        e.reliability.copy_rate(),
-                        e.answer,
-                        e.shown,
-                        e.reliability.weight(trust),
-                    )
-                })),
+        None => image_posterior(
+            image,
+            counted.iter().map(|e| (*e, e.reliability.weight(trust))),
         ),
     };
     if !image.status.is_open() {
@@ -795,12 +789,14 @@ pub fn judge(
         };
     }
     let top = map(&posterior).0;
-    let for_top = || counted.iter().filter(|e| e.answer == top);
-    let support = u32::try_from(for_top().count()).unwrap_or(u32::MAX);
-    let established = for_top()
+    let support =
+        u32::try_from(counted.iter().filter(|e| e.answer == top).count()).unwrap_or(u32::MAX);
+    let proven: Vec<&&Evidence<'_>> = counted
+        .iter()
         .filter(|e| e.reliability.established(trust))
-        .count();
-    let vouched = counted.iter().any(|e| e.reliability.established(trust));
+        .collect();
+    let established = proven.iter().filter(|e| e.answer == top).count();
+    let vouched = !proven.is_empty();
     let needed = usize::try_from(trust.min_established).unwrap_or(usize::MAX);
     let mut status = rule.status(&posterior, n, support);
     if needed > 0 && !vouched && status != ImageStatus::Open {
@@ -841,36 +837,41 @@ pub fn reference(
     if let Some(g) = image.gold {
         return Some(g);
     }
-    let vouched = earlier
+    let proven: Vec<&Evidence<'_>> = earlier
         .iter()
-        .any(|e| e.reliability.counts() && e.reliability.established(trust));
-    if !image.known && !vouched {
+        .filter(|e| e.reliability.counts() && e.reliability.established(trust))
+        .collect();
+    if !image.known && proven.is_empty() {
         // The class prior and the model alone say nothing about this face.
         return None;
     }
-    let posterior = posterior_weighted(
+    let posterior = image_posterior(image, proven.into_iter().map(|e| (e, 1.0)));
+    let (top, p) = map(&posterior);
+    (p >= trust.check_confidence).then_some(top)
+}
+
+/// An image's posterior from its prior, the model's guess (weight 1) and
+/// `labels` with their weights.
+fn image_posterior<'a>(
+    image: &ImageFacts<'a>,
+    labels: impl IntoIterator<Item = (&'a Evidence<'a>, f64)>,
+) -> [f64; K] {
+    posterior_weighted(
         &image.prior,
         image
             .model
             .map(|(m, guess)| (m, 0.0, guess, None, 1.0))
             .into_iter()
-            .chain(
-                earlier
-                    .iter()
-                    .filter(|e| e.reliability.counts() && e.reliability.established(trust))
-                    .map(|e| {
-                        (
-                            &e.reliability.matrix,
-                            e.reliability.copy_rate(),
-                            e.answer,
-                            e.shown,
-                            1.0,
-                        )
-                    }),
-            ),
-    );
-    let (top, p) = map(&posterior);
-    (p >= trust.check_confidence).then_some(top)
+            .chain(labels.into_iter().map(|(e, w)| {
+                (
+                    &e.reliability.matrix,
+                    e.reliability.copy_rate(),
+                    e.answer,
+                    e.shown,
+                    w,
+                )
+            })),
+    )
 }
 
 /// The prior of a model's confusion matrix: about 60% accurate (the
@@ -1015,6 +1016,8 @@ pub fn em(
         }
     }
     let mut posts = vec![crowd.class_prior; images];
+    // The pooled matrix's own prior: two pseudo-labels per row of the default crowd.
+    let base = CrowdPrior::default().pooled;
     for _ in 0..iterations.max(1) {
         // E: posteriors from the current matrices.
         let mut change: f64 = 0.0;
@@ -1067,7 +1070,6 @@ pub fn em(
         for (c, (m, n)) in copies.iter_mut().zip(mass.iter().zip(&trials)) {
             *c = (m / n).clamp(0.0, 0.99);
         }
-        let base = CrowdPrior::default().pooled;
         let mut pooled = base.map(|row| row.map(|x| 2.0 * x));
         for o in &observed {
             for (prow, orow) in pooled.iter_mut().zip(o) {
