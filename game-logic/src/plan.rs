@@ -376,7 +376,8 @@ pub fn plan_answer(
     // answer known before it from what players cannot fake (the label the
     // image came with, established players); else the votes of the labels
     // that count, so flagged accounts cannot outvote an honest newcomer.
-    let award_prior = match (image.gold.or(checked), known) {
+    // (`reference` is the verified label on a gold image.)
+    let award_prior = match (checked, known) {
         (Some(g), _) => VoteCounts::default().with_vote(g),
         (None, Some(k)) => counted_votes(&earlier).with_vote(k.label),
         (None, None) => counted_votes(&earlier),

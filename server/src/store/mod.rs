@@ -121,6 +121,12 @@ impl ImageSource {
         };
         source_label.map(|label| emofy_game::KnownLabel { label, source })
     }
+
+    /// [`ImageSource::known`] from the stored source name (`None` for an
+    /// unknown name).
+    pub fn known_of(source: &str, source_label: Option<Emotion>) -> Option<emofy_game::KnownLabel> {
+        ImageSource::parse(source)?.known(source_label)
+    }
 }
 
 /// An image to add.

@@ -216,10 +216,9 @@ impl ReviewStore for MongoStore {
                 if let Some(g) = emotion(opt_str(&d, "gold"))? {
                     gold.push((id, g));
                 }
-                if let Some(k) = opt_str(&d, "source")
-                    .and_then(|s| ImageSource::parse(&s))
-                    .and_then(|src| src.known(emotion(opt_str(&d, "source_label")).ok().flatten()))
-                {
+                if let Some(k) = opt_str(&d, "source").and_then(|s| {
+                    ImageSource::known_of(&s, emotion(opt_str(&d, "source_label")).ok().flatten())
+                }) {
                     known.push((id, k));
                 }
                 if let Some(m) = emotion(opt_str(&d, "model_guess"))? {

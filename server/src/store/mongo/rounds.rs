@@ -294,9 +294,9 @@ async fn answer_inputs(
             status: status_of(&d)?,
             gold: emotion(opt_str(&d, "gold"))?,
             model_guess: emotion(opt_str(&d, "model_guess"))?,
-            known: opt_str(&d, "source")
-                .and_then(|s| ImageSource::parse(&s))
-                .and_then(|src| src.known(emotion(opt_str(&d, "source_label")).ok().flatten())),
+            known: opt_str(&d, "source").and_then(|s| {
+                ImageSource::known_of(&s, emotion(opt_str(&d, "source_label")).ok().flatten())
+            }),
         }),
         None => None,
     };

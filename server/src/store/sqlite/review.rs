@@ -214,8 +214,8 @@ impl ReviewStore for SqliteStore {
                 if let Some(g) = parse_emotion(g)? {
                     gold.push((id, g));
                 }
-                if let Some(k) = ImageSource::parse(&source)
-                    .and_then(|src| src.known(parse_emotion(source_label).ok().flatten()))
+                if let Some(k) =
+                    ImageSource::known_of(&source, parse_emotion(source_label).ok().flatten())
                 {
                     known.push((id, k));
                 }

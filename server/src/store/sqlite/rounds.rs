@@ -378,8 +378,7 @@ fn answer_inputs(
             status: status_from(&status, parse_emotion(consensus)?)?,
             gold: parse_emotion(gold)?,
             model_guess: parse_emotion(guess)?,
-            known: ImageSource::parse(&source)
-                .and_then(|src| src.known(parse_emotion(source_label).ok().flatten())),
+            known: ImageSource::known_of(&source, parse_emotion(source_label).ok().flatten()),
         }),
         None => None,
     };
