@@ -19,6 +19,7 @@
 //! | [`plan`] | what an answer and a moderation (of an image or a player) write, decided once for every store; ledger keys |
 //! | [`review`] | the moderators' queue order: disputed first, then doubt × contradiction × trust |
 //! | [`sim`] | a deterministic crowd simulation with known truth |
+//! | [`training`] | the data split, which images train the model (consent first), model metrics and the promotion gate |
 
 pub mod consensus;
 pub mod crowd;
@@ -32,6 +33,7 @@ pub mod round;
 pub mod scoring;
 pub mod selection;
 pub mod sim;
+pub mod training;
 pub mod truth;
 
 pub use consensus::{ConsensusRule, ImageStatus, ImageTally, Transition, VoteCounts};

@@ -2,6 +2,7 @@
 //! as candle custom ops over contiguous f32 memory (inference only, no
 //! gradient): a depthwise 3×3 "same" convolution and a 3×3 stride-2 "same"
 //! max pool with TensorFlow's padding (the extra row/column at the bottom/right).
+//! The training ops (`train::ops`) reuse these loops and add the backward pass.
 //! Large layers spread their planes over rayon's threads (`RAYON_NUM_THREADS`).
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
@@ -38,6 +39,44 @@ fn dims4(layout: &Layout, name: &str) -> candle_core::Result<(usize, usize, usiz
     }
 }
 
+/// The depthwise 3×3 "same" convolution of `x` (N, C, H, W) with `taps`
+/// (C, 3, 3) over plain slices: the kernel behind [`Depthwise3x3`], also
+/// used by the training ops' backward pass.
+pub(crate) fn depthwise(
+    x: &[f32],
+    taps: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+) -> Vec<f32> {
+    let mut out = vec![0f32; n * c * h * w];
+    let planes = x
+        .par_chunks_exact(h * w)
+        .zip(out.par_chunks_exact_mut(h * w))
+        .enumerate()
+        .with_min_len(min_planes(h * w));
+    planes.for_each(|(plane_idx, (src, dst))| {
+        let k = &taps[(plane_idx % c) * 9..(plane_idx % c) * 9 + 9];
+        for (ky, krow) in k.chunks_exact(3).enumerate() {
+            // Output row y reads input row y + ky - 1.
+            let (y0, y1) = (usize::from(ky == 0), h - usize::from(ky == 2));
+            for y in y0..y1 {
+                let s = &src[(y + ky - 1) * w..(y + ky) * w];
+                let d = &mut dst[y * w..(y + 1) * w];
+                // kx = 0 reads x - 1, kx = 1 reads x, kx = 2 reads x + 1.
+                for xx in 1..w {
+                    d[xx] += krow[0] * s[xx - 1];
+                }
+                for xx in 0..w {
+                    d[xx] += krow[1] * s[xx];
+                }
+                for xx in 0..w - 1 {
+                    d[xx] += krow[2] * s[xx + 1];
+                }
+            }
+        }
+    });
+    out
+}
+
 /// Depthwise 3×3 convolution, stride 1, zero padding 1. `taps` is (C, 3, 3) row-major.
 pub struct Depthwise3x3 {
     pub taps: Vec<f32>,
@@ -60,33 +99,7 @@ impl CustomOp1 for Depthwise3x3 {
                 "depthwise3x3: taps do not match channels".into(),
             ));
         }
-        let mut out = vec![0f32; n * c * h * w];
-        let planes = x
-            .par_chunks_exact(h * w)
-            .zip(out.par_chunks_exact_mut(h * w))
-            .enumerate()
-            .with_min_len(min_planes(h * w));
-        planes.for_each(|(plane_idx, (src, dst))| {
-            let k = &self.taps[(plane_idx % c) * 9..(plane_idx % c) * 9 + 9];
-            for (ky, krow) in k.chunks_exact(3).enumerate() {
-                // Output row y reads input row y + ky - 1.
-                let (y0, y1) = (usize::from(ky == 0), h - usize::from(ky == 2));
-                for y in y0..y1 {
-                    let s = &src[(y + ky - 1) * w..(y + ky) * w];
-                    let d = &mut dst[y * w..(y + 1) * w];
-                    // kx = 0 reads x - 1, kx = 1 reads x, kx = 2 reads x + 1.
-                    for xx in 1..w {
-                        d[xx] += krow[0] * s[xx - 1];
-                    }
-                    for xx in 0..w {
-                        d[xx] += krow[1] * s[xx];
-                    }
-                    for xx in 0..w - 1 {
-                        d[xx] += krow[2] * s[xx + 1];
-                    }
-                }
-            }
-        });
+        let out = depthwise(x, &self.taps, (n, c, h, w));
         Ok((CpuStorage::F32(out), Shape::from((n, c, h, w))))
     }
 }
@@ -170,6 +183,50 @@ impl CustomOp1 for Conv3x3 {
     }
 }
 
+/// The window of output `(oy, ox)` of the 3×3 stride-2 "same" pool over an
+/// `h × w` plane: rows and columns, TensorFlow's padding (the smaller half first).
+pub(crate) fn pool_window(
+    (h, w): (usize, usize),
+    (oy, ox): (usize, usize),
+) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+    let top = ((oh - 1) * 2 + 3).saturating_sub(h) / 2;
+    let left = ((ow - 1) * 2 + 3).saturating_sub(w) / 2;
+    (
+        (oy * 2).saturating_sub(top)..(oy * 2 + 3 - top).min(h),
+        (ox * 2).saturating_sub(left)..(ox * 2 + 3 - left).min(w),
+    )
+}
+
+/// The 3×3 stride-2 "same" max pool of `x` (N, C, H, W) over plain slices;
+/// returns the output and its plane size.
+pub(crate) fn max_pool(
+    x: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+) -> (Vec<f32>, (usize, usize)) {
+    let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+    let mut out = vec![f32::NEG_INFINITY; n * c * oh * ow];
+    let planes = x
+        .par_chunks_exact(h * w)
+        .zip(out.par_chunks_exact_mut(oh * ow))
+        .with_min_len(min_planes(h * w));
+    planes.for_each(|(src, dst)| {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (ys, xs) = pool_window((h, w), (oy, ox));
+                let mut m = f32::NEG_INFINITY;
+                for y in ys {
+                    for v in &src[y * w + xs.start..y * w + xs.end] {
+                        m = m.max(*v);
+                    }
+                }
+                dst[oy * ow + ox] = m;
+            }
+        }
+    });
+    (out, (oh, ow))
+}
+
 /// 3×3 max pool, stride 2, "same" padding the TensorFlow way.
 pub struct MaxPool3x3S2Same;
 
@@ -185,30 +242,7 @@ impl CustomOp1 for MaxPool3x3S2Same {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = f32_input(storage, layout, self.name())?;
         let (n, c, h, w) = dims4(layout, self.name())?;
-        let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
-        // TensorFlow puts the smaller half of the padding first.
-        let top = ((oh - 1) * 2 + 3).saturating_sub(h) / 2;
-        let left = ((ow - 1) * 2 + 3).saturating_sub(w) / 2;
-        let mut out = vec![f32::NEG_INFINITY; n * c * oh * ow];
-        let planes = x
-            .par_chunks_exact(h * w)
-            .zip(out.par_chunks_exact_mut(oh * ow))
-            .with_min_len(min_planes(h * w));
-        planes.for_each(|(src, dst)| {
-            for oy in 0..oh {
-                let ys = (oy * 2).saturating_sub(top)..(oy * 2 + 3 - top).min(h);
-                for ox in 0..ow {
-                    let xs = (ox * 2).saturating_sub(left)..(ox * 2 + 3 - left).min(w);
-                    let mut m = f32::NEG_INFINITY;
-                    for y in ys.clone() {
-                        for v in &src[y * w + xs.start..y * w + xs.end] {
-                            m = m.max(*v);
-                        }
-                    }
-                    dst[oy * ow + ox] = m;
-                }
-            }
-        });
+        let (out, (oh, ow)) = max_pool(x, (n, c, h, w));
         Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
     }
 }

@@ -13,6 +13,7 @@ pub mod decode;
 pub mod face;
 pub mod kernels;
 pub mod mini_xception;
+pub mod train;
 pub mod vit;
 
 pub use decode::{DecodeLimits, ImageHeader, ImageKind, decode, probe, sniff};

@@ -2,8 +2,9 @@
 //!
 //! What is exported: every image that is not removed, except uploads whose
 //! contributor did not consent to exports (`include_in_exports`). The split
-//! is deterministic by content hash: the first byte of the SHA-256 below 205
-//! is `train` (≈ 80%), below 230 `val` (≈ 10%), else `test`.
+//! is deterministic by content hash, the one training uses
+//! (`emofy_game::training::split_of`): the first byte of the SHA-256 below
+//! 205 is `train` (≈ 80%), below 230 `val` (≈ 10%), else `test`.
 //!
 //! - `dataset.jsonl`: one object per image: `id`, `split`, `source`,
 //!   `source_label`, `status`, `consensus`, `verified` (a moderator's label),
@@ -47,19 +48,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ExportError + '_ {
     move |source| ExportError::Io {
         path: path.display().to_string(),
         source,
-    }
-}
-
-/// The split of an image, by its hash.
-pub fn split_of(id: ImageId) -> &'static str {
-    match id
-        .to_hex()
-        .get(..2)
-        .and_then(|h| u8::from_str_radix(h, 16).ok())
-    {
-        Some(b) if b < 205 => "train",
-        Some(b) if b < 230 => "val",
-        _ => "test",
     }
 }
 
@@ -124,7 +112,7 @@ fn row(m: &ImageMeta) -> DatasetRow {
         .collect();
     DatasetRow {
         id: m.id,
-        split: split_of(m.id).into(),
+        split: emofy_game::training::split_of(m.id).as_str().into(),
         source: m.source,
         source_label: m.source_label,
         status: m.status.name().into(),

@@ -113,7 +113,7 @@ async fn export_then_import_gives_the_same_votes() {
     for r in &rows {
         let soft: f64 = r.soft.values().map(|v| v.as_f64().unwrap()).sum();
         assert!(r.labels == 0 || (soft - 1.0).abs() < 1e-9, "{r:?}");
-        assert_eq!(r.split, emofy_server::dataset::export::split_of(r.id));
+        assert_eq!(r.split, emofy_game::training::split_of(r.id).as_str());
         // Labelled images carry the truth posterior; a retired one's top class is its consensus.
         match &r.posterior {
             Some(p) => {

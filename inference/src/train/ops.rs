@@ -1,0 +1,338 @@
+//! The two mini-Xception layers candle cannot differentiate, as custom ops
+//! with a backward pass: the depthwise 3×3 "same" convolution (gradients for
+//! the input and the taps) and the 3×3 stride-2 "same" max pool (candle's own
+//! max pool has a backward only when the kernel equals the stride).
+//!
+//! The forward passes are the serving kernels (`kernels`), so a trained
+//! model computes exactly what it will serve. Each backward is checked
+//! against finite differences in the tests below.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
+use rayon::prelude::*;
+
+use crate::kernels::{depthwise, max_pool, pool_window};
+
+fn msg(s: impl Into<String>) -> candle_core::Error {
+    candle_core::Error::Msg(s.into())
+}
+
+fn contiguous<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    name: &str,
+) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(data) = storage else {
+        return Err(msg(format!("{name}: f32 input expected")));
+    };
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| msg(format!("{name}: contiguous input expected")))?;
+    Ok(&data[start..end])
+}
+
+fn dims4(shape: &Shape, name: &str) -> candle_core::Result<(usize, usize, usize, usize)> {
+    match shape.dims() {
+        [n, c, h, w] => Ok((*n, *c, *h, *w)),
+        d => Err(msg(format!("{name}: (N, C, H, W) expected, got {d:?}"))),
+    }
+}
+
+fn values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// Depthwise 3×3 "same" convolution of `x` (N, C, H, W) by `taps` (C, 1, 3, 3),
+/// differentiable in both.
+struct DepthwiseOp;
+
+impl CustomOp2 for DepthwiseOp {
+    fn name(&self) -> &'static str {
+        "depthwise3x3-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ts: &CpuStorage,
+        tl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(xs, xl, self.name())?;
+        let taps = contiguous(ts, tl, self.name())?;
+        let dims = dims4(xl.shape(), self.name())?;
+        if taps.len() != dims.1 * 9 {
+            return Err(msg("depthwise3x3-train: taps do not match channels"));
+        }
+        Ok((
+            CpuStorage::F32(depthwise(x, taps, dims)),
+            xl.shape().clone(),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        taps: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let dims = x.dims4()?;
+        let (n, c, h, w) = dims;
+        let t = values(taps)?;
+        let g = values(grad)?;
+        let xv = values(x)?;
+        // y[p] = Σ_d k[d]·x[p + d − 1], so dL/dx[q] = Σ_d k[d]·g[q − d + 1]:
+        // the same convolution with the taps turned 180°.
+        let rotated: Vec<f32> = t
+            .chunks_exact(9)
+            .flat_map(|k| k.iter().rev().copied().collect::<Vec<_>>())
+            .collect();
+        let grad_x = depthwise(&g, &rotated, dims);
+        // dL/dk[c][ky][kx] = Σ_{n,y,x} g[n,c,y,x]·x[n,c,y+ky−1,x+kx−1].
+        let grad_taps: Vec<f32> = (0..c)
+            .into_par_iter()
+            .flat_map_iter(|ch| {
+                let mut acc = [0f64; 9];
+                for img in 0..n {
+                    let base = (img * c + ch) * h * w;
+                    let gp = &g[base..base + h * w];
+                    let xp = &xv[base..base + h * w];
+                    for (tap, a) in acc.iter_mut().enumerate() {
+                        let (dy, dx) = (tap / 3, tap % 3);
+                        let mut s = 0f32;
+                        for y in 0..h {
+                            let sy = y + dy;
+                            if sy < 1 || sy > h {
+                                continue;
+                            }
+                            let (x0, x1) = (usize::from(dx == 0), w - usize::from(dx == 2));
+                            let grow = &gp[y * w + x0..y * w + x1];
+                            let start = (sy - 1) * w + x0 + dx - 1;
+                            let xrow = &xp[start..start + (x1 - x0)];
+                            s += grow.iter().zip(xrow).map(|(a, b)| a * b).sum::<f32>();
+                        }
+                        *a += f64::from(s);
+                    }
+                }
+                acc.into_iter().map(|v| v as f32)
+            })
+            .collect();
+        Ok((
+            Some(Tensor::from_vec(grad_x, x.shape(), x.device())?),
+            Some(Tensor::from_vec(grad_taps, taps.shape(), taps.device())?),
+        ))
+    }
+}
+
+/// 3×3 stride-2 "same" max pool, differentiable: the gradient of each
+/// output goes to the first maximum of its window (row-major), as
+/// TensorFlow's does.
+struct MaxPoolOp;
+
+impl CustomOp1 for MaxPoolOp {
+    fn name(&self) -> &'static str {
+        "maxpool3x3s2same-train"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(s, l, self.name())?;
+        let (n, c, h, w) = dims4(l.shape(), self.name())?;
+        let (out, (oh, ow)) = max_pool(x, (n, c, h, w));
+        Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let (n, c, h, w) = x.dims4()?;
+        let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+        let xv = values(x)?;
+        let g = values(grad)?;
+        let mut out = vec![0f32; n * c * h * w];
+        out.par_chunks_exact_mut(h * w)
+            .zip(xv.par_chunks_exact(h * w))
+            .zip(g.par_chunks_exact(oh * ow))
+            .for_each(|((dst, src), gp)| {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let (ys, xs) = pool_window((h, w), (oy, ox));
+                        let mut best = (ys.start, xs.start);
+                        let mut m = f32::NEG_INFINITY;
+                        for y in ys {
+                            for xx in xs.clone() {
+                                if src[y * w + xx] > m {
+                                    m = src[y * w + xx];
+                                    best = (y, xx);
+                                }
+                            }
+                        }
+                        dst[best.0 * w + best.1] += gp[oy * ow + ox];
+                    }
+                }
+            });
+        Ok(Some(Tensor::from_vec(out, x.shape(), x.device())?))
+    }
+}
+
+/// The depthwise 3×3 "same" convolution, with gradients for `x` and `taps`.
+pub fn depthwise3x3(x: &Tensor, taps: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op2(&taps.contiguous()?, DepthwiseOp)
+}
+
+/// The 3×3 stride-2 "same" max pool, with a gradient.
+pub fn max_pool3x3s2(x: &Tensor) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op1(MaxPoolOp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn tensor(len: usize, seed: u64, shape: &[usize]) -> Tensor {
+        let mut s = seed;
+        let v: Vec<f32> = (0..len)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The loss L = Σ y·r for a fixed random `r`, so dL/dy = r.
+    fn loss(y: &Tensor, r: &Tensor) -> f64 {
+        f64::from(
+            (y * r)
+                .and_then(|p| p.sum_all())
+                .and_then(|s| s.to_scalar::<f32>())
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+    }
+
+    /// Central finite differences of `f` at every coordinate of `at`,
+    /// compared with `analytic`.
+    fn check(
+        name: &str,
+        at: &Tensor,
+        analytic: &Tensor,
+        f: impl Fn(&Tensor) -> f64,
+        tolerance: f64,
+    ) {
+        let base = values(at).unwrap_or_else(|e| panic!("{e}"));
+        let want = values(analytic).unwrap_or_else(|e| panic!("{e}"));
+        let eps = 1e-2f32;
+        let mut worst = 0f64;
+        for i in 0..base.len() {
+            let mut plus = base.clone();
+            plus[i] += eps;
+            let mut minus = base.clone();
+            minus[i] -= eps;
+            let shape = at.shape();
+            let p = Tensor::from_vec(plus, shape, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+            let m = Tensor::from_vec(minus, shape, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+            let numeric = (f(&p) - f(&m)) / (2.0 * f64::from(eps));
+            let err = (numeric - f64::from(want[i])).abs() / (1.0 + numeric.abs());
+            worst = worst.max(err);
+        }
+        assert!(worst < tolerance, "{name}: worst relative error {worst}");
+    }
+
+    #[test]
+    fn depthwise_backward_matches_finite_differences() {
+        for dims in [(2usize, 3usize, 5usize, 4usize), (1, 2, 1, 1), (1, 1, 2, 7)] {
+            let (n, c, h, w) = dims;
+            let x = tensor(n * c * h * w, 3, &[n, c, h, w]);
+            let taps = tensor(c * 9, 5, &[c, 1, 3, 3]);
+            let r = tensor(n * c * h * w, 7, &[n, c, h, w]);
+            let xv = Var::from_tensor(&x).unwrap_or_else(|e| panic!("{e}"));
+            let tv = Var::from_tensor(&taps).unwrap_or_else(|e| panic!("{e}"));
+            let y = depthwise3x3(xv.as_tensor(), tv.as_tensor()).unwrap_or_else(|e| panic!("{e}"));
+            let grads = (&y * &r)
+                .and_then(|p| p.sum_all())
+                .and_then(|l| l.backward())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let gx = grads.get(xv.as_tensor()).unwrap_or_else(|| panic!("no dx"));
+            let gt = grads
+                .get(tv.as_tensor())
+                .unwrap_or_else(|| panic!("no dtaps"));
+            check(
+                "depthwise dx",
+                &x,
+                gx,
+                |x| {
+                    loss(
+                        &depthwise3x3(x, &taps).unwrap_or_else(|e| panic!("{e}")),
+                        &r,
+                    )
+                },
+                1e-3,
+            );
+            check(
+                "depthwise dtaps",
+                &taps,
+                gt,
+                |t| loss(&depthwise3x3(&x, t).unwrap_or_else(|e| panic!("{e}")), &r),
+                1e-3,
+            );
+            // And against candle's own autograd of the grouped convolution.
+            let xv2 = Var::from_tensor(&x).unwrap_or_else(|e| panic!("{e}"));
+            let tv2 = Var::from_tensor(&taps).unwrap_or_else(|e| panic!("{e}"));
+            let reference = xv2
+                .as_tensor()
+                .conv2d(tv2.as_tensor(), 1, 1, 1, c)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let diff = (&reference - &y)
+                .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(diff < 1e-5, "forward differs from conv2d by {diff}");
+            let rg = (&reference * &r)
+                .and_then(|p| p.sum_all())
+                .and_then(|l| l.backward())
+                .unwrap_or_else(|e| panic!("{e}"));
+            for (mine, theirs) in [(gx, xv2.as_tensor()), (gt, tv2.as_tensor())] {
+                let theirs = rg
+                    .get(theirs)
+                    .unwrap_or_else(|| panic!("no reference grad"));
+                let d = (mine - theirs)
+                    .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
+                    .unwrap_or_else(|e| panic!("{e}"));
+                assert!(d < 1e-4, "{dims:?}: gradient differs from conv2d's by {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn max_pool_backward_matches_finite_differences() {
+        for dims in [
+            (2usize, 2usize, 5usize, 4usize),
+            (1, 1, 1, 1),
+            (1, 3, 8, 8),
+            (1, 1, 7, 3),
+        ] {
+            let (n, c, h, w) = dims;
+            // Distinct values spaced far wider than the step: no ties, no
+            // maximum changes place within ±eps.
+            let len = n * c * h * w;
+            let perm: Vec<f32> = (0..len).map(|i| ((i * 7919) % len) as f32 * 0.1).collect();
+            let x = Tensor::from_vec(perm, (n, c, h, w), &Device::Cpu)
+                .unwrap_or_else(|e| panic!("{e}"));
+            let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+            let r = tensor(n * c * oh * ow, 11, &[n, c, oh, ow]);
+            let xv = Var::from_tensor(&x).unwrap_or_else(|e| panic!("{e}"));
+            let y = max_pool3x3s2(xv.as_tensor()).unwrap_or_else(|e| panic!("{e}"));
+            let grads = (&y * &r)
+                .and_then(|p| p.sum_all())
+                .and_then(|l| l.backward())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let gx = grads.get(xv.as_tensor()).unwrap_or_else(|| panic!("no dx"));
+            check(
+                "max pool dx",
+                &x,
+                gx,
+                |x| loss(&max_pool3x3s2(x).unwrap_or_else(|e| panic!("{e}")), &r),
+                1e-3,
+            );
+        }
+    }
+}
