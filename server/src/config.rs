@@ -57,6 +57,8 @@ pub struct Config {
     pub imaging: ImagingConfig,
     pub net: NetConfig,
     pub metrics: MetricsConfig,
+    /// Retraining the model on the crowd's labels (`emofy train`).
+    pub training: TrainingConfig,
     /// Notes about deprecated keys found while loading (logged at start-up).
     #[serde(skip)]
     pub deprecations: Vec<String>,
@@ -128,8 +130,37 @@ impl Default for Config {
             imaging: ImagingConfig::default(),
             net: NetConfig::default(),
             metrics: MetricsConfig::default(),
+            training: TrainingConfig::default(),
             deprecations: Vec::new(),
         }
+    }
+}
+
+/// Retraining: which images train, the run's hyperparameters, the
+/// promotion gate, and where trained models go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// `[training.data]`: the confidence a crowd label needs to train, and
+    /// whether the labels images came with train too.
+    pub data: emofy_game::training::DataRules,
+    /// `[training.fit]`: epochs, batch size, learning rate, weight decay,
+    /// which layers train, augmentation, seed.
+    pub fit: emofy_inference::train::TrainConfig,
+    /// `[training.gate]`: the margin, significance, recall floor and
+    /// reference tolerance a candidate must meet to replace the champion.
+    pub gate: emofy_game::training::GateRules,
+    /// Where trained models are written (one directory per version);
+    /// unset: `<data_dir>/models`.
+    pub models_dir: Option<PathBuf>,
+}
+
+impl TrainingConfig {
+    /// The directory trained models go to.
+    pub fn models_dir(&self, data_dir: &Path) -> PathBuf {
+        self.models_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("models"))
     }
 }
 
@@ -756,6 +787,20 @@ impl Config {
         if self.redis.prefix.is_empty() || self.redis.prefix.contains(char::is_whitespace) {
             return Err(ConfigError::Invalid(
                 "redis.prefix must be non-empty, without spaces".into(),
+            ));
+        }
+        let t = &self.training;
+        if t.fit.epochs == 0
+            || t.fit.epochs > 10_000
+            || !(2..=4096).contains(&t.fit.batch_size)
+            || !(t.fit.learning_rate > 0.0 && t.fit.learning_rate < 1.0)
+            || !(0.0..=1.0).contains(&t.data.min_confidence)
+            || !(t.gate.alpha > 0.0 && t.gate.alpha <= 1.0)
+        {
+            return Err(ConfigError::Invalid(
+                "training: fit.epochs 1..=10000, fit.batch_size 2..=4096, 0 < fit.learning_rate < 1, \
+                 data.min_confidence 0..=1, 0 < gate.alpha ≤ 1"
+                    .into(),
             ));
         }
         let u = &self.upload;

@@ -37,6 +37,7 @@ pub mod protocol;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod training;
 pub mod web;
 
 pub use app::{Application, ShutdownHandle};

@@ -393,6 +393,10 @@ pub trait UploadStore: Send + Sync {
     /// Whether an uploaded image may be exported: its contributor consented
     /// (`include_in_exports`) and has not deleted it. `false` for non-uploads.
     async fn export_allowed(&self, image: ImageId) -> Result<bool, StoreError>;
+    /// Whether an uploaded image may train the model: its contributor
+    /// consented (`use_for_training`) and has not deleted it. `false` for
+    /// non-uploads.
+    async fn training_allowed(&self, image: ImageId) -> Result<bool, StoreError>;
     /// One of `player`'s uploads (not deleted).
     async fn upload(
         &self,

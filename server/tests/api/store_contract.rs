@@ -906,6 +906,35 @@ async fn upload_contract(images: Arc<dyn ImageStore>, uploads: Arc<dyn UploadSto
         vec![shown]
     );
 
+    // Training consent: as given, and never for a face whose contributor
+    // said no.
+    assert!(uploads.training_allowed(shown).await.unwrap());
+    let no_training = uploads
+        .insert_upload(
+            NewUpload {
+                consent: Consent {
+                    use_for_training: false,
+                    ..upload_of(alice, 3, true).consent
+                },
+                ..upload_of(alice, 3, true)
+            },
+            Millis(2_500),
+        )
+        .await
+        .unwrap();
+    assert!(!uploads.training_allowed(no_training).await.unwrap());
+    assert!(
+        !uploads
+            .training_allowed(emofy_game::ImageId::of_bytes(b"never uploaded"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        uploads
+            .delete_upload(alice, no_training, Millis(2_600))
+            .await
+            .unwrap()
+    );
     assert!(
         !uploads
             .delete_upload(bob, shown, Millis(4_000))
@@ -926,6 +955,10 @@ async fn upload_contract(images: Arc<dyn ImageStore>, uploads: Arc<dyn UploadSto
     );
     assert!(images.image_bytes(shown).await.unwrap().is_none());
     assert!(uploads.upload(alice, shown).await.unwrap().is_none());
+    assert!(
+        !uploads.training_allowed(shown).await.unwrap(),
+        "a deleted upload never trains"
+    );
     let removed = images.pool_entries(Millis(3_999)).await.unwrap();
     assert!(
         removed
@@ -933,7 +966,7 @@ async fn upload_contract(images: Arc<dyn ImageStore>, uploads: Arc<dyn UploadSto
             .any(|e| e.image == shown && e.status == ImageStatus::Removed)
     );
     // Deleted uploads still count towards the hourly limit.
-    assert_eq!(uploads.uploads_since(alice, Millis(0)).await.unwrap(), 2);
+    assert_eq!(uploads.uploads_since(alice, Millis(0)).await.unwrap(), 3);
     // The same face may be contributed again, under a new consent.
     let again = uploads
         .insert_upload(upload_of(bob, 1, true), Millis(5_000))

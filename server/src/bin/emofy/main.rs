@@ -7,6 +7,7 @@
 //! | [`predict`] | `predict` |
 //! | [`admin`] | `admin rebuild-leaderboard`, `admin truth-pass`, `admin create-moderator` |
 //! | [`aggregate`] | `aggregate` |
+//! | [`train`] | `train`, `model evaluate` |
 //!
 //! Every command loads the configuration the same way (defaults, the file,
 //! `EMOFY_*`, its flags) and sets up logging once: the server logs at
@@ -24,6 +25,7 @@ mod aggregate;
 mod dataset;
 mod predict;
 mod serve;
+mod train;
 
 /// Emofy: a real-time game that turns many players' labels into a facial-emotion dataset.
 ///
@@ -108,10 +110,45 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
+    /// Retrain the model on the crowd's labels: fine-tune the serving model
+    /// on the consented, labelled images, judge the candidate against it on
+    /// the test split (the promotion gate) and write it, with its model
+    /// card, under the models directory.
+    Train {
+        #[command(flatten)]
+        request: train::TrainRequest,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Models: evaluate one on labelled faces.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
     /// Administration.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Accuracy, macro-F1, recall per class and the confusion matrix of a
+    /// model on labelled faces (an `<emotion>/<file>` folder or a FER2013 CSV).
+    Evaluate {
+        /// A model directory, or a version under the models directory
+        /// (default: the serving model).
+        #[arg(long)]
+        model: Option<String>,
+        /// The labelled faces.
+        #[arg(long)]
+        dataset: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        overrides: Overrides,
     },
 }
 
@@ -157,6 +194,10 @@ impl Command {
             | Command::ImportDataset { overrides, .. }
             | Command::Predict { overrides, .. }
             | Command::Aggregate { overrides, .. }
+            | Command::Train { overrides, .. }
+            | Command::Model {
+                command: ModelCommand::Evaluate { overrides, .. },
+            }
             | Command::Admin {
                 command:
                     AdminCommand::RebuildLeaderboard { overrides }
@@ -192,6 +233,16 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Predict { files, .. } => predict::predict(&config, &files),
         Command::Aggregate { request, .. } => aggregate::aggregate(&config, request),
+        Command::Train { request, .. } => system().block_on(train::train(config, request)),
+        Command::Model {
+            command:
+                ModelCommand::Evaluate {
+                    model,
+                    dataset,
+                    json,
+                    ..
+                },
+        } => train::evaluate_model(&config, model.as_deref(), &dataset, json),
         Command::Admin { command } => match command {
             AdminCommand::RebuildLeaderboard { .. } => {
                 system().block_on(admin::rebuild_leaderboard(config))

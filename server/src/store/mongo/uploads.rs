@@ -170,6 +170,17 @@ impl UploadStore for MongoStore {
             > 0)
     }
 
+    async fn training_allowed(&self, image: ImageId) -> Result<bool, StoreError> {
+        Ok(self
+            .coll("uploads")
+            .count_documents(
+                doc! {"_id": image.to_hex(), "use_for_training": true, "deleted_ms": Bson::Null},
+            )
+            .await
+            .map_err(err)?
+            > 0)
+    }
+
     async fn uploads_since(&self, player: PlayerId, since: Millis) -> Result<u64, StoreError> {
         self.coll("uploads")
             .count_documents(

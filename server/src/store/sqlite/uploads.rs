@@ -164,6 +164,20 @@ impl UploadStore for SqliteStore {
         .await
     }
 
+    async fn training_allowed(&self, image: ImageId) -> Result<bool, StoreError> {
+        self.read(move |c| {
+            qrow(
+                c,
+                "SELECT COUNT(*) FROM uploads WHERE image_id = ?1 AND use_for_training = 1 AND deleted_ms IS NULL",
+                params![image.to_hex()],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(db_err)
+        })
+        .await
+    }
+
     async fn uploads_since(&self, player: PlayerId, since: Millis) -> Result<u64, StoreError> {
         self.read(move |c| {
             qrow(
