@@ -25,5 +25,6 @@ mod process;
 mod replicas;
 mod review_queue;
 mod store_contract;
+mod training;
 mod truth;
 mod uploads;
