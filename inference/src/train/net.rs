@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{D, DType, Device, Tensor, Var};
 
-use super::ops::{depthwise3x3, max_pool3x3s2};
+use super::ops::{batch_norm, depthwise3x3, max_pool3x3s2};
 
 /// Keras' batch-norm momentum: moving = 0.99·moving + 0.01·batch.
 const MOMENTUM: f64 = 0.99;
@@ -215,57 +215,54 @@ impl TrainableNet {
             .ok_or_else(|| candle_core::Error::Msg(format!("no weight {name}")))
     }
 
-    /// Batch norm `batch_normalization_{i}`: in training mode on the batch's
-    /// statistics (and the moving averages move); else on the moving ones.
+    /// Batch norm `batch_normalization_{i}` (the fused op, `ops::batch_norm`):
+    /// in training mode on the batch's statistics (and the moving averages
+    /// move); else on the moving ones.
     fn batch_norm(&mut self, x: &Tensor, i: usize, train: bool) -> candle_core::Result<Tensor> {
         let name = format!("batch_normalization_{i}");
-        let c = x.dim(1)?;
-        let gamma = self.var(&format!("{name}.gamma"))?.reshape((1, c, 1, 1))?;
-        let beta = self.var(&format!("{name}.beta"))?.reshape((1, c, 1, 1))?;
-        let (mean, var) = if train {
-            let (n, _, h, w) = x.dims4()?;
-            let count = (n * h * w) as f64;
-            let mean = x.mean_keepdim(0)?.mean_keepdim(2)?.mean_keepdim(3)?;
-            let centred = x.broadcast_sub(&mean)?;
-            let var = centred
-                .sqr()?
-                .mean_keepdim(0)?
-                .mean_keepdim(2)?
-                .mean_keepdim(3)?;
-            // TensorFlow moves the variance by the unbiased batch estimate.
-            let unbiased = if count > 1.0 {
-                count / (count - 1.0)
-            } else {
-                1.0
-            };
-            for (stat, batch, scale) in [
-                ("moving_mean", &mean, 1.0),
-                ("moving_variance", &var, unbiased),
-            ] {
-                let key = format!("{name}.{stat}");
-                let old = self
-                    .stats
-                    .get(&key)
-                    .ok_or_else(|| candle_core::Error::Msg(format!("no statistic {key}")))?;
-                let batch = (batch.detach().flatten_all()? * ((1.0 - self.momentum) * scale))?;
-                let moved = ((old * self.momentum)? + batch)?;
-                self.stats.insert(key, moved);
-            }
-            (mean, var)
-        } else {
-            let stat = |s: &str| -> candle_core::Result<Tensor> {
-                self.stats
-                    .get(&format!("{name}.{s}"))
-                    .ok_or_else(|| candle_core::Error::Msg(format!("no statistic {name}.{s}")))?
-                    .reshape((1, c, 1, 1))
-            };
-            (stat("moving_mean")?, stat("moving_variance")?)
+        let gamma = self.var(&format!("{name}.gamma"))?.clone();
+        let beta = self.var(&format!("{name}.beta"))?.clone();
+        let stat = |s: &str| -> candle_core::Result<Vec<f32>> {
+            self.stats
+                .get(&format!("{name}.{s}"))
+                .ok_or_else(|| candle_core::Error::Msg(format!("no statistic {name}.{s}")))?
+                .to_vec1::<f32>()
         };
-        let inv = (var + self.eps)?.sqrt()?.recip()?;
-        x.broadcast_sub(&mean)?
-            .broadcast_mul(&inv)?
-            .broadcast_mul(&gamma)?
-            .broadcast_add(&beta)
+        let (mean_key, var_key) = (
+            format!("{name}.moving_mean"),
+            format!("{name}.moving_variance"),
+        );
+        if !train {
+            let fixed = (stat("moving_mean")?, stat("moving_variance")?);
+            return Ok(batch_norm(x, &gamma, &beta, Some(fixed), self.eps)?.0);
+        }
+        let (old_mean, old_var) = (stat("moving_mean")?, stat("moving_variance")?);
+        let (y, mean, var) = batch_norm(x, &gamma, &beta, None, self.eps)?;
+        let (n, _, h, w) = x.dims4()?;
+        let count = (n * h * w) as f32;
+        // TensorFlow moves the variance by the unbiased batch estimate.
+        let unbiased = if count > 1.0 {
+            count / (count - 1.0)
+        } else {
+            1.0
+        };
+        let m = self.momentum as f32;
+        let moved_mean: Vec<f32> = old_mean
+            .iter()
+            .zip(&mean)
+            .map(|(o, b)| m * o + (1.0 - m) * b)
+            .collect();
+        let moved_var: Vec<f32> = old_var
+            .iter()
+            .zip(&var)
+            .map(|(o, b)| m * o + (1.0 - m) * b * unbiased)
+            .collect();
+        let c = moved_mean.len();
+        self.stats
+            .insert(mean_key, Tensor::from_vec(moved_mean, c, &self.device)?);
+        self.stats
+            .insert(var_key, Tensor::from_vec(moved_var, c, &self.device)?);
+        Ok(y)
     }
 
     /// Re-estimates the trained batch norms' statistics as the plain mean
