@@ -182,6 +182,186 @@ pub fn max_pool3x3s2(x: &Tensor) -> candle_core::Result<Tensor> {
     x.contiguous()?.apply_op1(MaxPoolOp)
 }
 
+/// Per-channel mean and biased variance of a contiguous (N, C, H, W) f32
+/// tensor, in f64 sums.
+pub fn channel_stats(x: &Tensor) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
+    let (n, c, h, w) = x.dims4()?;
+    let x = x.contiguous()?;
+    let (storage, layout) = x.storage_and_layout();
+    let candle_core::Storage::Cpu(cpu) = &*storage else {
+        return Err(msg("batch norm: CPU tensors only"));
+    };
+    let data = contiguous(cpu, layout, "batch norm")?;
+    let plane = h * w;
+    let count = (n * plane).max(1) as f64;
+    let per: Vec<(f64, f64)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mut s, mut s2) = (0f64, 0f64);
+            for img in 0..n {
+                let p = &data[(img * c + ch) * plane..(img * c + ch + 1) * plane];
+                let (a, b) = p.iter().fold((0f32, 0f32), |(a, b), v| (a + v, b + v * v));
+                s += f64::from(a);
+                s2 += f64::from(b);
+            }
+            let mean = s / count;
+            (mean, (s2 / count - mean * mean).max(0.0))
+        })
+        .collect();
+    Ok((
+        per.iter().map(|p| p.0 as f32).collect(),
+        per.iter().map(|p| p.1 as f32).collect(),
+    ))
+}
+
+/// Batch norm over (N, C, H, W), fused: `y = (x − mean)/√(var + ε)·γ + β`.
+/// With `batch_stats`, `mean` and `var` are the batch's own (so the
+/// gradient flows through them, as in training); otherwise fixed.
+struct BatchNormOp {
+    mean: Vec<f32>,
+    var: Vec<f32>,
+    eps: f32,
+    batch_stats: bool,
+}
+
+impl BatchNormOp {
+    fn inv_std(&self) -> Vec<f32> {
+        self.var
+            .iter()
+            .map(|v| 1.0 / (v + self.eps).sqrt())
+            .collect()
+    }
+}
+
+impl candle_core::CustomOp3 for BatchNormOp {
+    fn name(&self) -> &'static str {
+        "batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(xs, xl, self.name())?;
+        let gamma = contiguous(gs, gl, self.name())?;
+        let beta = contiguous(bs, bl, self.name())?;
+        let (_, c, h, w) = dims4(xl.shape(), self.name())?;
+        if gamma.len() != c || beta.len() != c || self.mean.len() != c {
+            return Err(msg("batch norm: parameters do not match channels"));
+        }
+        let inv = self.inv_std();
+        let plane = h * w;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_exact_mut(plane)
+            .zip(x.par_chunks_exact(plane))
+            .enumerate()
+            .for_each(|(i, (dst, src))| {
+                let ch = i % c;
+                let scale = gamma[ch] * inv[ch];
+                let shift = beta[ch] - self.mean[ch] * scale;
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = s * scale + shift;
+                }
+            });
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, c, h, w) = x.dims4()?;
+        let plane = h * w;
+        let xv = values(x)?;
+        let g = values(grad)?;
+        let gm = values(gamma)?;
+        let inv = self.inv_std();
+        let count = (n * plane).max(1) as f64;
+        // Per channel: Σg and Σg·x̂.
+        let sums: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (mut sg, mut sgx) = (0f64, 0f64);
+                for img in 0..n {
+                    let at = (img * c + ch) * plane;
+                    let (a, b) = g[at..at + plane]
+                        .iter()
+                        .zip(&xv[at..at + plane])
+                        .fold((0f32, 0f32), |(a, b), (gv, xv)| {
+                            (a + gv, b + gv * (xv - self.mean[ch]) * inv[ch])
+                        });
+                    sg += f64::from(a);
+                    sgx += f64::from(b);
+                }
+                (sg, sgx)
+            })
+            .collect();
+        let mut dx = vec![0f32; xv.len()];
+        dx.par_chunks_exact_mut(plane)
+            .enumerate()
+            .for_each(|(i, dst)| {
+                let ch = i % c;
+                let at = i * plane;
+                let k = gm[ch] * inv[ch];
+                if self.batch_stats {
+                    // dx = γ/σ · (g − mean(g) − x̂·mean(g·x̂))
+                    let mg = (sums[ch].0 / count) as f32;
+                    let mgx = (sums[ch].1 / count) as f32;
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        let xh = (xv[at + j] - self.mean[ch]) * inv[ch];
+                        *d = k * (g[at + j] - mg - xh * mgx);
+                    }
+                } else {
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        *d = k * g[at + j];
+                    }
+                }
+            });
+        let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
+        let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
+            Some(Tensor::from_vec(dgamma, c, x.device())?),
+            Some(Tensor::from_vec(dbeta, c, x.device())?),
+        ))
+    }
+}
+
+/// Batch norm of `x` (N, C, H, W) by `gamma` and `beta` (C): on the batch's
+/// own statistics (returned, for the moving averages) when `stats` is
+/// `None`, else on the given (mean, variance).
+pub fn batch_norm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    stats: Option<(Vec<f32>, Vec<f32>)>,
+    eps: f64,
+) -> candle_core::Result<(Tensor, Vec<f32>, Vec<f32>)> {
+    let x = x.contiguous()?;
+    let batch_stats = stats.is_none();
+    let (mean, var) = match stats {
+        Some(s) => s,
+        None => channel_stats(&x)?,
+    };
+    let op = BatchNormOp {
+        mean: mean.clone(),
+        var: var.clone(),
+        eps: eps as f32,
+        batch_stats,
+    };
+    let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
+    Ok((y, mean, var))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,184 +567,4 @@ mod tests {
             );
         }
     }
-}
-
-/// Per-channel mean and biased variance of a contiguous (N, C, H, W) f32
-/// tensor, in f64 sums.
-pub fn channel_stats(x: &Tensor) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
-    let (n, c, h, w) = x.dims4()?;
-    let x = x.contiguous()?;
-    let (storage, layout) = x.storage_and_layout();
-    let candle_core::Storage::Cpu(cpu) = &*storage else {
-        return Err(msg("batch norm: CPU tensors only"));
-    };
-    let data = contiguous(cpu, layout, "batch norm")?;
-    let plane = h * w;
-    let count = (n * plane).max(1) as f64;
-    let per: Vec<(f64, f64)> = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let (mut s, mut s2) = (0f64, 0f64);
-            for img in 0..n {
-                let p = &data[(img * c + ch) * plane..(img * c + ch + 1) * plane];
-                let (a, b) = p.iter().fold((0f32, 0f32), |(a, b), v| (a + v, b + v * v));
-                s += f64::from(a);
-                s2 += f64::from(b);
-            }
-            let mean = s / count;
-            (mean, (s2 / count - mean * mean).max(0.0))
-        })
-        .collect();
-    Ok((
-        per.iter().map(|p| p.0 as f32).collect(),
-        per.iter().map(|p| p.1 as f32).collect(),
-    ))
-}
-
-/// Batch norm over (N, C, H, W), fused: `y = (x − mean)/√(var + ε)·γ + β`.
-/// With `batch_stats`, `mean` and `var` are the batch's own (so the
-/// gradient flows through them, as in training); otherwise fixed.
-struct BatchNormOp {
-    mean: Vec<f32>,
-    var: Vec<f32>,
-    eps: f32,
-    batch_stats: bool,
-}
-
-impl BatchNormOp {
-    fn inv_std(&self) -> Vec<f32> {
-        self.var
-            .iter()
-            .map(|v| 1.0 / (v + self.eps).sqrt())
-            .collect()
-    }
-}
-
-impl candle_core::CustomOp3 for BatchNormOp {
-    fn name(&self) -> &'static str {
-        "batch-norm-train"
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-        bs: &CpuStorage,
-        bl: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous(xs, xl, self.name())?;
-        let gamma = contiguous(gs, gl, self.name())?;
-        let beta = contiguous(bs, bl, self.name())?;
-        let (_, c, h, w) = dims4(xl.shape(), self.name())?;
-        if gamma.len() != c || beta.len() != c || self.mean.len() != c {
-            return Err(msg("batch norm: parameters do not match channels"));
-        }
-        let inv = self.inv_std();
-        let plane = h * w;
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_exact_mut(plane)
-            .zip(x.par_chunks_exact(plane))
-            .enumerate()
-            .for_each(|(i, (dst, src))| {
-                let ch = i % c;
-                let scale = gamma[ch] * inv[ch];
-                let shift = beta[ch] - self.mean[ch] * scale;
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d = s * scale + shift;
-                }
-            });
-        Ok((CpuStorage::F32(out), xl.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        gamma: &Tensor,
-        _beta: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (n, c, h, w) = x.dims4()?;
-        let plane = h * w;
-        let xv = values(x)?;
-        let g = values(grad)?;
-        let gm = values(gamma)?;
-        let inv = self.inv_std();
-        let count = (n * plane).max(1) as f64;
-        // Per channel: Σg and Σg·x̂.
-        let sums: Vec<(f64, f64)> = (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                let (mut sg, mut sgx) = (0f64, 0f64);
-                for img in 0..n {
-                    let at = (img * c + ch) * plane;
-                    let (a, b) = g[at..at + plane]
-                        .iter()
-                        .zip(&xv[at..at + plane])
-                        .fold((0f32, 0f32), |(a, b), (gv, xv)| {
-                            (a + gv, b + gv * (xv - self.mean[ch]) * inv[ch])
-                        });
-                    sg += f64::from(a);
-                    sgx += f64::from(b);
-                }
-                (sg, sgx)
-            })
-            .collect();
-        let mut dx = vec![0f32; xv.len()];
-        dx.par_chunks_exact_mut(plane)
-            .enumerate()
-            .for_each(|(i, dst)| {
-                let ch = i % c;
-                let at = i * plane;
-                let k = gm[ch] * inv[ch];
-                if self.batch_stats {
-                    // dx = γ/σ · (g − mean(g) − x̂·mean(g·x̂))
-                    let mg = (sums[ch].0 / count) as f32;
-                    let mgx = (sums[ch].1 / count) as f32;
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        let xh = (xv[at + j] - self.mean[ch]) * inv[ch];
-                        *d = k * (g[at + j] - mg - xh * mgx);
-                    }
-                } else {
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = k * g[at + j];
-                    }
-                }
-            });
-        let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
-        let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
-        Ok((
-            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
-            Some(Tensor::from_vec(dgamma, c, x.device())?),
-            Some(Tensor::from_vec(dbeta, c, x.device())?),
-        ))
-    }
-}
-
-/// Batch norm of `x` (N, C, H, W) by `gamma` and `beta` (C): on the batch's
-/// own statistics (returned, for the moving averages) when `stats` is
-/// `None`, else on the given (mean, variance).
-pub fn batch_norm(
-    x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    stats: Option<(Vec<f32>, Vec<f32>)>,
-    eps: f64,
-) -> candle_core::Result<(Tensor, Vec<f32>, Vec<f32>)> {
-    let x = x.contiguous()?;
-    let batch_stats = stats.is_none();
-    let (mean, var) = match stats {
-        Some(s) => s,
-        None => channel_stats(&x)?,
-    };
-    let op = BatchNormOp {
-        mean: mean.clone(),
-        var: var.clone(),
-        eps: eps as f32,
-        batch_stats,
-    };
-    let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
-    Ok((y, mean, var))
 }
