@@ -104,6 +104,63 @@ impl CustomOp1 for Depthwise3x3 {
     }
 }
 
+/// The dense 3×3 convolution of `x` (N, C, H, W) by `weight` (O, C, 3, 3)
+/// with `bias` (O), stride 1, zero padding `pad` (0 "valid", 1 "same", 2
+/// "full"), optionally followed by a ReLU, over plain slices: the kernel
+/// behind [`Conv3x3`] and the training ops. Returns the output and its plane size.
+pub(crate) fn conv3x3(
+    x: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+    weight: &[f32],
+    bias: &[f32],
+    pad: usize,
+    relu: bool,
+) -> (Vec<f32>, (usize, usize)) {
+    let o = bias.len();
+    let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
+    let mut out = vec![0f32; n * o * oh * ow];
+    // One task per output plane (image, output channel).
+    let planes = out
+        .par_chunks_exact_mut(oh * ow)
+        .enumerate()
+        .with_min_len(min_planes(c * oh * ow));
+    planes.for_each(|(plane, dst)| {
+        let (img, oc) = (plane / o, plane % o);
+        let img = &x[img * c * h * w..(img + 1) * c * h * w];
+        dst.fill(bias[oc]);
+        for (ic, src) in img.chunks_exact(h * w).enumerate() {
+            let k = &weight[(oc * c + ic) * 9..(oc * c + ic) * 9 + 9];
+            for ky in 0..3 {
+                // Output row y reads input row y + ky - pad.
+                let y0 = pad.saturating_sub(ky);
+                let y1 = oh.min((h + pad).saturating_sub(ky));
+                for kx in 0..3 {
+                    let wgt = k[ky * 3 + kx];
+                    let x0 = pad.saturating_sub(kx);
+                    let x1 = ow.min((w + pad).saturating_sub(kx));
+                    if x0 >= x1 {
+                        continue;
+                    }
+                    for y in y0..y1 {
+                        let sy = y + ky - pad;
+                        let s = &src[sy * w + x0 + kx - pad..sy * w + x1 + kx - pad];
+                        let d = &mut dst[y * ow + x0..y * ow + x1];
+                        for (dv, sv) in d.iter_mut().zip(s) {
+                            *dv += wgt * sv;
+                        }
+                    }
+                }
+            }
+        }
+        if relu {
+            for v in dst.iter_mut() {
+                *v = v.max(0.0);
+            }
+        }
+    });
+    (out, (oh, ow))
+}
+
 /// Dense 3×3 convolution, stride 1, zero padding `pad` (0: "valid", 1: "same"),
 /// with bias and an optional ReLU fused in. `weight` is (O, C, 3, 3) row-major.
 pub struct Conv3x3 {
@@ -135,50 +192,14 @@ impl CustomOp1 for Conv3x3 {
                 "conv3x3: weight, padding or input size do not fit".into(),
             ));
         }
-        let (oh, ow) = (h + 2 * self.pad - 2, w + 2 * self.pad - 2);
-        let mut out = vec![0f32; n * o * oh * ow];
-        // One task per output plane (image, output channel).
-        let planes = out
-            .par_chunks_exact_mut(oh * ow)
-            .enumerate()
-            .with_min_len(min_planes(c * oh * ow));
-        planes.for_each(|(plane, dst)| {
-            let (img, oc) = (plane / o, plane % o);
-            let img = &x[img * c * h * w..(img + 1) * c * h * w];
-            {
-                dst.fill(self.bias[oc]);
-                for (ic, src) in img.chunks_exact(h * w).enumerate() {
-                    let k = &self.weight[(oc * c + ic) * 9..(oc * c + ic) * 9 + 9];
-                    for ky in 0..3 {
-                        // Output row y reads input row y + ky - pad.
-                        let y0 = self.pad.saturating_sub(ky);
-                        let y1 = oh.min((h + self.pad).saturating_sub(ky));
-                        for kx in 0..3 {
-                            let wgt = k[ky * 3 + kx];
-                            let x0 = self.pad.saturating_sub(kx);
-                            let x1 = ow.min((w + self.pad).saturating_sub(kx));
-                            if x0 >= x1 {
-                                continue;
-                            }
-                            for y in y0..y1 {
-                                let sy = y + ky - self.pad;
-                                let s =
-                                    &src[sy * w + x0 + kx - self.pad..sy * w + x1 + kx - self.pad];
-                                let d = &mut dst[y * ow + x0..y * ow + x1];
-                                for (dv, sv) in d.iter_mut().zip(s) {
-                                    *dv += wgt * sv;
-                                }
-                            }
-                        }
-                    }
-                }
-                if self.relu {
-                    for v in dst.iter_mut() {
-                        *v = v.max(0.0);
-                    }
-                }
-            }
-        });
+        let (out, (oh, ow)) = conv3x3(
+            x,
+            (n, c, h, w),
+            &self.weight,
+            &self.bias,
+            self.pad,
+            self.relu,
+        );
         Ok((CpuStorage::F32(out), Shape::from((n, o, oh, ow))))
     }
 }

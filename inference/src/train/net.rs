@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use candle_core::{D, DType, Device, Tensor, Var};
 
-use super::ops::{batch_norm, depthwise3x3, max_pool3x3s2};
+use super::ops::{batch_norm, conv3x3_train, depthwise3x3, max_pool3x3s2};
 
 /// Keras' batch-norm momentum: moving = 0.99·moving + 0.01·batch.
 const MOMENTUM: f64 = 0.99;
@@ -218,7 +218,13 @@ impl TrainableNet {
     /// Batch norm `batch_normalization_{i}` (the fused op, `ops::batch_norm`):
     /// in training mode on the batch's statistics (and the moving averages
     /// move); else on the moving ones.
-    fn batch_norm(&mut self, x: &Tensor, i: usize, train: bool) -> candle_core::Result<Tensor> {
+    fn batch_norm(
+        &mut self,
+        x: &Tensor,
+        i: usize,
+        train: bool,
+        relu: bool,
+    ) -> candle_core::Result<Tensor> {
         let name = format!("batch_normalization_{i}");
         let gamma = self.var(&format!("{name}.gamma"))?.clone();
         let beta = self.var(&format!("{name}.beta"))?.clone();
@@ -234,10 +240,10 @@ impl TrainableNet {
         );
         if !train {
             let fixed = (stat("moving_mean")?, stat("moving_variance")?);
-            return Ok(batch_norm(x, &gamma, &beta, Some(fixed), self.eps)?.0);
+            return Ok(batch_norm(x, &gamma, &beta, Some(fixed), self.eps, relu)?.0);
         }
         let (old_mean, old_var) = (stat("moving_mean")?, stat("moving_variance")?);
-        let (y, mean, var) = batch_norm(x, &gamma, &beta, None, self.eps)?;
+        let (y, mean, var) = batch_norm(x, &gamma, &beta, None, self.eps, relu)?;
         let (n, _, h, w) = x.dims4()?;
         let count = (n * h * w) as f32;
         // TensorFlow moves the variance by the unbiased batch estimate.
@@ -295,10 +301,12 @@ impl TrainableNet {
         which: Trainable,
     ) -> candle_core::Result<Tensor> {
         let frozen_train = train && which == Trainable::All;
-        let mut y = x.conv2d(self.var("conv2d_1.weight")?, 0, 1, 1, 1)?;
-        y = self.batch_norm(&y, 1, frozen_train)?.relu()?;
-        y = y.conv2d(self.var("conv2d_2.weight")?, 0, 1, 1, 1)?;
-        y = self.batch_norm(&y, 2, frozen_train)?.relu()?;
+        // The stem convolutions have no bias (their batch norms shift).
+        let no_bias = Tensor::zeros(8, DType::F32, &self.device)?;
+        let mut y = conv3x3_train(x, self.var("conv2d_1.weight")?, &no_bias, 0)?;
+        y = self.batch_norm(&y, 1, frozen_train, true)?;
+        y = conv3x3_train(&y, self.var("conv2d_2.weight")?, &no_bias, 0)?;
+        y = self.batch_norm(&y, 2, frozen_train, true)?;
         for (idx, (c, o, s1, b1, s2, b2, sc, sbn)) in BLOCKS.into_iter().enumerate() {
             let t = if idx == BLOCKS.len() - 1 {
                 train
@@ -314,7 +322,7 @@ impl TrainableNet {
                 &residual,
                 &self.var(&format!("conv2d_{sc}.weight"))?.reshape((o, c))?,
             )?;
-            let residual = self.batch_norm(&residual, sbn, t)?;
+            let residual = self.batch_norm(&residual, sbn, t, false)?;
             let m = depthwise3x3(&y, self.var(&format!("separable_conv2d_{s1}.depthwise"))?)?;
             let m = pointwise(
                 &m,
@@ -322,7 +330,7 @@ impl TrainableNet {
                     .var(&format!("separable_conv2d_{s1}.pointwise"))?
                     .reshape((o, c))?,
             )?;
-            let m = self.batch_norm(&m, b1, t)?.relu()?;
+            let m = self.batch_norm(&m, b1, t, true)?;
             let m = depthwise3x3(&m, self.var(&format!("separable_conv2d_{s2}.depthwise"))?)?;
             let m = pointwise(
                 &m,
@@ -330,11 +338,15 @@ impl TrainableNet {
                     .var(&format!("separable_conv2d_{s2}.pointwise"))?
                     .reshape((o, o))?,
             )?;
-            let m = self.batch_norm(&m, b2, t)?;
+            let m = self.batch_norm(&m, b2, t, false)?;
             y = (max_pool3x3s2(&m)? + residual)?;
         }
-        let head = y.conv2d(self.var("conv2d_7.weight")?, 1, 1, 1, 1)?;
-        let head = head.broadcast_add(&self.var("conv2d_7.bias")?.reshape((1, 7, 1, 1))?)?;
+        let head = conv3x3_train(
+            &y,
+            self.var("conv2d_7.weight")?,
+            self.var("conv2d_7.bias")?,
+            1,
+        )?;
         head.mean(D::Minus1)?.mean(D::Minus1)
     }
 }

@@ -10,7 +10,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::kernels::{depthwise, max_pool, pool_window};
+use crate::kernels::{conv3x3, depthwise, max_pool, pool_window};
 
 fn msg(s: impl Into<String>) -> candle_core::Error {
     candle_core::Error::Msg(s.into())
@@ -39,6 +39,20 @@ fn dims4(shape: &Shape, name: &str) -> candle_core::Result<(usize, usize, usize,
 
 fn values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// Runs `f` over the f32 values of `t` in place when it is a contiguous CPU
+/// tensor (the usual case in a backward pass), else over a copy.
+fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let candle_core::Storage::Cpu(CpuStorage::F32(data)) = &*storage
+            && let Some((start, end)) = layout.contiguous_offsets()
+        {
+            return Ok(f(&data[start..end]));
+        }
+    }
+    Ok(f(&values(t)?))
 }
 
 /// Depthwise 3×3 "same" convolution of `x` (N, C, H, W) by `taps` (C, 1, 3, 3),
@@ -222,6 +236,8 @@ struct BatchNormOp {
     var: Vec<f32>,
     eps: f32,
     batch_stats: bool,
+    /// A ReLU after the norm, fused in.
+    relu: bool,
 }
 
 impl BatchNormOp {
@@ -267,6 +283,11 @@ impl candle_core::CustomOp3 for BatchNormOp {
                 for (d, s) in dst.iter_mut().zip(src) {
                     *d = s * scale + shift;
                 }
+                if self.relu {
+                    for d in dst.iter_mut() {
+                        *d = d.max(0.0);
+                    }
+                }
             });
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
@@ -276,56 +297,70 @@ impl candle_core::CustomOp3 for BatchNormOp {
         x: &Tensor,
         gamma: &Tensor,
         _beta: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (n, c, h, w) = x.dims4()?;
         let plane = h * w;
-        let xv = values(x)?;
-        let g = values(grad)?;
         let gm = values(gamma)?;
         let inv = self.inv_std();
         let count = (n * plane).max(1) as f64;
-        // Per channel: Σg and Σg·x̂.
-        let sums: Vec<(f64, f64)> = (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                let (mut sg, mut sgx) = (0f64, 0f64);
-                for img in 0..n {
-                    let at = (img * c + ch) * plane;
-                    let (a, b) = g[at..at + plane]
-                        .iter()
-                        .zip(&xv[at..at + plane])
-                        .fold((0f32, 0f32), |(a, b), (gv, xv)| {
-                            (a + gv, b + gv * (xv - self.mean[ch]) * inv[ch])
-                        });
-                    sg += f64::from(a);
-                    sgx += f64::from(b);
-                }
-                (sg, sgx)
-            })
-            .collect();
-        let mut dx = vec![0f32; xv.len()];
-        dx.par_chunks_exact_mut(plane)
-            .enumerate()
-            .for_each(|(i, dst)| {
-                let ch = i % c;
-                let at = i * plane;
-                let k = gm[ch] * inv[ch];
-                if self.batch_stats {
-                    // dx = γ/σ · (g − mean(g) − x̂·mean(g·x̂))
-                    let mg = (sums[ch].0 / count) as f32;
-                    let mgx = (sums[ch].1 / count) as f32;
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        let xh = (xv[at + j] - self.mean[ch]) * inv[ch];
-                        *d = k * (g[at + j] - mg - xh * mgx);
+        // The gradient past the fused ReLU: zero where the output was clipped.
+        let g: Vec<f32> = if self.relu {
+            with_values(grad, |g| {
+                with_values(res, |y| {
+                    g.iter()
+                        .zip(y)
+                        .map(|(g, y)| if *y > 0.0 { *g } else { 0.0 })
+                        .collect()
+                })
+            })??
+        } else {
+            values(grad)?
+        };
+        let (dx, sums) = with_values(x, |xv| {
+            // Per channel: Σg and Σg·x̂.
+            let sums: Vec<(f64, f64)> = (0..c)
+                .into_par_iter()
+                .map(|ch| {
+                    let (mut sg, mut sgx) = (0f64, 0f64);
+                    for img in 0..n {
+                        let at = (img * c + ch) * plane;
+                        let (a, b) = g[at..at + plane]
+                            .iter()
+                            .zip(&xv[at..at + plane])
+                            .fold((0f32, 0f32), |(a, b), (gv, xv)| {
+                                (a + gv, b + gv * (xv - self.mean[ch]) * inv[ch])
+                            });
+                        sg += f64::from(a);
+                        sgx += f64::from(b);
                     }
-                } else {
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = k * g[at + j];
+                    (sg, sgx)
+                })
+                .collect();
+            let mut dx = vec![0f32; xv.len()];
+            dx.par_chunks_exact_mut(plane)
+                .enumerate()
+                .for_each(|(i, dst)| {
+                    let ch = i % c;
+                    let at = i * plane;
+                    let k = gm[ch] * inv[ch];
+                    if self.batch_stats {
+                        // dx = γ/σ · (g − mean(g) − x̂·mean(g·x̂))
+                        let mg = (sums[ch].0 / count) as f32;
+                        let mgx = (sums[ch].1 / count) as f32;
+                        for (j, d) in dst.iter_mut().enumerate() {
+                            let xh = (xv[at + j] - self.mean[ch]) * inv[ch];
+                            *d = k * (g[at + j] - mg - xh * mgx);
+                        }
+                    } else {
+                        for (j, d) in dst.iter_mut().enumerate() {
+                            *d = k * g[at + j];
+                        }
                     }
-                }
-            });
+                });
+            (dx, sums)
+        })?;
         let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
         let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
         Ok((
@@ -336,15 +371,16 @@ impl candle_core::CustomOp3 for BatchNormOp {
     }
 }
 
-/// Batch norm of `x` (N, C, H, W) by `gamma` and `beta` (C): on the batch's
-/// own statistics (returned, for the moving averages) when `stats` is
-/// `None`, else on the given (mean, variance).
+/// Batch norm of `x` (N, C, H, W) by `gamma` and `beta` (C), then a ReLU
+/// when `relu`: on the batch's own statistics (returned, for the moving
+/// averages) when `stats` is `None`, else on the given (mean, variance).
 pub fn batch_norm(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     stats: Option<(Vec<f32>, Vec<f32>)>,
     eps: f64,
+    relu: bool,
 ) -> candle_core::Result<(Tensor, Vec<f32>, Vec<f32>)> {
     let x = x.contiguous()?;
     let batch_stats = stats.is_none();
@@ -357,9 +393,136 @@ pub fn batch_norm(
         var: var.clone(),
         eps: eps as f32,
         batch_stats,
+        relu,
     };
     let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
     Ok((y, mean, var))
+}
+
+/// Dense 3×3 convolution (stride 1, zero padding `pad`: 0 or 1) of `x`
+/// (N, C, H, W) by `weight` (O, C, 3, 3) plus `bias` (O), differentiable in
+/// all three: candle's own convolution backward builds a transposed
+/// convolution and a convolution with the whole image as its kernel, which
+/// dominate a training step on CPU.
+struct Conv3x3Op {
+    pad: usize,
+}
+
+impl candle_core::CustomOp3 for Conv3x3Op {
+    fn name(&self) -> &'static str {
+        "conv3x3-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous(xs, xl, self.name())?;
+        let w = contiguous(ws, wl, self.name())?;
+        let b = contiguous(bs, bl, self.name())?;
+        let (n, c, h, wd) = dims4(xl.shape(), self.name())?;
+        let o = b.len();
+        if w.len() != o * c * 9 || self.pad > 1 || h + 2 * self.pad < 3 || wd + 2 * self.pad < 3 {
+            return Err(msg(
+                "conv3x3-train: weight, padding or input size do not fit",
+            ));
+        }
+        let (out, (oh, ow)) = conv3x3(x, (n, c, h, wd), w, b, self.pad, false);
+        Ok((CpuStorage::F32(out), Shape::from((n, o, oh, ow))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, c, h, w) = x.dims4()?;
+        let (_, o, oh, ow) = grad.dims4()?;
+        let p = self.pad;
+        let xv = values(x)?;
+        let wv = values(weight)?;
+        let g = values(grad)?;
+        // dL/dx: the "full" correlation of the gradient with the kernels
+        // turned 180° and transposed (O ↔ C), padding 2 − pad.
+        let mut turned = vec![0f32; c * o * 9];
+        for oc in 0..o {
+            for ic in 0..c {
+                for k in 0..9 {
+                    turned[(ic * o + oc) * 9 + (8 - k)] = wv[(oc * c + ic) * 9 + k];
+                }
+            }
+        }
+        let (dx, _) = conv3x3(&g, (n, o, oh, ow), &turned, &vec![0f32; c], 2 - p, false);
+        // dL/dw[o][c][ky][kx] = Σ g[n,o,y,x]·x[n,c,y+ky−p,x+kx−p];
+        // dL/db[o] = Σ g[n,o,·,·]. One task per output channel.
+        let per_out: Vec<(Vec<f32>, f32)> = (0..o)
+            .into_par_iter()
+            .map(|oc| {
+                let mut dw = vec![0f64; c * 9];
+                let mut db = 0f64;
+                for img in 0..n {
+                    let gp = &g[(img * o + oc) * oh * ow..(img * o + oc + 1) * oh * ow];
+                    db += f64::from(gp.iter().sum::<f32>());
+                    for ic in 0..c {
+                        let xp = &xv[(img * c + ic) * h * w..(img * c + ic + 1) * h * w];
+                        for ky in 0..3 {
+                            let y0 = p.saturating_sub(ky);
+                            let y1 = oh.min((h + p).saturating_sub(ky));
+                            for kx in 0..3 {
+                                let x0 = p.saturating_sub(kx);
+                                let x1 = ow.min((w + p).saturating_sub(kx));
+                                if x0 >= x1 {
+                                    continue;
+                                }
+                                let mut acc = 0f32;
+                                for y in y0..y1 {
+                                    let sy = y + ky - p;
+                                    let xs = &xp[sy * w + x0 + kx - p..sy * w + x1 + kx - p];
+                                    let gs = &gp[y * ow + x0..y * ow + x1];
+                                    acc += gs.iter().zip(xs).map(|(a, b)| a * b).sum::<f32>();
+                                }
+                                dw[ic * 9 + ky * 3 + kx] += f64::from(acc);
+                            }
+                        }
+                    }
+                }
+                (dw.into_iter().map(|v| v as f32).collect(), db as f32)
+            })
+            .collect();
+        let dw: Vec<f32> = per_out
+            .iter()
+            .flat_map(|(w, _)| w.iter().copied())
+            .collect();
+        let db: Vec<f32> = per_out.iter().map(|(_, b)| *b).collect();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
+            Some(Tensor::from_vec(dw, weight.shape(), x.device())?),
+            Some(Tensor::from_vec(db, o, x.device())?),
+        ))
+    }
+}
+
+/// The dense 3×3 convolution with padding `pad` (0 or 1) and a bias, with
+/// gradients for the input, the weight and the bias.
+pub fn conv3x3_train(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    pad: usize,
+) -> candle_core::Result<Tensor> {
+    x.contiguous()?.apply_op3(
+        &weight.contiguous()?,
+        &bias.contiguous()?,
+        Conv3x3Op { pad },
+    )
 }
 
 #[cfg(test)]
@@ -483,18 +646,74 @@ mod tests {
     }
 
     #[test]
+    fn conv3x3_backward_matches_finite_differences_and_candle() {
+        for (dims, o, pad) in [
+            ((2usize, 3usize, 5usize, 4usize), 2usize, 0usize),
+            ((1, 2, 4, 4), 3, 1),
+            ((1, 1, 3, 3), 2, 1),
+        ] {
+            let (n, c, h, w) = dims;
+            let x = tensor(n * c * h * w, 29, &[n, c, h, w]);
+            let wt = tensor(o * c * 9, 31, &[o, c, 3, 3]);
+            let b = tensor(o, 37, &[o]);
+            let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
+            let r = tensor(n * o * oh * ow, 41, &[n, o, oh, ow]);
+            let vars: Vec<Var> = [&x, &wt, &b]
+                .iter()
+                .map(|t| Var::from_tensor(t).unwrap_or_else(|e| panic!("{e}")))
+                .collect();
+            let y = conv3x3_train(
+                vars[0].as_tensor(),
+                vars[1].as_tensor(),
+                vars[2].as_tensor(),
+                pad,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            let reference = x
+                .conv2d(&wt, pad, 1, 1, 1)
+                .and_then(|t| t.broadcast_add(&b.reshape((1, o, 1, 1))?))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let diff = (&reference - &y)
+                .and_then(|d| d.abs()?.flatten_all()?.max(0)?.to_scalar::<f32>())
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(diff < 1e-5, "forward differs from conv2d by {diff}");
+            let grads = (&y * &r)
+                .and_then(|p| p.sum_all())
+                .and_then(|l| l.backward())
+                .unwrap_or_else(|e| panic!("{e}"));
+            let g = |i: usize| {
+                grads
+                    .get(vars[i].as_tensor())
+                    .unwrap_or_else(|| panic!("no grad"))
+                    .clone()
+            };
+            let run = |x: &Tensor, w: &Tensor, b: &Tensor| {
+                conv3x3_train(x, w, b, pad).unwrap_or_else(|e| panic!("{e}"))
+            };
+            check("conv dx", &x, &g(0), |t| loss(&run(t, &wt, &b), &r), 1e-3);
+            check("conv dw", &wt, &g(1), |t| loss(&run(&x, t, &b), &r), 1e-3);
+            check("conv db", &b, &g(2), |t| loss(&run(&x, &wt, t), &r), 1e-3);
+        }
+    }
+
+    #[test]
     fn batch_norm_backward_matches_finite_differences() {
         let (n, c, h, w) = (3usize, 2usize, 3usize, 2usize);
         let x = tensor(n * c * h * w, 13, &[n, c, h, w]);
         let gamma = tensor(c, 17, &[c]);
         let beta = tensor(c, 19, &[c]);
         let r = tensor(n * c * h * w, 23, &[n, c, h, w]);
-        for fixed in [None, Some((vec![0.1f32, -0.2], vec![0.5f32, 1.5]))] {
+        for (fixed, relu) in [
+            (None, false),
+            (Some((vec![0.1f32, -0.2], vec![0.5f32, 1.5])), false),
+            (None, true),
+            (Some((vec![0.1f32, -0.2], vec![0.5f32, 1.5])), true),
+        ] {
             let xv = Var::from_tensor(&x).unwrap_or_else(|e| panic!("{e}"));
             let gv = Var::from_tensor(&gamma).unwrap_or_else(|e| panic!("{e}"));
             let bv = Var::from_tensor(&beta).unwrap_or_else(|e| panic!("{e}"));
             let run = |x: &Tensor, g: &Tensor, b: &Tensor| {
-                batch_norm(x, g, b, fixed.clone(), 1e-3)
+                batch_norm(x, g, b, fixed.clone(), 1e-3, relu)
                     .unwrap_or_else(|e| panic!("{e}"))
                     .0
             };
@@ -509,7 +728,10 @@ mod tests {
                     .unwrap_or_else(|| panic!("no grad"))
                     .clone()
             };
-            let mode = if fixed.is_some() { "fixed" } else { "batch" };
+            let mode = format!(
+                "{} relu={relu}",
+                if fixed.is_some() { "fixed" } else { "batch" }
+            );
             check(
                 &format!("bn {mode} dx"),
                 &x,
