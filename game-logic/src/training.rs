@@ -50,6 +50,13 @@ pub fn split_of(id: ImageId) -> Split {
     }
 }
 
+/// Whether a round on `image` may show (and count) the model's guess: not
+/// on test-split images when evaluation labels are blind, so the labels a
+/// model is judged by are independent of any model.
+pub fn shows_model_guess(image: ImageId, blind_test: bool) -> bool {
+    !(blind_test && split_of(image) == Split::Test)
+}
+
 /// Where an image came from, as far as training consent goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -470,6 +477,14 @@ mod tests {
         assert_eq!(split_of(id(229)), Split::Val);
         assert_eq!(split_of(id(230)), Split::Test);
         assert_eq!(split_of(id(255)), Split::Test);
+    }
+
+    #[test]
+    fn test_split_rounds_are_blind_when_asked() {
+        assert!(!shows_model_guess(id(240), true));
+        assert!(shows_model_guess(id(240), false));
+        assert!(shows_model_guess(id(10), true));
+        assert!(shows_model_guess(id(210), true));
     }
 
     #[test]

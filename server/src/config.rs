@@ -72,6 +72,10 @@ pub struct TruthConfig {
     pub gold: bool,
     /// Serve decoy suggestions (a deliberately wrong class) on a share of rounds.
     pub decoys: bool,
+    /// Rounds on the training test split's images show no model guess and
+    /// the model does not vote on them: the labels a model is evaluated on
+    /// are never biased by a model.
+    pub blind_test: bool,
     pub schedule: emofy_game::Schedule,
     /// Share of picks that explore a random open image instead of the least certain one.
     pub explore: f64,
@@ -94,6 +98,7 @@ impl Default for TruthConfig {
         TruthConfig {
             gold: true,
             decoys: true,
+            blind_test: true,
             schedule: emofy_game::Schedule::default(),
             explore: 0.05,
             spam: emofy_game::SpamRules::default(),

@@ -283,13 +283,18 @@ impl ServerMessage {
     }
 }
 
-/// The prompt shown with a round.
-pub fn prompt_for(suggestion: Option<&Suggestion>) -> String {
+/// The prompt shown with a round (`blind`: a face the model is tested on,
+/// shown without its guess).
+pub fn prompt_for(suggestion: Option<&Suggestion>, blind: bool) -> String {
     match suggestion {
         Some(s) => format!(
             "The predicted emotion is {}. Select the correct one!",
             s.emotion
         ),
+        None if blind => {
+            "No model guess on this face: your answer helps test the model. Select the correct emotion!"
+                .to_owned()
+        }
         None => "The model has no guess for this face yet. Select the correct emotion!".to_owned(),
     }
 }
@@ -375,7 +380,7 @@ mod tests {
             model: "m".into(),
         };
         assert_eq!(
-            prompt_for(Some(&s)),
+            prompt_for(Some(&s), false),
             "The predicted emotion is happy. Select the correct one!"
         );
     }

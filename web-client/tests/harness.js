@@ -61,6 +61,7 @@ export async function startServer(env = {}, data = dataDir(), port = 0) {
       EMOFY_NET__EXEMPT_LOOPBACK: "true",
       EMOFY_TRUTH__GOLD: "false",
       EMOFY_TRUTH__DECOYS: "false",
+      EMOFY_TRUTH__BLIND_TEST: "false",
       EMOFY_TRUTH__EXPLORE: "0",
       // Everyone trusted from the first label and the demo faces' drawn
       // emotions unused, as in the server's own tests; pages that show

@@ -38,6 +38,8 @@ pub struct Picked {
     pub model_guess: Option<Emotion>,
     pub gold: bool,
     pub decoy: bool,
+    /// A test-split face shown without the model's guess (blind evaluation).
+    pub blind: bool,
 }
 
 /// A push from the coordinator to one session.
@@ -309,7 +311,13 @@ impl Handler<PickImage> for Coordinator {
         if let Some(c) = self.players.get_mut(&m.player) {
             c.seen.insert(image);
         }
-        let real = self.suggestions.get(&image).cloned();
+        // Blind evaluation: no model guess shown or counted on test-split images.
+        let blind = !emofy_game::training::shows_model_guess(image, self.truth.blind_test);
+        let real = if blind {
+            None
+        } else {
+            self.suggestions.get(&image).cloned()
+        };
         let model_guess = real.as_ref().map(|s| s.emotion);
         let decoy = self.truth.decoys && plan.decoy && real.is_some();
         let suggestion = match real {
@@ -325,6 +333,7 @@ impl Handler<PickImage> for Coordinator {
             model_guess,
             gold: gold.is_some(),
             decoy,
+            blind,
         })
     }
 }

@@ -64,6 +64,8 @@ struct RoundExtras {
     model_guess: Option<Emotion>,
     decoy: bool,
     gold: bool,
+    /// A test-split face: no model guess shown (blind evaluation labels).
+    blind: bool,
 }
 
 /// See the module docs.
@@ -407,6 +409,7 @@ impl PlayerSession {
                     model_guess: picked.model_guess,
                     decoy: picked.decoy,
                     gold: picked.gold,
+                    blind: picked.blind,
                 };
                 // The model's cached guess, or none when no model has classified the image (never a made-up one).
                 let round = Round::offer(
@@ -485,7 +488,7 @@ impl PlayerSession {
                     id: round.image,
                     url: format!("/images/{}", round.image),
                 },
-                prompt: prompt_for(shown.as_ref()),
+                prompt: prompt_for(shown.as_ref(), plan.blind),
                 suggestion: shown,
                 offered_ms: round.offered_at,
                 deadline_ms: round.deadline,

@@ -105,6 +105,18 @@ async fn a_candidate_trained_on_the_demo_faces_beats_the_bundled_model_and_passe
     let config: Value =
         serde_json::from_slice(&std::fs::read(model_dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["version"], version);
+    // `emofy model list` shows it, with the gate's decision.
+    let listed: Value =
+        serde_json::from_str(&emofy(dir.path(), &["model", "list", "--json"], &[])).unwrap();
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["version"] == version)
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(row["gate_passed"], true);
+    assert_eq!(row["serving"], false);
+    assert_eq!(row["parent"], "mini-xception-fer2013-7ddc075e901e");
     // `emofy model evaluate` scores it on labelled faces from a folder.
     let faces = dir.path().join("faces");
     demo_folder(&faces, 300, |_, e| e);
@@ -292,4 +304,38 @@ async fn consent_decides_which_faces_train_and_erasure_takes_them_out() {
         before.snapshot.label_set_hash,
         after.snapshot.label_set_hash
     );
+}
+
+#[actix_rt::test]
+async fn test_split_faces_are_played_blind_so_evaluation_labels_never_saw_a_model_guess() {
+    use crate::common::{Bot, spawn_app};
+    use emofy_game::training::{Split, split_of};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.demo.images = 60;
+    config.truth.blind_test = true;
+    let app = spawn_app(config).await;
+    let mut bot = Bot::join(&app.ws(), "Blind").await;
+    let (mut blind, mut shown) = (0, 0);
+    while let Some(round) = bot.next_round().await {
+        let id: emofy_game::ImageId = round["image"]["id"].as_str().unwrap().parse().unwrap();
+        if split_of(id) == Split::Test {
+            assert!(round["suggestion"].is_null(), "{round}");
+            assert!(
+                round["prompt"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("No model guess on this face"),
+                "{round}"
+            );
+            blind += 1;
+        } else {
+            assert!(round["suggestion"].is_object(), "{round}");
+            shown += 1;
+        }
+        let result = bot.answer(&round, "happy").await;
+        assert_eq!(result["type"], "result");
+    }
+    assert!(blind > 0 && shown > 0, "blind {blind}, shown {shown}");
+    app.stop().await;
 }

@@ -7,7 +7,7 @@
 //! | [`predict`] | `predict` |
 //! | [`admin`] | `admin rebuild-leaderboard`, `admin truth-pass`, `admin create-moderator` |
 //! | [`aggregate`] | `aggregate` |
-//! | [`train`] | `train`, `model evaluate` |
+//! | [`train`] | `train`, `model evaluate`, `model list` |
 //!
 //! Every command loads the configuration the same way (defaults, the file,
 //! `EMOFY_*`, its flags) and sets up logging once: the server logs at
@@ -120,7 +120,7 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
-    /// Models: evaluate one on labelled faces.
+    /// Models: list the trained ones, evaluate one on labelled faces.
     Model {
         #[command(subcommand)]
         command: ModelCommand,
@@ -134,6 +134,15 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ModelCommand {
+    /// The trained models under the models directory (newest first): parent,
+    /// test accuracy against the parent's, the gate's decision, which one serves.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
     /// Accuracy, macro-F1, recall per class and the confusion matrix of a
     /// model on labelled faces (an `<emotion>/<file>` folder or a FER2013 CSV).
     Evaluate {
@@ -196,7 +205,8 @@ impl Command {
             | Command::Aggregate { overrides, .. }
             | Command::Train { overrides, .. }
             | Command::Model {
-                command: ModelCommand::Evaluate { overrides, .. },
+                command:
+                    ModelCommand::Evaluate { overrides, .. } | ModelCommand::List { overrides, .. },
             }
             | Command::Admin {
                 command:
@@ -243,6 +253,9 @@ fn main() -> anyhow::Result<()> {
                     ..
                 },
         } => train::evaluate_model(&config, model.as_deref(), &dataset, json),
+        Command::Model {
+            command: ModelCommand::List { json, .. },
+        } => train::list_models(&config, json),
         Command::Admin { command } => match command {
             AdminCommand::RebuildLeaderboard { .. } => {
                 system().block_on(admin::rebuild_leaderboard(config))

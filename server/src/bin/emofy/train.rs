@@ -228,3 +228,75 @@ fn print_evaluation(model: &str, e: &Evaluation, skipped: usize) {
         println!("  {:<9}{}", c.as_str(), row.join(""));
     }
 }
+
+/// `emofy model list`: the trained models under the models directory, newest
+/// first, from each one's `training.json`.
+pub fn list_models(config: &Config, json: bool) -> anyhow::Result<()> {
+    let dir = config.training.models_dir(&config.data_dir);
+    let serving = app::load_model(config)?.map(|m| m.version().to_owned());
+    let mut rows = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let card = entry.path().join("training.json");
+            // A bounded read: a card is a few kilobytes.
+            let Ok(meta) = std::fs::metadata(&card) else {
+                continue;
+            };
+            if !meta.is_file() || meta.len() > 16 << 20 {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&card) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            rows.push(serde_json::json!({
+                "version": v["version"],
+                "parent": v["parent"],
+                "created_ms": v["created_ms"],
+                "test_images": v["candidate"]["test"]["images"],
+                "test_accuracy": v["candidate"]["test"]["accuracy"],
+                "parent_test_accuracy": v["champion"]["test"]["accuracy"],
+                "gate_passed": v["gate"]["promote"],
+                "refusals": v["gate"]["refusals"],
+                "serving": serving.as_deref() == v["version"].as_str(),
+            }));
+        }
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r["created_ms"].as_u64().unwrap_or(0)));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no trained models under {}", dir.display());
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:<36} {:>6} {:>9} {:>9}  gate",
+        "version", "parent", "test", "accuracy", "parent's"
+    );
+    for r in &rows {
+        let acc = |k: &str| r[k].as_f64().map_or("—".into(), pct);
+        println!(
+            "{:<28} {:<36} {:>6} {:>9} {:>9}  {}{}",
+            r["version"].as_str().unwrap_or("?"),
+            r["parent"].as_str().unwrap_or("?"),
+            r["test_images"].as_u64().unwrap_or(0),
+            acc("test_accuracy"),
+            acc("parent_test_accuracy"),
+            if r["gate_passed"] == true {
+                "passed"
+            } else {
+                "refused"
+            },
+            if r["serving"] == true {
+                " (serving)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
