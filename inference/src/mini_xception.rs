@@ -113,8 +113,9 @@ fn pointwise(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> 
         .reshape((n, o, h, wd))
 }
 
-/// Every other row/column starting at 0 along `dim` (stride-2 subsample).
-fn every_other(x: &Tensor, dim: usize) -> candle_core::Result<Tensor> {
+/// Every other row/column starting at 0 along `dim` (stride-2 subsample;
+/// differentiable, so training uses it too).
+pub(crate) fn every_other(x: &Tensor, dim: usize) -> candle_core::Result<Tensor> {
     let len = x.dim(dim)?;
     let out = len.div_ceil(2);
     let x = if len % 2 == 1 {

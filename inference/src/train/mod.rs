@@ -189,7 +189,7 @@ pub fn fit(
             ..ParamsAdamW::default()
         },
     )?;
-    let mut rng = Rng(config.seed);
+    let mut rng = Rng::new(config.seed);
     let mut order_idx: Vec<usize> = (0..train.len()).collect();
     let batch = config.batch_size.max(2);
     let mut reports = Vec::with_capacity(config.epochs);
@@ -228,7 +228,7 @@ pub fn fit(
                 .take(config.recalibration_images)
                 .map(|i| &train[*i])
                 .collect();
-            let mut plain = Rng(0);
+            let mut plain = Rng::new(0);
             let batches = sample
                 .chunks(batch)
                 .filter(|c| c.len() >= 2)
@@ -276,7 +276,7 @@ pub fn predict_net(
 ) -> Result<Vec<Emotion>, TrainError> {
     let device = net.device().clone();
     let mut out = Vec::with_capacity(examples.len());
-    let mut rng = Rng(0);
+    let mut rng = Rng::new(0);
     for chunk in examples.chunks(64) {
         let refs: Vec<&Example> = chunk.iter().collect();
         let x = batch_input(&refs, &Augment::NONE, &mut rng, &device)?;

@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 
 use candle_core::{D, DType, Device, Tensor, Var};
 
+use super::augment::Rng;
 use super::ops::{batch_norm, conv3x3_train, depthwise3x3, max_pool3x3s2};
+use crate::mini_xception::every_other;
 
 /// Keras' batch-norm momentum: moving = 0.99·moving + 0.01·batch.
 const MOMENTUM: f64 = 0.99;
@@ -55,26 +57,10 @@ pub struct TrainableNet {
     device: Device,
 }
 
-/// SplitMix64 normals for a reproducible initialisation.
-struct Normals(u64);
-
-impl Normals {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-
-    fn normal(&mut self) -> f64 {
-        let (u, v) = (self.uniform(), self.uniform());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
+/// A standard normal draw (Box–Muller) for a reproducible initialisation.
+fn normal(rng: &mut Rng) -> f64 {
+    let (u, v) = (rng.unit().max(f64::MIN_POSITIVE), rng.unit());
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
 /// Every weight's name and shape, in Keras layer order.
@@ -112,7 +98,7 @@ impl TrainableNet {
     /// norms), reproducible from `seed`.
     pub fn init(seed: u64) -> candle_core::Result<TrainableNet> {
         let device = Device::Cpu;
-        let mut rng = Normals(seed);
+        let mut rng = Rng::new(seed);
         let mut tensors = BTreeMap::new();
         for (name, shape) in shapes() {
             let len: usize = shape.iter().product();
@@ -128,7 +114,7 @@ impl TrainableNet {
                     shape[1..].iter().product::<usize>()
                 };
                 let std = (2.0 / fan_in as f64).sqrt();
-                (0..len).map(|_| (rng.normal() * std) as f32).collect()
+                (0..len).map(|_| (normal(&mut rng) * std) as f32).collect()
             };
             tensors.insert(name, Tensor::from_vec(values, shape, &device)?);
         }
@@ -374,21 +360,6 @@ fn pointwise(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
     let o = w.dim(0)?;
     w.broadcast_matmul(&x.reshape((n, c, h * wd))?)?
         .reshape((n, o, h, wd))
-}
-
-/// Every other row/column starting at 0 along `dim` (stride-2 subsample).
-fn every_other(x: &Tensor, dim: usize) -> candle_core::Result<Tensor> {
-    let len = x.dim(dim)?;
-    let out = len.div_ceil(2);
-    let x = if len % 2 == 1 {
-        x.pad_with_zeros(dim, 0, 1)?
-    } else {
-        x.clone()
-    };
-    let mut shape = x.dims().to_vec();
-    shape[dim] = out;
-    shape.insert(dim + 1, 2);
-    x.reshape(shape)?.narrow(dim + 1, 0, 1)?.squeeze(dim + 1)
 }
 
 /// The safetensors encoding of f32 tensors, in memory: an 8-byte

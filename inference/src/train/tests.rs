@@ -14,7 +14,7 @@ fn order() -> ClassOrder {
 /// Faces of two kinds a network can tell apart: a bright band at the top
 /// (happy) or at the bottom (sad), with noise.
 fn toy(n: usize, seed: u64) -> Vec<Example> {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     (0..n)
         .map(|i| {
             let top = i % 2 == 0;
@@ -35,6 +35,37 @@ fn toy(n: usize, seed: u64) -> Vec<Example> {
             }
         })
         .collect()
+}
+
+/// Whether training changed `key` between two snapshots.
+fn moved(
+    before: &std::collections::BTreeMap<String, Tensor>,
+    after: &std::collections::BTreeMap<String, Tensor>,
+    key: &str,
+) -> bool {
+    (&before[key] - &after[key])
+        .and_then(|d| d.abs()?.sum_all()?.to_scalar::<f32>())
+        .unwrap_or_else(|e| panic!("{e}"))
+        > 0.0
+}
+
+/// The bundled weights, trained for one epoch of `train` as `trainable` says;
+/// returns the network and its weights before.
+fn one_epoch(
+    train: &[Example],
+    trainable: Trainable,
+) -> (TrainableNet, std::collections::BTreeMap<String, Tensor>) {
+    let mut net =
+        TrainableNet::from_safetensors(BUNDLED_WEIGHTS, 1e-3).unwrap_or_else(|e| panic!("{e}"));
+    let before = net.tensors().unwrap_or_else(|e| panic!("{e}"));
+    let config = TrainConfig {
+        epochs: 1,
+        batch_size: 4,
+        trainable,
+        ..TrainConfig::default()
+    };
+    fit(&mut net, order(), train, &[], &config, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    (net, before)
 }
 
 fn max_diff(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
@@ -64,7 +95,7 @@ fn logits_of_net(net: &mut TrainableNet, examples: &[Example]) -> Vec<Vec<f32>> 
     let x = batch_input(
         &refs,
         &Augment::NONE,
-        &mut Rng(0),
+        &mut Rng::new(0),
         &candle_core::Device::Cpu,
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -88,16 +119,7 @@ fn the_unfolded_network_computes_what_the_serving_model_does() {
 
 #[test]
 fn a_trained_network_refolds_into_the_same_serving_model() {
-    let train = toy(8, 5);
-    let mut net =
-        TrainableNet::from_safetensors(BUNDLED_WEIGHTS, 1e-3).unwrap_or_else(|e| panic!("{e}"));
-    let before = net.tensors().unwrap_or_else(|e| panic!("{e}"));
-    let config = TrainConfig {
-        epochs: 1,
-        batch_size: 4,
-        ..TrainConfig::default()
-    };
-    fit(&mut net, order(), &train, &[], &config, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    let (mut net, before) = one_epoch(&toy(8, 5), Trainable::All);
     // Training moved the weights and the batch-norm statistics.
     let after = net.tensors().unwrap_or_else(|e| panic!("{e}"));
     for key in [
@@ -105,10 +127,7 @@ fn a_trained_network_refolds_into_the_same_serving_model() {
         "batch_normalization_1.moving_mean",
         "conv2d_7.bias",
     ] {
-        let d = (&before[key] - &after[key])
-            .and_then(|d| d.abs()?.sum_all()?.to_scalar::<f32>())
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(d > 0.0, "{key} did not move");
+        assert!(moved(&before, &after, key), "{key} did not move");
     }
     let bytes = net.to_safetensors().unwrap_or_else(|e| panic!("{e}"));
     let serving =
@@ -156,24 +175,9 @@ fn training_from_scratch_learns_a_separable_task() {
 
 #[test]
 fn last_block_training_leaves_the_frozen_layers_alone() {
-    let train = toy(8, 21);
-    let mut net =
-        TrainableNet::from_safetensors(BUNDLED_WEIGHTS, 1e-3).unwrap_or_else(|e| panic!("{e}"));
-    let before = net.tensors().unwrap_or_else(|e| panic!("{e}"));
-    let config = TrainConfig {
-        epochs: 1,
-        batch_size: 4,
-        trainable: Trainable::LastBlock,
-        ..TrainConfig::default()
-    };
-    fit(&mut net, order(), &train, &[], &config, |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    let (net, before) = one_epoch(&toy(8, 21), Trainable::LastBlock);
     let after = net.tensors().unwrap_or_else(|e| panic!("{e}"));
-    let moved = |key: &str| {
-        (&before[key] - &after[key])
-            .and_then(|d| d.abs()?.sum_all()?.to_scalar::<f32>())
-            .unwrap_or_else(|e| panic!("{e}"))
-            > 0.0
-    };
+    let moved = |key: &str| moved(&before, &after, key);
     assert!(!moved("conv2d_1.weight"));
     assert!(!moved("batch_normalization_1.moving_mean"));
     assert!(!moved("separable_conv2d_6.depthwise"));
