@@ -143,7 +143,7 @@ impl Default for Config {
 
 /// Retraining: which images train, the run's hyperparameters, the
 /// promotion gate, and where trained models go.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainingConfig {
     /// `[training.data]`: the confidence a crowd label needs to train, and
@@ -158,6 +158,21 @@ pub struct TrainingConfig {
     /// Where trained models are written (one directory per version);
     /// unset: `<data_dir>/models`.
     pub models_dir: Option<PathBuf>,
+    /// The most faces a reference or evaluation set (`--reference`,
+    /// `emofy model evaluate --dataset`) may hold.
+    pub max_labelled_faces: usize,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            data: emofy_game::training::DataRules::default(),
+            fit: emofy_inference::train::TrainConfig::default(),
+            gate: emofy_game::training::GateRules::default(),
+            models_dir: None,
+            max_labelled_faces: 200_000,
+        }
+    }
 }
 
 impl TrainingConfig {

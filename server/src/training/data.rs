@@ -171,14 +171,28 @@ fn one_hot(e: Emotion) -> [f32; EMOTION_COUNT] {
     t
 }
 
+/// The longest line a labelled CSV may have: a FER2013 row is about 9 KiB.
+pub const MAX_LINE_BYTES: usize = 64 << 10;
+
 /// Labelled faces from outside the store, to evaluate on: an
 /// `<emotion>/<file>` folder (each image read within the decode limits and
 /// made 64×64 grayscale, as stored images are) or a FER2013 CSV
-/// (`emotion,pixels[,Usage]`). Unreadable entries are skipped and counted.
-pub fn read_labelled(path: &Path) -> Result<(Vec<Example>, usize), TrainingDataError> {
+/// (`emotion,pixels[,Usage]`, read line by line, each line at most
+/// [`MAX_LINE_BYTES`]). At most `max_faces` entries are read (more is an
+/// error, not a truncation). Unreadable entries are skipped and counted.
+pub fn read_labelled(
+    path: &Path,
+    max_faces: usize,
+) -> Result<(Vec<Example>, usize), TrainingDataError> {
+    use std::io::{BufRead, Read};
     let file_err = |why: String| TrainingDataError::File {
         path: path.display().to_string(),
         why,
+    };
+    let too_many = || {
+        file_err(format!(
+            "more than {max_faces} faces (training.max_labelled_faces)"
+        ))
     };
     let limits = emofy_inference::DecodeLimits::DEFAULT;
     let mut out = Vec::new();
@@ -186,10 +200,13 @@ pub fn read_labelled(path: &Path) -> Result<(Vec<Example>, usize), TrainingDataE
     if path.is_dir() {
         let scan =
             crate::dataset::import::scan_folder(path).map_err(|e| file_err(e.to_string()))?;
+        if scan.files.len() > max_faces {
+            return Err(too_many());
+        }
         skipped += scan.rejected.len();
         for (file, emotion) in scan.files {
             let too_big = std::fs::metadata(&file)
-                .map(|m| m.len() > limits.max_bytes)
+                .map(|m| !m.is_file() || m.len() > limits.max_bytes)
                 .unwrap_or(true);
             let pixels = if too_big {
                 None
@@ -209,20 +226,46 @@ pub fn read_labelled(path: &Path) -> Result<(Vec<Example>, usize), TrainingDataE
         }
         return Ok((out, skipped));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .ok_or_else(|| file_err("empty file".into()))?
-        .split(',')
-        .map(str::trim)
-        .collect();
+    let file = std::fs::File::open(path).map_err(|e| file_err(e.to_string()))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
+    // One line, at most MAX_LINE_BYTES (never more is held in memory).
+    let mut next_line = |line: &mut Vec<u8>, row: usize| -> Result<bool, TrainingDataError> {
+        line.clear();
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', line)
+            .map_err(|e| file_err(e.to_string()))?;
+        if line.len() > MAX_LINE_BYTES {
+            return Err(file_err(format!(
+                "row {row}: longer than {MAX_LINE_BYTES} bytes"
+            )));
+        }
+        while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            line.pop();
+        }
+        Ok(n > 0)
+    };
+    if !next_line(&mut line, 0)? {
+        return Err(file_err("empty file".into()));
+    }
+    let header_text = String::from_utf8_lossy(&line).into_owned();
+    let header: Vec<&str> = header_text.split(',').map(str::trim).collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
     let (Some(e_col), Some(p_col)) = (col("emotion"), col("pixels")) else {
         return Err(file_err("expected emotion and pixels columns".into()));
     };
-    for line in lines {
-        let fields: Vec<&str> = line.split(',').collect();
+    let mut row = 0;
+    while next_line(&mut line, row + 1)? {
+        row += 1;
+        if line.is_empty() {
+            continue;
+        }
+        if out.len() + skipped >= max_faces {
+            return Err(too_many());
+        }
+        let text = String::from_utf8_lossy(&line);
+        let fields: Vec<&str> = text.split(',').collect();
         match crate::dataset::import::parse_fer_row(&fields, e_col, p_col) {
             Ok((emotion, img)) => {
                 let img = image::imageops::resize(

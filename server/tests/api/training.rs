@@ -339,3 +339,36 @@ async fn test_split_faces_are_played_blind_so_evaluation_labels_never_saw_a_mode
     assert!(blind > 0 && shown > 0, "blind {blind}, shown {shown}");
     app.stop().await;
 }
+
+#[test]
+fn labelled_sets_are_read_within_their_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let pixels = vec!["128"; 48 * 48].join(" ");
+    let csv = dir.path().join("faces.csv");
+    let rows: String = (0..5)
+        .map(|i| format!("{},{pixels},Training\n", i % 7))
+        .collect();
+    std::fs::write(
+        &csv,
+        format!("emotion,pixels,Usage\n{rows}3,1 2 3,Training\n"),
+    )
+    .unwrap();
+    // Within the cap: every good row read, the short one skipped and counted.
+    let (faces, skipped) = data::read_labelled(&csv, 10).unwrap();
+    assert_eq!((faces.len(), skipped), (5, 1));
+    assert!(faces.iter().all(|f| f.pixels.len() == 64 * 64));
+    // Past the cap: an error that says so, after reading at most the cap.
+    let e = data::read_labelled(&csv, 3).unwrap_err().to_string();
+    assert!(e.contains("more than 3 faces"), "{e}");
+    // A line past the line bound is refused without being held whole.
+    let long = dir.path().join("long.csv");
+    let huge = "9".repeat(data::MAX_LINE_BYTES * 4);
+    std::fs::write(&long, format!("emotion,pixels\n1,{huge}\n")).unwrap();
+    let e = data::read_labelled(&long, 10).unwrap_err().to_string();
+    assert!(e.contains("row 1: longer than"), "{e}");
+    // A folder with more files than the cap.
+    let folder = dir.path().join("folder");
+    demo_folder(&folder, 4, |_, e| e);
+    assert!(data::read_labelled(&folder, 3).is_err());
+    assert_eq!(data::read_labelled(&folder, 4).unwrap().0.len(), 4);
+}

@@ -60,7 +60,8 @@ pub async fn train(config: Config, request: TrainRequest) -> anyhow::Result<()> 
     reading.finish_and_clear();
     let reference = match &request.reference {
         Some(path) => {
-            let (examples, skipped) = data::read_labelled(path)?;
+            let (examples, skipped) =
+                data::read_labelled(path, config.training.max_labelled_faces)?;
             if examples.is_empty() {
                 bail!("{}: no readable labelled faces", path.display());
             }
@@ -182,7 +183,7 @@ pub fn evaluate_model(
         None => app::load_model(config)?
             .context("the model is disabled in the configuration (model.enabled = false)")?,
     };
-    let (examples, skipped) = data::read_labelled(dataset)?;
+    let (examples, skipped) = data::read_labelled(dataset, config.training.max_labelled_faces)?;
     if examples.is_empty() {
         bail!("{}: no readable labelled faces", dataset.display());
     }
