@@ -204,12 +204,7 @@ pub struct Fit {
 
 /// The most probable class (first of equals) and its probability.
 pub fn top(posterior: &[f64]) -> (usize, f64) {
-    let mut best = 0;
-    for (i, p) in posterior.iter().enumerate() {
-        if *p > posterior[best] {
-            best = i;
-        }
-    }
+    let best = crate::emotion::top_index(posterior);
     (best, posterior.get(best).copied().unwrap_or(0.0))
 }
 

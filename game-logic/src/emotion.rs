@@ -102,16 +102,28 @@ impl FromStr for Emotion {
     }
 }
 
-/// The most probable class of a distribution over the emotions (the first
-/// of equals), and its probability.
-pub fn map(posterior: &[f64; EMOTION_COUNT]) -> (Emotion, f64) {
+/// The index of the largest value (the first of equals; 0 when empty): the
+/// top class of any distribution or score vector, whatever its class set.
+pub fn top_index<T: PartialOrd>(values: &[T]) -> usize {
     let mut best = 0;
-    for (i, p) in posterior.iter().enumerate() {
-        if *p > posterior[best] {
+    for (i, v) in values.iter().enumerate() {
+        if *v > values[best] {
             best = i;
         }
     }
+    best
+}
+
+/// The most probable class of a distribution over the emotions (the first
+/// of equals), and its probability.
+pub fn map(posterior: &[f64; EMOTION_COUNT]) -> (Emotion, f64) {
+    let best = top_index(posterior);
     (Emotion::ALL[best], posterior[best])
+}
+
+/// The most probable class of a distribution over the emotions (the first of equals).
+pub fn top_of(probabilities: &[f32; EMOTION_COUNT]) -> Emotion {
+    Emotion::ALL[top_index(probabilities)]
 }
 
 #[cfg(test)]

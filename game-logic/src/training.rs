@@ -133,17 +133,12 @@ pub struct Target {
 impl Target {
     /// The target's most probable class.
     pub fn label(&self) -> Emotion {
-        let mut best = 0;
-        for (i, p) in self.probabilities.iter().enumerate() {
-            if *p > self.probabilities[best] {
-                best = i;
-            }
-        }
-        Emotion::ALL[best]
+        crate::emotion::top_of(&self.probabilities)
     }
 }
 
-fn one_hot(e: Emotion) -> [f32; EMOTION_COUNT] {
+/// A hard target: all the probability on `e`.
+pub fn one_hot(e: Emotion) -> [f32; EMOTION_COUNT] {
     let mut p = [0.0; EMOTION_COUNT];
     p[e.index()] = 1.0;
     p

@@ -14,7 +14,7 @@ fn min_planes(work_per_plane: usize) -> usize {
     (16_384 / work_per_plane.max(1)).max(1)
 }
 
-fn f32_input<'a>(
+pub(crate) fn f32_input<'a>(
     storage: &'a CpuStorage,
     layout: &Layout,
     name: &str,
@@ -30,7 +30,10 @@ fn f32_input<'a>(
     Ok(&data[start..end])
 }
 
-fn dims4(layout: &Layout, name: &str) -> candle_core::Result<(usize, usize, usize, usize)> {
+pub(crate) fn dims4(
+    layout: &Layout,
+    name: &str,
+) -> candle_core::Result<(usize, usize, usize, usize)> {
     match layout.shape().dims() {
         [n, c, h, w] => Ok((*n, *c, *h, *w)),
         d => Err(candle_core::Error::Msg(format!(

@@ -49,13 +49,7 @@ impl Prediction {
 
     /// The most probable emotion (the first one on exact ties).
     pub fn top(&self) -> Emotion {
-        let mut best = 0;
-        for (i, p) in self.probabilities.iter().enumerate() {
-            if *p > self.probabilities[best] {
-                best = i;
-            }
-        }
-        Emotion::ALL[best]
+        emofy_game::emotion::top_of(&self.probabilities)
     }
 
     /// Probability of the top emotion.

@@ -47,6 +47,50 @@ fn load_err(e: impl std::fmt::Display) -> InferenceError {
     InferenceError::Load(e.to_string())
 }
 
+/// The bundled model's `config.json` (`inference/models/mini-xception-fer2013`).
+pub const BUNDLED_CONFIG: &str = include_str!("../models/mini-xception-fer2013/config.json");
+/// The bundled model's `model.safetensors` (Keras layer names, batch norms unfolded).
+pub const BUNDLED_WEIGHTS: &[u8] =
+    include_bytes!("../models/mini-xception-fer2013/model.safetensors");
+
+/// One residual block: (in channels, out channels, first separable conv,
+/// its batch norm, second separable conv, its batch norm, shortcut conv,
+/// its batch norm), by Keras layer number.
+pub(crate) type BlockSpec = (usize, usize, usize, usize, usize, usize, usize, usize);
+
+/// The four residual blocks (serving and training build them alike).
+pub(crate) const BLOCKS: [BlockSpec; 4] = [
+    (8, 16, 1, 4, 2, 5, 3, 3),
+    (16, 32, 3, 7, 4, 8, 4, 6),
+    (32, 64, 5, 10, 6, 11, 5, 9),
+    (64, 128, 7, 13, 8, 14, 6, 12),
+];
+
+/// The model's outputs in Emofy's order: `to_emofy[i]` is the Emofy index
+/// of output `i` (the class order in `config.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassOrder(pub [usize; EMOTION_COUNT]);
+
+impl ClassOrder {
+    /// From `config.json`'s class names: each of the seven emotions once.
+    pub fn from_names(names: &[String]) -> Result<ClassOrder, InferenceError> {
+        if names.len() != EMOTION_COUNT {
+            return Err(load_err("config.classes must list 7 classes"));
+        }
+        let mut out = [0usize; EMOTION_COUNT];
+        for (i, n) in names.iter().enumerate() {
+            let e: Emotion = n.parse().map_err(load_err)?;
+            out[i] = e.index();
+        }
+        let mut seen = out.to_vec();
+        seen.sort_unstable();
+        if seen != (0..EMOTION_COUNT).collect::<Vec<_>>() {
+            return Err(load_err("config.classes must name each emotion once"));
+        }
+        Ok(ClassOrder(out))
+    }
+}
+
 /// A convolution with its batch norm folded in: weight (O, C, kh, kw), bias (O).
 struct Folded {
     weight: Tensor,
@@ -187,10 +231,7 @@ impl MiniXception {
 
     /// The model shipped inside this crate (`inference/models/mini-xception-fer2013`).
     pub fn bundled() -> Result<MiniXception, InferenceError> {
-        Self::from_buffers(
-            include_str!("../models/mini-xception-fer2013/config.json"),
-            include_bytes!("../models/mini-xception-fer2013/model.safetensors"),
-        )
+        Self::from_buffers(BUNDLED_CONFIG, BUNDLED_WEIGHTS)
     }
 
     /// Builds the model from weights named as the converted Keras layers.
@@ -198,19 +239,7 @@ impl MiniXception {
         vb: &VarBuilder,
         config: &ModelConfig,
     ) -> Result<MiniXception, InferenceError> {
-        if config.classes.len() != EMOTION_COUNT {
-            return Err(load_err("config.classes must list 7 classes"));
-        }
-        let mut to_emofy = [0usize; EMOTION_COUNT];
-        for (i, name) in config.classes.iter().enumerate() {
-            let e: Emotion = name.parse().map_err(load_err)?;
-            to_emofy[i] = e.index();
-        }
-        let mut seen = to_emofy.to_vec();
-        seen.sort_unstable();
-        if seen != (0..EMOTION_COUNT).collect::<Vec<_>>() {
-            return Err(load_err("config.classes must name each emotion once"));
-        }
+        let to_emofy = ClassOrder::from_names(&config.classes)?.0;
         let eps = config.batch_norm_epsilon;
         let build = || -> candle_core::Result<(Folded, Folded, Vec<Block>, Folded)> {
             let s1 = fold_bn(
@@ -225,15 +254,8 @@ impl MiniXception {
                 vb.pp("conv2d_2").get((8, 8, 3, 3), "weight")?,
                 eps,
             )?;
-            // (in, out, sep1, bn1, sep2, bn2, shortcut conv, shortcut bn), Keras layer names.
-            let spec = [
-                (8, 16, 1, 4, 2, 5, 3, 3),
-                (16, 32, 3, 7, 4, 8, 4, 6),
-                (32, 64, 5, 10, 6, 11, 5, 9),
-                (64, 128, 7, 13, 8, 14, 6, 12),
-            ];
-            let mut blocks = Vec::with_capacity(4);
-            for (c, o, s1i, b1, s2i, b2, sc, sbn) in spec {
+            let mut blocks = Vec::with_capacity(BLOCKS.len());
+            for (c, o, s1i, b1, s2i, b2, sc, sbn) in BLOCKS {
                 let sep1 = SeparableConv::load(
                     vb,
                     &format!("separable_conv2d_{s1i}"),

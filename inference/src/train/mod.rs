@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use augment::{Augment, Rng};
 pub use net::{Trainable, TrainableNet};
 
+pub use crate::mini_xception::ClassOrder;
 use crate::mini_xception::MiniXception;
 use crate::{Classifier, InferenceError};
 
@@ -97,44 +98,13 @@ pub enum TrainError {
     Inference(#[from] InferenceError),
 }
 
-/// The model's outputs in Emofy's order: `to_emofy[i]` is the Emofy index
-/// of output `i` (the class order in `config.json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClassOrder(pub [usize; EMOTION_COUNT]);
-
-impl ClassOrder {
-    /// From `config.json`'s class names.
-    pub fn from_names(names: &[String]) -> Result<ClassOrder, InferenceError> {
-        if names.len() != EMOTION_COUNT {
-            return Err(InferenceError::Load(
-                "config.classes must list 7 classes".into(),
-            ));
-        }
-        let mut out = [0usize; EMOTION_COUNT];
-        for (i, n) in names.iter().enumerate() {
-            let e: Emotion = n
-                .parse()
-                .map_err(|e| InferenceError::Load(format!("config.classes: {e}")))?;
-            out[i] = e.index();
-        }
-        let mut seen = out.to_vec();
-        seen.sort_unstable();
-        if seen != (0..EMOTION_COUNT).collect::<Vec<_>>() {
-            return Err(InferenceError::Load(
-                "config.classes must name each emotion once".into(),
-            ));
-        }
-        Ok(ClassOrder(out))
+/// An Emofy-ordered target in the model's output order.
+fn to_model(order: ClassOrder, target: &[f32; EMOTION_COUNT]) -> [f32; EMOTION_COUNT] {
+    let mut out = [0f32; EMOTION_COUNT];
+    for (i, e) in order.0.iter().enumerate() {
+        out[i] = target[*e];
     }
-
-    /// An Emofy-ordered target in the model's output order.
-    fn to_model(self, target: &[f32; EMOTION_COUNT]) -> [f32; EMOTION_COUNT] {
-        let mut out = [0f32; EMOTION_COUNT];
-        for (i, e) in self.0.iter().enumerate() {
-            out[i] = target[*e];
-        }
-        out
-    }
+    out
 }
 
 fn batch_input(
@@ -206,7 +176,7 @@ pub fn fit(
             let x = batch_input(&examples, &config.augment, &mut rng, &device)?;
             let targets: Vec<f32> = examples
                 .iter()
-                .flat_map(|e| order.to_model(&e.target))
+                .flat_map(|e| to_model(order, &e.target))
                 .collect();
             let targets = Tensor::from_vec(targets, (examples.len(), EMOTION_COUNT), &device)?;
             let weights: Vec<f32> = examples.iter().map(|e| e.weight.max(0.0)).collect();
@@ -253,18 +223,9 @@ pub fn fit(
     Ok(reports)
 }
 
-fn top(p: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, v) in p.iter().enumerate() {
-        if *v > p[best] {
-            best = i;
-        }
-    }
-    best
-}
-
-fn target_label(e: &Example) -> Emotion {
-    Emotion::ALL[top(&e.target)]
+/// The class an example is labelled with: its target's top class.
+pub fn target_label(e: &Example) -> Emotion {
+    emofy_game::emotion::top_of(&e.target)
 }
 
 /// The trainable network's answers (Emofy order) on `examples`, in
@@ -281,7 +242,11 @@ pub fn predict_net(
         let refs: Vec<&Example> = chunk.iter().collect();
         let x = batch_input(&refs, &Augment::NONE, &mut rng, &device)?;
         let logits: Vec<Vec<f32>> = net.forward(&x, false, Trainable::All)?.to_vec2()?;
-        out.extend(logits.iter().map(|row| Emotion::ALL[order.0[top(row)]]));
+        out.extend(
+            logits
+                .iter()
+                .map(|row| Emotion::ALL[order.0[emofy_game::emotion::top_index(row)]]),
+        );
     }
     Ok(out)
 }

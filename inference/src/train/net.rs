@@ -17,23 +17,10 @@ use candle_core::{D, DType, Device, Tensor, Var};
 
 use super::augment::Rng;
 use super::ops::{batch_norm, conv3x3_train, depthwise3x3, max_pool3x3s2};
-use crate::mini_xception::every_other;
+use crate::mini_xception::{BLOCKS, every_other};
 
 /// Keras' batch-norm momentum: moving = 0.99·moving + 0.01·batch.
 const MOMENTUM: f64 = 0.99;
-
-/// The four residual blocks: (in, out, first separable conv, its batch
-/// norm, second separable conv, its batch norm, shortcut conv, its batch
-/// norm), by Keras layer number.
-/// One block's channels and Keras layer numbers.
-type BlockSpec = (usize, usize, usize, usize, usize, usize, usize, usize);
-
-const BLOCKS: [BlockSpec; 4] = [
-    (8, 16, 1, 4, 2, 5, 3, 3),
-    (16, 32, 3, 7, 4, 8, 4, 6),
-    (32, 64, 5, 10, 6, 11, 5, 9),
-    (64, 128, 7, 13, 8, 14, 6, 12),
-];
 
 /// Which weights a training run updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,40 +1,20 @@
-//! The two mini-Xception layers candle cannot differentiate, as custom ops
-//! with a backward pass: the depthwise 3×3 "same" convolution (gradients for
-//! the input and the taps) and the 3×3 stride-2 "same" max pool (candle's own
-//! max pool has a backward only when the kernel equals the stride).
+//! The mini-Xception's layers as custom ops with their own backward pass:
+//! the depthwise 3×3 "same" convolution and the 3×3 stride-2 "same" max pool
+//! (candle cannot differentiate them: its max pool has a backward only when
+//! the kernel equals the stride), the dense 3×3 convolutions and batch norm
+//! (candle's own backward for these dominates a CPU training step).
 //!
-//! The forward passes are the serving kernels (`kernels`), so a trained
-//! model computes exactly what it will serve. Each backward is checked
-//! against finite differences in the tests below.
+//! The convolutions' and the pool's forward passes are the serving kernels
+//! (`kernels`), so a trained model computes exactly what it will serve. Each
+//! backward is checked against finite differences in the tests below.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::kernels::{conv3x3, depthwise, max_pool, pool_window};
+use crate::kernels::{conv3x3, depthwise, dims4, f32_input as contiguous, max_pool, pool_window};
 
 fn msg(s: impl Into<String>) -> candle_core::Error {
     candle_core::Error::Msg(s.into())
-}
-
-fn contiguous<'a>(
-    storage: &'a CpuStorage,
-    layout: &Layout,
-    name: &str,
-) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(data) = storage else {
-        return Err(msg(format!("{name}: f32 input expected")));
-    };
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| msg(format!("{name}: contiguous input expected")))?;
-    Ok(&data[start..end])
-}
-
-fn dims4(shape: &Shape, name: &str) -> candle_core::Result<(usize, usize, usize, usize)> {
-    match shape.dims() {
-        [n, c, h, w] => Ok((*n, *c, *h, *w)),
-        d => Err(msg(format!("{name}: (N, C, H, W) expected, got {d:?}"))),
-    }
 }
 
 fn values(t: &Tensor) -> candle_core::Result<Vec<f32>> {
@@ -55,6 +35,54 @@ fn with_values<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Resul
     Ok(f(&values(t)?))
 }
 
+/// The depthwise convolution's gradients for its input and taps, given the
+/// input `xv`, the output's gradient `g` and the taps `t`.
+fn depthwise_grads(
+    xv: &[f32],
+    g: &[f32],
+    t: &[f32],
+    dims: (usize, usize, usize, usize),
+) -> (Vec<f32>, Vec<f32>) {
+    let (n, c, h, w) = dims;
+    // y[p] = Σ_d k[d]·x[p + d − 1], so dL/dx[q] = Σ_d k[d]·g[q − d + 1]:
+    // the same convolution with the taps turned 180°.
+    let rotated: Vec<f32> = t
+        .chunks_exact(9)
+        .flat_map(|k| k.iter().rev().copied().collect::<Vec<_>>())
+        .collect();
+    let grad_x = depthwise(g, &rotated, dims);
+    // dL/dk[c][ky][kx] = Σ_{n,y,x} g[n,c,y,x]·x[n,c,y+ky−1,x+kx−1].
+    let grad_taps: Vec<f32> = (0..c)
+        .into_par_iter()
+        .flat_map_iter(|ch| {
+            let mut acc = [0f64; 9];
+            for img in 0..n {
+                let base = (img * c + ch) * h * w;
+                let gp = &g[base..base + h * w];
+                let xp = &xv[base..base + h * w];
+                for (tap, a) in acc.iter_mut().enumerate() {
+                    let (dy, dx) = (tap / 3, tap % 3);
+                    let mut s = 0f32;
+                    for y in 0..h {
+                        let sy = y + dy;
+                        if sy < 1 || sy > h {
+                            continue;
+                        }
+                        let (x0, x1) = (usize::from(dx == 0), w - usize::from(dx == 2));
+                        let grow = &gp[y * w + x0..y * w + x1];
+                        let start = (sy - 1) * w + x0 + dx - 1;
+                        let xrow = &xp[start..start + (x1 - x0)];
+                        s += grow.iter().zip(xrow).map(|(a, b)| a * b).sum::<f32>();
+                    }
+                    *a += f64::from(s);
+                }
+            }
+            acc.into_iter().map(|v| v as f32)
+        })
+        .collect();
+    (grad_x, grad_taps)
+}
+
 /// Depthwise 3×3 "same" convolution of `x` (N, C, H, W) by `taps` (C, 1, 3, 3),
 /// differentiable in both.
 struct DepthwiseOp;
@@ -73,7 +101,7 @@ impl CustomOp2 for DepthwiseOp {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = contiguous(xs, xl, self.name())?;
         let taps = contiguous(ts, tl, self.name())?;
-        let dims = dims4(xl.shape(), self.name())?;
+        let dims = dims4(xl, self.name())?;
         if taps.len() != dims.1 * 9 {
             return Err(msg("depthwise3x3-train: taps do not match channels"));
         }
@@ -91,51 +119,44 @@ impl CustomOp2 for DepthwiseOp {
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let dims = x.dims4()?;
-        let (n, c, h, w) = dims;
         let t = values(taps)?;
-        let g = values(grad)?;
-        let xv = values(x)?;
-        // y[p] = Σ_d k[d]·x[p + d − 1], so dL/dx[q] = Σ_d k[d]·g[q − d + 1]:
-        // the same convolution with the taps turned 180°.
-        let rotated: Vec<f32> = t
-            .chunks_exact(9)
-            .flat_map(|k| k.iter().rev().copied().collect::<Vec<_>>())
-            .collect();
-        let grad_x = depthwise(&g, &rotated, dims);
-        // dL/dk[c][ky][kx] = Σ_{n,y,x} g[n,c,y,x]·x[n,c,y+ky−1,x+kx−1].
-        let grad_taps: Vec<f32> = (0..c)
-            .into_par_iter()
-            .flat_map_iter(|ch| {
-                let mut acc = [0f64; 9];
-                for img in 0..n {
-                    let base = (img * c + ch) * h * w;
-                    let gp = &g[base..base + h * w];
-                    let xp = &xv[base..base + h * w];
-                    for (tap, a) in acc.iter_mut().enumerate() {
-                        let (dy, dx) = (tap / 3, tap % 3);
-                        let mut s = 0f32;
-                        for y in 0..h {
-                            let sy = y + dy;
-                            if sy < 1 || sy > h {
-                                continue;
-                            }
-                            let (x0, x1) = (usize::from(dx == 0), w - usize::from(dx == 2));
-                            let grow = &gp[y * w + x0..y * w + x1];
-                            let start = (sy - 1) * w + x0 + dx - 1;
-                            let xrow = &xp[start..start + (x1 - x0)];
-                            s += grow.iter().zip(xrow).map(|(a, b)| a * b).sum::<f32>();
-                        }
-                        *a += f64::from(s);
-                    }
-                }
-                acc.into_iter().map(|v| v as f32)
-            })
-            .collect();
+        let (grad_x, grad_taps) = with_values(grad, |g| {
+            with_values(x, |xv| depthwise_grads(xv, g, &t, dims))
+        })??;
         Ok((
             Some(Tensor::from_vec(grad_x, x.shape(), x.device())?),
             Some(Tensor::from_vec(grad_taps, taps.shape(), taps.device())?),
         ))
     }
+}
+
+/// The max pool's gradient for its input: each output's gradient `g` goes
+/// to the first maximum of its window in `xv`.
+fn max_pool_grad(xv: &[f32], g: &[f32], (n, c, h, w): (usize, usize, usize, usize)) -> Vec<f32> {
+    let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+    let mut out = vec![0f32; n * c * h * w];
+    out.par_chunks_exact_mut(h * w)
+        .zip(xv.par_chunks_exact(h * w))
+        .zip(g.par_chunks_exact(oh * ow))
+        .for_each(|((dst, src), gp)| {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let (ys, xs) = pool_window((h, w), (oy, ox));
+                    let mut best = (ys.start, xs.start);
+                    let mut m = f32::NEG_INFINITY;
+                    for y in ys {
+                        for xx in xs.clone() {
+                            if src[y * w + xx] > m {
+                                m = src[y * w + xx];
+                                best = (y, xx);
+                            }
+                        }
+                    }
+                    dst[best.0 * w + best.1] += gp[oy * ow + ox];
+                }
+            }
+        });
+    out
 }
 
 /// 3×3 stride-2 "same" max pool, differentiable: the gradient of each
@@ -150,38 +171,16 @@ impl CustomOp1 for MaxPoolOp {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let x = contiguous(s, l, self.name())?;
-        let (n, c, h, w) = dims4(l.shape(), self.name())?;
+        let (n, c, h, w) = dims4(l, self.name())?;
         let (out, (oh, ow)) = max_pool(x, (n, c, h, w));
         Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let (n, c, h, w) = x.dims4()?;
-        let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
-        let xv = values(x)?;
-        let g = values(grad)?;
-        let mut out = vec![0f32; n * c * h * w];
-        out.par_chunks_exact_mut(h * w)
-            .zip(xv.par_chunks_exact(h * w))
-            .zip(g.par_chunks_exact(oh * ow))
-            .for_each(|((dst, src), gp)| {
-                for oy in 0..oh {
-                    for ox in 0..ow {
-                        let (ys, xs) = pool_window((h, w), (oy, ox));
-                        let mut best = (ys.start, xs.start);
-                        let mut m = f32::NEG_INFINITY;
-                        for y in ys {
-                            for xx in xs.clone() {
-                                if src[y * w + xx] > m {
-                                    m = src[y * w + xx];
-                                    best = (y, xx);
-                                }
-                            }
-                        }
-                        dst[best.0 * w + best.1] += gp[oy * ow + ox];
-                    }
-                }
-            });
+        let out = with_values(grad, |g| {
+            with_values(x, |xv| max_pool_grad(xv, g, (n, c, h, w)))
+        })??;
         Ok(Some(Tensor::from_vec(out, x.shape(), x.device())?))
     }
 }
@@ -200,28 +199,24 @@ pub fn max_pool3x3s2(x: &Tensor) -> candle_core::Result<Tensor> {
 /// tensor, in f64 sums.
 pub fn channel_stats(x: &Tensor) -> candle_core::Result<(Vec<f32>, Vec<f32>)> {
     let (n, c, h, w) = x.dims4()?;
-    let x = x.contiguous()?;
-    let (storage, layout) = x.storage_and_layout();
-    let candle_core::Storage::Cpu(cpu) = &*storage else {
-        return Err(msg("batch norm: CPU tensors only"));
-    };
-    let data = contiguous(cpu, layout, "batch norm")?;
     let plane = h * w;
     let count = (n * plane).max(1) as f64;
-    let per: Vec<(f64, f64)> = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let (mut s, mut s2) = (0f64, 0f64);
-            for img in 0..n {
-                let p = &data[(img * c + ch) * plane..(img * c + ch + 1) * plane];
-                let (a, b) = p.iter().fold((0f32, 0f32), |(a, b), v| (a + v, b + v * v));
-                s += f64::from(a);
-                s2 += f64::from(b);
-            }
-            let mean = s / count;
-            (mean, (s2 / count - mean * mean).max(0.0))
-        })
-        .collect();
+    let per: Vec<(f64, f64)> = with_values(x, |data| {
+        (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (mut s, mut s2) = (0f64, 0f64);
+                for img in 0..n {
+                    let p = &data[(img * c + ch) * plane..(img * c + ch + 1) * plane];
+                    let (a, b) = p.iter().fold((0f32, 0f32), |(a, b), v| (a + v, b + v * v));
+                    s += f64::from(a);
+                    s2 += f64::from(b);
+                }
+                let mean = s / count;
+                (mean, (s2 / count - mean * mean).max(0.0))
+            })
+            .collect()
+    })?;
     Ok((
         per.iter().map(|p| p.0 as f32).collect(),
         per.iter().map(|p| p.1 as f32).collect(),
@@ -266,7 +261,7 @@ impl candle_core::CustomOp3 for BatchNormOp {
         let x = contiguous(xs, xl, self.name())?;
         let gamma = contiguous(gs, gl, self.name())?;
         let beta = contiguous(bs, bl, self.name())?;
-        let (_, c, h, w) = dims4(xl.shape(), self.name())?;
+        let (_, c, h, w) = dims4(xl, self.name())?;
         if gamma.len() != c || beta.len() != c || self.mean.len() != c {
             return Err(msg("batch norm: parameters do not match channels"));
         }
@@ -399,6 +394,72 @@ pub fn batch_norm(
     Ok((y, mean, var))
 }
 
+/// The dense 3×3 convolution's gradients for its input, weight and bias,
+/// given the input `xv` (N, C, H, W), the output's gradient `g` (N, O, oh,
+/// ow), the weight `wv` and the padding `p`.
+fn conv3x3_grads(
+    xv: &[f32],
+    g: &[f32],
+    wv: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+    (o, oh, ow): (usize, usize, usize),
+    p: usize,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    // dL/dx: the "full" correlation of the gradient with the kernels
+    // turned 180° and transposed (O ↔ C), padding 2 − pad.
+    let mut turned = vec![0f32; c * o * 9];
+    for oc in 0..o {
+        for ic in 0..c {
+            for k in 0..9 {
+                turned[(ic * o + oc) * 9 + (8 - k)] = wv[(oc * c + ic) * 9 + k];
+            }
+        }
+    }
+    let (dx, _) = conv3x3(g, (n, o, oh, ow), &turned, &vec![0f32; c], 2 - p, false);
+    // dL/dw[o][c][ky][kx] = Σ g[n,o,y,x]·x[n,c,y+ky−p,x+kx−p];
+    // dL/db[o] = Σ g[n,o,·,·]. One task per output channel.
+    let per_out: Vec<(Vec<f32>, f32)> = (0..o)
+        .into_par_iter()
+        .map(|oc| {
+            let mut dw = vec![0f64; c * 9];
+            let mut db = 0f64;
+            for img in 0..n {
+                let gp = &g[(img * o + oc) * oh * ow..(img * o + oc + 1) * oh * ow];
+                db += f64::from(gp.iter().sum::<f32>());
+                for ic in 0..c {
+                    let xp = &xv[(img * c + ic) * h * w..(img * c + ic + 1) * h * w];
+                    for ky in 0..3 {
+                        let y0 = p.saturating_sub(ky);
+                        let y1 = oh.min((h + p).saturating_sub(ky));
+                        for kx in 0..3 {
+                            let x0 = p.saturating_sub(kx);
+                            let x1 = ow.min((w + p).saturating_sub(kx));
+                            if x0 >= x1 {
+                                continue;
+                            }
+                            let mut acc = 0f32;
+                            for y in y0..y1 {
+                                let sy = y + ky - p;
+                                let xs = &xp[sy * w + x0 + kx - p..sy * w + x1 + kx - p];
+                                let gs = &gp[y * ow + x0..y * ow + x1];
+                                acc += gs.iter().zip(xs).map(|(a, b)| a * b).sum::<f32>();
+                            }
+                            dw[ic * 9 + ky * 3 + kx] += f64::from(acc);
+                        }
+                    }
+                }
+            }
+            (dw.into_iter().map(|v| v as f32).collect(), db as f32)
+        })
+        .collect();
+    let dw: Vec<f32> = per_out
+        .iter()
+        .flat_map(|(w, _)| w.iter().copied())
+        .collect();
+    let db: Vec<f32> = per_out.iter().map(|(_, b)| *b).collect();
+    (dx, dw, db)
+}
+
 /// Dense 3×3 convolution (stride 1, zero padding `pad`: 0 or 1) of `x`
 /// (N, C, H, W) by `weight` (O, C, 3, 3) plus `bias` (O), differentiable in
 /// all three: candle's own convolution backward builds a transposed
@@ -425,7 +486,7 @@ impl candle_core::CustomOp3 for Conv3x3Op {
         let x = contiguous(xs, xl, self.name())?;
         let w = contiguous(ws, wl, self.name())?;
         let b = contiguous(bs, bl, self.name())?;
-        let (n, c, h, wd) = dims4(xl.shape(), self.name())?;
+        let (n, c, h, wd) = dims4(xl, self.name())?;
         let o = b.len();
         if w.len() != o * c * 9 || self.pad > 1 || h + 2 * self.pad < 3 || wd + 2 * self.pad < 3 {
             return Err(msg(
@@ -447,61 +508,12 @@ impl candle_core::CustomOp3 for Conv3x3Op {
         let (n, c, h, w) = x.dims4()?;
         let (_, o, oh, ow) = grad.dims4()?;
         let p = self.pad;
-        let xv = values(x)?;
         let wv = values(weight)?;
-        let g = values(grad)?;
-        // dL/dx: the "full" correlation of the gradient with the kernels
-        // turned 180° and transposed (O ↔ C), padding 2 − pad.
-        let mut turned = vec![0f32; c * o * 9];
-        for oc in 0..o {
-            for ic in 0..c {
-                for k in 0..9 {
-                    turned[(ic * o + oc) * 9 + (8 - k)] = wv[(oc * c + ic) * 9 + k];
-                }
-            }
-        }
-        let (dx, _) = conv3x3(&g, (n, o, oh, ow), &turned, &vec![0f32; c], 2 - p, false);
-        // dL/dw[o][c][ky][kx] = Σ g[n,o,y,x]·x[n,c,y+ky−p,x+kx−p];
-        // dL/db[o] = Σ g[n,o,·,·]. One task per output channel.
-        let per_out: Vec<(Vec<f32>, f32)> = (0..o)
-            .into_par_iter()
-            .map(|oc| {
-                let mut dw = vec![0f64; c * 9];
-                let mut db = 0f64;
-                for img in 0..n {
-                    let gp = &g[(img * o + oc) * oh * ow..(img * o + oc + 1) * oh * ow];
-                    db += f64::from(gp.iter().sum::<f32>());
-                    for ic in 0..c {
-                        let xp = &xv[(img * c + ic) * h * w..(img * c + ic + 1) * h * w];
-                        for ky in 0..3 {
-                            let y0 = p.saturating_sub(ky);
-                            let y1 = oh.min((h + p).saturating_sub(ky));
-                            for kx in 0..3 {
-                                let x0 = p.saturating_sub(kx);
-                                let x1 = ow.min((w + p).saturating_sub(kx));
-                                if x0 >= x1 {
-                                    continue;
-                                }
-                                let mut acc = 0f32;
-                                for y in y0..y1 {
-                                    let sy = y + ky - p;
-                                    let xs = &xp[sy * w + x0 + kx - p..sy * w + x1 + kx - p];
-                                    let gs = &gp[y * ow + x0..y * ow + x1];
-                                    acc += gs.iter().zip(xs).map(|(a, b)| a * b).sum::<f32>();
-                                }
-                                dw[ic * 9 + ky * 3 + kx] += f64::from(acc);
-                            }
-                        }
-                    }
-                }
-                (dw.into_iter().map(|v| v as f32).collect(), db as f32)
+        let (dx, dw, db) = with_values(grad, |g| {
+            with_values(x, |xv| {
+                conv3x3_grads(xv, g, &wv, (n, c, h, w), (o, oh, ow), p)
             })
-            .collect();
-        let dw: Vec<f32> = per_out
-            .iter()
-            .flat_map(|(w, _)| w.iter().copied())
-            .collect();
-        let db: Vec<f32> = per_out.iter().map(|(_, b)| *b).collect();
+        })??;
         Ok((
             Some(Tensor::from_vec(dx, x.shape(), x.device())?),
             Some(Tensor::from_vec(dw, weight.shape(), x.device())?),

@@ -1,9 +1,7 @@
 use super::*;
 use crate::mini_xception::MiniXception;
 
-const BUNDLED_CONFIG: &str = include_str!("../../models/mini-xception-fer2013/config.json");
-const BUNDLED_WEIGHTS: &[u8] =
-    include_bytes!("../../models/mini-xception-fer2013/model.safetensors");
+use crate::mini_xception::{BUNDLED_CONFIG, BUNDLED_WEIGHTS};
 
 fn order() -> ClassOrder {
     let config: crate::mini_xception::ModelConfig =
