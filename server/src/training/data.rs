@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use emofy_game::training::{DataRules, Excluded, ImageFacts, Origin, Split, example_of};
-use emofy_game::{EMOTION_COUNT, Emotion, ImageId, ImageStatus};
+use emofy_game::training::{DataRules, Excluded, ImageFacts, Origin, Split, example_of, one_hot};
+use emofy_game::{ImageId, ImageStatus};
 use emofy_inference::train::{Example, SIDE};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -43,19 +43,35 @@ pub struct DataSnapshot {
     pub rules: DataRules,
 }
 
+/// One split's examples and, in the same order, their image ids.
+#[derive(Debug, Clone, Default)]
+pub struct SplitData {
+    pub ids: Vec<ImageId>,
+    pub examples: Vec<Example>,
+}
+
+impl SplitData {
+    fn push(&mut self, id: ImageId, example: Example) {
+        self.ids.push(id);
+        self.examples.push(example);
+    }
+
+    pub fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.examples.is_empty()
+    }
+}
+
 /// The examples of each split, with their image ids.
 #[derive(Debug, Clone, Default)]
 pub struct TrainingData {
-    pub train: Vec<(ImageId, Example)>,
-    pub val: Vec<(ImageId, Example)>,
-    pub test: Vec<(ImageId, Example)>,
+    pub train: SplitData,
+    pub val: SplitData,
+    pub test: SplitData,
     pub snapshot: DataSnapshot,
-}
-
-impl TrainingData {
-    pub fn examples(split: &[(ImageId, Example)]) -> Vec<Example> {
-        split.iter().map(|(_, e)| e.clone()).collect()
-    }
 }
 
 fn excluded_key(e: Excluded) -> &'static str {
@@ -150,9 +166,9 @@ pub async fn load(
                 weight: target.weight,
             };
             match target.split {
-                Split::Train => data.train.push((m.id, example)),
-                Split::Val => data.val.push((m.id, example)),
-                Split::Test => data.test.push((m.id, example)),
+                Split::Train => data.train.push(m.id, example),
+                Split::Val => data.val.push(m.id, example),
+                Split::Test => data.test.push(m.id, example),
             }
         }
     }
@@ -163,12 +179,6 @@ pub async fn load(
         .into();
     data.snapshot.rules = *rules;
     Ok(data)
-}
-
-fn one_hot(e: Emotion) -> [f32; EMOTION_COUNT] {
-    let mut t = [0f32; EMOTION_COUNT];
-    t[e.index()] = 1.0;
-    t
 }
 
 /// The longest line a labelled CSV may have: a FER2013 row is about 9 KiB.

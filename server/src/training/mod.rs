@@ -15,9 +15,10 @@ use std::path::{Path, PathBuf};
 
 use emofy_game::Emotion;
 use emofy_game::training::{Evaluation, GateDecision, GateRules, Paired, gate};
-use emofy_inference::mini_xception::{MiniXception, ModelConfig};
+use emofy_inference::mini_xception::{BUNDLED_CONFIG, BUNDLED_WEIGHTS, MiniXception, ModelConfig};
 use emofy_inference::train::{
     ClassOrder, EpochReport, Example, TrainConfig, TrainError, TrainableNet, fit, predict,
+    target_label,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -47,8 +48,16 @@ pub enum RunError {
 #[derive(Debug, Clone)]
 pub struct Champion {
     pub version: String,
+    /// `config.json`, as read and as parsed.
     pub config_json: String,
+    pub config: ModelConfig,
     pub safetensors: Vec<u8>,
+}
+
+fn config_err(e: serde_json::Error) -> RunError {
+    RunError::Model(emofy_inference::InferenceError::Load(format!(
+        "config.json: {e}"
+    )))
 }
 
 impl Champion {
@@ -63,30 +72,17 @@ impl Champion {
                 }
                 (f.config_json, f.safetensors)
             }
-            None => (
-                include_str!("../../../inference/models/mini-xception-fer2013/config.json")
-                    .to_owned(),
-                include_bytes!("../../../inference/models/mini-xception-fer2013/model.safetensors")
-                    .to_vec(),
-            ),
+            None => (BUNDLED_CONFIG.to_owned(), BUNDLED_WEIGHTS.to_vec()),
         };
-        let parsed: ModelConfig = serde_json::from_str(&config_json)
-            .map_err(|e| emofy_inference::InferenceError::Load(format!("config.json: {e}")))?;
+        let parsed: ModelConfig = serde_json::from_str(&config_json).map_err(config_err)?;
         if parsed.architecture != "mini_xception" {
             return Err(RunError::NotTrainable(parsed.architecture));
         }
         Ok(Champion {
-            version: parsed.version,
+            version: parsed.version.clone(),
             config_json,
+            config: parsed,
             safetensors,
-        })
-    }
-
-    fn config(&self) -> Result<ModelConfig, RunError> {
-        serde_json::from_str(&self.config_json).map_err(|e| {
-            RunError::Model(emofy_inference::InferenceError::Load(format!(
-                "config.json: {e}"
-            )))
         })
     }
 }
@@ -136,38 +132,57 @@ pub struct RunRequest<'a> {
     pub from_scratch: bool,
 }
 
-fn label_of(e: &Example) -> Emotion {
-    let mut best = 0;
-    for (i, p) in e.target.iter().enumerate() {
-        if *p > e.target[best] {
-            best = i;
+/// One model's answers on each split (and on the reference set), computed
+/// once: the metrics and the gate's pairs both come from them.
+struct Answers {
+    train: Vec<Emotion>,
+    val: Vec<Emotion>,
+    test: Vec<Emotion>,
+    reference: Option<Vec<Emotion>>,
+}
+
+impl Answers {
+    fn of(
+        model: &MiniXception,
+        (train, val, test): (&[Example], &[Example], &[Example]),
+        reference: Option<&[Example]>,
+    ) -> Result<Answers, RunError> {
+        Ok(Answers {
+            train: predict(model, train)?,
+            val: predict(model, val)?,
+            test: predict(model, test)?,
+            reference: reference.map(|r| predict(model, r)).transpose()?,
+        })
+    }
+
+    fn metrics(&self, (train, val, test): (&[Example], &[Example], &[Example])) -> SplitMetrics {
+        SplitMetrics {
+            train: evaluation(train, &self.train),
+            val: evaluation(val, &self.val),
+            test: evaluation(test, &self.test),
         }
     }
-    Emotion::ALL[best]
 }
 
-fn paired(
-    champion: &MiniXception,
-    candidate: &MiniXception,
-    examples: &[Example],
-) -> Result<Vec<Paired>, RunError> {
-    let a = predict(champion, examples)?;
-    let b = predict(candidate, examples)?;
-    Ok(examples
+fn evaluation(examples: &[Example], answers: &[Emotion]) -> Evaluation {
+    let pairs: Vec<(Emotion, Emotion)> = examples
         .iter()
-        .zip(a.into_iter().zip(b))
-        .map(|(e, (champion, candidate))| Paired {
-            label: label_of(e),
-            champion,
-            candidate,
-        })
-        .collect())
+        .map(target_label)
+        .zip(answers.iter().copied())
+        .collect();
+    Evaluation::of(&pairs)
 }
 
-fn metrics(model: &MiniXception, examples: &[Example]) -> Result<Evaluation, RunError> {
-    let predicted = predict(model, examples)?;
-    let pairs: Vec<(Emotion, Emotion)> = examples.iter().map(label_of).zip(predicted).collect();
-    Ok(Evaluation::of(&pairs))
+fn paired(examples: &[Example], champion: &[Emotion], candidate: &[Emotion]) -> Vec<Paired> {
+    examples
+        .iter()
+        .zip(champion.iter().zip(candidate))
+        .map(|(e, (a, b))| Paired {
+            label: target_label(e),
+            champion: *a,
+            candidate: *b,
+        })
+        .collect()
 }
 
 /// The version of a model: its architecture and the start of its weights' SHA-256.
@@ -182,13 +197,15 @@ pub fn run(
     models_dir: &Path,
     on_epoch: impl FnMut(&EpochReport),
 ) -> Result<RunOutcome, RunError> {
-    let train = TrainingData::examples(&req.data.train);
-    let val = TrainingData::examples(&req.data.val);
-    let test = TrainingData::examples(&req.data.test);
+    let (train, val, test) = (
+        &req.data.train.examples[..],
+        &req.data.val.examples[..],
+        &req.data.test.examples[..],
+    );
     if train.is_empty() {
         return Err(RunError::Empty("training"));
     }
-    let champion_config = req.champion.config()?;
+    let champion_config = &req.champion.config;
     let order = ClassOrder::from_names(&champion_config.classes)?;
     let started = std::time::Instant::now();
     let mut net = if req.from_scratch {
@@ -200,16 +217,12 @@ pub fn run(
         )
         .map_err(TrainError::from)?
     };
-    let epochs = fit(&mut net, order, &train, &val, &req.fit, on_epoch)?;
+    let epochs = fit(&mut net, order, train, val, &req.fit, on_epoch)?;
     let seconds = started.elapsed().as_secs_f64();
     let weights = net.to_safetensors().map_err(TrainError::from)?;
     let version = version_of(&weights);
-    let mut config_value: serde_json::Value = serde_json::from_str(&req.champion.config_json)
-        .map_err(|e| {
-            RunError::Model(emofy_inference::InferenceError::Load(format!(
-                "config.json: {e}"
-            )))
-        })?;
+    let mut config_value: serde_json::Value =
+        serde_json::from_str(&req.champion.config_json).map_err(config_err)?;
     if let Some(obj) = config_value.as_object_mut() {
         obj.insert("version".into(), version.clone().into());
         obj.insert("parent".into(), req.champion.version.clone().into());
@@ -222,17 +235,17 @@ pub fn run(
     let candidate = MiniXception::from_buffers(&config_json, &weights)?;
     let champion =
         MiniXception::from_buffers(&req.champion.config_json, &req.champion.safetensors)?;
-    let split_metrics = |m: &MiniXception| -> Result<SplitMetrics, RunError> {
-        Ok(SplitMetrics {
-            train: metrics(m, &train)?,
-            val: metrics(m, &val)?,
-            test: metrics(m, &test)?,
-        })
-    };
-    let test_pairs = paired(&champion, &candidate, &test)?;
-    let reference_pairs = match req.reference {
-        Some(r) => Some(paired(&champion, &candidate, r)?),
-        None => None,
+    let splits = (train, val, test);
+    let champion_answers = Answers::of(&champion, splits, req.reference)?;
+    let candidate_answers = Answers::of(&candidate, splits, req.reference)?;
+    let test_pairs = paired(test, &champion_answers.test, &candidate_answers.test);
+    let reference_pairs = match (
+        req.reference,
+        &champion_answers.reference,
+        &candidate_answers.reference,
+    ) {
+        (Some(r), Some(a), Some(b)) => Some(paired(r, a, b)),
+        _ => None,
     };
     let decision = gate(&test_pairs, reference_pairs.as_deref(), &req.gate);
     let card = ModelCard {
@@ -245,8 +258,8 @@ pub fn run(
         hyperparameters: req.fit,
         epochs,
         seconds,
-        candidate: split_metrics(&candidate)?,
-        champion: split_metrics(&champion)?,
+        candidate: candidate_answers.metrics(splits),
+        champion: champion_answers.metrics(splits),
         gate: decision,
     };
     let dir = models_dir.join(&version);

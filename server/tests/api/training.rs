@@ -255,11 +255,9 @@ async fn consent_decides_which_faces_train_and_erasure_takes_them_out() {
             .unwrap();
     }
     let ids = |d: &data::TrainingData| -> Vec<emofy_game::ImageId> {
-        d.train
+        [&d.train, &d.val, &d.test]
             .iter()
-            .chain(&d.val)
-            .chain(&d.test)
-            .map(|(id, _)| *id)
+            .flat_map(|s| s.ids.iter().copied())
             .collect()
     };
     let rules = DataRules::default();

@@ -73,13 +73,15 @@ pub async fn train(config: Config, request: TrainRequest) -> anyhow::Result<()> 
         }
         None => None,
     };
-    let mut fit = config.training.fit;
+    let mut config = config;
     if let Some(e) = request.epochs {
-        if e == 0 {
-            bail!("--epochs must be at least 1");
-        }
-        fit.epochs = e;
+        // The flag is one more layer of the configuration: the same bounds hold.
+        config.training.fit.epochs = e;
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("--epochs: {e}"))?;
     }
+    let fit = config.training.fit;
     eprintln!(
         "training on {} faces (val {}, test {}) from {}{}",
         training_data.train.len(),
