@@ -17,6 +17,7 @@
 //! | [`identity`] | display-name validation and roles |
 //! | [`period`] | leaderboard periods and their buckets |
 //! | [`plan`] | what an answer and a moderation (of an image or a player) write, decided once for every store; ledger keys |
+//! | [`registry`] | the model registry: which version serves, promotion and rollback plans |
 //! | [`review`] | the moderators' queue order: disputed first, then doubt × contradiction × trust |
 //! | [`rng`] | SplitMix64, the one seedable generator behind every deterministic draw |
 //! | [`sim`] | a deterministic crowd simulation with known truth |
@@ -29,6 +30,7 @@ pub mod identity;
 pub mod ids;
 pub mod period;
 pub mod plan;
+pub mod registry;
 pub mod review;
 pub mod rng;
 pub mod round;

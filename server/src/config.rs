@@ -161,6 +161,10 @@ pub struct TrainingConfig {
     /// The most faces a reference or evaluation set (`--reference`,
     /// `emofy model evaluate --dataset`) may hold.
     pub max_labelled_faces: usize,
+    /// A candidate the gate passes becomes the champion at once (every
+    /// replica swaps to it); off: it waits as a candidate for
+    /// `emofy model promote`.
+    pub auto_promote: bool,
 }
 
 impl Default for TrainingConfig {
@@ -171,6 +175,7 @@ impl Default for TrainingConfig {
             gate: emofy_game::training::GateRules::default(),
             models_dir: None,
             max_labelled_faces: 200_000,
+            auto_promote: true,
         }
     }
 }
@@ -408,6 +413,13 @@ pub struct ModelConfig {
     pub max_file_mib: u64,
     /// Seconds a model swap may take to read and build the model.
     pub load_timeout_secs: u64,
+    /// How often each replica reads the registry's champion and swaps to a
+    /// new one, in milliseconds (0: never; the replica keeps what it started with).
+    pub registry_poll_ms: u64,
+    /// Largest model whose files the registry keeps in the store (for
+    /// replicas that share no disk), in MiB; a larger base model is
+    /// registered without files and each replica loads it from `model.dir`.
+    pub store_max_mib: u64,
 }
 
 impl Default for ModelConfig {
@@ -420,6 +432,8 @@ impl Default for ModelConfig {
             models_root: None,
             max_file_mib: 512,
             load_timeout_secs: 60,
+            registry_poll_ms: 2000,
+            store_max_mib: 64,
         }
     }
 }

@@ -41,11 +41,12 @@ pub enum ErrorCode {
     OriginNotAllowed,
     TooManyConnections,
     UnsupportedMediaType,
+    PromotionRefused,
 }
 
 impl ErrorCode {
     /// Every code, for documentation checks.
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -78,6 +79,7 @@ impl ErrorCode {
         ErrorCode::OriginNotAllowed,
         ErrorCode::TooManyConnections,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::PromotionRefused,
     ];
 
     /// The wire name.
@@ -115,6 +117,7 @@ impl ErrorCode {
             ErrorCode::OriginNotAllowed => "origin_not_allowed",
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::PromotionRefused => "promotion_refused",
         }
     }
 
@@ -161,6 +164,9 @@ impl ErrorCode {
             ErrorCode::OriginNotAllowed => "Connections from that web page are not allowed.",
             ErrorCode::TooManyConnections => "Too many open connections from your network address.",
             ErrorCode::UnsupportedMediaType => "The request body has the wrong content type.",
+            ErrorCode::PromotionRefused => {
+                "The model registry refused that promotion or rollback; nothing changed."
+            }
         }
     }
 }

@@ -60,6 +60,8 @@ pub enum AppError {
     Model(#[from] emofy_inference::InferenceError),
     #[error("background task failed: {0}")]
     Task(String),
+    #[error("model registry: {0}")]
+    Registry(String),
     #[error("classifying the pool: {0}")]
     Classify(#[from] crate::service::model::ModelError),
 }
@@ -137,7 +139,16 @@ impl Application {
                 move |players| hub.do_send(ScoresMoved { players }),
             ));
         }
-        let inference = load_model(&config)?.map(|model| {
+        let serving = if config.model.enabled {
+            Some(
+                crate::service::registry::start_up(stores.models.as_ref(), &config)
+                    .await
+                    .map_err(|e| AppError::Registry(e.to_string()))?,
+            )
+        } else {
+            None
+        };
+        let inference = serving.map(|model| {
             let workers = match config.model.workers {
                 0 => InferencePool::default_workers(),
                 n => n,
@@ -206,6 +217,8 @@ impl Application {
             inference,
             uploads: stores.uploads,
             review: stores.review,
+            models: stores.models,
+            model_swap: tokio::sync::Mutex::new(()),
             faces: Arc::new(FaceDetector::bundled(config.upload.min_face_score)?),
             image_slots: ImageSlots::new(
                 config.imaging.concurrent,
@@ -268,6 +281,12 @@ impl Application {
             )?),
             None => None,
         };
+        if services.inference.is_some() && services.config.model.registry_poll_ms > 0 {
+            actix_web::rt::spawn(crate::service::registry::watch_champion(
+                services.clone(),
+                Duration::from_millis(services.config.model.registry_poll_ms),
+            ));
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         Ok(Application {
             port,

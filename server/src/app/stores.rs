@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
-use crate::store::{ImageStore, PlayerStore, ReviewStore, RoundStore, StoreError, UploadStore};
+use crate::store::{
+    ImageStore, ModelStore, PlayerStore, ReviewStore, RoundStore, StoreError, UploadStore,
+};
 
 /// The stores behind their traits: MongoDB when `storage.mongodb.uri` is
 /// set, else the embedded SQLite store.
@@ -16,6 +18,8 @@ pub struct Stores {
     pub rounds: Arc<dyn RoundStore>,
     pub uploads: Arc<dyn UploadStore>,
     pub review: Arc<dyn ReviewStore>,
+    /// The model registry.
+    pub models: Arc<dyn ModelStore>,
 }
 
 /// Opens the configured store: MongoDB (`storage.mongodb.uri`) or the
@@ -34,7 +38,8 @@ pub async fn open_stores(config: &Config) -> Result<Stores, StoreError> {
         images: mongo.clone(),
         rounds: mongo.clone(),
         uploads: mongo.clone(),
-        review: mongo,
+        review: mongo.clone(),
+        models: mongo,
     })
 }
 
@@ -85,6 +90,7 @@ pub fn open_embedded(config: &Config) -> Result<Stores, StoreError> {
         images: shared.clone(),
         rounds: shared.clone(),
         uploads: shared.clone(),
-        review: shared,
+        review: shared.clone(),
+        models: shared,
     })
 }

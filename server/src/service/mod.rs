@@ -1,7 +1,8 @@
 //! Use cases shared by several entry points (the play socket, HTTP
 //! handlers, start-up): the handles they all work through ([`Services`]),
 //! what follows a recorded answer or a score change ([`play`]), and the
-//! model's guesses for the image pool ([`model`]).
+//! model's guesses for the image pool ([`model`]), and the model registry
+//! in use: which version serves, promotions, rollbacks ([`registry`]).
 
 use std::sync::Arc;
 
@@ -19,11 +20,13 @@ use crate::leaderboard::BufferedLeaderboard;
 use crate::metrics::Metrics;
 use crate::net::{ConnectionTracker, GuestLimiter, Proxies};
 use crate::store::{
-    GameRules, ImageStore, Leaderboard, PlayerStore, ReviewStore, RoundStore, UploadStore,
+    GameRules, ImageStore, Leaderboard, ModelStore, PlayerStore, ReviewStore, RoundStore,
+    UploadStore,
 };
 
 pub mod model;
 pub mod play;
+pub mod registry;
 pub mod review;
 
 /// Everything a request handler or session needs. Shared, immutable.
@@ -46,6 +49,10 @@ pub struct Services {
     pub uploads: Arc<dyn UploadStore>,
     /// Moderation: review queue, decisions, reliability table, audit log.
     pub review: Arc<dyn ReviewStore>,
+    /// The model registry (which version serves on every replica).
+    pub models: Arc<dyn ModelStore>,
+    /// One model swap at a time on this replica (the registry watch and admin actions).
+    pub model_swap: tokio::sync::Mutex<()>,
     /// The face detector for uploads.
     pub faces: Arc<FaceDetector>,
     /// Images decoded at once by every image endpoint; more get `503 busy`.

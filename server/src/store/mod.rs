@@ -12,6 +12,7 @@ pub use emofy_game::plan::{
 
 pub mod migrate;
 pub mod mongo;
+pub mod registry;
 pub mod sqlite;
 pub mod truth;
 
@@ -24,6 +25,8 @@ use emofy_game::{
 };
 use emofy_inference::Prediction;
 use serde::Serialize;
+
+pub use registry::{ModelRecord, ModelStore, NewModel};
 
 /// Errors from a store.
 #[derive(Debug, thiserror::Error)]

@@ -40,6 +40,10 @@ pub enum RunError {
         path: String,
         source: std::io::Error,
     },
+    #[error("store: {0}")]
+    Store(crate::store::StoreError),
+    #[error("model registry: {0}")]
+    Registry(String),
     #[error("no {0} examples: label more images first")]
     Empty(&'static str),
 }
@@ -63,17 +67,42 @@ fn config_err(e: serde_json::Error) -> RunError {
 impl Champion {
     /// The configured model: `model.dir`, else the bundled mini-Xception.
     pub fn configured(config: &Config) -> Result<Champion, RunError> {
-        let (config_json, safetensors) = match &config.model.dir {
+        let files = match &config.model.dir {
             Some(dir) => {
                 let max = config.model.max_file_mib.saturating_mul(1 << 20);
-                let f = emofy_inference::ModelFiles::read(dir, max)?;
-                if f.is_vit() {
-                    return Err(RunError::NotTrainable("a ViT".into()));
-                }
-                (f.config_json, f.safetensors)
+                emofy_inference::ModelFiles::read(dir, max)?
             }
-            None => (BUNDLED_CONFIG.to_owned(), BUNDLED_WEIGHTS.to_vec()),
+            None => emofy_inference::ModelFiles {
+                config_json: BUNDLED_CONFIG.to_owned(),
+                preprocessor_json: None,
+                safetensors: BUNDLED_WEIGHTS.to_vec(),
+            },
         };
+        Champion::of_files(files)
+    }
+
+    /// The registry's champion (what every replica serves), else the
+    /// configured model when the registry is empty.
+    pub async fn serving(
+        models: &dyn crate::store::ModelStore,
+        config: &Config,
+    ) -> Result<Champion, RunError> {
+        match models.champion().await.map_err(RunError::Store)? {
+            Some(version) => Champion::of_files(
+                crate::service::registry::files_of(models, config, &version)
+                    .await
+                    .map_err(|e| RunError::Registry(e.to_string()))?,
+            ),
+            None => Champion::configured(config),
+        }
+    }
+
+    /// A model's files, if they are a trainable mini-Xception.
+    pub fn of_files(files: emofy_inference::ModelFiles) -> Result<Champion, RunError> {
+        if files.is_vit() {
+            return Err(RunError::NotTrainable("a ViT".into()));
+        }
+        let (config_json, safetensors) = (files.config_json, files.safetensors);
         let parsed: ModelConfig = serde_json::from_str(&config_json).map_err(config_err)?;
         if parsed.architecture != "mini_xception" {
             return Err(RunError::NotTrainable(parsed.architecture));
@@ -113,11 +142,28 @@ pub struct ModelCard {
     pub gate: GateDecision,
 }
 
-/// A finished run: the candidate's directory and card.
+/// A finished run: the candidate's directory, card and files.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
     pub dir: PathBuf,
     pub card: ModelCard,
+    /// `config.json` and `model.safetensors`, as written.
+    pub files: emofy_inference::ModelFiles,
+}
+
+impl RunOutcome {
+    /// The candidate as the registry keeps it: its files, card and the gate's verdict.
+    pub fn registration(&self) -> crate::store::NewModel {
+        crate::store::NewModel {
+            version: self.card.version.clone(),
+            parent: Some(self.card.parent.clone()),
+            architecture: self.card.architecture.to_owned(),
+            gate_passed: self.card.gate.promote,
+            test_accuracy: Some(self.card.candidate.test.accuracy),
+            card: serde_json::to_value(&self.card).unwrap_or_default(),
+            files: Some(self.files.clone()),
+        }
+    }
 }
 
 /// What to run.
@@ -268,6 +314,11 @@ pub fn run(
         move |source| RunError::Io { path, source }
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let files = emofy_inference::ModelFiles {
+        config_json: config_json.clone(),
+        preprocessor_json: None,
+        safetensors: weights.clone(),
+    };
     for (name, bytes) in [
         ("config.json", config_json.into_bytes()),
         ("model.safetensors", weights),
@@ -280,7 +331,7 @@ pub fn run(
         let path = dir.join(name);
         std::fs::write(&path, bytes).map_err(io(&path))?;
     }
-    Ok(RunOutcome { dir, card })
+    Ok(RunOutcome { dir, card, files })
 }
 
 fn pct(x: f64) -> String {

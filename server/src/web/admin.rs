@@ -8,10 +8,11 @@
 //! answer, which never echoes a path: the API does not tell what exists on the
 //! server. The path is logged, as a structured field.
 //!
-//! If the model loads, the inference pool swaps to it (requests in flight
-//! finish on the old version), and in the background every image without a
-//! cached prediction from the new version is classified; the rounds'
-//! suggestions switch over as they are ready.
+//! If the model loads, it joins the model registry and becomes its champion
+//! (every replica follows at its next poll), the inference pool swaps to it
+//! (requests in flight finish on the old version), and in the background
+//! every image without a cached prediction from the new version is
+//! classified; the rounds' suggestions switch over as they are ready.
 
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -21,10 +22,9 @@ use actix_web::{HttpRequest, HttpResponse, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::actors::coordinator::SuggestionsLoaded;
 use crate::error::ErrorCode;
 use crate::service::Services;
-use crate::service::model::{classify_missing, suggestions_of};
+use crate::service::registry;
 use crate::web::errors::ApiError;
 use crate::web::extract::AdminCaller;
 use crate::web::openapi::ErrorBody;
@@ -96,9 +96,23 @@ fn not_available() -> ApiError {
     .detail("no loadable model by that name under the models root")
 }
 
-fn read_body(bytes: &[u8]) -> Result<SwapRequest, ApiError> {
+/// An optional JSON body: empty (or whitespace) is the default; anything
+/// else must be `application/json` and parse.
+pub(crate) fn json_body<T: Default + serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(SwapRequest::default());
+        return Ok(T::default());
+    }
+    let content_type = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return Err(ApiError::code(ErrorCode::UnsupportedMediaType)
+            .detail("send the body as application/json"));
     }
     serde_json::from_slice(bytes).map_err(|e| {
         let code = if e.is_syntax() || e.is_eof() {
@@ -131,16 +145,7 @@ pub async fn swap_model(
     body: web::Bytes,
     svc: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
-    let content_type = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !body.is_empty() && !content_type.starts_with("application/json") {
-        return Err(ApiError::code(ErrorCode::UnsupportedMediaType)
-            .detail("send the body as application/json"));
-    }
-    let request = read_body(&body)?;
+    let request: SwapRequest = json_body(&req, &body)?;
     let Some(pool) = svc.inference.clone() else {
         return Err(ApiError::new(
             actix_web::http::StatusCode::CONFLICT,
@@ -177,10 +182,10 @@ pub async fn swap_model(
     let shown = dir.display().to_string();
     let load = web::block(move || {
         let files = emofy_inference::ModelFiles::read(&dir, max)?;
-        emofy_inference::load_model_files(&files)
+        emofy_inference::load_model_files(&files).map(|m| (m, files))
     });
     let loaded = tokio::time::timeout(Duration::from_secs(model.load_timeout_secs), load).await;
-    let model = match loaded {
+    let (model, files) = match loaded {
         Ok(Ok(Ok(m))) => m,
         Ok(Ok(Err(e))) => {
             tracing::warn!(dir = %shown, error = %e, "model swap refused");
@@ -200,22 +205,32 @@ pub async fn swap_model(
         }
     };
     let version = model.version().to_owned();
-    let previous = pool.swap(model);
-    svc.metrics.model_swaps.inc();
-    tracing::info!(from = %previous, to = %version, dir = %shown, "model swapped");
+    // The registry decides what every replica serves: the installed model
+    // joins it and becomes the champion (an operator's act, so no gate).
+    let now = crate::clock::now();
+    svc.models
+        .register_model(registry::installed(&svc.config, &version, files), now)
+        .await?;
     let svc: Arc<Services> = svc.into_inner();
-    actix_web::rt::spawn(async move {
-        match classify_missing(&pool, svc.images.as_ref()).await {
-            Ok(n) => {
-                tracing::info!(images = n, model = %pool.version(), "classified for the new model")
+    if svc.models.champion().await?.as_deref() != Some(version.as_str()) {
+        match registry::promote(svc.models.as_ref(), &version, true).await {
+            Ok(_) => {}
+            Err(registry::RegistryError::Store(crate::store::StoreError::Conflict(_))) => {
+                return Err(ApiError::code(ErrorCode::TryAgain)
+                    .detail("another promotion or rollback happened at the same time"));
             }
-            Err(e) => tracing::warn!(error = %e, "classifying for the new model failed"),
+            Err(registry::RegistryError::Store(e)) => return Err(e.into()),
+            Err(e) => {
+                tracing::error!(error = %e, "registering the swapped model");
+                return Err(ApiError::code(ErrorCode::Internal));
+            }
         }
-        match suggestions_of(&pool.version(), svc.images.as_ref()).await {
-            Ok(suggestions) => svc.coordinator.do_send(SuggestionsLoaded { suggestions }),
-            Err(e) => tracing::warn!(error = %e, "loading the new model's suggestions failed"),
-        }
-    });
+    }
+    tracing::info!(to = %version, dir = %shown, "model installed");
+    let previous = {
+        let _one_at_a_time = svc.model_swap.lock().await;
+        registry::swap_in(&svc, &pool, model)
+    };
     Ok(HttpResponse::Accepted().json(SwapResponse {
         previous,
         version,

@@ -26,9 +26,11 @@ pub fn default_status(code: ErrorCode) -> StatusCode {
         C::NotFound | C::RoundNotOffered => StatusCode::NOT_FOUND,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         C::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-        C::AlreadyAnswered | C::AlreadyUploaded | C::AlreadyLabelled | C::AlreadyJoined => {
-            StatusCode::CONFLICT
-        }
+        C::AlreadyAnswered
+        | C::AlreadyUploaded
+        | C::AlreadyLabelled
+        | C::AlreadyJoined
+        | C::PromotionRefused => StatusCode::CONFLICT,
         C::RoundExpired => StatusCode::GONE,
         C::PayloadTooLarge | C::ImageTooLarge | C::FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::UnsupportedImage | C::UnsupportedMediaType | C::BinaryNotSupported => {

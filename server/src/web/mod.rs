@@ -27,6 +27,7 @@ pub mod filters;
 pub mod history;
 pub mod hygiene;
 pub mod images;
+pub mod models;
 pub mod moderation;
 pub mod openapi;
 pub mod pages;
@@ -61,6 +62,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(uploads::face_preview)
         .service(filters::filter_preview)
         .service(admin::swap_model)
+        .service(models::list_models)
+        .service(models::rollback_model)
+        .service(models::promote_model)
         .service(moderation::review_queue)
         .service(moderation::moderate_image)
         .service(moderation::moderate_player)

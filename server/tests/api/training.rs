@@ -115,7 +115,12 @@ async fn a_candidate_trained_on_the_demo_faces_beats_the_bundled_model_and_passe
         .find(|r| r["version"] == version)
         .unwrap_or_else(|| panic!("{listed}"));
     assert_eq!(row["gate_passed"], true);
-    assert_eq!(row["serving"], false);
+    // The gate passed it, so it serves (`training.auto_promote`); the
+    // bundled model it replaced is retired.
+    assert_eq!(v["promoted"], true, "{out}");
+    assert_eq!(row["serving"], true);
+    assert_eq!(row["state"], "champion");
+    assert_eq!(row["replaced"], "mini-xception-fer2013-7ddc075e901e");
     assert_eq!(row["parent"], "mini-xception-fer2013-7ddc075e901e");
     // `emofy model evaluate` scores it on labelled faces from a folder.
     let faces = dir.path().join("faces");
@@ -139,6 +144,8 @@ async fn a_candidate_trained_on_the_demo_faces_beats_the_bundled_model_and_passe
         &[
             "model",
             "evaluate",
+            "--model",
+            "mini-xception-fer2013-7ddc075e901e",
             "--dataset",
             faces.to_str().unwrap(),
             "--json",

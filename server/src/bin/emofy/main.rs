@@ -120,7 +120,8 @@ enum Command {
         #[command(flatten)]
         overrides: Overrides,
     },
-    /// Models: list the trained ones, evaluate one on labelled faces.
+    /// Models: the registry (list, promote, roll back), and evaluating any
+    /// model on labelled faces.
     Model {
         #[command(subcommand)]
         command: ModelCommand,
@@ -134,12 +135,28 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ModelCommand {
-    /// The trained models under the models directory (newest first): parent,
-    /// test accuracy against the parent's, the gate's decision, which one serves.
+    /// The registry's model versions (newest first): state, parent, test
+    /// accuracy against the parent's, the gate's decision, which one serves.
     List {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Make a version the champion: every replica serves it at its next poll.
+    /// A candidate the gate refused, or a version rolled back, needs `--force`.
+    Promote {
+        /// The version to promote.
+        #[arg(value_name = "VERSION")]
+        model: String,
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        overrides: Overrides,
+    },
+    /// Take the champion back: the version it replaced serves again.
+    Rollback {
         #[command(flatten)]
         overrides: Overrides,
     },
@@ -206,7 +223,10 @@ impl Command {
             | Command::Train { overrides, .. }
             | Command::Model {
                 command:
-                    ModelCommand::Evaluate { overrides, .. } | ModelCommand::List { overrides, .. },
+                    ModelCommand::Evaluate { overrides, .. }
+                    | ModelCommand::List { overrides, .. }
+                    | ModelCommand::Promote { overrides, .. }
+                    | ModelCommand::Rollback { overrides },
             }
             | Command::Admin {
                 command:
@@ -252,10 +272,16 @@ fn main() -> anyhow::Result<()> {
                     json,
                     ..
                 },
-        } => train::evaluate_model(&config, model.as_deref(), &dataset, json),
+        } => system().block_on(train::evaluate_model(config, model, dataset, json)),
         Command::Model {
             command: ModelCommand::List { json, .. },
-        } => train::list_models(&config, json),
+        } => system().block_on(train::list_models(config, json)),
+        Command::Model {
+            command: ModelCommand::Promote { model, force, .. },
+        } => system().block_on(train::change_champion(config, Some((model, force)))),
+        Command::Model {
+            command: ModelCommand::Rollback { .. },
+        } => system().block_on(train::change_champion(config, None)),
         Command::Admin { command } => match command {
             AdminCommand::RebuildLeaderboard { .. } => {
                 system().block_on(admin::rebuild_leaderboard(config))
@@ -276,5 +302,14 @@ fn main() -> anyhow::Result<()> {
                 ))
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

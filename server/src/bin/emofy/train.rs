@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use emofy_game::Emotion;
 use emofy_game::training::Evaluation;
 use emofy_inference::train::{EpochReport, evaluate};
+use emofy_server::service::registry;
 use emofy_server::training::{Champion, RunRequest, data};
 use emofy_server::{Config, app};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,7 +45,12 @@ fn pct(x: f64) -> String {
 
 pub async fn train(config: Config, request: TrainRequest) -> anyhow::Result<()> {
     let stores = app::open_stores(&config).await?;
-    let champion = Champion::configured(&config)?;
+    // A fresh store's registry takes the configured model as its champion;
+    // training starts from (and is judged against) the champion.
+    registry::start_up(stores.models.as_ref(), &config)
+        .await
+        .map_err(|e| anyhow::anyhow!("model registry: {e}"))?;
+    let champion = Champion::serving(stores.models.as_ref(), &config).await?;
     let total = stores.images.image_count().await?;
     let reading = bar(
         total,
@@ -131,6 +137,25 @@ pub async fn train(config: Config, request: TrainRequest) -> anyhow::Result<()> 
     .await
     .context("the training task failed")??;
     epochs.finish_and_clear();
+    // The registry keeps every candidate; one the gate passed serves at
+    // once (every replica follows at its next poll) unless the operator
+    // turned that off.
+    let now = emofy_server::clock::now();
+    stores
+        .models
+        .register_model(outcome.registration(), now)
+        .await?;
+    let promoted = if outcome.card.gate.promote && config.training.auto_promote {
+        match registry::promote(stores.models.as_ref(), &outcome.card.version, false).await {
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!("not promoted: {e}");
+                false
+            }
+        }
+    } else {
+        false
+    };
     let card = &outcome.card;
     let g = &card.gate;
     println!(
@@ -139,6 +164,7 @@ pub async fn train(config: Config, request: TrainRequest) -> anyhow::Result<()> 
             "version": card.version,
             "parent": card.parent,
             "dir": outcome.dir,
+            "promoted": promoted,
             "seconds": card.seconds,
             "test": {
                 "images": card.candidate.test.images,
@@ -162,30 +188,39 @@ pub async fn train(config: Config, request: TrainRequest) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Which model `--model` names: a model directory, or a version under the
-/// models directory; unset: the configured serving model.
-fn model_dir(config: &Config, model: Option<&str>) -> Option<PathBuf> {
-    let name = model?;
-    let as_path = Path::new(name);
-    if as_path.is_dir() {
-        return Some(as_path.to_path_buf());
-    }
-    Some(config.training.models_dir(&config.data_dir).join(name))
-}
-
-pub fn evaluate_model(
-    config: &Config,
-    model: Option<&str>,
-    dataset: &Path,
+pub async fn evaluate_model(
+    config: Config,
+    model: Option<String>,
+    dataset: PathBuf,
     json: bool,
 ) -> anyhow::Result<()> {
-    let classifier = match model_dir(config, model) {
-        Some(dir) => emofy_inference::load_model_dir(&dir)
+    // `--model`: a model directory, or a registry version (from the store,
+    // else the models directory); unset: the registry's champion.
+    let classifier = match model.as_deref().map(Path::new) {
+        Some(dir) if dir.is_dir() => emofy_inference::load_model_dir(dir)
             .with_context(|| format!("loading the model {}", dir.display()))?,
-        None => app::load_model(config)?
-            .context("the model is disabled in the configuration (model.enabled = false)")?,
+        _ => {
+            let stores = app::open_stores(&config).await?;
+            let version = match model {
+                Some(v) => v,
+                None => {
+                    registry::start_up(stores.models.as_ref(), &config)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("model registry: {e}"))?;
+                    stores
+                        .models
+                        .champion()
+                        .await?
+                        .context("the registry has no champion")?
+                }
+            };
+            registry::load_version(stores.models.as_ref(), &config, &version)
+                .await
+                .map_err(|e| anyhow::anyhow!("loading the model {version}: {e}"))?
+        }
     };
-    let (examples, skipped) = data::read_labelled(dataset, config.training.max_labelled_faces)?;
+    let limit = config.training.max_labelled_faces;
+    let (examples, skipped) = data::read_labelled(&dataset, limit)?;
     if examples.is_empty() {
         bail!("{}: no readable labelled faces", dataset.display());
     }
@@ -232,61 +267,54 @@ fn print_evaluation(model: &str, e: &Evaluation, skipped: usize) {
     }
 }
 
-/// `emofy model list`: the trained models under the models directory, newest
-/// first, from each one's `training.json`.
-pub fn list_models(config: &Config, json: bool) -> anyhow::Result<()> {
-    let dir = config.training.models_dir(&config.data_dir);
-    let serving = app::load_model(config)?.map(|m| m.version().to_owned());
-    let mut rows = Vec::new();
-    if let Ok(entries) = std::fs::read_dir(&dir) {
-        for entry in entries.flatten() {
-            let card = entry.path().join("training.json");
-            // A bounded read: a card is a few kilobytes.
-            let Ok(meta) = std::fs::metadata(&card) else {
-                continue;
-            };
-            if !meta.is_file() || meta.len() > 16 << 20 {
-                continue;
-            }
-            let Ok(text) = std::fs::read_to_string(&card) else {
-                continue;
-            };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-                continue;
-            };
-            rows.push(serde_json::json!({
-                "version": v["version"],
-                "parent": v["parent"],
-                "created_ms": v["created_ms"],
-                "test_images": v["candidate"]["test"]["images"],
-                "test_accuracy": v["candidate"]["test"]["accuracy"],
-                "parent_test_accuracy": v["champion"]["test"]["accuracy"],
-                "gate_passed": v["gate"]["promote"],
-                "refusals": v["gate"]["refusals"],
-                "serving": serving.as_deref() == v["version"].as_str(),
-            }));
-        }
-    }
-    rows.sort_by_key(|r| std::cmp::Reverse(r["created_ms"].as_u64().unwrap_or(0)));
+/// `emofy model list`: the registry's versions, newest first.
+pub async fn list_models(config: Config, json: bool) -> anyhow::Result<()> {
+    let stores = app::open_stores(&config).await?;
+    let champion = stores.models.champion().await?;
+    let rows: Vec<serde_json::Value> = stores
+        .models
+        .models(10_000)
+        .await?
+        .into_iter()
+        .map(|m| {
+            serde_json::json!({
+                "version": m.version,
+                "parent": m.parent,
+                "state": m.state.as_str(),
+                "created_ms": m.created.0,
+                "state_ms": m.state_at.0,
+                "replaced": m.replaced,
+                "test_images": m.card["candidate"]["test"]["images"],
+                "test_accuracy": m.test_accuracy,
+                "parent_test_accuracy": m.card["champion"]["test"]["accuracy"],
+                "gate_passed": m.gate_passed,
+                "refusals": m.card["gate"]["refusals"],
+                "serving": champion.as_deref() == Some(m.version.as_str()),
+            })
+        })
+        .collect();
     if json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no trained models under {}", dir.display());
+        println!("the registry is empty: start the server or run `emofy train`");
         return Ok(());
     }
     println!(
-        "{:<28} {:<36} {:>6} {:>9} {:>9}  gate",
-        "version", "parent", "test", "accuracy", "parent's"
+        "{:<36} {:<12} {:<36} {:>6} {:>9} {:>9}  gate",
+        "version", "state", "parent", "test", "accuracy", "parent's"
     );
     for r in &rows {
         let acc = |k: &str| r[k].as_f64().map_or("—".into(), pct);
         println!(
-            "{:<28} {:<36} {:>6} {:>9} {:>9}  {}{}",
+            "{:<36} {:<12} {:<36} {:>6} {:>9} {:>9}  {}",
             r["version"].as_str().unwrap_or("?"),
-            r["parent"].as_str().unwrap_or("?"),
-            r["test_images"].as_u64().unwrap_or(0),
+            r["state"].as_str().unwrap_or("?"),
+            r["parent"].as_str().unwrap_or("—"),
+            r["test_images"]
+                .as_u64()
+                .map_or("—".into(), |n| n.to_string()),
             acc("test_accuracy"),
             acc("parent_test_accuracy"),
             if r["gate_passed"] == true {
@@ -294,12 +322,30 @@ pub fn list_models(config: &Config, json: bool) -> anyhow::Result<()> {
             } else {
                 "refused"
             },
-            if r["serving"] == true {
-                " (serving)"
-            } else {
-                ""
-            }
         );
     }
+    Ok(())
+}
+
+/// `emofy model promote VERSION [--force]` and `emofy model rollback`:
+/// change the registry's champion; every running replica follows at its
+/// next poll.
+pub async fn change_champion(
+    config: Config,
+    promote: Option<(String, bool)>,
+) -> anyhow::Result<()> {
+    let stores = app::open_stores(&config).await?;
+    let plan = match promote {
+        Some((version, force)) => registry::promote(stores.models.as_ref(), &version, force).await,
+        None => registry::rollback(stores.models.as_ref()).await,
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "previous": plan.expected_champion,
+            "champion": plan.champion,
+        }))?
+    );
     Ok(())
 }

@@ -17,6 +17,9 @@
 //! | `uploads` | sha256 hex | player_id, consent scopes + version + time, face box, original, deleted_ms; index (player_id, created_ms) |
 //! | `score_events` | idempotency key | player_id, delta, total, reason, at_ms; index `at_ms` |
 //! | `consent_log` | generated | append-only: image_id, player_id, event (`given`/`revoked`), scopes, version, at_ms |
+//! | `models` | model version | parent, architecture, state, state_ms, replaced, gate_passed, test_accuracy, card (JSON text), has_files; index `created_ms` |
+//! | `model_files` | `<version>/<file>/<seq>` | version, name, seq, bytes: each file in chunks of at most 4 MiB |
+//! | `registry` | `champion` | version: the serving model (the compare-and-set of promotions and rollbacks) |
 //!
 //! Every value a client sends reaches a query only as a typed value inside
 //! a document this module builds (`doc! { "_id": username }`), never as a
@@ -38,11 +41,13 @@
 //! | `players.rs`, `images.rs`, `uploads.rs` | the plain traits |
 //! | `rounds.rs` | offers, the answer (load → plan → apply), the label writer (group commit) |
 //! | `review.rs` | moderation (load → plan → apply), reliabilities, the audit log, truth passes |
+//! | `models.rs` | the model registry and its files |
 
 mod prelude;
 
 mod codec;
 mod images;
+mod models;
 mod players;
 mod review;
 mod rounds;
@@ -236,6 +241,12 @@ impl MongoStore {
             ("uploads", doc! {"player_id": 1, "fingerprint": 1}, false),
             ("score_events", doc! {"at_ms": 1, "_id": 1}, false),
             ("consent_log", doc! {"image_id": 1, "at_ms": 1}, false),
+            ("models", doc! {"created_ms": -1, "_id": -1}, false),
+            (
+                "model_files",
+                doc! {"version": 1, "name": 1, "seq": 1},
+                false,
+            ),
         ];
         for (coll, keys, is_unique) in specs {
             let mut model = IndexModel::builder().keys(keys).build();

@@ -24,6 +24,7 @@ use crate::store::StoreError;
 
 mod codec;
 mod images;
+mod models;
 mod players;
 mod review;
 mod rounds;

@@ -3,7 +3,7 @@
 use super::codec::*;
 use super::prelude::*;
 
-pub(super) const SCHEMA_VERSION: i64 = 8;
+pub(super) const SCHEMA_VERSION: i64 = 9;
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS players (
@@ -136,6 +136,27 @@ CREATE TABLE IF NOT EXISTS moderation_log (
     target TEXT NOT NULL,
     detail TEXT NOT NULL,
     at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS models (
+    version TEXT PRIMARY KEY,
+    parent TEXT,
+    architecture TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    state_ms INTEGER NOT NULL,
+    replaced TEXT,
+    gate_passed INTEGER NOT NULL,
+    test_accuracy REAL,
+    card TEXT NOT NULL,
+    has_files INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS models_one_champion ON models (state) WHERE state = 'champion';
+CREATE INDEX IF NOT EXISTS models_created ON models (created_ms DESC, version DESC);
+CREATE TABLE IF NOT EXISTS model_files (
+    version TEXT NOT NULL REFERENCES models(version),
+    name TEXT NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (version, name)
 );
 "#;
 

@@ -30,13 +30,22 @@ pub(super) fn private_files(dir: &Path, db: &Path) -> Result<(), StoreError> {
             }
         };
         tighten(dir, 0o700);
-        std::fs::OpenOptions::new()
+        // Created private if it is new; an existing file is never opened
+        // here: closing any descriptor of it would drop every POSIX lock
+        // this process holds on it (another store open on the same file in
+        // this process, e.g. a second replica in one test), and another
+        // process could then think itself the last user and delete the WAL
+        // from under it.
+        match std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(false)
+            .create_new(true)
             .mode(0o600)
             .open(db)
-            .map_err(|e| unavailable(format!("create {}: {e}", db.display())))?;
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(unavailable(format!("create {}: {e}", db.display()))),
+        }
         for suffix in ["", "-wal", "-shm"] {
             let mut name = db.as_os_str().to_owned();
             name.push(suffix);
