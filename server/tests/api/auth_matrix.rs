@@ -221,6 +221,20 @@ async fn every_route_answers_every_caller_as_the_table_says() {
             ),
             json!({"dir": "v2"}),
         ),
+        row("GET", "/api/admin/models", "/api/admin/models", MODERATORS),
+        // Admins reach the registry's rules: an unknown version, nothing to roll back to.
+        row(
+            "POST",
+            "/api/admin/models/{version}/promote",
+            "/api/admin/models/no-such-version/promote",
+            [401, 401, 401, 403, 403, 409, 403],
+        ),
+        row(
+            "POST",
+            "/api/admin/models/rollback",
+            "/api/admin/models/rollback",
+            [401, 401, 401, 403, 403, 409, 403],
+        ),
         row(
             "GET",
             "/api/moderation/queue",
