@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use emofy_game::Emotion;
 use emofy_game::training::{Evaluation, GateDecision, GateRules, Paired, gate};
-use emofy_inference::mini_xception::{BUNDLED_CONFIG, BUNDLED_WEIGHTS, MiniXception, ModelConfig};
+use emofy_inference::mini_xception::{MiniXception, ModelConfig};
 use emofy_inference::train::{
     ClassOrder, EpochReport, Example, TrainConfig, TrainError, TrainableNet, fit, predict,
     target_label,
@@ -67,17 +67,7 @@ fn config_err(e: serde_json::Error) -> RunError {
 impl Champion {
     /// The configured model: `model.dir`, else the bundled mini-Xception.
     pub fn configured(config: &Config) -> Result<Champion, RunError> {
-        let files = match &config.model.dir {
-            Some(dir) => {
-                let max = config.model.max_file_mib.saturating_mul(1 << 20);
-                emofy_inference::ModelFiles::read(dir, max)?
-            }
-            None => emofy_inference::ModelFiles {
-                config_json: BUNDLED_CONFIG.to_owned(),
-                preprocessor_json: None,
-                safetensors: BUNDLED_WEIGHTS.to_vec(),
-            },
-        };
+        let files = crate::service::registry::configured_files(config)?;
         Champion::of_files(files)
     }
 

@@ -47,7 +47,7 @@ pub struct ModelRow {
     /// The parent's accuracy on the same test images.
     parent_test_accuracy: Option<f64>,
     /// The gate's decision: McNemar p, wins each way, refusals (`null` for an installed model).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     gate: serde_json::Value,
     /// Faces per split and class the model learned from and was tested on.
     #[schema(value_type = Object)]
