@@ -97,6 +97,27 @@ async fn load_files(
     }
 }
 
+/// The files of `version` this replica can read without the configured
+/// model: from the store, else `<models_dir>/<version>` on its disk.
+async fn stored_files(
+    models: &dyn ModelStore,
+    config: &Config,
+    version: &str,
+) -> Result<Option<ModelFiles>, RegistryError> {
+    let max = config.model.max_file_mib.saturating_mul(1 << 20);
+    if let Some(files) = models.model_files(version, max).await? {
+        return Ok(Some(files));
+    }
+    let dir = config.training.models_dir(&config.data_dir).join(version);
+    if !dir.join("config.json").is_file() {
+        return Ok(None);
+    }
+    let read = tokio::task::spawn_blocking(move || ModelFiles::read(&dir, max))
+        .await
+        .map_err(|e| RegistryError::Task(e.to_string()))?;
+    Ok(Some(read?))
+}
+
 /// The files of `version`: from the store, else `<models_dir>/<version>` on
 /// this replica's disk, else the configured base model if it is that version.
 pub async fn files_of(
@@ -104,16 +125,8 @@ pub async fn files_of(
     config: &Config,
     version: &str,
 ) -> Result<ModelFiles, RegistryError> {
-    let max = config.model.max_file_mib.saturating_mul(1 << 20);
-    if let Some(files) = models.model_files(version, max).await? {
+    if let Some(files) = stored_files(models, config, version).await? {
         return Ok(files);
-    }
-    let dir = config.training.models_dir(&config.data_dir).join(version);
-    if dir.join("config.json").is_file() {
-        let read = tokio::task::spawn_blocking(move || ModelFiles::read(&dir, max))
-            .await
-            .map_err(|e| RegistryError::Task(e.to_string()))?;
-        return Ok(read?);
     }
     let base = configured_files(config)?;
     let base_version = emofy_inference::load_model_files(&base)?
@@ -125,13 +138,20 @@ pub async fn files_of(
     Err(RegistryError::NoFiles(version.to_owned()))
 }
 
-/// Loads `version` for serving.
+/// Loads `version` for serving: its stored files, else the configured model
+/// if that is the version (built once: its version is only known built).
 pub async fn load_version(
     models: &dyn ModelStore,
     config: &Config,
     version: &str,
 ) -> Result<Arc<dyn Classifier>, RegistryError> {
-    let files = files_of(models, config, version).await?;
+    let Some(files) = stored_files(models, config, version).await? else {
+        let base = load_files(config, version, configured_files(config)?).await?;
+        if base.version() != version {
+            return Err(RegistryError::NoFiles(version.to_owned()));
+        }
+        return Ok(base);
+    };
     let model = load_files(config, version, files).await?;
     if model.version() != version {
         return Err(RegistryError::Model(InferenceError::Load(format!(

@@ -305,18 +305,18 @@ pub fn run(
     };
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let files = emofy_inference::ModelFiles {
-        config_json: config_json.clone(),
+        config_json,
         preprocessor_json: None,
-        safetensors: weights.clone(),
+        safetensors: weights,
     };
     for (name, bytes) in [
-        ("config.json", config_json.into_bytes()),
-        ("model.safetensors", weights),
+        ("config.json", files.config_json.as_bytes()),
+        ("model.safetensors", &files.safetensors),
         (
             "training.json",
-            serde_json::to_vec_pretty(&card).unwrap_or_default(),
+            &serde_json::to_vec_pretty(&card).unwrap_or_default(),
         ),
-        ("README.md", model_card_markdown(&card).into_bytes()),
+        ("README.md", model_card_markdown(&card).as_bytes()),
     ] {
         let path = dir.join(name);
         std::fs::write(&path, bytes).map_err(io(&path))?;

@@ -102,17 +102,17 @@ pub(crate) fn json_body<T: Default + serde::de::DeserializeOwned>(
     req: &HttpRequest,
     bytes: &[u8],
 ) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
     let content_type = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !content_type.starts_with("application/json") {
+    if !bytes.is_empty() && !content_type.starts_with("application/json") {
         return Err(ApiError::code(ErrorCode::UnsupportedMediaType)
             .detail("send the body as application/json"));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
     }
     serde_json::from_slice(bytes).map_err(|e| {
         let code = if e.is_syntax() || e.is_eof() {
@@ -213,18 +213,9 @@ pub async fn swap_model(
         .await?;
     let svc: Arc<Services> = svc.into_inner();
     if svc.models.champion().await?.as_deref() != Some(version.as_str()) {
-        match registry::promote(svc.models.as_ref(), &version, true).await {
-            Ok(_) => {}
-            Err(registry::RegistryError::Store(crate::store::StoreError::Conflict(_))) => {
-                return Err(ApiError::code(ErrorCode::TryAgain)
-                    .detail("another promotion or rollback happened at the same time"));
-            }
-            Err(registry::RegistryError::Store(e)) => return Err(e.into()),
-            Err(e) => {
-                tracing::error!(error = %e, "registering the swapped model");
-                return Err(ApiError::code(ErrorCode::Internal));
-            }
-        }
+        registry::promote(svc.models.as_ref(), &version, true)
+            .await
+            .map_err(crate::web::models::registry_error)?;
     }
     tracing::info!(to = %version, dir = %shown, "model installed");
     let previous = {

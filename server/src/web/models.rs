@@ -140,7 +140,8 @@ pub struct RegistryChange {
     champion: String,
 }
 
-fn registry_error(e: RegistryError) -> ApiError {
+/// How a registry action's failure is answered.
+pub(crate) fn registry_error(e: RegistryError) -> ApiError {
     match e {
         RegistryError::Refused(r) => {
             ApiError::code(ErrorCode::PromotionRefused).detail(r.to_string())
