@@ -18,6 +18,7 @@
 //! | [`period`] | leaderboard periods and their buckets |
 //! | [`plan`] | what an answer and a moderation (of an image or a player) write, decided once for every store; ledger keys |
 //! | [`registry`] | the model registry: which version serves, promotion and rollback plans |
+//! | [`retrain`] | when the background trainer starts a run (new confident labels, interval) and the training lease rule |
 //! | [`review`] | the moderators' queue order: disputed first, then doubt × contradiction × trust |
 //! | [`rng`] | SplitMix64, the one seedable generator behind every deterministic draw |
 //! | [`sim`] | a deterministic crowd simulation with known truth |
@@ -31,6 +32,7 @@ pub mod ids;
 pub mod period;
 pub mod plan;
 pub mod registry;
+pub mod retrain;
 pub mod review;
 pub mod rng;
 pub mod round;

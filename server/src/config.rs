@@ -165,6 +165,57 @@ pub struct TrainingConfig {
     /// replica swaps to it); off: it waits as a candidate for
     /// `emofy model promote`.
     pub auto_promote: bool,
+    /// How long a run's lease on the store lasts (a run renews it every
+    /// third of this; a run that dies frees it after this), in ms.
+    pub lease_ms: u64,
+    /// `[training.background]`: the trainer every replica runs, which
+    /// starts a run by itself when enough new confident labels arrived.
+    pub background: BackgroundTraining,
+}
+
+/// The background trainer. At most one run at a time across every replica
+/// and `emofy train` (the store's `training` lease); a run on a replica
+/// uses `threads` worker threads at a lowered priority (`nice`), so play
+/// keeps the other cores and wins any contention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackgroundTraining {
+    pub enabled: bool,
+    /// How often the trigger is checked, in ms.
+    pub check_every_ms: u64,
+    /// Train when this many more images are confidently labelled than the
+    /// newest trained candidate learned from.
+    pub every_new_labels: u32,
+    /// At least this long between two runs this replica starts, in ms.
+    pub min_interval_ms: u64,
+    /// Worker threads one run may use (1..=64).
+    pub threads: usize,
+    /// The workers' nice value (0..=19; higher yields to play more).
+    pub nice: i32,
+}
+
+impl Default for BackgroundTraining {
+    fn default() -> Self {
+        let rules = emofy_game::retrain::TrainerRules::default();
+        BackgroundTraining {
+            enabled: true,
+            check_every_ms: 60_000,
+            every_new_labels: rules.every_new_labels,
+            min_interval_ms: rules.min_interval_ms,
+            threads: 1,
+            nice: 10,
+        }
+    }
+}
+
+impl BackgroundTraining {
+    /// The trigger's rules.
+    pub fn rules(&self) -> emofy_game::retrain::TrainerRules {
+        emofy_game::retrain::TrainerRules {
+            every_new_labels: self.every_new_labels,
+            min_interval_ms: self.min_interval_ms,
+        }
+    }
 }
 
 impl Default for TrainingConfig {
@@ -176,6 +227,8 @@ impl Default for TrainingConfig {
             models_dir: None,
             max_labelled_faces: 200_000,
             auto_promote: true,
+            lease_ms: 10 * 60 * 1000,
+            background: BackgroundTraining::default(),
         }
     }
 }
@@ -834,6 +887,18 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "training: fit.epochs 1..=10000, fit.batch_size 2..=4096, 0 < fit.learning_rate < 1, \
                  data.min_confidence 0..=1, 0 < gate.alpha ≤ 1"
+                    .into(),
+            ));
+        }
+        let b = &t.background;
+        if t.lease_ms < 1000
+            || b.check_every_ms < 50
+            || !(1..=64).contains(&b.threads)
+            || !(0..=19).contains(&b.nice)
+        {
+            return Err(ConfigError::Invalid(
+                "training: lease_ms ≥ 1000, background.check_every_ms ≥ 50, background.threads \
+                 1..=64, background.nice 0..=19"
                     .into(),
             ));
         }

@@ -48,6 +48,13 @@ pub struct Metrics {
     /// Full truth-inference passes run, and the last one's duration.
     pub truth_passes: Counter,
     pub truth_pass_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Training runs this replica finished, by outcome: `promoted`,
+    /// `candidate` (registered, not promoted), `failed`.
+    pub training_runs: Family<OutcomeLabel, Counter>,
+    /// 1 while this replica runs a training run.
+    pub training_running: Gauge,
+    /// Confidently labelled images beyond what the newest candidate learned from.
+    pub training_new_labels: Gauge,
 }
 
 impl Default for Metrics {
@@ -80,6 +87,9 @@ impl Metrics {
             moderation: Family::default(),
             truth_passes: Counter::default(),
             truth_pass_seconds: Gauge::default(),
+            training_runs: Family::default(),
+            training_running: Gauge::default(),
+            training_new_labels: Gauge::default(),
         };
         registry.register(
             "ws_connections",
@@ -168,10 +178,34 @@ impl Metrics {
             "Duration of the last truth-inference pass",
             m.truth_pass_seconds.clone(),
         );
+        registry.register(
+            "training_runs",
+            "Training runs this replica finished, by outcome",
+            m.training_runs.clone(),
+        );
+        registry.register(
+            "training_running",
+            "1 while this replica runs a training run",
+            m.training_running.clone(),
+        );
+        registry.register(
+            "training_new_labels",
+            "Confidently labelled images beyond what the newest model candidate learned from",
+            m.training_new_labels.clone(),
+        );
         if let Ok(mut r) = m.registry.lock() {
             *r = registry;
         }
         m
+    }
+
+    /// Counts a finished training run.
+    pub fn training_run(&self, outcome: &str) {
+        self.training_runs
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// Counts an upload outcome.

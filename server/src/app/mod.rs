@@ -218,6 +218,7 @@ impl Application {
             uploads: stores.uploads,
             review: stores.review,
             models: stores.models,
+            leases: stores.leases,
             model_swap: tokio::sync::Mutex::new(()),
             faces: Arc::new(FaceDetector::bundled(config.upload.min_face_score)?),
             image_slots: ImageSlots::new(
@@ -286,6 +287,9 @@ impl Application {
                 services.clone(),
                 Duration::from_millis(services.config.model.registry_poll_ms),
             ));
+        }
+        if services.inference.is_some() && services.config.training.background.enabled {
+            actix_web::rt::spawn(crate::service::trainer::background(services.clone()));
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         Ok(Application {

@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::store::{
-    ImageStore, ModelStore, PlayerStore, ReviewStore, RoundStore, StoreError, UploadStore,
+    ImageStore, LeaseStore, ModelStore, PlayerStore, ReviewStore, RoundStore, StoreError,
+    UploadStore,
 };
 
 /// The stores behind their traits: MongoDB when `storage.mongodb.uri` is
@@ -20,6 +21,8 @@ pub struct Stores {
     pub review: Arc<dyn ReviewStore>,
     /// The model registry.
     pub models: Arc<dyn ModelStore>,
+    /// Named leases (one training run at a time across replicas).
+    pub leases: Arc<dyn LeaseStore>,
 }
 
 /// Opens the configured store: MongoDB (`storage.mongodb.uri`) or the
@@ -39,7 +42,8 @@ pub async fn open_stores(config: &Config) -> Result<Stores, StoreError> {
         rounds: mongo.clone(),
         uploads: mongo.clone(),
         review: mongo.clone(),
-        models: mongo,
+        models: mongo.clone(),
+        leases: mongo,
     })
 }
 
@@ -91,6 +95,7 @@ pub fn open_embedded(config: &Config) -> Result<Stores, StoreError> {
         rounds: shared.clone(),
         uploads: shared.clone(),
         review: shared.clone(),
-        models: shared,
+        models: shared.clone(),
+        leases: shared,
     })
 }

@@ -2,7 +2,8 @@
 //! handlers, start-up): the handles they all work through ([`Services`]),
 //! what follows a recorded answer or a score change ([`play`]), and the
 //! model's guesses for the image pool ([`model`]), and the model registry
-//! in use: which version serves, promotions, rollbacks ([`registry`]).
+//! in use: which version serves, promotions, rollbacks ([`registry`]), and
+//! training runs, on demand and in the background ([`trainer`]).
 
 use std::sync::Arc;
 
@@ -20,14 +21,15 @@ use crate::leaderboard::BufferedLeaderboard;
 use crate::metrics::Metrics;
 use crate::net::{ConnectionTracker, GuestLimiter, Proxies};
 use crate::store::{
-    GameRules, ImageStore, Leaderboard, ModelStore, PlayerStore, ReviewStore, RoundStore,
-    UploadStore,
+    GameRules, ImageStore, Leaderboard, LeaseStore, ModelStore, PlayerStore, ReviewStore,
+    RoundStore, UploadStore,
 };
 
 pub mod model;
 pub mod play;
 pub mod registry;
 pub mod review;
+pub mod trainer;
 
 /// Everything a request handler or session needs. Shared, immutable.
 pub struct Services {
@@ -51,6 +53,8 @@ pub struct Services {
     pub review: Arc<dyn ReviewStore>,
     /// The model registry (which version serves on every replica).
     pub models: Arc<dyn ModelStore>,
+    /// Named leases (the training lease).
+    pub leases: Arc<dyn LeaseStore>,
     /// One model swap at a time on this replica (the registry watch and admin actions).
     pub model_swap: tokio::sync::Mutex<()>,
     /// The face detector for uploads.

@@ -10,6 +10,7 @@ pub use emofy_game::plan::{
     AnswerOutcome, AnswerRecord, GameRules, ImageAction, PlayerAction, ScoreChange, ScoreReason,
 };
 
+pub mod lease;
 pub mod migrate;
 pub mod mongo;
 pub mod registry;
@@ -26,6 +27,7 @@ use emofy_game::{
 use emofy_inference::Prediction;
 use serde::Serialize;
 
+pub use lease::{LeaseStore, TRAINING_LEASE};
 pub use registry::{ModelRecord, ModelStore, NewModel};
 
 /// Errors from a store.

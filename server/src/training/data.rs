@@ -105,6 +105,28 @@ async fn facts_of(
     })
 }
 
+/// How many images the training rule accepts now (what the background
+/// trainer's trigger counts), reading metadata only, in pages of 500.
+pub async fn count_trainable(
+    images: &dyn ImageStore,
+    uploads: &dyn UploadStore,
+    rules: &DataRules,
+) -> Result<u32, StoreError> {
+    let mut n = 0u32;
+    let mut after = None;
+    loop {
+        let page = images.all_images(after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for m in &page {
+            if example_of(&facts_of(m, uploads).await?, rules).is_ok() {
+                n = n.saturating_add(1);
+            }
+        }
+    }
+    Ok(n)
+}
+
 /// Reads every image the rule accepts, in pages of 500; `progress` is
 /// called after each image.
 pub async fn load(

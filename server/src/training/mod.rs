@@ -121,6 +121,8 @@ pub struct ModelCard {
     pub version: String,
     pub parent: String,
     pub architecture: &'static str,
+    /// What started the run: `emofy train` or `background trainer`.
+    pub trained_by: &'static str,
     pub created_ms: u64,
     pub from_scratch: bool,
     pub data: DataSnapshot,
@@ -156,6 +158,11 @@ impl RunOutcome {
     }
 }
 
+/// `trained_by` of a run `emofy train` started.
+pub const BY_COMMAND: &str = "emofy train";
+/// `trained_by` of a run the background trainer started.
+pub const BY_BACKGROUND: &str = "background trainer";
+
 /// What to run.
 pub struct RunRequest<'a> {
     pub data: &'a TrainingData,
@@ -166,6 +173,8 @@ pub struct RunRequest<'a> {
     pub reference: Option<&'a [Example]>,
     /// Start from fresh weights instead of the champion's.
     pub from_scratch: bool,
+    /// What started the run (recorded in the card and `config.json`).
+    pub trained_by: &'static str,
 }
 
 /// One model's answers on each split (and on the reference set), computed
@@ -264,7 +273,7 @@ pub fn run(
         obj.insert("parent".into(), req.champion.version.clone().into());
         obj.insert(
             "source".into(),
-            serde_json::json!({"trained_by": "emofy train", "label_set_hash": req.data.snapshot.label_set_hash}),
+            serde_json::json!({"trained_by": req.trained_by, "label_set_hash": req.data.snapshot.label_set_hash}),
         );
     }
     let config_json = serde_json::to_string_pretty(&config_value).unwrap_or_default();
@@ -288,6 +297,7 @@ pub fn run(
         version: version.clone(),
         parent: req.champion.version.clone(),
         architecture: "mini_xception",
+        trained_by: req.trained_by,
         created_ms: crate::clock::now().0,
         from_scratch: req.from_scratch,
         data: req.data.snapshot.clone(),
@@ -337,15 +347,16 @@ pub fn model_card_markdown(card: &ModelCard) -> String {
         card.version
     ));
     s.push_str(&format!(
-        "A mini-Xception (64×64 grayscale faces, 7 emotions) trained by `emofy train` \
-         {} `{}` on the labels below, in {:.0} s.\n\n",
+        "A mini-Xception (64×64 grayscale faces, 7 emotions) trained {} `{}` on the labels \
+         below, in {:.0} s (started by: {}).\n\n",
         if card.from_scratch {
             "from scratch, judged against"
         } else {
             "from"
         },
         card.parent,
-        card.seconds
+        card.seconds,
+        card.trained_by,
     ));
     s.push_str("## Data\n\n");
     s.push_str(&format!("Consent: {}.\n\n", card.data.consent_filter));

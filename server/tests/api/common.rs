@@ -61,6 +61,8 @@ pub fn test_config(data_dir: &Path) -> Config {
     c.truth.trust.newcomer_weight = 1.0;
     c.truth.trust.min_established = 0;
     c.truth.trust.known_labels = false;
+    // The background trainer runs only where a test asks for it (`trainer.rs`).
+    c.training.background.enabled = false;
     // Bots play far faster than people; tests of the limiter set it back.
     c.session.rate_per_sec = 1000;
     c.session.rate_burst = 1000;

@@ -27,6 +27,7 @@ mod registry_contract;
 mod replicas;
 mod review_queue;
 mod store_contract;
+mod trainer;
 mod training;
 mod truth;
 mod uploads;

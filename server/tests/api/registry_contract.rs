@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use emofy_game::Millis;
 use emofy_game::registry::{self, ModelState};
+use emofy_game::retrain::Lease;
 use emofy_inference::ModelFiles;
 use emofy_server::store::sqlite::{SqliteOptions, SqliteStore};
-use emofy_server::store::{ModelStore, NewModel, StoreError};
+use emofy_server::store::{LeaseStore, ModelStore, NewModel, StoreError, TRAINING_LEASE};
 use serde_json::json;
 
 fn files(seed: u8, len: usize) -> ModelFiles {
@@ -189,5 +190,108 @@ async fn mongo_registry_meets_the_contract_across_two_replicas() {
     let a = Arc::new(connect().await.expect("the MongoDB test server is running"));
     let b = Arc::new(connect().await.unwrap());
     registry_contract(a.clone(), b).await;
+    a.database().drop().await.unwrap();
+}
+
+/// The training lease, through two handles (two replicas): one holder at a
+/// time, renewals by the holder, takeover only after expiry, release only
+/// by the holder.
+async fn lease_contract(a: Arc<dyn LeaseStore>, b: Arc<dyn LeaseStore>) {
+    const L: &str = TRAINING_LEASE;
+    assert_eq!(a.lease(L).await.unwrap(), None);
+    assert!(
+        a.acquire_lease(L, "a", Millis(1_000), Millis(2_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.acquire_lease(L, "b", Millis(1_500), Millis(9_000))
+            .await
+            .unwrap(),
+        "held by a until 2000"
+    );
+    assert_eq!(
+        b.lease(L).await.unwrap(),
+        Some(Lease {
+            holder: "a".into(),
+            expires: Millis(2_000)
+        }),
+        "a refused take changes nothing"
+    );
+    assert!(
+        a.acquire_lease(L, "a", Millis(1_900), Millis(3_000))
+            .await
+            .unwrap(),
+        "renewed"
+    );
+    assert!(
+        !b.acquire_lease(L, "b", Millis(2_500), Millis(9_000))
+            .await
+            .unwrap()
+    );
+    b.release_lease(L, "b").await.unwrap();
+    assert_eq!(
+        b.lease(L).await.unwrap().map(|l| l.holder),
+        Some("a".into()),
+        "only the holder releases"
+    );
+    // Expired: anyone may take it, and the old holder then may not.
+    assert!(
+        b.acquire_lease(L, "b", Millis(3_000), Millis(4_000))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !a.acquire_lease(L, "a", Millis(3_001), Millis(5_000))
+            .await
+            .unwrap()
+    );
+    b.release_lease(L, "b").await.unwrap();
+    assert_eq!(a.lease(L).await.unwrap(), None);
+    assert!(
+        a.acquire_lease(L, "a", Millis(3_002), Millis(5_000))
+            .await
+            .unwrap(),
+        "free again"
+    );
+    // Many takers at once: exactly one wins.
+    assert!(
+        a.acquire_lease("race", "x", Millis(0), Millis(1))
+            .await
+            .unwrap()
+    );
+    let takers: Vec<_> = (0..8)
+        .map(|i| {
+            let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                s.acquire_lease("race", &format!("t{i}"), Millis(10), Millis(100))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in takers {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1, "one taker wins an expired lease");
+}
+
+#[actix_rt::test]
+async fn sqlite_leases_meet_the_contract_across_two_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    let b = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
+    lease_contract(a, b).await;
+}
+
+#[actix_rt::test]
+async fn mongo_leases_meet_the_contract_across_two_replicas() {
+    let db = format!("emofy_test_{}", uuid::Uuid::new_v4().simple());
+    let uri = crate::common::mongo_uri();
+    let connect = || emofy_server::store::mongo::MongoStore::connect(&uri, &db, false);
+    let a = Arc::new(connect().await.expect("the MongoDB test server is running"));
+    let b = Arc::new(connect().await.unwrap());
+    lease_contract(a.clone(), b).await;
     a.database().drop().await.unwrap();
 }

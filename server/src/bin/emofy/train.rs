@@ -5,10 +5,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use emofy_game::Emotion;
+use emofy_game::retrain::{TrainerDecision, should_train};
 use emofy_game::training::Evaluation;
 use emofy_inference::train::{EpochReport, evaluate};
 use emofy_server::service::registry;
-use emofy_server::training::{Champion, RunRequest, data};
+use emofy_server::service::trainer::{
+    self, Job, LeaseHold, Progress, TrainingStores, Workers, holder_id,
+};
+use emofy_server::training::{BY_COMMAND, data};
 use emofy_server::{Config, app};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -29,6 +33,12 @@ pub struct TrainRequest {
     /// else `<data_dir>/models`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Train only when the background trainer's trigger says so
+    /// (`training.background.every_new_labels` new confident labels since
+    /// the newest candidate, `min_interval_ms` since it); otherwise print
+    /// why not and exit 0 (for a scheduled job).
+    #[arg(long)]
+    pub when_due: bool,
 }
 
 fn bar(len: u64, template: &str) -> ProgressBar {
@@ -43,27 +53,90 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
+/// `emofy train`'s progress: a bar while reading, a bar per epoch.
+struct Bars {
+    reading: ProgressBar,
+    epochs: ProgressBar,
+    from_scratch: bool,
+}
+
+impl Progress for Bars {
+    fn read(&mut self, images: u64) {
+        self.reading.inc(images);
+    }
+
+    fn loaded(&mut self, data: &data::TrainingData, champion: &str) {
+        self.reading.finish_and_clear();
+        eprintln!(
+            "training on {} faces (val {}, test {}) from {champion}{}",
+            data.train.len(),
+            data.val.len(),
+            data.test.len(),
+            if self.from_scratch {
+                " (from scratch)"
+            } else {
+                ""
+            }
+        );
+    }
+
+    fn epoch(&mut self, r: &EpochReport) {
+        self.epochs.set_message(format!(
+            "loss {:.4}, {:.0} img/s, val {}",
+            r.loss,
+            r.images_per_second,
+            r.val.as_ref().map_or("—".into(), |v| pct(v.accuracy))
+        ));
+        self.epochs.inc(1);
+    }
+}
+
 pub async fn train(config: Config, request: TrainRequest) -> anyhow::Result<()> {
+    let mut config = config;
+    if let Some(e) = request.epochs {
+        // The flag is one more layer of the configuration: the same bounds hold.
+        config.training.fit.epochs = e;
+        config
+            .validate()
+            .map_err(|e| anyhow::anyhow!("--epochs: {e}"))?;
+    }
     let stores = app::open_stores(&config).await?;
-    // A fresh store's registry takes the configured model as its champion;
-    // training starts from (and is judged against) the champion.
-    registry::start_up(stores.models.as_ref(), &config)
-        .await
-        .map_err(|e| anyhow::anyhow!("model registry: {e}"))?;
-    let champion = Champion::serving(stores.models.as_ref(), &config).await?;
-    let total = stores.images.image_count().await?;
-    let reading = bar(
-        total,
-        "{spinner} reading [{elapsed_precise}] {wide_bar} {pos}/{len} images",
-    );
-    let training_data = data::load(
-        stores.images.as_ref(),
-        stores.uploads.as_ref(),
-        &config.training.data,
-        |n| reading.inc(n),
+    let stores = TrainingStores::of_stores(&stores);
+    // One run at a time across every replica and process on this store.
+    let hold = LeaseHold::take(
+        stores.leases.clone(),
+        &holder_id("emofy-train"),
+        config.training.lease_ms,
     )
     .await?;
-    reading.finish_and_clear();
+    let result = train_holding(&config, &request, &stores).await;
+    hold.release().await;
+    result
+}
+
+/// The run, once the lease is held.
+async fn train_holding(
+    config: &Config,
+    request: &TrainRequest,
+    stores: &TrainingStores,
+) -> anyhow::Result<()> {
+    // A fresh store's registry takes the configured model as its champion;
+    // training starts from (and is judged against) the champion.
+    registry::start_up(stores.models.as_ref(), config)
+        .await
+        .map_err(|e| anyhow::anyhow!("model registry: {e}"))?;
+    if request.when_due {
+        let facts = trainer::trainer_facts(stores, config, None).await?;
+        if let TrainerDecision::Wait(wait) =
+            should_train(&facts, &config.training.background.rules())
+        {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"trained": false, "wait": wait}))?
+            );
+            return Ok(());
+        }
+    }
     let reference = match &request.reference {
         Some(path) => {
             let (examples, skipped) =
@@ -79,88 +152,46 @@ pub async fn train(config: Config, request: TrainRequest) -> anyhow::Result<()> 
         }
         None => None,
     };
-    let mut config = config;
-    if let Some(e) = request.epochs {
-        // The flag is one more layer of the configuration: the same bounds hold.
-        config.training.fit.epochs = e;
-        config
-            .validate()
-            .map_err(|e| anyhow::anyhow!("--epochs: {e}"))?;
-    }
-    let fit = config.training.fit;
-    eprintln!(
-        "training on {} faces (val {}, test {}) from {}{}",
-        training_data.train.len(),
-        training_data.val.len(),
-        training_data.test.len(),
-        champion.version,
-        if request.from_scratch {
-            " (from scratch)"
-        } else {
-            ""
-        }
-    );
     let models_dir = request
         .out
         .clone()
         .unwrap_or_else(|| config.training.models_dir(&config.data_dir));
-    let epochs = bar(
-        fit.epochs as u64,
-        "{spinner} training [{elapsed_precise}] {wide_bar} epoch {pos}/{len} {msg}",
-    );
-    let gate_rules = config.training.gate;
-    let from_scratch = request.from_scratch;
-    let progress = epochs.clone();
-    // Training is CPU work: off the async runtime's threads.
-    let outcome = tokio::task::spawn_blocking(move || {
-        emofy_server::training::run(
-            RunRequest {
-                data: &training_data,
-                champion: &champion,
-                fit,
-                gate: gate_rules,
-                reference: reference.as_deref(),
-                from_scratch,
-            },
-            &models_dir,
-            |r: &EpochReport| {
-                progress.set_message(format!(
-                    "loss {:.4}, {:.0} img/s, val {}",
-                    r.loss,
-                    r.images_per_second,
-                    r.val.as_ref().map_or("—".into(), |v| pct(v.accuracy))
-                ));
-                progress.inc(1);
-            },
-        )
-    })
-    .await
-    .context("the training task failed")??;
-    epochs.finish_and_clear();
-    // The registry keeps every candidate; one the gate passed serves at
-    // once (every replica follows at its next poll) unless the operator
-    // turned that off.
-    let now = emofy_server::clock::now();
-    stores
-        .models
-        .register_model(outcome.registration(), now)
-        .await?;
-    let promoted = if outcome.card.gate.promote && config.training.auto_promote {
-        match registry::promote(stores.models.as_ref(), &outcome.card.version, false).await {
-            Ok(_) => true,
-            Err(e) => {
-                eprintln!("not promoted: {e}");
-                false
-            }
-        }
-    } else {
-        false
+    let bars = Bars {
+        reading: bar(
+            stores.images.image_count().await?,
+            "{spinner} reading [{elapsed_precise}] {wide_bar} {pos}/{len} images",
+        ),
+        epochs: bar(
+            config.training.fit.epochs as u64,
+            "{spinner} training [{elapsed_precise}] {wide_bar} epoch {pos}/{len} {msg}",
+        ),
+        from_scratch: request.from_scratch,
     };
+    let epochs = bars.epochs.clone();
+    let trained = trainer::train(
+        stores,
+        config,
+        Job {
+            trained_by: BY_COMMAND,
+            from_scratch: request.from_scratch,
+            reference,
+            models_dir,
+            workers: Workers::Shared,
+        },
+        bars,
+    )
+    .await?;
+    epochs.finish_and_clear();
+    if let Some(why) = &trained.not_promoted {
+        eprintln!("not promoted: {why}");
+    }
+    let (outcome, promoted) = (&trained.outcome, trained.promoted);
     let card = &outcome.card;
     let g = &card.gate;
     println!(
         "{}",
         serde_json::to_string_pretty(&serde_json::json!({
+            "trained": true,
             "version": card.version,
             "parent": card.parent,
             "dir": outcome.dir,

@@ -17,6 +17,7 @@
 //! | `uploads` | sha256 hex | player_id, consent scopes + version + time, face box, original, deleted_ms; index (player_id, created_ms) |
 //! | `score_events` | idempotency key | player_id, delta, total, reason, at_ms; index `at_ms` |
 //! | `consent_log` | generated | append-only: image_id, player_id, event (`given`/`revoked`), scopes, version, at_ms |
+//! | `leases` | lease name | holder, expires_ms: one conditional upsert takes a lease (`leases.rs`) |
 //! | `models` | model version | parent, architecture, state, state_ms, replaced, gate_passed, test_accuracy, card (JSON text), has_files; index `created_ms` |
 //! | `model_files` | `<version>/<file>/<seq>` | version, name, seq, bytes: each file in chunks of at most 4 MiB |
 //! | `registry` | `champion` | version: the serving model (the compare-and-set of promotions and rollbacks) |
@@ -47,6 +48,7 @@ mod prelude;
 
 mod codec;
 mod images;
+mod leases;
 mod models;
 mod players;
 mod review;

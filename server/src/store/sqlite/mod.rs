@@ -24,6 +24,7 @@ use crate::store::StoreError;
 
 mod codec;
 mod images;
+mod leases;
 mod models;
 mod players;
 mod review;

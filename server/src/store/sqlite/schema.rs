@@ -3,7 +3,7 @@
 use super::codec::*;
 use super::prelude::*;
 
-pub(super) const SCHEMA_VERSION: i64 = 9;
+pub(super) const SCHEMA_VERSION: i64 = 10;
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS players (
@@ -157,6 +157,11 @@ CREATE TABLE IF NOT EXISTS model_files (
     name TEXT NOT NULL,
     bytes BLOB NOT NULL,
     PRIMARY KEY (version, name)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
 );
 "#;
 
