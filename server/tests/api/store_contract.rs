@@ -1091,7 +1091,7 @@ async fn a_schema_7_database_is_migrated() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 9);
+    assert_eq!(version, 10);
     let counted = |p: PlayerId| -> bool {
         conn.query_row(
             "SELECT counted FROM labels WHERE player_id = ?1",
