@@ -34,6 +34,30 @@ function connect(hello) {
   };
 }
 
+/** Answers since the comparison with the model was last read. */
+let sinceVersus = 0;
+const VERSUS_EVERY = 5;
+
+/** Shows the serving model and how the player's answers compare with it. */
+async function refreshVersus() {
+  sinceVersus = 0;
+  const token = localStorage.getItem("emofy.token");
+  if (!token) return;
+  let v;
+  try {
+    const res = await fetch("/api/me/versus-model", { headers: { Authorization: `Bearer ${token}` } });
+    if (!res.ok) return;
+    v = await res.json();
+  } catch { return; }
+  const el = $("versus");
+  if (!v.model) { el.hidden = true; return; }
+  const acc = v.model.test_accuracy == null ? "" : `, ${Math.round(v.model.test_accuracy * 100)}% right on its test faces`;
+  el.textContent = `Model ${v.model.version}${acc}. ` + (v.faces > 0
+    ? `You beat the model on ${Math.round(v.beat_share * 100)}% of ${v.faces} settled faces (it beat you on ${v.model_beat_you}).`
+    : "Once the crowd settles faces you labelled, you will see how you compare with it.");
+  el.hidden = false;
+}
+
 function send(msg) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); }
 
 function handle(m) {
@@ -50,6 +74,7 @@ function handle(m) {
       $("join").hidden = true;
       $("game").hidden = false;
       send({ type: "next" });
+      refreshVersus();
       break;
     case "round":
       round = m;
@@ -78,6 +103,7 @@ function handle(m) {
       }
       if (m.suggestion_was_test) fb.textContent += " (That suggestion was a test.)";
       if (m.settlement) fb.textContent += ` Consensus bonus +${m.settlement}!`;
+      if (++sinceVersus >= VERSUS_EVERY || m.image?.status === "retired") refreshVersus();
       nextSoon();
       break;
     }

@@ -23,6 +23,7 @@
 //! | [`rng`] | SplitMix64, the one seedable generator behind every deterministic draw |
 //! | [`sim`] | a deterministic crowd simulation with known truth |
 //! | [`training`] | the data split, which images train the model (consent first), model metrics and the promotion gate |
+//! | [`versus`] | a player's answers against the serving model's guesses, on faces whose truth is settled |
 
 pub mod consensus;
 pub mod crowd;
@@ -41,6 +42,7 @@ pub mod selection;
 pub mod sim;
 pub mod training;
 pub mod truth;
+pub mod versus;
 
 pub use consensus::{ConsensusRule, ImageStatus, ImageTally, Transition, VoteCounts};
 pub use emotion::{EMOTION_COUNT, Emotion};

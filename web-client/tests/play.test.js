@@ -41,6 +41,10 @@ test("a guest plays 5 rounds and sees the score and leaderboard change", async (
     await page.waitForSelector("#game:not([hidden])");
     assert.equal(await page.textContent("#me"), NAME);
     assert.equal(await page.textContent("#score"), "0");
+    // The serving model, and how this player compares with it (nothing settled yet).
+    await page.waitForFunction(() => !document.getElementById("versus")?.hidden);
+    assert.match(await page.textContent("#versus") ?? "",
+      /^Model mini-xception-fer2013-\w+\. Once the crowd settles faces you labelled, you will see how you compare with it\.$/);
     // Nobody has points yet: the board says so.
     assert.equal(await page.isVisible("#board-empty"), true);
     for (let i = 0; i < 5; i++) {

@@ -254,6 +254,11 @@ pub trait ImageStore: Send + Sync {
     ) -> Result<(ImageId, bool), StoreError>;
     async fn image_bytes(&self, id: ImageId) -> Result<Option<(Vec<u8>, String)>, StoreError>;
     async fn image_meta(&self, id: ImageId) -> Result<Option<ImageMeta>, StoreError>;
+    /// The metadata of each of `images`, in one read (unknown ids are left out).
+    async fn image_metas(
+        &self,
+        images: &[ImageId],
+    ) -> Result<HashMap<ImageId, ImageMeta>, StoreError>;
     /// Pool entries of images changed at or after `since` (all images for `Millis(0)`).
     async fn pool_entries(&self, since: Millis) -> Result<Vec<PoolEntry>, StoreError>;
     async fn image_count(&self) -> Result<u64, StoreError>;

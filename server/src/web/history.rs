@@ -79,3 +79,113 @@ pub async fn my_labels(
         next,
     }))
 }
+
+/// The most recent labels a comparison with the model reads.
+pub const VERSUS_WINDOW: usize = 500;
+
+/// The serving model, as players see it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServingModel {
+    version: String,
+    /// Accuracy on the frozen test split when the gate judged it (`null`
+    /// for a model an operator installed).
+    test_accuracy: Option<f64>,
+}
+
+/// The caller's answers against the serving model's guesses, over their
+/// most recent labels, on faces whose truth is settled (verified, or
+/// retired with a consensus) and that the model has a guess for.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersusModelView {
+    /// `null` when no model serves.
+    model: Option<ServingModel>,
+    /// The most recent labels read (at most this many).
+    window: usize,
+    faces: u32,
+    you_right: u32,
+    model_right: u32,
+    you_beat_model: u32,
+    model_beat_you: u32,
+    /// `you_beat_model / faces`; `null` with no faces.
+    beat_share: Option<f64>,
+}
+
+/// "You beat the model on 64% of faces."
+#[utoipa::path(
+    tag = "play",
+    responses(
+        (status = 200, body = VersusModelView),
+        (status = 503, description = "`try_again`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/api/me/versus-model")]
+pub async fn versus_model(
+    caller: Caller,
+    svc: web::Data<Services>,
+) -> Result<HttpResponse, ApiError> {
+    let version = match &svc.inference {
+        Some(pool) => Some(pool.version()),
+        None => svc.models.champion().await?,
+    };
+    let model = match &version {
+        Some(v) => Some(ServingModel {
+            version: v.clone(),
+            test_accuracy: svc.models.model(v).await?.and_then(|m| m.test_accuracy),
+        }),
+        None => None,
+    };
+    let mut labels = Vec::new();
+    let mut cursor = None;
+    while labels.len() < VERSUS_WINDOW {
+        let page = svc
+            .rounds
+            .player_labels(
+                caller.0.player,
+                cursor,
+                100.min(VERSUS_WINDOW - labels.len()),
+            )
+            .await?;
+        let Some(last) = page.last() else { break };
+        cursor = Some(LabelCursor {
+            at: last.at,
+            round: last.round,
+        });
+        let short = page.len() < 100;
+        labels.extend(page);
+        if short {
+            break;
+        }
+    }
+    let mut ids: Vec<_> = labels.iter().map(|l| l.image).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let guesses = match &version {
+        Some(v) => svc.images.predictions_of(&ids, v).await?,
+        None => Default::default(),
+    };
+    let metas = svc.images.image_metas(&ids).await?;
+    let answered: Vec<_> = labels
+        .iter()
+        .filter_map(|l| {
+            let meta = metas.get(&l.image)?;
+            Some(emofy_game::versus::Answered {
+                answer: l.emotion,
+                model: guesses.get(&l.image).map(|p| p.top()),
+                gold: meta.gold,
+                status: meta.status,
+            })
+        })
+        .collect();
+    let v = emofy_game::versus::versus_model(&answered);
+    Ok(HttpResponse::Ok().json(VersusModelView {
+        model,
+        window: VERSUS_WINDOW,
+        faces: v.faces,
+        you_right: v.you_right,
+        model_right: v.model_right,
+        you_beat_model: v.you_beat_model,
+        model_beat_you: v.model_beat_you,
+        beat_share: v.beat_share,
+    }))
+}

@@ -6,7 +6,7 @@
 //! | [`images`] | `/images/{id}` bytes, `/api/images/{id}` metadata and labels |
 //! | [`boards`] | `/api/leaderboard`, `/api/leaderboards/{board}`, `/api/stats` |
 //! | [`accounts`] | `POST /api/login` |
-//! | [`history`] | `/api/me/labels` |
+//! | [`history`] | `/api/me/labels`, `/api/me/versus-model` |
 //! | [`uploads`] | `/api/consent`, `/api/uploads…`, `/api/faces/preview` |
 //! | [`filters`] | `POST /api/filters` |
 //! | [`moderation`] | `/api/moderation/*` |
@@ -49,6 +49,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(images::image_meta)
         .service(images::image_labels)
         .service(history::my_labels)
+        .service(history::versus_model)
         .service(boards::all_time_board)
         .service(boards::global_board)
         .service(boards::counts)

@@ -147,6 +147,12 @@ async fn every_route_answers_every_caller_as_the_table_says() {
             MODERATORS,
         ),
         row("GET", "/api/me/labels", "/api/me/labels", SIGNED_IN),
+        row(
+            "GET",
+            "/api/me/versus-model",
+            "/api/me/versus-model",
+            SIGNED_IN,
+        ),
         row("GET", "/api/leaderboard", "/api/leaderboard", PUBLIC),
         row(
             "GET",

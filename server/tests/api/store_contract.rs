@@ -679,6 +679,17 @@ async fn batched_reads_match_single_reads(b: &Backend) {
             assert_eq!(batch.get(id).cloned().unwrap_or_default(), one, "{id}");
         }
     }
+    let metas = b.images.image_metas(&ids).await.unwrap();
+    assert!(!metas.contains_key(&unknown));
+    assert_eq!(metas.len(), ids.len() - 1);
+    for id in &ids {
+        assert_eq!(
+            metas.get(id),
+            b.images.image_meta(*id).await.unwrap().as_ref(),
+            "{id}"
+        );
+    }
+    assert!(b.images.image_metas(&[]).await.unwrap().is_empty());
     let p =
         emofy_inference::Prediction::new("m-batch", [0.3, 0.1, 0.1, 0.2, 0.1, 0.1, 0.1]).unwrap();
     b.images

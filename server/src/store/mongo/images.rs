@@ -74,6 +74,21 @@ impl ImageStore for MongoStore {
         meta_of(id, &d).map(Some)
     }
 
+    async fn image_metas(
+        &self,
+        images: &[ImageId],
+    ) -> Result<HashMap<ImageId, ImageMeta>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in images.chunks(1_000) {
+            let ids: Vec<String> = chunk.iter().map(|id| id.to_hex()).collect();
+            for d in all(self.coll("images").find(doc! {"_id": {"$in": ids}})).await? {
+                let id = parse_id(get_str(&d, "_id")?)?;
+                out.insert(id, meta_of(id, &d)?);
+            }
+        }
+        Ok(out)
+    }
+
     async fn pool_entries(&self, since: Millis) -> Result<Vec<PoolEntry>, StoreError> {
         let docs: Vec<Document> = all(self
             .coll("images")

@@ -76,6 +76,30 @@ impl ImageStore for SqliteStore {
         .await
     }
 
+    async fn image_metas(
+        &self,
+        images: &[ImageId],
+    ) -> Result<HashMap<ImageId, ImageMeta>, StoreError> {
+        let images = images.to_vec();
+        self.read(move |c| {
+            let mut st = c
+                .prepare_cached(&format!("SELECT {META_COLUMNS} FROM images WHERE id = ?1"))
+                .map_err(db_err)?;
+            let mut out = HashMap::new();
+            for id in images {
+                if let Some(row) = st
+                    .query_row(params![id.to_hex()], meta_row)
+                    .optional()
+                    .map_err(db_err)?
+                {
+                    out.insert(id, meta_record(id, row)?);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn pool_entries(&self, since: Millis) -> Result<Vec<PoolEntry>, StoreError> {
         self.read(move |c| {
             let mut st = c
