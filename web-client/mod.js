@@ -1,11 +1,14 @@
 // @ts-check
 // Moderator console: sign in, review the queue (vote distribution, the
 // crowd's posterior, the model's probabilities), accept / override / flag,
-// and the player reliability table with ban / clear. Text only for names.
-import { EMOTIONS, percent, shares } from "./mod-logic.js";
+// the player reliability table with ban / clear, and the model registry
+// (accuracy per version, the gate's decisions; admins promote and roll
+// back). Text only for names.
+import { EMOTIONS, accuracyByVersion, gateText, percent, promotion, shares } from "./mod-logic.js";
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 let token = sessionStorage.getItem("emofy.mod") ?? "";
+let role = sessionStorage.getItem("emofy.mod.role") ?? "moderator";
 
 /** @param {string} path @param {any} [body] */
 async function api(path, body) {
@@ -151,10 +154,71 @@ async function loadStats() {
   );
 }
 
+/** @param {number} ms */
+function utc(ms) {
+  return new Date(ms).toISOString().slice(0, 16).replace("T", " ");
+}
+
+async function loadModels() {
+  const page = await api("/api/admin/models?limit=50");
+  const admin = role === "admin";
+  const points = accuracyByVersion(page.models);
+  $("model-chart").replaceChildren(...(points.length ? [bars(
+    "Test accuracy per version, oldest first (each on the test split when it was judged)",
+    points.map((p) => p.accuracy), points.map((p) => p.version), points.map((p) => percent(p.accuracy)),
+  )] : []));
+  const champion = page.models.find((/** @type {any} */ m) => m.state === "champion");
+  const rollback = $("rollback");
+  rollback.hidden = !admin || !champion?.replaced;
+  rollback.textContent = champion?.replaced ? `Roll back to ${champion.replaced}` : "Roll back the champion";
+  /** @type {HTMLElement} */ (document.querySelector("#models tbody")).replaceChildren(...page.models.map((/** @type {any} */ m) => {
+    const tr = document.createElement("tr");
+    tr.dataset.version = m.version;
+    const acc = m.test_accuracy == null ? "—"
+      : percent(m.test_accuracy) + (m.parent_test_accuracy == null ? "" : ` (parent ${percent(m.parent_test_accuracy)})`);
+    const state = m.state + (m.version === page.serving ? " · serving here" : "");
+    for (const c of [m.version, state, utc(m.created_ms), acc, gateText(m.gate)]) {
+      const td = document.createElement("td");
+      td.textContent = c;
+      tr.append(td);
+    }
+    const td = document.createElement("td");
+    const plan = promotion(m);
+    if (admin && plan) {
+      const b = document.createElement("button");
+      b.textContent = plan.force ? "Promote anyway" : "Promote";
+      if (plan.force) b.className = "danger";
+      b.addEventListener("click", () => promote(m.version, plan.force));
+      td.append(b);
+    }
+    tr.append(td);
+    return tr;
+  }));
+}
+
+/** @param {string} version @param {boolean} force */
+async function promote(version, force) {
+  if (force && !confirm(`${version} was refused by the gate or rolled back. Serve it on every replica anyway?`)) return;
+  await registryChange(`/api/admin/models/${encodeURIComponent(version)}/promote`, force ? { force: true } : {});
+}
+
+/** @param {string} path @param {any} body */
+async function registryChange(path, body) {
+  try {
+    const r = await api(path, body);
+    $("models-status").textContent = `${r.champion} is the champion (was ${r.previous ?? "none"}); every replica serves it at its next poll.`;
+  } catch (e) {
+    $("models-status").textContent = String(/** @type {Error} */ (e).message);
+  }
+  await loadModels();
+}
+
+$("rollback").addEventListener("click", () => registryChange("/api/admin/models/rollback", {}));
+
 async function open() {
   $("signin").hidden = true;
   $("console").hidden = false;
-  await Promise.all([loadQueue(), loadPlayers(), loadStats()]);
+  await Promise.all([loadQueue(), loadPlayers(), loadStats(), loadModels()]);
 }
 
 $("signin-form").addEventListener("submit", async (e) => {
@@ -166,7 +230,9 @@ $("signin-form").addEventListener("submit", async (e) => {
   if (!res.ok) { $("signin-error").textContent = data.message ?? "Sign-in failed."; return; }
   if (data.role !== "moderator" && data.role !== "admin") { $("signin-error").textContent = "This account is not a moderator."; return; }
   token = data.token;
+  role = data.role;
   sessionStorage.setItem("emofy.mod", token);
+  sessionStorage.setItem("emofy.mod.role", role);
   await open();
 });
 

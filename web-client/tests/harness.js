@@ -24,15 +24,35 @@ export function dataDir() {
 /**
  * Creates a moderator account the way an operator does (`emofy admin create-moderator`).
  * @param {string} data @param {string} username @param {string} password
+ * @param {boolean} [admin] an admin instead of a moderator
  */
-export async function createModerator(data, username, password) {
-  const child = spawn(bin, ["admin", "create-moderator", "--username", username, "--data-dir", data], {
+export async function createModerator(data, username, password, admin = false) {
+  const args = ["admin", "create-moderator", "--username", username, "--data-dir", data, ...(admin ? ["--admin"] : [])];
+  const child = spawn(bin, args, {
     env: { PATH: process.env.PATH ?? "" },
     stdio: ["pipe", "ignore", "inherit"],
   });
   child.stdin?.end(`${password}\n`);
   const code = await new Promise((ok) => child.on("exit", ok));
   if (code !== 0) throw new Error(`create-moderator exited with ${code}`);
+}
+
+/**
+ * Runs an `emofy` command on a data dir, as an operator does beside a running server.
+ * @param {string[]} args @param {string} data @param {Record<string, string>} [env]
+ * @returns {Promise<{code: number | null, stdout: string, stderr: string}>}
+ */
+export async function emofy(args, data, env = {}) {
+  const child = spawn(bin, [...args, "--data-dir", data], {
+    env: { PATH: process.env.PATH ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d) => { stdout += d; });
+  child.stderr?.on("data", (d) => { stderr += d; });
+  const code = await new Promise((ok) => child.on("exit", ok));
+  return { code: /** @type {number | null} */ (code), stdout, stderr };
 }
 
 /** A port that was free a moment ago. */

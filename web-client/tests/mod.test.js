@@ -49,6 +49,12 @@ test("a moderator overrides a disputed label", async () => {
     const stats = await mod.$$eval("#stats figure", (fs) => fs.map((f) => f.textContent ?? ""));
     assert.match(stats[0], /Labels per day \(UTC\)\d{4}-\d{2}-\d{2}.*3$/);
     assert.match(stats[1], /disputed.*1/);
+    // The model registry: the installed model serves; a moderator sees it but promotes nothing.
+    await mod.waitForSelector("#models tbody tr");
+    assert.equal(await mod.$$eval("#models tbody tr", (r) => r.length), 1);
+    assert.match(await mod.textContent("#models tbody tr") ?? "", /^mini-xception-fer2013-\w+champion · serving here.*installed \(no gate\)$/);
+    assert.equal(await mod.$$eval("#models button", (b) => b.length), 0, "moderators do not promote");
+    assert.equal(await mod.isVisible("#rollback"), false);
     await mod.screenshot({ path: join(OUT, "mod-queue.png"), fullPage: true });
 
     await mod.selectOption(`#queue li[data-image="${image}"] select`, "sad");
