@@ -5,13 +5,116 @@
 //! The training ops (`train::ops`) reuse these loops and add the backward pass.
 //! Large layers spread their planes over rayon's threads (`RAYON_NUM_THREADS`).
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, InplaceOp1, Layout, Shape, Tensor};
 use rayon::prelude::*;
+
+/// One plane's work, compiled for the widest vector instructions this CPU
+/// has (AVX2 where present, detected at run time; SSE2 otherwise) by
+/// [`vectorized`]. The loops are written to auto-vectorise, and their
+/// arithmetic is plain multiplies and adds in one order (no fused
+/// multiply-adds), so every path computes the same numbers.
+enum Plane<'a> {
+    Depthwise {
+        src: &'a [f32],
+        dst: &'a mut [f32],
+        k: &'a [f32],
+        hw: (usize, usize),
+    },
+    Conv {
+        img: &'a [f32],
+        dst: &'a mut [f32],
+        k: &'a [f32],
+        bias: f32,
+        hw_ow: (usize, usize, usize),
+        pad: usize,
+        relu: bool,
+    },
+    Pool {
+        src: &'a [f32],
+        dst: &'a mut [f32],
+        across: &'a mut [f32],
+        w_ow: (usize, usize),
+        cols: &'a [std::ops::Range<usize>],
+        rows: &'a [std::ops::Range<usize>],
+    },
+    Bias {
+        data: &'a mut [f32],
+        bias: &'a [f32],
+        plane: usize,
+        relu: bool,
+    },
+}
+
+impl pulp::WithSimd for Plane<'_> {
+    type Output = ();
+
+    // Inlined into pulp's per-instruction-set entry points, with every
+    // kernel below it, so each is compiled once per instruction set.
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        match self {
+            Plane::Depthwise { src, dst, k, hw } => depthwise_plane(src, dst, k, hw),
+            Plane::Conv {
+                img,
+                dst,
+                k,
+                bias,
+                hw_ow,
+                pad,
+                relu,
+            } => conv3x3_plane(img, dst, k, bias, hw_ow, pad, relu),
+            Plane::Pool {
+                src,
+                dst,
+                across,
+                w_ow,
+                cols,
+                rows,
+            } => pool_plane(src, dst, across, w_ow, cols, rows),
+            Plane::Bias {
+                data,
+                bias,
+                plane,
+                relu,
+            } => bias_planes(data, bias, plane, relu),
+        }
+    }
+}
+
+fn vectorized(work: Plane<'_>) {
+    pulp::Arch::new().dispatch(work);
+}
 
 /// Planes per parallel task: enough work (≈ 16k multiply-adds) that
 /// splitting pays for itself; small layers stay on one thread.
 fn min_planes(work_per_plane: usize) -> usize {
     (16_384 / work_per_plane.max(1)).max(1)
+}
+
+/// Runs `f` on every `plane`-long plane of `out`, with its index: across
+/// rayon's threads when there are several and the layer splits into at
+/// least two tasks, else on the calling thread (handing even one task to
+/// the pool costs two context switches, more than a small layer's work).
+fn each_plane(
+    out: &mut [f32],
+    plane: usize,
+    work_per_plane: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
+    if plane == 0 {
+        return;
+    }
+    let min = min_planes(work_per_plane);
+    if rayon::current_num_threads() > 1 && out.len() / plane >= 2 * min {
+        out.par_chunks_exact_mut(plane)
+            .enumerate()
+            .with_min_len(min)
+            .for_each(|(i, d)| f(i, d));
+    } else {
+        for (i, d) in out.chunks_exact_mut(plane).enumerate() {
+            f(i, d);
+        }
+    }
 }
 
 pub(crate) fn f32_input<'a>(
@@ -51,33 +154,89 @@ pub(crate) fn depthwise(
     (n, c, h, w): (usize, usize, usize, usize),
 ) -> Vec<f32> {
     let mut out = vec![0f32; n * c * h * w];
-    let planes = x
-        .par_chunks_exact(h * w)
-        .zip(out.par_chunks_exact_mut(h * w))
-        .enumerate()
-        .with_min_len(min_planes(h * w));
-    planes.for_each(|(plane_idx, (src, dst))| {
+    each_plane(&mut out, h * w, 9 * h * w, |plane_idx, dst| {
         let k = &taps[(plane_idx % c) * 9..(plane_idx % c) * 9 + 9];
-        for (ky, krow) in k.chunks_exact(3).enumerate() {
-            // Output row y reads input row y + ky - 1.
-            let (y0, y1) = (usize::from(ky == 0), h - usize::from(ky == 2));
-            for y in y0..y1 {
-                let s = &src[(y + ky - 1) * w..(y + ky) * w];
-                let d = &mut dst[y * w..(y + 1) * w];
-                // kx = 0 reads x - 1, kx = 1 reads x, kx = 2 reads x + 1.
-                for xx in 1..w {
-                    d[xx] += krow[0] * s[xx - 1];
+        vectorized(Plane::Depthwise {
+            src: &x[plane_idx * h * w..(plane_idx + 1) * h * w],
+            dst,
+            k,
+            hw: (h, w),
+        });
+    });
+    out
+}
+
+#[inline(always)]
+fn depthwise_plane(src: &[f32], dst: &mut [f32], k: &[f32], (h, w): (usize, usize)) {
+    for (y, d) in dst.chunks_exact_mut(w).enumerate() {
+        // Output row y reads input rows y - 1, y, y + 1.
+        for ky in 0..3 {
+            let Some(sy) = (y + ky).checked_sub(1).filter(|&sy| sy < h) else {
+                continue;
+            };
+            row3(
+                d,
+                &src[sy * w..(sy + 1) * w],
+                [k[ky * 3], k[ky * 3 + 1], k[ky * 3 + 2]],
+                1,
+            );
+        }
+    }
+}
+
+/// One kernel row of a 3-wide stride-1 convolution over one image row, all
+/// three taps in one pass: `d[x] += k[0]·s[x−pad] + k[1]·s[x+1−pad] +
+/// k[2]·s[x+2−pad]`, reading zeros outside `s`. `pad` is 0 ("valid": `s` is
+/// two longer than `d`), 1 ("same": equal lengths) or 2 ("full": `s` is two
+/// shorter). Slices are cut to equal lengths first, so the loops vectorise.
+#[inline(always)]
+pub(crate) fn row3(d: &mut [f32], s: &[f32], k: [f32; 3], pad: usize) {
+    let [k0, k1, k2] = k;
+    match pad {
+        0 => {
+            let m = d.len().min(s.len().saturating_sub(2));
+            let (d, a, b, c) = (&mut d[..m], &s[..m], &s[1..m + 1], &s[2..m + 2]);
+            for i in 0..m {
+                d[i] += k0 * a[i] + k1 * b[i] + k2 * c[i];
+            }
+        }
+        1 => {
+            let m = d.len().min(s.len());
+            if m == 0 {
+                return;
+            }
+            if m == 1 {
+                d[0] += k1 * s[0];
+                return;
+            }
+            d[0] += k1 * s[0] + k2 * s[1];
+            d[m - 1] += k0 * s[m - 2] + k1 * s[m - 1];
+            let inner = m - 2;
+            let (di, a, b, c) = (
+                &mut d[1..1 + inner],
+                &s[..inner],
+                &s[1..1 + inner],
+                &s[2..2 + inner],
+            );
+            for i in 0..inner {
+                di[i] += k0 * a[i] + k1 * b[i] + k2 * c[i];
+            }
+        }
+        _ => {
+            // Output x reads s[x + kx − pad]: one tap at a time.
+            for (kx, kv) in k.into_iter().enumerate() {
+                let x0 = pad.saturating_sub(kx);
+                let x1 = d.len().min((s.len() + pad).saturating_sub(kx));
+                if x0 >= x1 {
+                    continue;
                 }
-                for xx in 0..w {
-                    d[xx] += krow[1] * s[xx];
-                }
-                for xx in 0..w - 1 {
-                    d[xx] += krow[2] * s[xx + 1];
+                let src = &s[x0 + kx - pad..x1 + kx - pad];
+                for (dv, sv) in d[x0..x1].iter_mut().zip(src) {
+                    *dv += kv * sv;
                 }
             }
         }
-    });
-    out
+    }
 }
 
 /// Depthwise 3×3 convolution, stride 1, zero padding 1. `taps` is (C, 3, 3) row-major.
@@ -123,45 +282,57 @@ pub(crate) fn conv3x3(
     let (oh, ow) = (h + 2 * pad - 2, w + 2 * pad - 2);
     let mut out = vec![0f32; n * o * oh * ow];
     // One task per output plane (image, output channel).
-    let planes = out
-        .par_chunks_exact_mut(oh * ow)
-        .enumerate()
-        .with_min_len(min_planes(c * oh * ow));
-    planes.for_each(|(plane, dst)| {
+    each_plane(&mut out, oh * ow, 9 * c * oh * ow, |plane, dst| {
         let (img, oc) = (plane / o, plane % o);
         let img = &x[img * c * h * w..(img + 1) * c * h * w];
-        dst.fill(bias[oc]);
-        for (ic, src) in img.chunks_exact(h * w).enumerate() {
-            let k = &weight[(oc * c + ic) * 9..(oc * c + ic) * 9 + 9];
-            for ky in 0..3 {
-                // Output row y reads input row y + ky - pad.
-                let y0 = pad.saturating_sub(ky);
-                let y1 = oh.min((h + pad).saturating_sub(ky));
-                for kx in 0..3 {
-                    let wgt = k[ky * 3 + kx];
-                    let x0 = pad.saturating_sub(kx);
-                    let x1 = ow.min((w + pad).saturating_sub(kx));
-                    if x0 >= x1 {
-                        continue;
-                    }
-                    for y in y0..y1 {
-                        let sy = y + ky - pad;
-                        let s = &src[sy * w + x0 + kx - pad..sy * w + x1 + kx - pad];
-                        let d = &mut dst[y * ow + x0..y * ow + x1];
-                        for (dv, sv) in d.iter_mut().zip(s) {
-                            *dv += wgt * sv;
-                        }
-                    }
-                }
-            }
-        }
-        if relu {
-            for v in dst.iter_mut() {
-                *v = v.max(0.0);
-            }
-        }
+        let k = &weight[oc * c * 9..(oc + 1) * c * 9];
+        vectorized(Plane::Conv {
+            img,
+            dst,
+            k,
+            bias: bias[oc],
+            hw_ow: (h, w, ow),
+            pad,
+            relu,
+        });
     });
     (out, (oh, ow))
+}
+
+#[inline(always)]
+fn conv3x3_plane(
+    img: &[f32],
+    dst: &mut [f32],
+    k: &[f32],
+    bias: f32,
+    (h, w, ow): (usize, usize, usize),
+    pad: usize,
+    relu: bool,
+) {
+    dst.fill(bias);
+    // Row by row, so the output row stays in cache while every input
+    // channel's three rows stream past it.
+    for (y, d) in dst.chunks_exact_mut(ow).enumerate() {
+        for (src, k) in img.chunks_exact(h * w).zip(k.chunks_exact(9)) {
+            for ky in 0..3 {
+                // Output row y reads input row y + ky - pad.
+                let Some(sy) = (y + ky).checked_sub(pad).filter(|&sy| sy < h) else {
+                    continue;
+                };
+                row3(
+                    d,
+                    &src[sy * w..(sy + 1) * w],
+                    [k[ky * 3], k[ky * 3 + 1], k[ky * 3 + 2]],
+                    pad,
+                );
+            }
+        }
+    }
+    if relu {
+        for v in dst.iter_mut() {
+            *v = v.max(0.0);
+        }
+    }
 }
 
 /// Dense 3×3 convolution, stride 1, zero padding `pad` (0: "valid", 1: "same"),
@@ -230,25 +401,48 @@ pub(crate) fn max_pool(
 ) -> (Vec<f32>, (usize, usize)) {
     let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
     let mut out = vec![f32::NEG_INFINITY; n * c * oh * ow];
-    let planes = x
-        .par_chunks_exact(h * w)
-        .zip(out.par_chunks_exact_mut(oh * ow))
-        .with_min_len(min_planes(h * w));
-    planes.for_each(|(src, dst)| {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let (ys, xs) = pool_window((h, w), (oy, ox));
-                let mut m = f32::NEG_INFINITY;
-                for y in ys {
-                    for v in &src[y * w + xs.start..y * w + xs.end] {
-                        m = m.max(*v);
-                    }
-                }
-                dst[oy * ow + ox] = m;
-            }
-        }
+    // The windows' columns (the same for every row), then their rows.
+    let cols: Vec<_> = (0..ow).map(|ox| pool_window((h, w), (0, ox)).1).collect();
+    let rows: Vec<_> = (0..oh).map(|oy| pool_window((h, w), (oy, 0)).0).collect();
+    each_plane(&mut out, oh * ow, 9 * oh * ow, |i, dst| {
+        let mut across = vec![0f32; h * ow];
+        vectorized(Plane::Pool {
+            src: &x[i * h * w..(i + 1) * h * w],
+            dst,
+            across: &mut across,
+            w_ow: (w, ow),
+            cols: &cols,
+            rows: &rows,
+        });
     });
     (out, (oh, ow))
+}
+
+#[inline(always)]
+fn pool_plane(
+    src: &[f32],
+    dst: &mut [f32],
+    across: &mut [f32],
+    (w, ow): (usize, usize),
+    cols: &[std::ops::Range<usize>],
+    rows: &[std::ops::Range<usize>],
+) {
+    // Separable: each input row's maxima over the windows' columns, then
+    // each output row the maximum of its window's rows.
+    for (s, a) in src.chunks_exact(w).zip(across.chunks_exact_mut(ow)) {
+        for (av, xs) in a.iter_mut().zip(cols) {
+            *av = s[xs.clone()]
+                .iter()
+                .fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+        }
+    }
+    for (d, ys) in dst.chunks_exact_mut(ow).zip(rows) {
+        for y in ys.clone() {
+            for (dv, av) in d.iter_mut().zip(&across[y * ow..(y + 1) * ow]) {
+                *dv = dv.max(*av);
+            }
+        }
+    }
 }
 
 /// 3×3 max pool, stride 2, "same" padding the TensorFlow way.
@@ -268,6 +462,119 @@ impl CustomOp1 for MaxPool3x3S2Same {
         let (n, c, h, w) = dims4(layout, self.name())?;
         let (out, (oh, ow)) = max_pool(x, (n, c, h, w));
         Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+    }
+}
+
+/// The max pool of the first input plus the second (the residual block's
+/// shortcut, already at the pooled size), in one output.
+pub struct MaxPoolAdd;
+
+impl CustomOp2 for MaxPoolAdd {
+    fn name(&self) -> &'static str {
+        "maxpool_add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_input(s1, l1, self.name())?;
+        let r = f32_input(s2, l2, self.name())?;
+        let (n, c, h, w) = dims4(l1, self.name())?;
+        let (mut out, (oh, ow)) = max_pool(x, (n, c, h, w));
+        if dims4(l2, self.name())? != (n, c, oh, ow) {
+            return Err(candle_core::Error::Msg(
+                "maxpool_add: the shortcut does not match the pooled size".into(),
+            ));
+        }
+        for (o, v) in out.iter_mut().zip(r) {
+            *o += v;
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+    }
+}
+
+/// Every other row and column of (N, C, H, W), starting at 0 (the stride-2
+/// 1×1 shortcut's input), as one contiguous copy.
+pub struct Subsample2;
+
+impl CustomOp1 for Subsample2 {
+    fn name(&self) -> &'static str {
+        "subsample2"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = f32_input(storage, layout, self.name())?;
+        let (n, c, h, w) = dims4(layout, self.name())?;
+        let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+        let mut out = Vec::with_capacity(n * c * oh * ow);
+        for plane in x.chunks_exact(h * w) {
+            for row in plane.chunks_exact(w).step_by(2) {
+                out.extend(row.iter().step_by(2));
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
+    }
+}
+
+/// Adds a bias per channel to (N, C, H, W) in place, then optionally a
+/// ReLU: the 1×1 convs' epilogue after their matrix product, with no new
+/// tensor.
+pub struct BiasRelu<'a> {
+    pub bias: &'a [f32],
+    pub relu: bool,
+}
+
+impl InplaceOp1 for BiasRelu<'_> {
+    fn name(&self) -> &'static str {
+        "bias_relu"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let CpuStorage::F32(data) = storage else {
+            return Err(candle_core::Error::Msg(
+                "bias_relu: f32 input expected".into(),
+            ));
+        };
+        let (start, end) = layout.contiguous_offsets().ok_or_else(|| {
+            candle_core::Error::Msg("bias_relu: contiguous input expected".into())
+        })?;
+        let (_, c, h, w) = dims4(layout, self.name())?;
+        if c != self.bias.len() {
+            return Err(candle_core::Error::Msg(
+                "bias_relu: bias does not match channels".into(),
+            ));
+        }
+        vectorized(Plane::Bias {
+            data: &mut data[start..end],
+            bias: self.bias,
+            plane: h * w,
+            relu: self.relu,
+        });
+        Ok(())
+    }
+}
+
+#[inline(always)]
+fn bias_planes(data: &mut [f32], bias: &[f32], plane: usize, relu: bool) {
+    for (i, p) in data.chunks_exact_mut(plane).enumerate() {
+        let b = bias[i % bias.len()];
+        if relu {
+            for v in p {
+                *v = (*v + b).max(0.0);
+            }
+        } else {
+            for v in p {
+                *v += b;
+            }
+        }
     }
 }
 
@@ -338,6 +645,9 @@ mod tests {
             ((2, 3, 6, 5), 4, 0, false),
             ((1, 2, 4, 4), 3, 1, true),
             ((1, 1, 3, 3), 2, 0, true),
+            ((1, 2, 1, 2), 2, 1, false),
+            ((2, 1, 2, 1), 1, 1, false),
+            ((1, 3, 7, 9), 2, 0, true),
         ] {
             let (n, c, h, w) = dims;
             let x: Vec<f32> = (0..n * c * h * w)

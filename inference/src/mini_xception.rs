@@ -12,8 +12,10 @@
 //! TensorFlow way, extra row/column at the bottom/right) are fused CPU kernels
 //! (`kernels`; candle's grouped conv runs one conv per channel), and so are
 //! the dense 3×3 convs with bias and ReLU fused in; the 1×1
-//! convs are matrix products; the stride-2 1×1 shortcut is a subsample then a
-//! matrix product. Inference only: the kernels have no backward pass.
+//! convs are matrix products with their bias (and ReLU) added in place; the
+//! stride-2 1×1 shortcut is a subsample then a matrix product, and the max
+//! pool adds it in the same pass. Inference only: the kernels have no
+//! backward pass.
 
 use std::path::Path;
 
@@ -22,7 +24,7 @@ use candle_nn::VarBuilder;
 use emofy_game::{EMOTION_COUNT, Emotion};
 use serde::Deserialize;
 
-use crate::kernels::{Conv3x3, Depthwise3x3, MaxPool3x3S2Same, apply};
+use crate::kernels::{BiasRelu, Conv3x3, Depthwise3x3, MaxPoolAdd, Subsample2, apply};
 use crate::{Classifier, InferenceError, Prediction};
 
 /// `config.json` of a model directory.
@@ -117,7 +119,7 @@ fn fold_bn(vb: &VarBuilder, bn: &str, weight: Tensor, eps: f64) -> candle_core::
 struct SeparableConv {
     depthwise: Depthwise3x3,
     pointwise: Tensor,
-    bias: Tensor,
+    bias: Vec<f32>,
 }
 
 impl SeparableConv {
@@ -139,22 +141,30 @@ impl SeparableConv {
         Ok(SeparableConv {
             depthwise: Depthwise3x3 { taps },
             pointwise: f.weight.reshape((o, c))?,
-            bias: f.bias,
+            bias: f.bias.to_vec1::<f32>()?,
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        pointwise(&apply(x, &self.depthwise)?, &self.pointwise, &self.bias)
+    fn forward(&self, x: &Tensor, relu: bool) -> candle_core::Result<Tensor> {
+        pointwise(
+            &apply(x, &self.depthwise)?,
+            &self.pointwise,
+            &self.bias,
+            relu,
+        )
     }
 }
 
-/// 1×1 conv as a matrix product: x (N, C, H, W), w (O, C), b (O).
-fn pointwise(x: &Tensor, w: &Tensor, b: &Tensor) -> candle_core::Result<Tensor> {
+/// 1×1 conv as a matrix product: x (N, C, H, W), w (O, C), then the bias
+/// (O) and an optional ReLU in place.
+fn pointwise(x: &Tensor, w: &Tensor, b: &[f32], relu: bool) -> candle_core::Result<Tensor> {
     let (n, c, h, wd) = x.dims4()?;
     let o = w.dim(0)?;
-    let y = w.broadcast_matmul(&x.reshape((n, c, h * wd))?)?;
-    y.broadcast_add(&b.reshape((1, o, 1))?)?
-        .reshape((n, o, h, wd))
+    let y = w
+        .broadcast_matmul(&x.reshape((n, c, h * wd))?)?
+        .reshape((n, o, h, wd))?;
+    y.inplace_op1(&BiasRelu { bias: b, relu })?;
+    Ok(y)
 }
 
 /// Every other row/column starting at 0 along `dim` (stride-2 subsample;
@@ -177,17 +187,16 @@ struct Block {
     sep1: SeparableConv,
     sep2: SeparableConv,
     shortcut: Tensor,
-    shortcut_bias: Tensor,
+    shortcut_bias: Vec<f32>,
 }
 
 impl Block {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let residual = every_other(&every_other(x, 2)?, 3)?;
-        let residual = pointwise(&residual, &self.shortcut, &self.shortcut_bias)?;
-        let y = self.sep1.forward(x)?.relu()?;
-        let y = self.sep2.forward(&y)?;
-        let y = apply(&y, &MaxPool3x3S2Same)?;
-        y + residual
+        let residual = apply(x, &Subsample2)?;
+        let residual = pointwise(&residual, &self.shortcut, &self.shortcut_bias, false)?;
+        let y = self.sep1.forward(x, true)?;
+        let y = self.sep2.forward(&y, false)?;
+        y.contiguous()?.apply_op2_no_bwd(&residual, &MaxPoolAdd)
     }
 }
 
@@ -278,7 +287,7 @@ impl MiniXception {
                     sep1,
                     sep2,
                     shortcut: f.weight.reshape((o, c))?,
-                    shortcut_bias: f.bias,
+                    shortcut_bias: f.bias.to_vec1::<f32>()?,
                 });
             }
             let head = Folded {
@@ -317,7 +326,38 @@ impl MiniXception {
     }
 
     /// Logits (before softmax) in the **model's** class order, shape (N, 7).
+    ///
+    /// The faces go through the network one at a time: candle's matrix
+    /// products run one image at a time anyway (the weights are the same
+    /// for every image), and a whole batch's activations (about 40 MB for
+    /// 32 faces) are large enough that the allocator hands them back to
+    /// the kernel after each call, which then page-faults them in again
+    /// (`docs/benchmarks.md`: ~10,000 page faults per 32-face call, none
+    /// one face at a time). With several threads, the faces spread over them.
     pub fn logits(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let n = x.dim(0)?;
+        if n <= 1 {
+            if rayon::current_num_threads() > 1 {
+                // Run on one of rayon's threads, so the layers that split
+                // hand their tasks to its siblings without waking this one.
+                return rayon::scope(|_| self.logits_whole(x));
+            }
+            return self.logits_whole(x);
+        }
+        let one = |i| self.logits_whole(&x.narrow(0, i, 1)?);
+        let parts = if rayon::current_num_threads() > 1 {
+            use rayon::prelude::*;
+            (0..n)
+                .into_par_iter()
+                .map(one)
+                .collect::<candle_core::Result<Vec<_>>>()?
+        } else {
+            (0..n).map(one).collect::<candle_core::Result<Vec<_>>>()?
+        };
+        Tensor::cat(&parts, 0)
+    }
+
+    fn logits_whole(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let mut y = x.clone();
         for s in &self.stem {
             y = apply(&y, s)?;

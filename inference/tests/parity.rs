@@ -113,3 +113,31 @@ fn grayscale_input_resizes_any_image() {
             .is_err()
     );
 }
+
+#[test]
+fn one_thread_and_several_compute_the_same_logits() {
+    let m = model();
+    let fixture = candle_core::safetensors::load(
+        root().join("tests/fixtures/parity.safetensors"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let x = m.normalize(&fixture["pixels"]).unwrap();
+    let on = |threads: usize| -> Vec<Vec<f32>> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| m.logits(&x).unwrap().to_vec2().unwrap())
+    };
+    // Sequential kernels on one thread; split layers and faces spread over
+    // three: the same numbers, bit for bit, and the same as one face alone.
+    let one = on(1);
+    assert_eq!(one, on(3));
+    let alone: Vec<Vec<f32>> = m
+        .logits(&x.narrow(0, 5, 1).unwrap())
+        .unwrap()
+        .to_vec2()
+        .unwrap();
+    assert_eq!(alone[0], one[5]);
+}
