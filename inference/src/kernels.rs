@@ -1,7 +1,8 @@
-//! CPU kernels for the two element-wise-heavy layers of the mini-Xception,
-//! as candle custom ops over contiguous f32 memory (inference only, no
-//! gradient): a depthwise 3×3 "same" convolution and a 3×3 stride-2 "same"
-//! max pool with TensorFlow's padding (the extra row/column at the bottom/right).
+//! CPU kernels of the mini-Xception, as candle custom ops over contiguous
+//! f32 memory (inference only, no gradient): a depthwise 3×3 "same"
+//! convolution, the dense 3×3 convs, a 3×3 stride-2 "same" max pool with
+//! TensorFlow's padding (the extra row/column at the bottom/right) that adds
+//! the block's shortcut, the shortcut's subsample, and the 1×1 convs' bias.
 //! The training ops (`train::ops`) reuse these loops and add the backward pass.
 //! Large layers spread their planes over rayon's threads (`RAYON_NUM_THREADS`).
 
@@ -445,26 +446,6 @@ fn pool_plane(
     }
 }
 
-/// 3×3 max pool, stride 2, "same" padding the TensorFlow way.
-pub struct MaxPool3x3S2Same;
-
-impl CustomOp1 for MaxPool3x3S2Same {
-    fn name(&self) -> &'static str {
-        "maxpool3x3s2same"
-    }
-
-    fn cpu_fwd(
-        &self,
-        storage: &CpuStorage,
-        layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = f32_input(storage, layout, self.name())?;
-        let (n, c, h, w) = dims4(layout, self.name())?;
-        let (out, (oh, ow)) = max_pool(x, (n, c, h, w));
-        Ok((CpuStorage::F32(out), Shape::from((n, c, oh, ow))))
-    }
-}
-
 /// The max pool of the first input plus the second (the residual block's
 /// shortcut, already at the pooled size), in one output.
 pub struct MaxPoolAdd;
@@ -711,10 +692,7 @@ mod tests {
             for (a, b) in d.iter().zip(naive_depthwise(&x, &taps, dims)) {
                 assert!((a - b).abs() < 1e-5, "{dims:?}: {a} vs {b}");
             }
-            let p = apply(&t, &MaxPool3x3S2Same)
-                .and_then(|t| t.flatten_all()?.to_vec1::<f32>())
-                .unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(p, naive_pool(&x, dims), "{dims:?}");
+            assert_eq!(max_pool(&x, dims).0, naive_pool(&x, dims), "{dims:?}");
         }
     }
 }
