@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::class::Class;
 use crate::emotion::{EMOTION_COUNT, Emotion};
 
 /// Votes per emotion, indexed by [`Emotion::index`].
@@ -78,18 +79,18 @@ impl VoteCounts {
 /// Where an image stands in the labelling pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
-pub enum ImageStatus {
+pub enum ImageStatus<C = Emotion> {
     /// Still collecting labels; may be offered.
     Open,
     /// Consensus reached with this label; never offered again.
-    Retired { label: Emotion },
+    Retired { label: C },
     /// `max_labels` reached without consensus; waits for review; never offered again.
     Disputed,
     /// Taken out of play (deleted, flagged); never offered again.
     Removed,
 }
 
-impl ImageStatus {
+impl<C> ImageStatus<C> {
     /// Whether the image may be offered in a round.
     pub fn is_open(&self) -> bool {
         matches!(self, ImageStatus::Open)
@@ -180,13 +181,13 @@ impl ConsensusRule {
     /// labels, and `support` of them for the posterior's top class. The top
     /// class must have been chosen by at least two people (one when
     /// `min_labels` is 1): the model's guess alone never retires an image.
-    pub fn status(
+    pub fn status<C: Class, const K: usize>(
         &self,
-        posterior: &[f64; EMOTION_COUNT],
+        posterior: &[f64; K],
         counted: u32,
         support: u32,
-    ) -> ImageStatus {
-        let (top, p) = crate::emotion::map(posterior);
+    ) -> ImageStatus<C> {
+        let (top, p) = crate::class::top::<C, K>(posterior);
         if counted >= self.min_labels
             && support >= self.min_labels.min(2)
             && p * 1000.0 >= f64::from(self.confidence_permille)
@@ -220,11 +221,11 @@ impl Default for ImageTally {
 /// What one vote did to an image's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Transition {
+pub enum Transition<C = Emotion> {
     /// Status unchanged.
     None,
     /// This vote retired the image with this label.
-    Retired { label: Emotion },
+    Retired { label: C },
     /// This vote made the image disputed.
     Disputed,
 }
@@ -247,16 +248,19 @@ mod tests {
         let rule = ConsensusRule::default(); // 3, 0.9, 9
         let mut sure = [0.0; crate::EMOTION_COUNT];
         sure[Happy.index()] = 1.0;
-        assert_eq!(rule.status(&sure, 2, 2), ImageStatus::Open);
+        assert_eq!(rule.status::<Emotion, 7>(&sure, 2, 2), ImageStatus::Open);
         assert_eq!(
-            rule.status(&sure, 3, 2),
+            rule.status::<Emotion, 7>(&sure, 3, 2),
             ImageStatus::Retired { label: Happy }
         );
         // Confident, but only one person chose it: not enough.
-        assert_eq!(rule.status(&sure, 3, 1), ImageStatus::Open);
+        assert_eq!(rule.status::<Emotion, 7>(&sure, 3, 1), ImageStatus::Open);
         let unsure = [0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0];
-        assert_eq!(rule.status(&unsure, 8, 4), ImageStatus::Open);
-        assert_eq!(rule.status(&unsure, 9, 4), ImageStatus::Disputed);
+        assert_eq!(rule.status::<Emotion, 7>(&unsure, 8, 4), ImageStatus::Open);
+        assert_eq!(
+            rule.status::<Emotion, 7>(&unsure, 9, 4),
+            ImageStatus::Disputed
+        );
     }
 
     #[test]

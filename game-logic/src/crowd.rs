@@ -24,10 +24,9 @@
 //! matrices) and the E step (posteriors) until no posterior moves by more
 //! than `tolerance`. Gold tasks keep their known class.
 //!
-//! [`Online`] is the same model fed one label at a time: each label
-//! re-judges its task and re-learns that task's labels with the new belief,
-//! and full sweeps run as the label count doubles, so the result does not
-//! depend on label order beyond what the data leaves undecided.
+//! Label by label, the game's own step does the same over any class set
+//! ([`crate::replay`]: the per-answer step every answer takes, and the
+//! periodic truth pass), so there is one online algorithm, not two.
 //!
 //! Ties: the most probable class is the first of equals
 //! ([`top`]); that is the only index preference.
@@ -372,19 +371,8 @@ impl Counts {
     }
 }
 
-/// A task's posterior from the class prior and its labels' matrices.
-fn judge(k: usize, class_prior: &[f64], matrices: &[Matrix], labels: &[(u32, u8)]) -> Vec<f64> {
-    let mut log: Vec<f64> = class_prior.iter().map(|p| p.max(1e-300).ln()).collect();
-    for (w, a) in labels {
-        let m = &matrices[*w as usize];
-        for (t, l) in log.iter_mut().enumerate() {
-            *l += m.p(t, usize::from(*a)).max(1e-300).ln();
-        }
-    }
-    normalize_log(k, log)
-}
-
-/// [`judge`] with the logarithms taken once per sweep: `log_prior[t]` and
+/// A task's posterior from the class prior and its labels' matrices, with
+/// the logarithms taken once per sweep: `log_prior[t]` and
 /// `log_m[(w·k + t)·k + a]`.
 fn judge_log(k: usize, log_prior: &[f64], log_m: &[f64], labels: &[(u32, u8)]) -> Vec<f64> {
     let mut log = log_prior.to_vec();
@@ -659,224 +647,6 @@ fn sweeps(
     )
 }
 
-/// The same model, one label at a time: what a server does as answers
-/// arrive. Each label re-judges its task and re-learns that task's labels
-/// with the new belief; a full sweep runs whenever the label count doubles
-/// (amortised constant work per label), and [`Online::finish`] re-judges
-/// every task with the final matrices.
-#[derive(Debug, Clone)]
-pub struct Online {
-    k: usize,
-    priors: Priors,
-    counts: Counts,
-    tasks: Vec<Vec<(u32, u8)>>,
-    beliefs: Vec<Vec<f64>>,
-    gold_of: Vec<Option<usize>>,
-    class_prior: Vec<f64>,
-    matrices: Vec<Matrix>,
-    labels: usize,
-    next_sweep: usize,
-}
-
-impl Online {
-    pub fn new(k: usize, priors: Priors) -> Result<Online, CrowdError> {
-        if !(2..=MAX_CLASSES).contains(&k) {
-            return Err(CrowdError::Classes(k));
-        }
-        let counts = Counts::new(k, 0);
-        let (class_prior, _, matrices) = counts.estimate(&priors);
-        Ok(Online {
-            k,
-            priors,
-            counts,
-            tasks: Vec::new(),
-            beliefs: Vec::new(),
-            gold_of: Vec::new(),
-            class_prior,
-            matrices,
-            labels: 0,
-            next_sweep: 64,
-        })
-    }
-
-    fn grow(&mut self, task: usize, worker: Option<usize>) {
-        let k = self.k;
-        while self.tasks.len() <= task {
-            self.tasks.push(Vec::new());
-            self.beliefs.push(vec![0.0; k]);
-            self.gold_of.push(None);
-        }
-        if worker.is_some_and(|w| self.counts.worker.len() <= w) {
-            // A new worker has no evidence yet: the prior's centre.
-            let (_, pooled) = self.counts.shared(&self.priors);
-            while worker.is_some_and(|w| self.counts.worker.len() <= w) {
-                self.counts.worker.push(vec![0.0; k * k]);
-                let w = self.counts.worker.len() - 1;
-                self.matrices
-                    .push(self.counts.worker_matrix(w, &pooled, &self.priors));
-            }
-        }
-    }
-
-    fn refresh(&mut self) {
-        let (class_prior, _, matrices) = self.counts.estimate(&self.priors);
-        self.class_prior = class_prior;
-        self.matrices = matrices;
-    }
-
-    /// Marks a task's class as known (gold).
-    pub fn gold(&mut self, task: u32, class: u8) -> Result<(), CrowdError> {
-        if usize::from(class) >= self.k {
-            return Err(CrowdError::Gold {
-                task,
-                class,
-                k: self.k,
-            });
-        }
-        self.grow(task as usize, None);
-        self.gold_of[task as usize] = Some(usize::from(class));
-        self.rejudge(task as usize);
-        Ok(())
-    }
-
-    /// Takes one label; returns its task's posterior after it.
-    pub fn observe(&mut self, l: Label) -> Result<&[f64], CrowdError> {
-        if usize::from(l.class) >= self.k {
-            return Err(CrowdError::Class {
-                index: self.labels,
-                class: l.class,
-                k: self.k,
-            });
-        }
-        let (task, worker) = (l.task as usize, l.worker as usize);
-        self.grow(task, Some(worker));
-        self.tasks[task].push((l.worker, l.class));
-        // The new label enters with the old belief so `rejudge` can take it back.
-        let old = self.beliefs[task].clone();
-        self.counts.label(worker, usize::from(l.class), &old, 1.0);
-        self.labels += 1;
-        self.rejudge(task);
-        if self.labels >= self.next_sweep {
-            self.sweep(2);
-            self.next_sweep = self.labels.saturating_mul(2);
-        }
-        Ok(&self.beliefs[task])
-    }
-
-    /// Re-judges one task with the current matrices and re-learns its labels.
-    fn rejudge(&mut self, task: usize) {
-        let k = self.k;
-        self.refresh_rows(task);
-        let next = match self.gold_of[task] {
-            Some(c) => one_hot(k, c),
-            None => judge(k, &self.class_prior, &self.matrices, &self.tasks[task]),
-        };
-        let old = std::mem::replace(&mut self.beliefs[task], next.clone());
-        self.counts.task(&old, -1.0);
-        self.counts.task(&next, 1.0);
-        for (w, a) in &self.tasks[task] {
-            self.counts.label(*w as usize, usize::from(*a), &old, -1.0);
-            self.counts.label(*w as usize, usize::from(*a), &next, 1.0);
-        }
-    }
-
-    /// Brings the priors and the matrices of the task's workers up to date
-    /// (every matrix while the set is small: the pooled matrix still moves).
-    fn refresh_rows(&mut self, task: usize) {
-        if self.labels < 64 {
-            self.refresh();
-            return;
-        }
-        let (class_prior, pooled) = self.counts.shared(&self.priors);
-        self.class_prior = class_prior;
-        for (w, _) in &self.tasks[task] {
-            let w = *w as usize;
-            self.matrices[w] = self.counts.worker_matrix(w, &pooled, &self.priors);
-        }
-    }
-
-    /// With `auto_strength`, chooses the strength again on what was seen.
-    fn rechoose(&mut self) {
-        if !self.priors.auto_strength {
-            return;
-        }
-        let labels: Vec<Label> = self
-            .tasks
-            .iter()
-            .enumerate()
-            .flat_map(|(t, ls)| {
-                ls.iter().map(move |(w, c)| Label {
-                    task: t as u32,
-                    worker: *w,
-                    class: *c,
-                })
-            })
-            .collect();
-        let workers = self.counts.worker.len();
-        let (s, _) = choose(
-            self.k,
-            self.tasks.len(),
-            workers,
-            &labels,
-            &self.gold_of,
-            &self.priors,
-        );
-        self.priors.matrix_strength = s;
-    }
-
-    /// Full EM sweeps over everything seen, warm-started from the beliefs.
-    fn sweep(&mut self, iterations: usize) {
-        // Past a few samples' worth of labels the sampled choice settles;
-        // `finish` makes the last one.
-        if self.labels <= 4 * CHOICE_LABELS {
-            self.rechoose();
-        }
-        let fit = self.sweeps(self.beliefs.clone(), iterations);
-        self.install(fit);
-    }
-
-    /// EM sweeps over everything seen, from `beliefs`.
-    fn sweeps(&self, beliefs: Vec<Vec<f64>>, iterations: usize) -> Fit {
-        let workers = self.counts.worker.len();
-        sweeps(
-            self.k,
-            workers,
-            &self.tasks,
-            &self.gold_of,
-            beliefs,
-            &self.priors,
-            iterations,
-        )
-        .0
-    }
-
-    fn install(&mut self, fit: Fit) {
-        self.counts = Counts::of(
-            self.k,
-            self.counts.worker.len(),
-            &self.tasks,
-            &fit.posteriors,
-        );
-        self.beliefs = fit.posteriors;
-        self.class_prior = fit.class_prior;
-        self.matrices = fit.matrices;
-    }
-
-    /// Labels taken so far.
-    pub fn labels(&self) -> usize {
-        self.labels
-    }
-
-    /// The fit after every label: sweeps warm-started from the online state
-    /// re-judge every task with the final matrices until nothing moves
-    /// (what the server's periodic truth pass does).
-    pub fn finish(mut self) -> Fit {
-        self.rechoose();
-        let beliefs = std::mem::take(&mut self.beliefs);
-        self.sweeps(beliefs, self.priors.iterations.max(1))
-    }
-}
-
 /// Why a worker's labels look automatic, judged against this pool. Workers
 /// who are merely poor are not flagged: their matrices already give their
 /// labels the little weight they carry (see [`WorkerReport::informativeness`]).
@@ -887,12 +657,22 @@ pub enum WorkerFlag {
     /// nothing about the truth: more than the pool's share of that class
     /// would explain.
     SameButton,
+    /// The game's spam rules (a replay through the game's step,
+    /// [`crate::replay`]): answers faster than a person looks…
+    TooFast,
+    /// …following the shown suggestion even when it is a test…
+    AlwaysCopies,
+    /// …no better than guessing on tasks whose answer was known before.
+    ChanceOnGold,
 }
 
 impl WorkerFlag {
     pub fn as_str(self) -> &'static str {
         match self {
             WorkerFlag::SameButton => "same_button",
+            WorkerFlag::TooFast => "too_fast",
+            WorkerFlag::AlwaysCopies => "always_copies",
+            WorkerFlag::ChanceOnGold => "chance_on_gold",
         }
     }
 }

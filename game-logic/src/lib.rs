@@ -10,6 +10,7 @@
 //! | [`ids`] | image (SHA-256), player and round identifiers; [`ids::Millis`] time values |
 //! | [`round`] | the round state machine: offered → answered, timed out or abandoned |
 //! | [`scoring`] | agreement points, speed bonus, streak multiplier, settlement bonuses |
+//! | [`class`] | a class of any K-class label set (the emotions, or an external set's ids); fixed-size arrays in JSON |
 //! | [`consensus`] | vote counts, the retirement/dispute rule, image status transitions |
 //! | [`crowd`] | truth over any class set (2–16): Dawid–Skene with a learned class prior and pooled-matrix shrinkage, batch and online, worker flags judged against the pool |
 //! | [`truth`] | Dawid–Skene truth inference: player reliability, copy rates, spam flags, posteriors, gold and decoy schedule |
@@ -18,6 +19,7 @@
 //! | [`period`] | leaderboard periods and their buckets |
 //! | [`plan`] | what an answer and a moderation (of an image or a player) write, decided once for every store; ledger keys |
 //! | [`registry`] | the model registry: which version serves, promotion and rollback plans |
+//! | [`replay`] | the game's per-answer truth step and truth pass over a label set from elsewhere, label by label |
 //! | [`retrain`] | when the background trainer starts a run (new confident labels, interval) and the training lease rule |
 //! | [`review`] | the moderators' queue order: disputed first, then doubt × contradiction × trust |
 //! | [`rng`] | SplitMix64, the one seedable generator behind every deterministic draw |
@@ -25,6 +27,7 @@
 //! | [`training`] | the data split, which images train the model (consent first), model metrics and the promotion gate |
 //! | [`versus`] | a player's answers against the serving model's guesses, on faces whose truth is settled |
 
+pub mod class;
 pub mod consensus;
 pub mod crowd;
 pub mod emotion;
@@ -33,6 +36,7 @@ pub mod ids;
 pub mod period;
 pub mod plan;
 pub mod registry;
+pub mod replay;
 pub mod retrain;
 pub mod review;
 pub mod rng;

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::scoring::{Agreement, AnswerFacts, Award, PlayerTally, ScoringRules, SettlementLabel};
 use crate::truth::{
-    Confusion, CrowdPrior, Evidence, ImageFacts, Judgement, KnownLabel, LabelFact, MODEL_PRIOR,
-    Reliability, SpamRules, TrustRules, judge, reference,
+    Answer, Confusion, CrowdPrior, Evidence, ImageFacts, Judgement, KnownLabel, MODEL_PRIOR,
+    Reliability, SpamRules, Step, TrustRules, answer_step,
 };
 use crate::{
     ConsensusRule, EMOTION_COUNT, Emotion, ImageId, ImageStatus, Millis, PlayerId, RoundId,
@@ -329,36 +329,32 @@ pub fn plan_answer(
         model: model_guess.map(|g| (&model_record.matrix, g)),
         known: known.is_some(),
     };
-    let (judgement, checked) = {
-        let mut ev: Vec<Evidence<'_>> = earlier
-            .iter()
-            .map(|l| Evidence {
-                reliability: &l.reliability,
-                answer: l.answer,
-                shown: l.shown,
-            })
-            .collect();
-        let checked = reference(&rules.trust, &facts, &ev);
-        ev.push(Evidence {
-            reliability: &me,
-            answer: a.emotion,
-            shown: a.shown,
-        });
-        (judge(&rules.consensus, &rules.trust, &facts, &ev), checked)
-    };
-    let mut learned = me.clone();
-    learned.learn(
-        &LabelFact {
+    let ev: Vec<Evidence<'_>> = earlier
+        .iter()
+        .map(|l| Evidence {
+            reliability: &l.reliability,
+            answer: l.answer,
+            shown: l.shown,
+        })
+        .collect();
+    let Step {
+        judgement,
+        learned,
+        checked,
+    } = answer_step(
+        &rules.consensus,
+        &rules.trust,
+        &rules.spam,
+        &crowd.class_prior,
+        &facts,
+        &ev,
+        &me,
+        &Answer {
             answer: a.emotion,
             shown: a.shown,
             decoy: a.decoy,
-            gold: image.gold,
-            reference: checked,
             response_ms: a.response_ms,
         },
-        &judgement.posterior,
-        &rules.spam,
-        &crowd.class_prior,
     );
     let closed = judgement.transition != Transition::None;
     let model = match (closed, model_guess) {

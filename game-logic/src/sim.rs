@@ -3,8 +3,9 @@
 //! Images get a true class and a model guess; players are skilled (right
 //! with their own accuracy), spammers (uniformly random), or copiers (answer
 //! the shown suggestion with probability `copy_p`, else like a skilled
-//! player). The players play rounds through the real pool, the real
-//! [`Reliability`] updates, decoys and [`judge`]: each image is routed until
+//! player). The players play rounds through the real pool and the game's
+//! per-answer step ([`answer_step`], as every answer in the server), with
+//! decoys and gold; the server's truth pass ([`pass`]) ends it. Each image is routed until
 //! its posterior is confident (max ≥ `confidence` with ≥ `min_labels`
 //! labels) or it reaches `max_labels` (disputed). Everything is
 //! deterministic in `seed`.
@@ -13,8 +14,8 @@ use crate::consensus::{ConsensusRule, ImageStatus};
 use crate::ids::{ImageId, PlayerId};
 use crate::selection::{ImagePool, PoolEntry};
 use crate::truth::{
-    Confusion, CrowdPrior, EmLabel, Evidence, ImageFacts, LabelFact, MODEL_PRIOR, Reliability,
-    Schedule, SpamRules, TrustRules, decoy_class, em, judge, map, reference,
+    Answer, Confusion, CrowdPrior, Evidence, ImageFacts, MODEL_PRIOR, PASS_ITERATIONS, PassLabel,
+    Reliability, Schedule, SpamRules, Step, TrustRules, answer_step, decoy_class, map, pass,
 };
 use crate::{EMOTION_COUNT, Emotion};
 
@@ -408,32 +409,22 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
                 shown,
                 decoy: plan.decoy,
             });
-            if i < gold_n {
-                // A gold round: the verified label teaches the matrix exactly.
-                players[p].learn(
-                    &LabelFact {
-                        answer,
-                        shown: Some(shown),
-                        decoy: plan.decoy,
-                        gold: Some(t),
-                        reference: None,
-                        response_ms: 2_000,
-                    },
-                    &crate::truth::gold(t),
-                    &spam,
-                    &crowd_prior.class_prior,
-                );
-                continue;
-            }
-            let (judged, checked) = {
+            // The game's per-answer step (a gold round: the verified label
+            // judges the image and teaches the matrix exactly).
+            let gold = (i < gold_n).then_some(t);
+            let Step {
+                judgement: judged,
+                learned,
+                ..
+            } = {
                 let facts = ImageFacts {
                     status: status[i],
-                    gold: None,
+                    gold,
                     prior: crowd_prior.class_prior,
-                    model: Some((&model, guess[i])),
+                    model: gold.is_none().then_some((&model, guess[i])),
                     known: false,
                 };
-                let ev: Vec<Evidence<'_>> = by_image[i]
+                let earlier: Vec<Evidence<'_>> = by_image[i][..by_image[i].len() - 1]
                     .iter()
                     .map(|(q, a, s)| Evidence {
                         reliability: &players[*q],
@@ -441,27 +432,30 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
                         shown: Some(*s),
                     })
                     .collect();
-                let (earlier, _) = ev.split_at(ev.len().saturating_sub(1));
-                let checked = reference(&trust, &facts, earlier);
-                (judge(&rule, &trust, &facts, &ev), checked)
+                answer_step(
+                    &rule,
+                    &trust,
+                    &spam,
+                    &crowd_prior.class_prior,
+                    &facts,
+                    &earlier,
+                    &players[p],
+                    &Answer {
+                        answer,
+                        shown: Some(shown),
+                        decoy: plan.decoy,
+                        response_ms: 2_000,
+                    },
+                )
             };
+            players[p] = learned;
+            if gold.is_some() {
+                continue;
+            }
             if judged.status != status[i] {
                 // The model learns how far to trust itself from closed images.
                 model.observe(&judged.posterior, guess[i]);
             }
-            players[p].learn(
-                &LabelFact {
-                    answer,
-                    shown: Some(shown),
-                    decoy: plan.decoy,
-                    gold: None,
-                    reference: checked,
-                    response_ms: 2_000,
-                },
-                &judged.posterior,
-                &spam,
-                &crowd_prior.class_prior,
-            );
             status[i] = judged.status;
             let mut e = PoolEntry::fresh(ids[i], None);
             e.status = judged.status;
@@ -473,41 +467,39 @@ pub fn simulate(spec: &CrowdSpec) -> SimOutcome {
             pool.upsert(e);
         }
     }
-    let copy_rates: Vec<f64> = players.iter().map(Reliability::copy_rate).collect();
-    // The model is one more labeler (index `players`), with one label per image.
-    let all: Vec<EmLabel> = labels
+    // The server's truth pass over everything (the model is one more
+    // labeller: one guess per image).
+    let records: Vec<Option<&Reliability>> = players.iter().map(Some).collect();
+    let all: Vec<PassLabel> = labels
         .iter()
-        .filter(|l| players[l.player].counts())
-        .map(|l| EmLabel {
+        .map(|l| PassLabel {
             player: l.player,
             image: l.image,
             answer: l.answer,
             shown: Some(l.shown),
-            weight: players[l.player].weight(&trust),
         })
-        .chain(guess.iter().enumerate().map(|(i, g)| EmLabel {
-            player: spec.players,
-            image: i,
-            answer: *g,
-            shown: None,
-            weight: 1.0,
-        }))
         .collect();
-    let mut copy_rates = copy_rates;
-    copy_rates.push(0.0);
+    let guesses: Vec<(usize, Emotion)> = guess.iter().copied().enumerate().collect();
     let gold_truth: Vec<(usize, Emotion)> = (0..gold_n).map(|i| (i, truths[i])).collect();
-    let fit = em(
-        spec.players + 1,
+    let fit = pass(
+        &records,
         spec.images,
         &all,
+        &guesses,
         &gold_truth,
         &[],
-        &copy_rates,
         &crowd_prior,
-        50,
+        &trust,
+        PASS_ITERATIONS,
     );
     SimOutcome {
-        consensus: fit.posteriors.iter().map(|p| map(p).0).collect(),
+        // An image nobody's counted label reached: the model's guess alone.
+        consensus: fit
+            .posteriors
+            .iter()
+            .zip(&guess)
+            .map(|(p, g)| p.map_or(*g, |p| map(&p).0))
+            .collect(),
         truths,
         labels,
         retired: status

@@ -8,17 +8,23 @@
 //! likelihood of each of its labels under its labeler's matrix. Gold images
 //! (moderator-verified) have a known truth and teach the matrices exactly.
 //!
+//! Written once for any class set ([`crate::class`]): the game uses the
+//! seven emotions (the defaults of every type here), `emofy aggregate` the
+//! classes of a label set brought from elsewhere, through the same steps.
+//!
 //! Costs are constant per label: a posterior over at most `max_labels`
 //! labels and a 7-entry matrix update. [`em`] runs the full batch EM over a
 //! set of labels for the periodic correction pass.
 
 use serde::{Deserialize, Serialize};
 
+use crate::class::{Class, arrays, top, uniform};
 use crate::consensus::{ConsensusRule, ImageStatus, Transition};
 use crate::crowd::Matrix;
 use crate::{EMOTION_COUNT, Emotion};
 
-const K: usize = EMOTION_COUNT;
+/// The game's class count: the default `K` of every type here.
+const G: usize = EMOTION_COUNT;
 
 /// Pseudo-counts of a new player's matrix: `diagonal` on each row's correct
 /// answer, `off_diagonal` on each wrong one.
@@ -44,12 +50,13 @@ impl Default for MatrixPrior {
 
 /// A player's confusion matrix, as Dirichlet pseudo-counts per row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Confusion {
+pub struct Confusion<const K: usize = G> {
+    #[serde(with = "arrays::square")]
     counts: [[f64; K]; K],
 }
 
-impl Confusion {
-    pub fn new(prior: MatrixPrior) -> Confusion {
+impl<const K: usize> Confusion<K> {
+    pub fn new(prior: MatrixPrior) -> Confusion<K> {
         let mut counts = [[prior.off_diagonal.max(1e-6); K]; K];
         for (t, row) in counts.iter_mut().enumerate() {
             row[t] = prior.diagonal.max(1e-6);
@@ -58,7 +65,7 @@ impl Confusion {
     }
 
     /// P(answer | truth) for every answer: the row's mean, summing to 1.
-    pub fn row(&self, truth: Emotion) -> [f64; K] {
+    pub fn row<C: Class>(&self, truth: C) -> [f64; K] {
         let row = &self.counts[truth.index()];
         let sum: f64 = row.iter().sum();
         let mut out = [0.0; K];
@@ -69,14 +76,19 @@ impl Confusion {
     }
 
     /// P(answer | truth).
-    pub fn p(&self, truth: Emotion, answer: Emotion) -> f64 {
-        let row = &self.counts[truth.index()];
-        row[answer.index()] / row.iter().sum::<f64>()
+    pub fn p<C: Class>(&self, truth: C, answer: C) -> f64 {
+        self.p_at(truth.index(), answer.index())
+    }
+
+    /// P(answer | truth) by class index.
+    fn p_at(&self, truth: usize, answer: usize) -> f64 {
+        let row = &self.counts[truth];
+        row[answer] / row.iter().sum::<f64>()
     }
 
     /// Learns from one label: the answer counts towards each possible truth
     /// in proportion to `belief` (a posterior; one-hot for gold).
-    pub fn observe(&mut self, belief: &[f64; K], answer: Emotion) {
+    pub fn observe<C: Class>(&mut self, belief: &[f64; K], answer: C) {
         for (t, w) in belief.iter().enumerate() {
             if w.is_finite() && *w > 0.0 {
                 self.counts[t][answer.index()] += w;
@@ -97,7 +109,7 @@ impl Confusion {
 
     /// Takes back an earlier [`Confusion::observe`] (before re-learning the
     /// label with a newer belief), never going below `floor` pseudo-counts.
-    pub fn unobserve(&mut self, belief: &[f64; K], answer: Emotion, floor: f64) {
+    pub fn unobserve<C: Class>(&mut self, belief: &[f64; K], answer: C, floor: f64) {
         for (t, w) in belief.iter().enumerate() {
             if w.is_finite() && *w > 0.0 {
                 let c = &mut self.counts[t][answer.index()];
@@ -108,16 +120,24 @@ impl Confusion {
 
     /// Expected accuracy over a uniform truth: the mean of the diagonal.
     pub fn accuracy(&self) -> f64 {
-        Emotion::ALL.iter().map(|e| self.p(*e, *e)).sum::<f64>() / K as f64
+        (0..K).map(|t| self.p_at(t, t)).sum::<f64>() / K as f64
     }
 
     /// The matrix's means as the K-class core's [`Matrix`].
     pub fn means(&self) -> Matrix {
-        Matrix::from_rows(Emotion::ALL.iter().map(|t| self.row(*t).to_vec()).collect())
+        Matrix::from_rows(
+            self.counts
+                .iter()
+                .map(|row| {
+                    let sum: f64 = row.iter().sum();
+                    row.iter().map(|c| c / sum).collect()
+                })
+                .collect(),
+        )
     }
 
     /// A newcomer's matrix: `strength` pseudo-labels per row shaped like `rows`.
-    pub fn centred(rows: &[[f64; K]; K], strength: f64) -> Confusion {
+    pub fn centred(rows: &[[f64; K]; K], strength: f64) -> Confusion<K> {
         let s = strength.max(1e-6);
         let mut counts = [[0.0; K]; K];
         for (c, r) in counts.iter_mut().zip(rows) {
@@ -136,35 +156,50 @@ impl Confusion {
 /// matrix a newcomer is assumed to share, and how many labels' worth of
 /// evidence that assumption is (chosen on held-out labels, see
 /// [`crate::crowd::choose_strength`]).
+///
+/// A missing field reads as its default (serde's container `default` does
+/// not take const generics, so each field says so).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct CrowdPrior {
+pub struct CrowdPrior<const K: usize = G> {
+    #[serde(with = "arrays", default = "uniform")]
     pub class_prior: [f64; K],
     /// Row `t`: the crowd's answers when the truth is `t` (each sums to 1).
+    #[serde(with = "arrays::square", default = "default_pooled")]
     pub pooled: [[f64; K]; K],
+    #[serde(default = "default_strength")]
     pub strength: f64,
 }
 
-impl Default for CrowdPrior {
+/// A 70%-accurate crowd.
+fn default_pooled<const K: usize>() -> [[f64; K]; K] {
+    let off = 0.3 / K.saturating_sub(1).max(1) as f64;
+    let mut pooled = [[off; K]; K];
+    for (t, row) in pooled.iter_mut().enumerate() {
+        row[t] = 0.7;
+    }
+    pooled
+}
+
+/// The real crowds' choice: four pseudo-labels per row.
+fn default_strength() -> f64 {
+    4.0
+}
+
+impl<const K: usize> Default for CrowdPrior<K> {
     /// Before any pass: uniform classes, a 70%-accurate crowd, and the
     /// real crowds' choice of strength (four pseudo-labels per row).
     fn default() -> Self {
-        let off = 0.3 / (K - 1) as f64;
-        let mut pooled = [[off; K]; K];
-        for (t, row) in pooled.iter_mut().enumerate() {
-            row[t] = 0.7;
-        }
         CrowdPrior {
-            class_prior: UNIFORM,
-            pooled,
-            strength: 4.0,
+            class_prior: uniform(),
+            pooled: default_pooled(),
+            strength: default_strength(),
         }
     }
 }
 
-impl CrowdPrior {
+impl<const K: usize> CrowdPrior<K> {
     /// A player nobody knows yet: the crowd's matrix at `strength`.
-    pub fn newcomer(&self) -> Reliability {
+    pub fn newcomer(&self) -> Reliability<K> {
         Reliability {
             matrix: Confusion::centred(&self.pooled, self.strength),
             ..Reliability::new(MatrixPrior::default())
@@ -174,18 +209,18 @@ impl CrowdPrior {
     /// The prior over one image's class: the class prior, and a label the
     /// image came with (its source's drawn or dataset label) as one more
     /// labeller right with probability `trust`.
-    pub fn image_prior(&self, known: Option<(Emotion, f64)>) -> [f64; K] {
+    pub fn image_prior<C: Class>(&self, known: Option<(C, f64)>) -> [f64; K] {
         let mut p = self.class_prior;
         if let Some((label, trust)) = known {
             let trust = trust.clamp(1.0 / K as f64, 1.0 - 1e-6);
-            let off = (1.0 - trust) / (K - 1) as f64;
+            let off = (1.0 - trust) / K.saturating_sub(1).max(1) as f64;
             for (t, x) in p.iter_mut().enumerate() {
                 *x *= if t == label.index() { trust } else { off };
             }
         }
         let sum: f64 = p.iter().sum();
         if !(sum.is_finite() && sum > 0.0) {
-            return UNIFORM;
+            return uniform();
         }
         p.map(|x| x / sum)
     }
@@ -193,9 +228,9 @@ impl CrowdPrior {
 
 /// The posterior over the true class of an image, from a class prior and
 /// its labels (each with its labeler's matrix). Computed in log space; sums to 1.
-pub fn posterior<'a>(
+pub fn posterior<'a, C: Class, const K: usize>(
     class_prior: &[f64; K],
-    labels: impl IntoIterator<Item = (&'a Confusion, Emotion)>,
+    labels: impl IntoIterator<Item = (&'a Confusion<K>, C)>,
 ) -> [f64; K] {
     posterior_copying(
         class_prior,
@@ -205,15 +240,15 @@ pub fn posterior<'a>(
 
 /// P(answer | truth) for a player who copies the shown suggestion with
 /// probability `copy` and otherwise answers by their matrix.
-fn likelihood(
-    m: &Confusion,
+fn likelihood<C: Class, const K: usize>(
+    m: &Confusion<K>,
     copy: f64,
-    truth: Emotion,
-    answer: Emotion,
-    shown: Option<Emotion>,
+    truth: usize,
+    answer: C,
+    shown: Option<C>,
 ) -> f64 {
     let copy = copy.clamp(0.0, 0.99);
-    let own = (1.0 - copy) * m.p(truth, answer);
+    let own = (1.0 - copy) * m.p_at(truth, answer.index());
     if shown == Some(answer) {
         copy + own
     } else {
@@ -225,9 +260,9 @@ fn likelihood(
 /// (matrix, copy rate, answer, shown suggestion). A label that repeats the
 /// suggestion is explained partly by copying, so it counts for less the
 /// more its player copies; a label against the suggestion counts in full.
-pub fn posterior_copying<'a>(
+pub fn posterior_copying<'a, C: Class, const K: usize>(
     class_prior: &[f64; K],
-    labels: impl IntoIterator<Item = (&'a Confusion, f64, Emotion, Option<Emotion>)>,
+    labels: impl IntoIterator<Item = (&'a Confusion<K>, f64, C, Option<C>)>,
 ) -> [f64; K] {
     posterior_weighted(
         class_prior,
@@ -237,9 +272,9 @@ pub fn posterior_copying<'a>(
 
 /// [`posterior_copying`] with a weight per label (a tempered likelihood:
 /// a label of weight ½ moves the odds half as far, in log space).
-pub fn posterior_weighted<'a>(
+pub fn posterior_weighted<'a, C: Class, const K: usize>(
     class_prior: &[f64; K],
-    labels: impl IntoIterator<Item = (&'a Confusion, f64, Emotion, Option<Emotion>, f64)>,
+    labels: impl IntoIterator<Item = (&'a Confusion<K>, f64, C, Option<C>, f64)>,
 ) -> [f64; K] {
     let mut log = [0.0f64; K];
     for (l, p) in log.iter_mut().zip(class_prior) {
@@ -252,22 +287,20 @@ pub fn posterior_weighted<'a>(
             0.0
         };
         for (t, l) in log.iter_mut().enumerate() {
-            *l += w * likelihood(m, copy, Emotion::ALL[t], answer, shown)
-                .max(1e-12)
-                .ln();
+            *l += w * likelihood(m, copy, t, answer, shown).max(1e-12).ln();
         }
     }
     normalize_log(&log)
 }
 
 /// A gold image's posterior: certain.
-pub fn gold(truth: Emotion) -> [f64; K] {
+pub fn gold<C: Class, const K: usize>(truth: C) -> [f64; K] {
     let mut out = [0.0; K];
     out[truth.index()] = 1.0;
     out
 }
 
-fn normalize_log(log: &[f64; K]) -> [f64; K] {
+fn normalize_log<const K: usize>(log: &[f64; K]) -> [f64; K] {
     let max = log.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut out = [0.0; K];
     let mut sum = 0.0;
@@ -284,8 +317,8 @@ fn normalize_log(log: &[f64; K]) -> [f64; K] {
 /// The most probable class and its probability.
 pub use crate::emotion::map;
 
-/// The uniform class prior.
-pub const UNIFORM: [f64; K] = [1.0 / K as f64; K];
+/// The uniform prior over the emotions.
+pub const UNIFORM: [f64; G] = [1.0 / G as f64; G];
 
 /// Why a player's labels stopped counting (automatic; a moderator can clear it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -490,37 +523,64 @@ impl TrustRules {
 /// matrix, the copy-rate evidence from decoys, the spam signals, gold
 /// accuracy and a moderator's decision. Stored per player; updated by
 /// [`Reliability::learn`] with every label, in the answer's transaction.
+///
+/// A missing field reads as a new player's (see [`CrowdPrior`] on serde).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Reliability {
-    pub matrix: Confusion,
+pub struct Reliability<const K: usize = G> {
+    #[serde(default)]
+    pub matrix: Confusion<K>,
+    #[serde(default)]
     pub answers: u32,
     /// Answers faster than [`SpamRules::min_human_ms`].
+    #[serde(default)]
     pub fast: u32,
-    /// Answers per emotion.
+    /// Answers per class.
+    #[serde(with = "arrays", default = "zeros")]
     pub buttons: [u32; K],
     /// Rounds with a suggestion, and how often the answer was the suggestion.
+    #[serde(default)]
     pub suggested: u32,
+    #[serde(default)]
     pub followed: u32,
     /// Expected number of copied answers: for each followed suggestion, the
     /// probability (under the image's posterior) that it was copied.
+    #[serde(default)]
     pub copy_mass: f64,
     /// Decoy rounds, and how often the answer was the decoy.
+    #[serde(default)]
     pub decoys: u32,
+    #[serde(default)]
     pub decoys_followed: u32,
     /// Gold rounds, and how often the answer was the verified label.
+    #[serde(default)]
     pub gold: u32,
+    #[serde(default)]
     pub gold_right: u32,
     /// Answers on checked faces (gold included: see
     /// [`TrustRules::check_confidence`]), and how many were right.
+    #[serde(default)]
     pub checks: u32,
+    #[serde(default)]
     pub checks_right: u32,
     /// The automatic verdict after the last label.
+    #[serde(default)]
     pub flag: Option<SpamFlag>,
+    #[serde(default)]
     pub moderation: Moderation,
 }
 
-impl Default for Reliability {
+fn zeros<const K: usize>() -> [u32; K] {
+    [0; K]
+}
+
+impl<const K: usize> Default for Confusion<K> {
+    /// A new player's ([`MatrixPrior::default`]).
+    fn default() -> Self {
+        Confusion::new(MatrixPrior::default())
+    }
+}
+
+impl<const K: usize> Default for Reliability<K> {
     fn default() -> Self {
         Reliability::new(MatrixPrior::default())
     }
@@ -528,20 +588,20 @@ impl Default for Reliability {
 
 /// One label as [`Reliability::learn`] needs it.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LabelFact {
-    pub answer: Emotion,
-    pub shown: Option<Emotion>,
+pub struct LabelFact<C = Emotion> {
+    pub answer: C,
+    pub shown: Option<C>,
     /// The shown suggestion was a deliberate test, not the model's guess.
     pub decoy: bool,
     /// The image's verified label, on a gold round.
-    pub gold: Option<Emotion>,
+    pub gold: Option<C>,
     /// The answer known before this one, when the face was checked.
-    pub reference: Option<Emotion>,
+    pub reference: Option<C>,
     pub response_ms: u64,
 }
 
-impl Reliability {
-    pub fn new(prior: MatrixPrior) -> Reliability {
+impl<const K: usize> Reliability<K> {
+    pub fn new(prior: MatrixPrior) -> Reliability<K> {
         Reliability {
             matrix: Confusion::new(prior),
             answers: 0,
@@ -620,9 +680,9 @@ impl Reliability {
     /// Learns from one label: `belief` is the image's posterior after the
     /// label (one-hot on gold). A label that repeats the suggestion teaches
     /// the matrix only in the share it was not copied.
-    pub fn learn(
+    pub fn learn<C: Class>(
         &mut self,
-        fact: &LabelFact,
+        fact: &LabelFact<C>,
         belief: &[f64; K],
         rules: &SpamRules,
         class_prior: &[f64; K],
@@ -637,7 +697,7 @@ impl Reliability {
             let c = self.copy_rate();
             let mut mass = 0.0;
             for (t, x) in w.iter_mut().enumerate() {
-                let own = (1.0 - c) * self.matrix.p(Emotion::ALL[t], fact.answer);
+                let own = (1.0 - c) * self.matrix.p_at(t, fact.answer.index());
                 let r = c / (c + own).max(1e-12);
                 mass += *x * r;
                 *x *= 1.0 - r;
@@ -724,33 +784,33 @@ impl Reliability {
 
 /// One label on an image, as [`judge`] needs it.
 #[derive(Debug, Clone, Copy)]
-pub struct Evidence<'a> {
-    pub reliability: &'a Reliability,
-    pub answer: Emotion,
-    pub shown: Option<Emotion>,
+pub struct Evidence<'a, C = Emotion, const K: usize = G> {
+    pub reliability: &'a Reliability<K>,
+    pub answer: C,
+    pub shown: Option<C>,
 }
 
 /// What [`judge`] concluded about an image.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Judgement {
+pub struct Judgement<C = Emotion, const K: usize = G> {
     pub posterior: [f64; K],
     /// Labels that count (their players are not flagged or banned).
     pub counted: u32,
-    pub status: ImageStatus,
-    pub transition: Transition,
+    pub status: ImageStatus<C>,
+    pub transition: Transition<C>,
 }
 
 /// What [`judge`] needs to know about the image itself.
 #[derive(Debug, Clone, Copy)]
-pub struct ImageFacts<'a> {
-    pub status: ImageStatus,
+pub struct ImageFacts<'a, C = Emotion, const K: usize = G> {
+    pub status: ImageStatus<C>,
     /// The verified label (a gold image).
-    pub gold: Option<Emotion>,
+    pub gold: Option<C>,
     /// The prior over its class ([`CrowdPrior::image_prior`]: the class
     /// prior and any label it came with).
     pub prior: [f64; K],
     /// The model's matrix and guess.
-    pub model: Option<(&'a Confusion, Emotion)>,
+    pub model: Option<(&'a Confusion<K>, C)>,
     /// Whether `prior` holds a label the image came with.
     pub known: bool,
 }
@@ -765,13 +825,14 @@ pub struct ImageFacts<'a> {
 /// becomes disputed at `max_labels` counted labels without that, once any
 /// established player labelled it (newcomers alone leave it open). A gold
 /// image's posterior is its verified label; closed images keep their status.
-pub fn judge(
+pub fn judge<C: Class, const K: usize>(
     rule: &ConsensusRule,
     trust: &TrustRules,
-    image: &ImageFacts<'_>,
-    labels: &[Evidence<'_>],
-) -> Judgement {
-    let counted: Vec<&Evidence<'_>> = labels.iter().filter(|e| e.reliability.counts()).collect();
+    image: &ImageFacts<'_, C, K>,
+    labels: &[Evidence<'_, C, K>],
+) -> Judgement<C, K> {
+    let counted: Vec<&Evidence<'_, C, K>> =
+        labels.iter().filter(|e| e.reliability.counts()).collect();
     let n = u32::try_from(counted.len()).unwrap_or(u32::MAX);
     let posterior = match image.gold {
         Some(g) => gold(g),
@@ -788,10 +849,10 @@ pub fn judge(
             transition: Transition::None,
         };
     }
-    let top = map(&posterior).0;
+    let top = top::<C, K>(&posterior).0;
     let support =
         u32::try_from(counted.iter().filter(|e| e.answer == top).count()).unwrap_or(u32::MAX);
-    let proven: Vec<&&Evidence<'_>> = counted
+    let proven: Vec<&&Evidence<'_, C, K>> = counted
         .iter()
         .filter(|e| e.reliability.established(trust))
         .collect();
@@ -829,15 +890,15 @@ pub fn judge(
 /// established players' labels. `Some` when its top class is at least
 /// `trust.check_confidence` probable: the new label is then a check of its
 /// player ([`LabelFact::reference`]).
-pub fn reference(
+pub fn reference<C: Class, const K: usize>(
     trust: &TrustRules,
-    image: &ImageFacts<'_>,
-    earlier: &[Evidence<'_>],
-) -> Option<Emotion> {
+    image: &ImageFacts<'_, C, K>,
+    earlier: &[Evidence<'_, C, K>],
+) -> Option<C> {
     if let Some(g) = image.gold {
         return Some(g);
     }
-    let proven: Vec<&Evidence<'_>> = earlier
+    let proven: Vec<&Evidence<'_, C, K>> = earlier
         .iter()
         .filter(|e| e.reliability.counts() && e.reliability.established(trust))
         .collect();
@@ -846,15 +907,15 @@ pub fn reference(
         return None;
     }
     let posterior = image_posterior(image, proven.into_iter().map(|e| (e, 1.0)));
-    let (top, p) = map(&posterior);
-    (p >= trust.check_confidence).then_some(top)
+    let (best, p) = top::<C, K>(&posterior);
+    (p >= trust.check_confidence).then_some(best)
 }
 
 /// An image's posterior from its prior, the model's guess (weight 1) and
 /// `labels` with their weights.
-fn image_posterior<'a>(
-    image: &ImageFacts<'a>,
-    labels: impl IntoIterator<Item = (&'a Evidence<'a>, f64)>,
+fn image_posterior<'a, C: Class + 'a, const K: usize>(
+    image: &ImageFacts<'a, C, K>,
+    labels: impl IntoIterator<Item = (&'a Evidence<'a, C, K>, f64)>,
 ) -> [f64; K] {
     posterior_weighted(
         &image.prior,
@@ -872,6 +933,75 @@ fn image_posterior<'a>(
                 )
             })),
     )
+}
+
+/// One answer as the per-answer step takes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Answer<C = Emotion> {
+    pub answer: C,
+    /// The suggestion shown with the face (none on blind rounds).
+    pub shown: Option<C>,
+    /// The suggestion was a deliberate test.
+    pub decoy: bool,
+    pub response_ms: u64,
+}
+
+/// What one answer did to truth.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step<C = Emotion, const K: usize = G> {
+    /// The image after the answer: posterior, counted labels, status.
+    pub judgement: Judgement<C, K>,
+    /// The answering player's reliability after learning from the answer.
+    pub learned: Reliability<K>,
+    /// The answer known before this one, when the face checked the player.
+    pub checked: Option<C>,
+}
+
+/// The per-answer truth step, the same for the game's answer path
+/// ([`crate::plan::plan_answer`]) and for replays of label sets brought
+/// from elsewhere ([`crate::replay`]): the answer known before this one
+/// (what checks the player), the image re-judged with every counted label,
+/// and the player's reliability learned from the answer with the new
+/// belief. `earlier` holds the other players' labels on the image.
+#[allow(clippy::too_many_arguments)]
+pub fn answer_step<C: Class, const K: usize>(
+    rule: &ConsensusRule,
+    trust: &TrustRules,
+    spam: &SpamRules,
+    class_prior: &[f64; K],
+    image: &ImageFacts<'_, C, K>,
+    earlier: &[Evidence<'_, C, K>],
+    me: &Reliability<K>,
+    answer: &Answer<C>,
+) -> Step<C, K> {
+    let checked = reference(trust, image, earlier);
+    let mut all: Vec<Evidence<'_, C, K>> = Vec::with_capacity(earlier.len() + 1);
+    all.extend_from_slice(earlier);
+    all.push(Evidence {
+        reliability: me,
+        answer: answer.answer,
+        shown: answer.shown,
+    });
+    let judgement = judge(rule, trust, image, &all);
+    let mut learned = me.clone();
+    learned.learn(
+        &LabelFact {
+            answer: answer.answer,
+            shown: answer.shown,
+            decoy: answer.decoy,
+            gold: image.gold,
+            reference: checked,
+            response_ms: answer.response_ms,
+        },
+        &judgement.posterior,
+        spam,
+        class_prior,
+    );
+    Step {
+        judgement,
+        learned,
+        checked,
+    }
 }
 
 /// The prior of a model's confusion matrix: about 60% accurate (the
@@ -945,31 +1075,61 @@ impl Schedule {
 
 /// The decoy suggestion: a class other than the model's guess, chosen by `pick`.
 pub fn decoy_class(model_guess: Emotion, pick: u64) -> Emotion {
-    let k = 1 + usize::try_from(pick % (K as u64 - 1)).unwrap_or(0);
-    Emotion::ALL[(model_guess.index() + k) % K]
+    let k = 1 + usize::try_from(pick % (G as u64 - 1)).unwrap_or(0);
+    Emotion::ALL[(model_guess.index() + k) % G]
 }
 
 /// One label for [`em`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct EmLabel {
+pub struct EmLabel<C = Emotion> {
     pub player: usize,
     pub image: usize,
-    pub answer: Emotion,
-    pub shown: Option<Emotion>,
+    pub answer: C,
+    pub shown: Option<C>,
     /// What the label weighs ([`Reliability::weight`]; 1 for the model).
     pub weight: f64,
 }
 
 /// What [`em`] estimates.
 #[derive(Debug, Clone)]
-pub struct EmFit {
-    pub matrices: Vec<Confusion>,
+pub struct EmFit<const K: usize = G> {
+    pub matrices: Vec<Confusion<K>>,
     /// Each player's copy rate.
     pub copy_rates: Vec<f64>,
     pub posteriors: Vec<[f64; K]>,
     /// The class prior, the pooled matrix and the strength it used: what
     /// the answers between passes start newcomers and images from.
-    pub crowd: CrowdPrior,
+    pub crowd: CrowdPrior<K>,
+}
+
+/// The centre a player's matrix is shrunk towards, as in the K-class core
+/// ([`crate::crowd`]): the player's own overall accuracy on the diagonal
+/// (their expected right answers over all their labels, with the core's
+/// pooled prior), their errors shaped like the crowd's (the pooled
+/// matrix's off-diagonal). A player with few labels gets one skill
+/// parameter learned from all of them and the crowd's confusions; with
+/// many labels, a matrix of their own. Centring on the pooled matrix
+/// alone gave every player the crowd's accuracy: 3 points below the core
+/// on the simulated crowds (docs/benchmarks.md).
+fn skill_centre<const K: usize>(pooled: &[[f64; K]; K], observed: &[[f64; K]; K]) -> [[f64; K]; K] {
+    let core = crate::crowd::Priors::default();
+    let diag: f64 = (0..K).map(|t| observed[t][t]).sum();
+    let total: f64 = observed.iter().flatten().sum();
+    let s0 = core.pooled_strength.max(1e-6);
+    let skill = ((diag + s0 * core.pooled_accuracy.clamp(1e-3, 1.0 - 1e-3)) / (total + s0))
+        .clamp(1e-3, 1.0 - 1e-3);
+    let mut rows = [[0.0; K]; K];
+    for (t, (row, p)) in rows.iter_mut().zip(pooled).enumerate() {
+        let wrong = (1.0 - p[t]).max(1e-12);
+        for (a, x) in row.iter_mut().enumerate() {
+            *x = if a == t {
+                skill
+            } else {
+                (1.0 - skill) * p[a] / wrong
+            };
+        }
+    }
+    rows
 }
 
 /// Batch Dawid–Skene EM with copying over `labels` from `players` players
@@ -982,16 +1142,16 @@ pub struct EmFit {
 /// the copy rates and the image posteriors in `iterations` rounds (or
 /// fewer, once converged).
 #[allow(clippy::too_many_arguments)]
-pub fn em(
+pub fn em<C: Class, const K: usize>(
     players: usize,
     images: usize,
-    labels: &[EmLabel],
-    gold_truth: &[(usize, Emotion)],
-    image_known: &[(usize, Emotion, f64)],
+    labels: &[EmLabel<C>],
+    gold_truth: &[(usize, C)],
+    image_known: &[(usize, C, f64)],
     copy_rates: &[f64],
-    start: &CrowdPrior,
+    start: &CrowdPrior<K>,
     iterations: usize,
-) -> EmFit {
+) -> EmFit<K> {
     let mut crowd = start.clone();
     let mut matrices = vec![Confusion::centred(&crowd.pooled, crowd.strength); players];
     let mut copies: Vec<f64> = (0..players)
@@ -1009,39 +1169,72 @@ pub fn em(
             *k = Some((*t, *trust));
         }
     }
-    let mut by_image: Vec<Vec<&EmLabel>> = vec![Vec::new(); images];
+    let mut by_image: Vec<Vec<&EmLabel<C>>> = vec![Vec::new(); images];
     for l in labels {
         if l.player < players && l.image < images {
             by_image[l.image].push(l);
         }
     }
-    let mut posts = vec![crowd.class_prior; images];
-    // The pooled matrix's own prior: two pseudo-labels per row of the default crowd.
-    let base = CrowdPrior::default().pooled;
-    for _ in 0..iterations.max(1) {
-        // E: posteriors from the current matrices.
-        let mut change: f64 = 0.0;
-        for (i, ls) in by_image.iter().enumerate() {
-            let next = match gold_of[i] {
-                Some(t) => gold(t),
-                None => posterior_weighted(
-                    &crowd.image_prior(known_of[i]),
-                    ls.iter().map(|l| {
-                        (
-                            &matrices[l.player],
-                            copies[l.player],
-                            l.answer,
-                            l.shown,
-                            l.weight,
-                        )
-                    }),
-                ),
-            };
-            for (a, b) in next.iter().zip(&posts[i]) {
-                change = change.max((a - b).abs());
-            }
-            posts[i] = next;
+    // The classes the evidence names (an answer, a gold or known label).
+    // Only they can be an image's truth here: a class nobody chose would
+    // otherwise feed on its own posterior mass when the matrices' prior is
+    // weak (a row with no data learning from the fraction EM gave it).
+    let mut named = [false; K];
+    for l in labels {
+        if let Some(n) = named.get_mut(l.answer.index()) {
+            *n = true;
         }
+    }
+    for c in gold_truth
+        .iter()
+        .map(|(_, c)| c)
+        .chain(image_known.iter().map(|(_, c, _)| c))
+    {
+        if let Some(n) = named.get_mut(c.index()) {
+            *n = true;
+        }
+    }
+    let support = |mut p: [f64; K]| {
+        let kept: f64 = p
+            .iter()
+            .zip(&named)
+            .filter(|(_, n)| **n)
+            .map(|(x, _)| x)
+            .sum();
+        if kept > 0.0 && kept.is_finite() {
+            for (x, n) in p.iter_mut().zip(&named) {
+                *x = if *n { *x / kept } else { 0.0 };
+            }
+        }
+        p
+    };
+    // Start from the weighted vote shares (soft majority vote, as the
+    // K-class core and crowd-kit do), not from the last pass's matrices: a
+    // pass that inherited a label-switched fit would keep it.
+    let mut posts: Vec<[f64; K]> = by_image
+        .iter()
+        .enumerate()
+        .map(|(i, ls)| match gold_of[i] {
+            Some(t) => gold(t),
+            None => {
+                let mut v = [0.0; K];
+                for l in ls {
+                    if let Some(x) = v.get_mut(l.answer.index()) {
+                        *x += l.weight.clamp(0.0, 1.0);
+                    }
+                }
+                let sum: f64 = v.iter().sum();
+                if sum > 0.0 {
+                    v.map(|x| x / sum)
+                } else {
+                    crowd.image_prior(known_of[i])
+                }
+            }
+        })
+        .collect();
+    // The pooled matrix's own prior: two pseudo-labels per row of the default crowd.
+    let base = CrowdPrior::<K>::default().pooled;
+    for _ in 0..iterations.max(1) {
         // M: expected counts, copy rates, the pooled matrix, the matrices
         // and the class prior from the posteriors.
         let mut observed = vec![[[0.0f64; K]; K]; players];
@@ -1056,7 +1249,7 @@ pub fn em(
                 if l.shown == Some(l.answer) {
                     let c = copies[l.player];
                     for (t, x) in w.iter_mut().enumerate() {
-                        let own = (1.0 - c) * matrices[l.player].p(Emotion::ALL[t], l.answer);
+                        let own = (1.0 - c) * matrices[l.player].p_at(t, l.answer.index());
                         let r = c / (c + own).max(1e-12);
                         mass[l.player] += *x * r;
                         *x *= 1.0 - r;
@@ -1085,9 +1278,8 @@ pub fn em(
             }
         }
         crowd.pooled = pooled;
-        let centre = Confusion::centred(&crowd.pooled, crowd.strength);
         for (m, o) in matrices.iter_mut().zip(&observed) {
-            let mut next = centre.clone();
+            let mut next = Confusion::centred(&skill_centre(&crowd.pooled, o), crowd.strength);
             for (t, row) in o.iter().enumerate() {
                 next.observe_row(t, row);
             }
@@ -1103,6 +1295,29 @@ pub fn em(
         for (c, m) in crowd.class_prior.iter_mut().zip(mass) {
             *c = m / total;
         }
+        // E: posteriors from the new matrices.
+        let mut change: f64 = 0.0;
+        for (i, ls) in by_image.iter().enumerate() {
+            let next = match gold_of[i] {
+                Some(t) => gold(t),
+                None => support(posterior_weighted(
+                    &crowd.image_prior(known_of[i]),
+                    ls.iter().map(|l| {
+                        (
+                            &matrices[l.player],
+                            copies[l.player],
+                            l.answer,
+                            l.shown,
+                            l.weight,
+                        )
+                    }),
+                )),
+            };
+            for (a, b) in next.iter().zip(&posts[i]) {
+                change = change.max((a - b).abs());
+            }
+            posts[i] = next;
+        }
         if change < 1e-6 {
             break;
         }
@@ -1112,6 +1327,195 @@ pub fn em(
         copy_rates: copies,
         posteriors: posts,
         crowd,
+    }
+}
+
+/// What the truth pass does with an image it fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejudged<C = Emotion> {
+    /// Leave the image alone (out of play; or closed with labels older
+    /// than the pass's window, so its fit saw only part of them).
+    Keep,
+    /// Store the pass's posterior; the status stands.
+    Posterior,
+    /// Store the posterior, and the retired image goes to the moderators:
+    /// the crowd's consensus has moved off the label it retired with.
+    Dispute { was: C },
+}
+
+/// The pass re-judges every image whose labels it saw in full, closed
+/// ones included, so the online step's early retirements do not freeze
+/// its drift: a retired image whose fitted top class is no longer its label
+/// is disputed (a moderator decides; points already settled stay).
+/// Open images always take the posterior (the next answer judges them).
+pub fn rejudged<C: Class, const K: usize>(
+    status: ImageStatus<C>,
+    posterior: &[f64; K],
+    complete: bool,
+) -> Rejudged<C> {
+    match status {
+        ImageStatus::Open => Rejudged::Posterior,
+        ImageStatus::Removed => Rejudged::Keep,
+        _ if !complete => Rejudged::Keep,
+        ImageStatus::Disputed => Rejudged::Posterior,
+        ImageStatus::Retired { label } => {
+            if top::<C, K>(posterior).0 == label {
+                Rejudged::Posterior
+            } else {
+                Rejudged::Dispute { was: label }
+            }
+        }
+    }
+}
+
+/// EM iterations of the server's truth pass (it stops sooner once nothing
+/// moves).
+pub const PASS_ITERATIONS: usize = 50;
+
+/// One label for the truth [`pass`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PassLabel<C = Emotion> {
+    pub player: usize,
+    pub image: usize,
+    pub answer: C,
+    pub shown: Option<C>,
+}
+
+/// What the truth [`pass`] learned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassFit<const K: usize = G> {
+    /// Per player: the matrix to keep (`None` for a player none of whose
+    /// labels counted: theirs stays as it was).
+    pub matrices: Vec<Option<Confusion<K>>>,
+    /// The model's matrix, when it guessed on a labelled image.
+    pub model: Option<Confusion<K>>,
+    /// Per image: the posterior (every image with a counted label).
+    pub posteriors: Vec<Option<[f64; K]>>,
+    pub crowd: CrowdPrior<K>,
+}
+
+/// The periodic truth pass over plain data: batch EM with copy rates, the
+/// model as one more labeller (weight 1), each player's labels weighed as
+/// they have earned ([`Reliability::weight`]; flagged and banned players'
+/// labels left out; a player with no record weighs as a newcomer) and the
+/// labels images came with as priors. The matrices' pull towards the pooled
+/// one is chosen on held-out labels by the K-class core
+/// ([`crate::crowd::choose_strength`]); the class prior and the pooled
+/// matrix are learned. `players[p]` is player `p`'s record.
+#[allow(clippy::too_many_arguments)]
+pub fn pass<C: Class, const K: usize>(
+    players: &[Option<&Reliability<K>>],
+    images: usize,
+    labels: &[PassLabel<C>],
+    model_guesses: &[(usize, C)],
+    gold: &[(usize, C)],
+    known: &[(usize, C, f64)],
+    start: &CrowdPrior<K>,
+    trust: &TrustRules,
+    iterations: usize,
+) -> PassFit<K> {
+    use crate::crowd;
+    let record = |p: usize| players.get(p).copied().flatten();
+    let mut used = vec![false; players.len()];
+    let mut labelled = vec![false; images];
+    let mut em_labels = Vec::with_capacity(labels.len() + model_guesses.len());
+    for l in labels {
+        if l.player >= players.len() || l.image >= images {
+            continue;
+        }
+        let r = record(l.player);
+        if r.is_some_and(|r| !r.counts()) {
+            continue;
+        }
+        used[l.player] = true;
+        labelled[l.image] = true;
+        em_labels.push(EmLabel {
+            player: l.player,
+            image: l.image,
+            answer: l.answer,
+            shown: l.shown,
+            weight: r.map_or(trust.newcomer_weight, |r| r.weight(trust)),
+        });
+    }
+    // The model is one more labeller, after the players.
+    let model = players.len();
+    let mut model_used = false;
+    for (image, guess) in model_guesses {
+        if labelled.get(*image).copied().unwrap_or(false) {
+            model_used = true;
+            em_labels.push(EmLabel {
+                player: model,
+                image: *image,
+                answer: *guess,
+                shown: None,
+                weight: 1.0,
+            });
+        }
+    }
+    let mut copy: Vec<f64> = (0..players.len())
+        .map(|p| record(p).map_or(0.1, |r| r.copy_rate()))
+        .collect();
+    copy.push(0.0);
+    // One order whatever order the labels came in (the sums in EM and in
+    // the strength's cross-validation then round the same way).
+    em_labels.sort_by_key(|l| (l.image, l.player, l.answer.index()));
+    let core: Vec<crowd::Label> = em_labels
+        .iter()
+        .map(|l| crowd::Label {
+            task: u32::try_from(l.image).unwrap_or(u32::MAX),
+            worker: u32::try_from(l.player).unwrap_or(u32::MAX),
+            class: u8::try_from(l.answer.index()).unwrap_or(u8::MAX),
+        })
+        .collect();
+    let core_gold: Vec<(u32, u8)> = gold
+        .iter()
+        .map(|(i, g)| {
+            (
+                u32::try_from(*i).unwrap_or(u32::MAX),
+                u8::try_from(g.index()).unwrap_or(u8::MAX),
+            )
+        })
+        .collect();
+    let strength = crowd::choose_strength(
+        K,
+        images,
+        players.len() + 1,
+        &core,
+        &core_gold,
+        &crowd::Priors::default(),
+    )
+    .map_or(start.strength, |(s, _)| s);
+    let start = CrowdPrior {
+        strength,
+        ..start.clone()
+    };
+    let fit = em(
+        players.len() + 1,
+        images,
+        &em_labels,
+        gold,
+        known,
+        &copy,
+        &start,
+        iterations,
+    );
+    let mut matrices: Vec<Option<Confusion<K>>> = fit
+        .matrices
+        .into_iter()
+        .zip(used.iter().chain([&model_used]))
+        .map(|(m, u)| u.then_some(m))
+        .collect();
+    let model = matrices.pop().flatten();
+    PassFit {
+        matrices,
+        model,
+        posteriors: fit
+            .posteriors
+            .into_iter()
+            .zip(&labelled)
+            .map(|(p, l)| l.then_some(p))
+            .collect(),
+        crowd: fit.crowd,
     }
 }
 
@@ -1144,7 +1548,7 @@ mod tests {
         // A spammer's labels carry no information at all.
         let only_spam = posterior(&UNIFORM, [(&spammer, Sad), (&spammer, Angry)]);
         for p in only_spam {
-            assert!((p - 1.0 / K as f64).abs() < 1e-9);
+            assert!((p - 1.0 / G as f64).abs() < 1e-9);
         }
     }
 
@@ -1179,6 +1583,34 @@ mod tests {
         }
         assert!(m[0].accuracy() > m[3].accuracy() + 0.1);
         assert!(m[3].p(Happy, Neutral) > m[0].p(Happy, Neutral) + 0.2);
+    }
+
+    #[test]
+    fn the_pass_disputes_a_retirement_it_moved_off_and_spares_partial_ones() {
+        let mut sad = [0.01; G];
+        sad[Sad.index()] = 0.94;
+        let retired = ImageStatus::Retired { label: Sad };
+        assert_eq!(rejudged(retired, &sad, true), Rejudged::Posterior);
+        let mut happy = [0.01; G];
+        happy[Happy.index()] = 0.94;
+        assert_eq!(
+            rejudged(retired, &happy, true),
+            Rejudged::Dispute { was: Sad }
+        );
+        // Labels outside the pass's window: the fit saw only part of them.
+        assert_eq!(rejudged(retired, &happy, false), Rejudged::Keep);
+        assert_eq!(
+            rejudged(ImageStatus::<Emotion>::Open, &happy, false),
+            Rejudged::Posterior
+        );
+        assert_eq!(
+            rejudged(ImageStatus::<Emotion>::Disputed, &happy, true),
+            Rejudged::Posterior
+        );
+        assert_eq!(
+            rejudged(ImageStatus::<Emotion>::Removed, &happy, true),
+            Rejudged::Keep
+        );
     }
 
     #[test]

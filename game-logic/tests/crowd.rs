@@ -56,28 +56,15 @@ proptest! {
             let info = m.informativeness(&fit.class_prior);
             prop_assert!((0.0..=1.0).contains(&info));
         }
-        let mut online = Online::new(k, fixed()).unwrap();
-        for l in &labels {
-            let p = online.observe(*l).unwrap();
-            prop_assert!(sums_to_one(p));
-        }
-        for p in &online.finish().posteriors {
-            prop_assert!(sums_to_one(p));
-        }
     }
 
     #[test]
     fn a_class_nobody_answered_never_wins((k, tasks, workers, labels) in label_set()) {
         let answered: std::collections::HashSet<u8> = labels.iter().map(|l| l.class).collect();
         let fit = em(k, tasks, workers, &labels, &[], &fixed()).unwrap();
-        let mut online = Online::new(k, fixed()).unwrap();
-        for l in &labels {
-            online.observe(*l).unwrap();
-        }
-        let replay = online.finish();
         // An unanswered class may tie the best answered one (when nothing
         // tells them apart but the prior), never beat it.
-        for (task, p) in fit.posteriors.iter().chain(&replay.posteriors).enumerate() {
+        for (task, p) in fit.posteriors.iter().enumerate() {
             {
                 let best_answered = (0..k)
                     .filter(|c| answered.contains(&(*c as u8)))
@@ -216,39 +203,6 @@ fn honest_workers_on_a_skewed_pool_are_not_flagged_but_button_bots_are() {
 }
 
 #[test]
-fn online_lands_near_the_batch_fit_whatever_the_order() {
-    let mut rng = Rng(3);
-    let (truth, labels) = honest_crowd(&mut rng, &[0.5, 0.3, 0.15, 0.05], 500, 30, 3, 0.7);
-    let batch = em(4, truth.len(), 30, &labels, &[], &Priors::default()).unwrap();
-    let replay = |order: &[Label]| {
-        let mut online = Online::new(4, Priors::default()).unwrap();
-        for l in order {
-            online.observe(*l).unwrap();
-        }
-        online.finish()
-    };
-    let in_order = accuracy(&replay(&labels), &truth);
-    let em_acc = accuracy(&batch, &truth);
-    assert!(
-        (in_order - em_acc).abs() <= 0.01,
-        "online {in_order} vs em {em_acc}"
-    );
-    let mut shuffled = labels.clone();
-    for round in 0..3 {
-        // Fisher–Yates with the test's own stream.
-        for i in (1..shuffled.len()).rev() {
-            let j = (rng.next() * (i + 1) as f64) as usize;
-            shuffled.swap(i, j);
-        }
-        let acc = accuracy(&replay(&shuffled), &truth);
-        assert!(
-            (acc - in_order).abs() <= 0.01,
-            "shuffle {round}: {acc} vs {in_order}"
-        );
-    }
-}
-
-#[test]
 fn gold_tasks_keep_their_class_and_teach_the_matrices() {
     // Worker 0 is right; worker 1 always swaps classes 0 and 1.
     let mut labels = Vec::new();
@@ -271,17 +225,6 @@ fn gold_tasks_keep_their_class_and_teach_the_matrices() {
         assert_eq!(top(&fit.posteriors[t]).0, t % 2, "task {t}");
     }
     assert!(fit.matrices[1].p(0, 1) > 0.8);
-    let mut online = Online::new(2, Priors::default()).unwrap();
-    for (t, c) in &gold {
-        online.gold(*t, *c).unwrap();
-    }
-    for l in &labels {
-        online.observe(*l).unwrap();
-    }
-    let replay = online.finish();
-    for t in 0..40usize {
-        assert_eq!(top(&replay.posteriors[t]).0, t % 2, "online task {t}");
-    }
 }
 
 #[test]

@@ -92,7 +92,7 @@ proptest! {
         let s: f64 = post.iter().sum::<f64>().max(1e-9);
         let post = post.map(|p| p / s);
         let (top, p) = emofy_game::truth::map(&post);
-        match rule.status(&post, n, support) {
+        match rule.status::<Emotion, 7>(&post, n, support) {
             ImageStatus::Retired { label } => {
                 prop_assert_eq!(label, top);
                 prop_assert!(n >= rule.min_labels());
@@ -271,7 +271,7 @@ mod truth_properties {
                 labels.iter().map(|(m, a)| (m, *a)).chain(std::iter::once((&extra, g))),
             );
             prop_assert!(after[g.index()] >= before[g.index()] - 1e-12);
-            prop_assert_eq!(gold(g)[g.index()], 1.0);
+            prop_assert_eq!(gold::<Emotion, 7>(g)[g.index()], 1.0);
         }
 
         #[test]
@@ -338,7 +338,7 @@ mod truth_properties {
             known in proptest::option::of((emotion(), any::<bool>())),
         ) {
             let trust = TrustRules::default();
-            let crowd = CrowdPrior::default();
+            let crowd = CrowdPrior::<7>::default();
             let newcomer = crowd.newcomer();
             let mut proven = crowd.newcomer();
             proven.checks = trust.checks_to_trust;
@@ -366,7 +366,7 @@ mod truth_properties {
         #[test]
         fn weight_grows_with_right_checks(right in 0u32..10, wrong in 0u32..10) {
             let trust = TrustRules::default();
-            let mut r = CrowdPrior::default().newcomer();
+            let mut r = CrowdPrior::<7>::default().newcomer();
             r.checks = right + wrong;
             r.checks_right = right;
             let w = r.weight(&trust);
@@ -393,10 +393,10 @@ mod truth_properties {
             trust in 0.0f64..1.0,
         ) {
             let s: f64 = prior.iter().sum();
-            let crowd = CrowdPrior { class_prior: prior.map(|p| p / s), ..CrowdPrior::default() };
+            let crowd = CrowdPrior { class_prior: prior.map(|p| p / s), ..CrowdPrior::<7>::default() };
             let p = crowd.image_prior(Some((label, trust)));
             prop_assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
-            let plain = crowd.image_prior(None);
+            let plain = crowd.image_prior(None::<(Emotion, f64)>);
             prop_assert!(p[label.index()] >= plain[label.index()] - 1e-12 || trust < 1.0 / EMOTION_COUNT as f64 + 1e-9);
         }
 
@@ -406,7 +406,7 @@ mod truth_properties {
         #[test]
         fn chance_on_checks_flags_liars_not_the_honest(checks in 0u32..40, liar in any::<bool>()) {
             let rules = SpamRules::default();
-            let mut r = CrowdPrior::default().newcomer();
+            let mut r = CrowdPrior::<7>::default().newcomer();
             r.checks = checks;
             r.checks_right = if liar { 0 } else { checks.div_ceil(2) };
             let flagged = r.verdict(&rules, &UNIFORM) == Some(SpamFlag::ChanceOnGold);
@@ -434,7 +434,7 @@ mod same_button_is_judged_against_the_pool {
         let rules = SpamRules::default();
         let mut r = CrowdPrior {
             class_prior: *prior,
-            ..CrowdPrior::default()
+            ..CrowdPrior::<7>::default()
         }
         .newcomer();
         for (i, t) in truths.iter().enumerate() {

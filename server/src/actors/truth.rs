@@ -90,9 +90,11 @@ pub async fn run_pass(
 ) -> Result<PassReport, StoreError> {
     let snapshot: TruthSnapshot = store.truth_snapshot(max_labels).await?;
     let labels = snapshot.labels.len();
-    let pass = tokio::task::spawn_blocking(move || em_pass(&snapshot, &trust, 50))
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("truth pass: {e}")))?;
+    let pass = tokio::task::spawn_blocking(move || {
+        em_pass(&snapshot, &trust, emofy_game::truth::PASS_ITERATIONS)
+    })
+    .await
+    .map_err(|e| StoreError::Unavailable(format!("truth pass: {e}")))?;
     let report = PassReport {
         labels,
         players: pass.matrices.len(),

@@ -1,6 +1,9 @@
 //! `emofy aggregate`: truth inference on label sets collected anywhere
-//! (Label Studio, Toloka, MTurk exports), with the same model the game uses
-//! ([`emofy_game::crowd`]).
+//! (Label Studio, Toloka, MTurk exports): batch EM and majority vote with
+//! the K-class core ([`emofy_game::crowd`]), and `online`, a replay
+//! through the game's own per-answer step and truth pass
+//! ([`emofy_game::replay`]). Tasks and workers are numbered in name order
+//! (the output lists tasks so), so only `online` depends on the rows' order.
 //!
 //! Input: CSV with a header naming the task, worker and label columns —
 //! crowd-kit's `task,worker,label`, or `question,worker,answer` — in any
@@ -14,8 +17,9 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 
 use emofy_game::crowd::{
-    self, CrowdError, Fit, FlagRules, Label, MAX_CLASSES, Online, Priors, WorkerReport,
+    self, CrowdError, Fit, FlagRules, Label, MAX_CLASSES, Matrix, Priors, WorkerFlag, WorkerReport,
 };
+use emofy_game::replay::{Replay, ReplayFit, ReplayRules};
 use serde::Serialize;
 
 /// How to infer the truth.
@@ -23,7 +27,8 @@ use serde::Serialize;
 pub enum Method {
     /// Batch Dawid–Skene EM.
     Em,
-    /// The rows in file order, one at a time, as the server takes answers.
+    /// The rows in file order, one at a time, through the game's own
+    /// per-answer step and truth pass ([`emofy_game::replay`]).
     Online,
     /// Majority vote.
     Mv,
@@ -192,7 +197,34 @@ pub fn read_labels(
         return Err(CrowdError::Classes(set.classes.len()).into());
     }
     order_classes(&mut set);
+    order_ids(&mut set);
     Ok(set)
+}
+
+/// Tasks and workers numbered in name order, so that nothing but the
+/// labels' own order depends on the order of the rows (the strength's
+/// cross-validation folds hash these numbers).
+fn order_ids(set: &mut LabelSet) {
+    fn sorted(names: &mut Vec<String>) -> Vec<u32> {
+        let mut order: Vec<usize> = (0..names.len()).collect();
+        order.sort_by(|a, b| names[*a].cmp(&names[*b]));
+        let mut new_index = vec![0u32; order.len()];
+        for (new, old) in order.iter().enumerate() {
+            new_index[*old] = u32::try_from(new).unwrap_or(u32::MAX);
+        }
+        let mut taken: Vec<String> = std::mem::take(names);
+        *names = order
+            .iter()
+            .map(|i| std::mem::take(&mut taken[*i]))
+            .collect();
+        new_index
+    }
+    let tasks = sorted(&mut set.tasks);
+    let workers = sorted(&mut set.workers);
+    for l in &mut set.labels {
+        l.task = tasks[l.task as usize];
+        l.worker = workers[l.worker as usize];
+    }
 }
 
 /// Numeric order when every class name is a number, else text order.
@@ -274,34 +306,35 @@ pub fn read_gold(
     Ok((gold, skipped))
 }
 
-/// Runs the chosen method over a label set.
+/// What a method concluded: the fit, and for `online` the game's own
+/// spam verdicts per worker (which replace the batch flags in the report).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub fit: Fit,
+    pub flags: Option<Vec<Option<WorkerFlag>>>,
+}
+
+/// Runs the chosen method over a label set: `priors` for `em` and `mv`,
+/// `rules` (the server's truth rules) for `online`.
 pub fn aggregate(
     set: &LabelSet,
     method: Method,
     gold: &[(u32, u8)],
     priors: &Priors,
-) -> Result<Fit, AggregateError> {
+    rules: &ReplayRules,
+) -> Result<Outcome, AggregateError> {
     let k = set.classes.len();
-    match method {
-        Method::Em => Ok(crowd::em(
+    let fit = match method {
+        Method::Em => crowd::em(
             k,
             set.tasks.len(),
             set.workers.len(),
             &set.labels,
             gold,
             priors,
-        )?),
-        Method::Online => {
-            let mut online = Online::new(k, *priors)?;
-            for (t, c) in gold {
-                online.gold(*t, *c)?;
-            }
-            for l in &set.labels {
-                online.observe(*l)?;
-            }
-            Ok(online.finish())
-        }
-        Method::Mv => Ok(crowd::em(
+        )?,
+        Method::Online => return online(k, set, gold, rules),
+        Method::Mv => crowd::em(
             k,
             set.tasks.len(),
             set.workers.len(),
@@ -311,8 +344,70 @@ pub fn aggregate(
                 iterations: 0,
                 ..*priors
             },
-        )?),
+        )?,
+    };
+    Ok(Outcome { fit, flags: None })
+}
+
+/// The game's step over `k` classes (its distributions are fixed-size, so
+/// each class count is its own instance).
+fn online(
+    k: usize,
+    set: &LabelSet,
+    gold: &[(u32, u8)],
+    rules: &ReplayRules,
+) -> Result<Outcome, AggregateError> {
+    macro_rules! by_k {
+        ($($n:literal)*) => {
+            match k {
+                $($n => replay::<$n>(set, gold, rules),)*
+                _ => Err(CrowdError::Classes(k).into()),
+            }
+        };
     }
+    by_k!(2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+}
+
+fn replay<const K: usize>(
+    set: &LabelSet,
+    gold: &[(u32, u8)],
+    rules: &ReplayRules,
+) -> Result<Outcome, AggregateError> {
+    let mut r = Replay::<K>::new(*rules)?;
+    for (t, c) in gold {
+        r.gold(*t, *c)?;
+    }
+    for l in &set.labels {
+        r.observe(*l)?;
+    }
+    let fit: ReplayFit<K> = r.finish();
+    let mut posteriors: Vec<Vec<f64>> = fit.posteriors.iter().map(|p| p.to_vec()).collect();
+    posteriors.resize(set.tasks.len(), vec![1.0 / K as f64; K]);
+    let centre = fit.crowd.newcomer().matrix;
+    let mut matrices: Vec<Matrix> = fit
+        .players
+        .iter()
+        .map(|r| r.as_ref().map_or(&centre, |r| &r.matrix).means())
+        .collect();
+    matrices.resize(set.workers.len(), centre.means());
+    let mut flags: Vec<Option<WorkerFlag>> = fit
+        .flags()
+        .into_iter()
+        .map(|f| f.map(WorkerFlag::from))
+        .collect();
+    flags.resize(set.workers.len(), None);
+    Ok(Outcome {
+        fit: Fit {
+            k: K,
+            posteriors,
+            class_prior: fit.crowd.class_prior.to_vec(),
+            matrices,
+            pooled: Matrix::from_rows(fit.crowd.pooled.iter().map(|r| r.to_vec()).collect()),
+            matrix_strength: fit.crowd.strength,
+            iterations: fit.passes,
+        },
+        flags: Some(flags),
+    })
 }
 
 #[derive(Serialize)]
@@ -426,8 +521,14 @@ pub fn write_workers(
 }
 
 /// The workers' reports with the configured flag rules.
-pub fn worker_reports(set: &LabelSet, fit: &Fit, rules: &FlagRules) -> Vec<WorkerReport> {
-    crowd::workers(fit, &set.labels, rules)
+pub fn worker_reports(set: &LabelSet, outcome: &Outcome, rules: &FlagRules) -> Vec<WorkerReport> {
+    let mut reports = crowd::workers(&outcome.fit, &set.labels, rules);
+    if let Some(flags) = &outcome.flags {
+        for (r, f) in reports.iter_mut().zip(flags) {
+            r.flag = *f;
+        }
+    }
+    reports
 }
 
 fn fmt(x: f64) -> String {
@@ -507,17 +608,23 @@ mod tests {
             |_| {},
         )
         .unwrap();
-        let fit = aggregate(&set, Method::Em, &[], &Priors::default()).unwrap();
+        let rules = ReplayRules::closed_workforce(
+            emofy_game::ConsensusRule::default(),
+            emofy_game::SpamRules::default(),
+            emofy_game::truth::PASS_ITERATIONS,
+        );
+        let outcome = aggregate(&set, Method::Em, &[], &Priors::default(), &rules).unwrap();
+        let fit = &outcome.fit;
         let mut out = Vec::new();
-        write_tasks(&mut out, &set, &fit, Format::Csv).unwrap();
+        write_tasks(&mut out, &set, fit, Format::Csv).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "task,label,confidence,no,yes");
         assert!(lines[1].starts_with("t1,yes,"), "{text}");
         assert!(lines[2].starts_with("t2,no,"), "{text}");
-        let reports = worker_reports(&set, &fit, &FlagRules::default());
+        let reports = worker_reports(&set, &outcome, &FlagRules::default());
         let mut out = Vec::new();
-        write_workers(&mut out, &set, &fit, &reports, Format::Jsonl).unwrap();
+        write_workers(&mut out, &set, fit, &reports, Format::Jsonl).unwrap();
         let first: serde_json::Value =
             serde_json::from_str(String::from_utf8(out).unwrap().lines().next().unwrap()).unwrap();
         assert_eq!(first["worker"], "w1");

@@ -56,7 +56,7 @@ pub async fn review_queue(
         .await?
         .into_iter()
         .collect();
-    let default_accuracy = Reliability::default().accuracy();
+    let default_accuracy = Reliability::<7>::default().accuracy();
     let ranks: Vec<ReviewRank> = candidates
         .iter()
         .map(|c| {

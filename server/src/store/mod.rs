@@ -147,6 +147,20 @@ pub struct NewImage {
     pub uploader: Option<PlayerId>,
 }
 
+/// The stores behind their traits: MongoDB when `storage.mongodb.uri` is
+/// set, else the embedded SQLite store.
+pub struct Stores {
+    pub players: std::sync::Arc<dyn PlayerStore>,
+    pub images: std::sync::Arc<dyn ImageStore>,
+    pub rounds: std::sync::Arc<dyn RoundStore>,
+    pub uploads: std::sync::Arc<dyn UploadStore>,
+    pub review: std::sync::Arc<dyn ReviewStore>,
+    /// The model registry.
+    pub models: std::sync::Arc<dyn ModelStore>,
+    /// Named leases (one training run at a time across replicas).
+    pub leases: std::sync::Arc<dyn LeaseStore>,
+}
+
 /// Metadata of a stored image.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImageMeta {
@@ -594,10 +608,12 @@ pub trait ReviewStore: Send + Sync {
     /// first) and retired images per consensus class.
     async fn dataset_stats(&self, since: Millis) -> Result<DatasetStats, StoreError>;
     /// What the periodic truth pass reads: the newest `max_labels` labels,
-    /// the gold labels and model guesses of their images, and reliabilities.
+    /// the gold labels and model guesses of their images, the status and
+    /// label count of those no longer open, and reliabilities.
     async fn truth_snapshot(&self, max_labels: usize) -> Result<TruthSnapshot, StoreError>;
     /// Writes a truth pass: each player's matrix (their counters are kept),
-    /// the model's matrix, and the posteriors of images still open.
+    /// the model's matrix, the posteriors of images still open, and each
+    /// re-judged closed image's posterior and status while it is as read.
     async fn apply_truth_pass(&self, pass: TruthPass, at: Millis) -> Result<(), StoreError>;
 }
 
@@ -633,6 +649,10 @@ pub struct TruthSnapshot {
     pub reliabilities: Vec<(PlayerId, emofy_game::Reliability)>,
     /// What the last pass learned about the crowd.
     pub crowd: Option<emofy_game::CrowdPrior>,
+    /// The images the labels are on that are no longer open: status, and
+    /// how many labels they hold in all (votes), so the pass can tell which
+    /// it saw in full.
+    pub closed: Vec<(ImageId, ImageStatus, u32)>,
 }
 
 /// Output of the periodic full EM pass.
@@ -640,8 +660,22 @@ pub struct TruthSnapshot {
 pub struct TruthPass {
     pub matrices: Vec<(PlayerId, emofy_game::truth::Confusion)>,
     pub model: Option<emofy_game::truth::Confusion>,
+    /// Open images' posteriors (written only while they are still open).
     pub posteriors: Vec<(ImageId, [f64; emofy_game::EMOTION_COUNT])>,
+    /// Closed images re-judged: written only while still as read.
+    pub rejudged: Vec<Rejudge>,
     /// The class prior, pooled matrix and strength the answers until the
     /// next pass use.
     pub crowd: emofy_game::CrowdPrior,
+}
+
+/// A closed image the pass re-judged ([`emofy_game::truth::rejudged`]):
+/// the store writes `posterior` and `now` only if the image is still `was`
+/// (an answer or a moderator may have moved it since the snapshot).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejudge {
+    pub image: ImageId,
+    pub was: ImageStatus,
+    pub now: ImageStatus,
+    pub posterior: [f64; emofy_game::EMOTION_COUNT],
 }

@@ -5,7 +5,7 @@
 
 use emofy_game::{CrowdPrior, Emotion, PlayerId, Reliability, TrustRules};
 
-use super::{StoreError, TruthPass, TruthSnapshot};
+use super::{Rejudge, StoreError, TruthPass, TruthSnapshot};
 
 /// The id under which the serving model's matrix is stored with the players' reliabilities.
 pub const MODEL_KEY: &str = "model";
@@ -49,16 +49,13 @@ pub fn leading(p: Option<[f64; 7]>) -> Option<(Emotion, u16)> {
     Some((e, (x * 1000.0).round().clamp(0.0, 1000.0) as u16))
 }
 
-/// The periodic full Dawid–Skene pass (with copy rates, the model as a
-/// labeller, newcomers' weights and the labels images came with) over a
-/// snapshot: corrects the drift of the online updates, which learn each
-/// label once with the belief of that moment, and learns the crowd's class
-/// prior and pooled matrix for the answers until the next pass. The
-/// matrices' pull towards the pooled one is chosen on held-out labels by
-/// the K-class core ([`emofy_game::crowd::choose_strength`]). Pure.
+/// The periodic truth pass over a snapshot: maps the snapshot's ids to
+/// indices and runs [`emofy_game::truth::pass`] (batch EM with copy rates,
+/// the model as a labeller, newcomers' weights and the labels images came
+/// with), which corrects the drift of the online updates and learns the
+/// crowd's class prior and pooled matrix for the answers until the next pass.
 pub fn em_pass(snapshot: &TruthSnapshot, trust: &TrustRules, iterations: usize) -> TruthPass {
-    use emofy_game::crowd;
-    use emofy_game::truth::{EmLabel, em};
+    use emofy_game::truth::{PassLabel, Rejudged, pass, rejudged};
     use std::collections::HashMap;
     let mut players: Vec<PlayerId> = Vec::new();
     let mut player_ix: HashMap<PlayerId, usize> = HashMap::new();
@@ -69,13 +66,10 @@ pub fn em_pass(snapshot: &TruthSnapshot, trust: &TrustRules, iterations: usize) 
         .iter()
         .map(|(p, r)| (*p, r))
         .collect();
-    let start = snapshot.crowd.clone().unwrap_or_default();
-    let mut labels = Vec::with_capacity(snapshot.labels.len() + snapshot.model_guesses.len());
+    let mut labels = Vec::with_capacity(snapshot.labels.len());
+    let mut seen: HashMap<emofy_game::ImageId, u32> = HashMap::new();
     for l in &snapshot.labels {
-        let r = reliability.get(&l.player);
-        if r.is_some_and(|r| !r.counts()) {
-            continue;
-        }
+        *seen.entry(l.image).or_default() += 1;
         let p = *player_ix.entry(l.player).or_insert_with(|| {
             players.push(l.player);
             players.len() - 1
@@ -84,27 +78,22 @@ pub fn em_pass(snapshot: &TruthSnapshot, trust: &TrustRules, iterations: usize) 
             images.push(l.image);
             images.len() - 1
         });
-        labels.push(EmLabel {
+        labels.push(PassLabel {
             player: p,
             image: i,
             answer: l.emotion,
             shown: l.shown,
-            weight: r.map_or(trust.newcomer_weight, |r| r.weight(trust)),
         });
     }
-    // The model is one more labeller, after the players.
-    let model = players.len();
-    for (image, guess) in &snapshot.model_guesses {
-        if let Some(i) = image_ix.get(image) {
-            labels.push(EmLabel {
-                player: model,
-                image: *i,
-                answer: *guess,
-                shown: None,
-                weight: 1.0,
-            });
-        }
-    }
+    let records: Vec<Option<&Reliability>> = players
+        .iter()
+        .map(|p| reliability.get(p).copied())
+        .collect();
+    let guesses: Vec<(usize, Emotion)> = snapshot
+        .model_guesses
+        .iter()
+        .filter_map(|(img, g)| image_ix.get(img).map(|i| (*i, *g)))
+        .collect();
     let gold: Vec<(usize, Emotion)> = snapshot
         .gold
         .iter()
@@ -120,50 +109,54 @@ pub fn em_pass(snapshot: &TruthSnapshot, trust: &TrustRules, iterations: usize) 
                 .map(|i| (*i, k.label, trust.trust_of(k.source)))
         })
         .collect();
-    let mut copy: Vec<f64> = players
-        .iter()
-        .map(|p| reliability.get(p).map_or(0.1, |r| r.copy_rate()))
-        .collect();
-    copy.push(0.0);
-    // How far matrices are pulled towards the crowd: measured on these labels.
-    let core: Vec<crowd::Label> = labels
-        .iter()
-        .map(|l| crowd::Label {
-            task: u32::try_from(l.image).unwrap_or(u32::MAX),
-            worker: u32::try_from(l.player).unwrap_or(u32::MAX),
-            class: l.answer.index() as u8,
-        })
-        .collect();
-    let core_gold: Vec<(u32, u8)> = gold
-        .iter()
-        .map(|(i, g)| (u32::try_from(*i).unwrap_or(u32::MAX), g.index() as u8))
-        .collect();
-    let strength = crowd::choose_strength(
-        emofy_game::EMOTION_COUNT,
-        images.len(),
-        players.len() + 1,
-        &core,
-        &core_gold,
-        &crowd::Priors::default(),
-    )
-    .map_or(start.strength, |(s, _)| s);
-    let start = CrowdPrior { strength, ..start };
-    let fit = em(
-        players.len() + 1,
+    let start: CrowdPrior = snapshot.crowd.clone().unwrap_or_default();
+    let fit = pass(
+        &records,
         images.len(),
         &labels,
+        &guesses,
         &gold,
         &known,
-        &copy,
         &start,
+        trust,
         iterations,
     );
-    let mut matrices = fit.matrices;
-    let model_matrix = matrices.pop();
+    // Closed images are re-judged only when the window holds all their labels.
+    let closed: HashMap<emofy_game::ImageId, (emofy_game::ImageStatus, u32)> = snapshot
+        .closed
+        .iter()
+        .map(|(i, s, n)| (*i, (*s, *n)))
+        .collect();
+    let mut posteriors = Vec::new();
+    let mut rejudge = Vec::new();
+    for (image, p) in images.into_iter().zip(fit.posteriors) {
+        let Some(p) = p else { continue };
+        let Some((was, total)) = closed.get(&image).copied() else {
+            posteriors.push((image, p));
+            continue;
+        };
+        let complete = seen.get(&image).copied().unwrap_or(0) >= total;
+        let now = match rejudged(was, &p, complete) {
+            Rejudged::Keep => continue,
+            Rejudged::Posterior => was,
+            Rejudged::Dispute { .. } => emofy_game::ImageStatus::Disputed,
+        };
+        rejudge.push(Rejudge {
+            image,
+            was,
+            now,
+            posterior: p,
+        });
+    }
     TruthPass {
-        matrices: players.into_iter().zip(matrices).collect(),
-        model: model_matrix,
-        posteriors: images.into_iter().zip(fit.posteriors).collect(),
+        matrices: players
+            .into_iter()
+            .zip(fit.matrices)
+            .filter_map(|(p, m)| m.map(|m| (p, m)))
+            .collect(),
+        model: fit.model,
+        posteriors,
+        rejudged: rejudge,
         crowd: fit.crowd,
     }
 }

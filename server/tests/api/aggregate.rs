@@ -70,9 +70,11 @@ fn accuracy(pred: &HashMap<String, String>, truth: &[Vec<String>]) -> f64 {
 
 /// Accuracy floors of `em`, as measured (`docs/benchmarks.md`, "Truth
 /// inference on real crowds"): crowd-kit 1.4.2's best method reaches 0.8889
-/// (DawidSkene) on duck and 0.8426 (DawidSkene) on dog; emofy ties it on
-/// duck and is 2 tasks of 807 behind on dog.
-const EM_FLOOR: [(&str, f64); 2] = [("duck", 96.0 / 108.0), ("dog", 678.0 / 807.0)];
+/// (DawidSkene) on duck and 0.8426 (DawidSkene, 680 tasks) on dog; emofy
+/// ties it on duck and gets 668 of 807 on dog (the strength chosen by
+/// cross-validation is 16 there; with tasks and workers numbered in name
+/// order the choice no longer depends on the rows' order).
+const EM_FLOOR: [(&str, f64); 2] = [("duck", 96.0 / 108.0), ("dog", 668.0 / 807.0)];
 
 /// The rows of `answers` in a shuffled order (a fixed permutation per seed).
 fn shuffled(answers: &Path, seed: u64, out: &Path) {
@@ -100,7 +102,7 @@ fn em_and_online_hold_on_real_crowds_in_any_order() {
         let answers = data.join(name).join("answer.csv");
         let truth = read_csv(&data.join(name).join("truth.csv"));
         let (em, workers) = aggregate(&answers, "em", dir.path());
-        let (online, _) = aggregate(&answers, "online", dir.path());
+        let (online, online_workers) = aggregate(&answers, "online", dir.path());
         let (mv, _) = aggregate(&answers, "mv", dir.path());
         let (em, online, mv) = (
             accuracy(&em, &truth),
@@ -125,12 +127,15 @@ fn em_and_online_hold_on_real_crowds_in_any_order() {
             (mean - online).abs() <= 0.01,
             "{name}: shuffled {mean} vs file order {online}"
         );
-        // Real workers, none a bot: none is flagged.
-        let flagged: Vec<&Vec<String>> = workers.iter().filter(|w| !w[5].is_empty()).collect();
-        assert!(
-            flagged.is_empty(),
-            "{name}: real workers flagged: {flagged:?}"
-        );
+        // Real workers, none a bot: none is flagged, by the batch rules nor
+        // by the game's own spam rules (the online replay's verdicts).
+        for (method, rows) in [("em", &workers), ("online", &online_workers)] {
+            let flagged: Vec<&Vec<String>> = rows.iter().filter(|w| !w[5].is_empty()).collect();
+            assert!(
+                flagged.is_empty(),
+                "{name}: real workers flagged by {method}: {flagged:?}"
+            );
+        }
     }
 }
 
@@ -158,29 +163,39 @@ fn aggregate_names_the_bad_row_and_writes_jsonl() {
     .unwrap();
     let gold = dir.path().join("gold.csv");
     std::fs::write(&gold, "question,truth\nq3,cat\nq9,cat\n").unwrap();
-    let out = dir.path().join("tasks.jsonl");
-    run_ok(&[
-        good.as_os_str(),
-        "--method".as_ref(),
-        "online".as_ref(),
-        "--format".as_ref(),
-        "jsonl".as_ref(),
-        "--out".as_ref(),
-        out.as_os_str(),
-        "--gold".as_ref(),
-        gold.as_os_str(),
-    ]);
-    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let tasks = |method: &str| {
+        let out = dir.path().join(format!("tasks-{method}.jsonl"));
+        run_ok(&[
+            good.as_os_str(),
+            "--method".as_ref(),
+            method.as_ref(),
+            "--format".as_ref(),
+            "jsonl".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+            "--gold".as_ref(),
+            gold.as_os_str(),
+        ]);
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect::<Vec<serde_json::Value>>()
+    };
+    let rows = tasks("em");
     assert_eq!(rows.len(), 3);
     assert_eq!(rows[0]["task"], "q1");
     assert_eq!(rows[0]["label"], "cat");
     assert_eq!(rows[1]["label"], "dog");
     assert_eq!(rows[2]["label"], "cat", "gold decides q3");
     assert_eq!(rows[2]["confidence"], 1.0);
+    // The game's step (seven labels: the gold says "dog" is often said of
+    // cats, so q2's two "dog"s are weak evidence and not asserted here).
+    let online = tasks("online");
+    assert_eq!(online.len(), 3);
+    assert_eq!(online[0]["label"], "cat");
+    assert_eq!(online[2]["label"], "cat", "gold decides q3");
+    assert_eq!(online[2]["confidence"], 1.0);
     let p = &rows[1]["posterior"];
     let sum = p["cat"].as_f64().unwrap() + p["dog"].as_f64().unwrap();
     assert!((sum - 1.0).abs() < 1e-9);

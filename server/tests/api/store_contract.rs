@@ -549,6 +549,90 @@ async fn contract(b: Backend) {
     bans_reach_earlier_labels(&b).await;
     batched_reads_match_single_reads(&b).await;
     known_labels_reach_the_plan(&b).await;
+    the_pass_rejudges_closed_images_that_are_still_as_read(&b).await;
+}
+
+/// The truth pass's snapshot names the closed images with their label
+/// counts, and its re-judgement of one is written only while the image is
+/// still as the snapshot read it (a retired image the fit moved off goes
+/// to the moderators as disputed).
+async fn the_pass_rejudges_closed_images_that_are_still_as_read(b: &Backend) {
+    // Labels retire an image as soon as one class leads.
+    let rules = GameRules {
+        consensus: ConsensusRule::new(1, 501, 9).unwrap(),
+        ..self::rules()
+    };
+    let (img, _) = b
+        .images
+        .insert_image(new_image(241, None), Millis(1))
+        .await
+        .unwrap();
+    // Happy labels until it retires (the crowd prior the earlier passes
+    // learned here leans to happy).
+    let retired = ImageStatus::Retired {
+        label: Emotion::Happy,
+    };
+    let mut n = 0u32;
+    for name in ["Ida", "Jon", "Kay", "Lou", "Max", "Ned", "Ola", "Pia", "Quin"] {
+        let p = PlayerId(Uuid::new_v4());
+        b.players
+            .create_player(p, name, Role::Player, Millis(1))
+            .await
+            .unwrap();
+        let r = offer(b, p, img, None).await;
+        n += 1;
+        let o = b
+            .rounds
+            .record_answer(answer(r, p, img, Emotion::Happy, None), &rules)
+            .await
+            .unwrap();
+        if o.status == retired {
+            break;
+        }
+    }
+    b.rounds.flush().await.unwrap();
+    assert_eq!(
+        b.images.image_meta(img).await.unwrap().unwrap().status,
+        retired
+    );
+    let snap = b.review.truth_snapshot(100_000).await.unwrap();
+    assert!(
+        snap.closed.contains(&(img, retired, n)),
+        "{:?}",
+        snap.closed
+    );
+    let mut moved = [0.02; 7];
+    moved[Emotion::Sad.index()] = 0.88;
+    let rejudge = |was| emofy_server::store::TruthPass {
+        rejudged: vec![emofy_server::store::Rejudge {
+            image: img,
+            was,
+            now: ImageStatus::Disputed,
+            posterior: moved,
+        }],
+        crowd: snap.crowd.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    // Stale: the image is not what this pass read.
+    let stale = ImageStatus::Retired {
+        label: Emotion::Sad,
+    };
+    b.review
+        .apply_truth_pass(rejudge(stale), Millis(70))
+        .await
+        .unwrap();
+    let meta = b.images.image_meta(img).await.unwrap().unwrap();
+    assert_eq!(meta.status, retired, "a stale re-judgement is not written");
+    b.review
+        .apply_truth_pass(rejudge(retired), Millis(71))
+        .await
+        .unwrap();
+    let meta = b.images.image_meta(img).await.unwrap().unwrap();
+    assert_eq!(meta.status, ImageStatus::Disputed);
+    let stored = meta.posterior.unwrap();
+    assert!((stored[Emotion::Sad.index()] - 0.88).abs() < 1e-6);
+    let again = b.review.truth_snapshot(100_000).await.unwrap();
+    assert!(again.closed.contains(&(img, ImageStatus::Disputed, n)));
 }
 
 /// The label an image came with reaches the answer plan with its source

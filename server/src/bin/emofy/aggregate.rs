@@ -5,6 +5,7 @@ use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use emofy_game::replay::ReplayRules;
 use emofy_server::Config;
 use emofy_server::dataset::aggregate::{self, Format, Method};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -14,8 +15,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct Request {
     /// The label file.
     pub labels: PathBuf,
-    /// `em` (batch Dawid–Skene), `online` (the rows in file order, as the
-    /// server takes answers) or `mv` (majority vote).
+    /// `em` (batch Dawid–Skene), `online` (the rows in file order through
+    /// the server's own per-answer step and truth pass) or `mv` (majority vote).
     #[arg(long, default_value = "em")]
     pub method: Method,
     /// Where the task table goes.
@@ -75,15 +76,22 @@ pub fn aggregate(config: &Config, r: Request) -> anyhow::Result<()> {
         set.classes.len()
     ));
     spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-    let fit = aggregate::aggregate(&set, r.method, &gold, &config.truth.crowd)?;
+    let game = config.rules()?;
+    let rules = ReplayRules::closed_workforce(
+        game.consensus,
+        game.spam,
+        emofy_game::truth::PASS_ITERATIONS,
+    );
+    let outcome = aggregate::aggregate(&set, r.method, &gold, &config.truth.crowd, &rules)?;
+    let fit = &outcome.fit;
     spinner.finish_and_clear();
     let mut out = create(&r.out)?;
-    aggregate::write_tasks(&mut out, &set, &fit, r.format)?;
+    aggregate::write_tasks(&mut out, &set, fit, r.format)?;
     out.flush()?;
     if let Some(path) = &r.workers {
-        let reports = aggregate::worker_reports(&set, &fit, &config.truth.crowd_flags);
+        let reports = aggregate::worker_reports(&set, &outcome, &config.truth.crowd_flags);
         let mut w = create(path)?;
-        aggregate::write_workers(&mut w, &set, &fit, &reports, r.format)?;
+        aggregate::write_workers(&mut w, &set, fit, &reports, r.format)?;
         w.flush()?;
     }
     eprintln!(

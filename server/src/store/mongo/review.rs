@@ -205,14 +205,19 @@ impl ReviewStore for MongoStore {
             labels.iter().map(|l| l.image.to_hex()).collect();
         let ids: Vec<String> = ids.into_iter().collect();
         let (mut gold, mut model_guesses, mut known) = (Vec::new(), Vec::new(), Vec::new());
+        let mut closed = Vec::new();
         for chunk in ids.chunks(1_000) {
             let images = all(self
                 .coll("images")
                 .find(doc! {"_id": {"$in": chunk.to_vec()}})
-                .projection(doc! {"gold": 1, "model_guess": 1, "source": 1, "source_label": 1}))
+                .projection(doc! {"gold": 1, "model_guess": 1, "source": 1, "source_label": 1, "status": 1, "consensus": 1, "votes": 1}))
             .await?;
             for d in images {
                 let id: ImageId = parse_id(get_str(&d, "_id")?)?;
+                let status = status_of(&d)?;
+                if !status.is_open() {
+                    closed.push((id, status, votes_of(&d)?.total()));
+                }
                 if let Some(g) = emotion(opt_str(&d, "gold"))? {
                     gold.push((id, g));
                 }
@@ -246,6 +251,7 @@ impl ReviewStore for MongoStore {
             known,
             reliabilities,
             crowd,
+            closed,
         })
     }
 
@@ -298,6 +304,24 @@ impl ReviewStore for MongoStore {
                 .update_one(
                     doc! {"_id": image.to_hex(), "status": "open"},
                     doc! {"$set": {"posterior": truth::posterior_json(&p), "updated_ms": updated}},
+                )
+                .await
+                .map_err(err)?;
+        }
+        for r in pass.rejudged {
+            self.coll("images")
+                .update_one(
+                    doc! {
+                        "_id": r.image.to_hex(),
+                        "status": r.was.name(),
+                        "consensus": consensus_bson(&r.was),
+                    },
+                    doc! {"$set": {
+                        "posterior": truth::posterior_json(&r.posterior),
+                        "status": r.now.name(),
+                        "consensus": consensus_bson(&r.now),
+                        "updated_ms": updated,
+                    }},
                 )
                 .await
                 .map_err(err)?;

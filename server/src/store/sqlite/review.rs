@@ -192,7 +192,7 @@ impl ReviewStore for SqliteStore {
             }
             let mut st = c
                 .prepare_cached(
-                    "SELECT id, gold, model_guess, source, source_label FROM images WHERE id IN \
+                    "SELECT id, gold, model_guess, source, source_label, status, consensus, votes FROM images WHERE id IN \
                      (SELECT image_id FROM (SELECT image_id FROM labels ORDER BY id DESC LIMIT ?1))",
                 )
                 .map_err(db_err)?;
@@ -204,13 +204,22 @@ impl ReviewStore for SqliteStore {
                         r.get::<_, Option<String>>(2)?,
                         r.get::<_, String>(3)?,
                         r.get::<_, Option<String>>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, String>(7)?,
                     ))
                 })
                 .map_err(db_err)?;
             let (mut gold, mut model_guesses, mut known) = (Vec::new(), Vec::new(), Vec::new());
+            let mut closed = Vec::new();
             for row in rows {
-                let (id, g, m, source, source_label) = row.map_err(db_err)?;
+                let (id, g, m, source, source_label, status, consensus, votes) =
+                    row.map_err(db_err)?;
                 let id: ImageId = parse_id(&id)?;
+                let status = status_from(&status, parse_emotion(consensus)?)?;
+                if !status.is_open() {
+                    closed.push((id, status, votes_from_json(&votes)?.total()));
+                }
                 if let Some(g) = parse_emotion(g)? {
                     gold.push((id, g));
                 }
@@ -247,6 +256,7 @@ impl ReviewStore for SqliteStore {
                 known,
                 reliabilities,
                 crowd,
+                closed,
             })
         })
         .await
@@ -273,6 +283,23 @@ impl ReviewStore for SqliteStore {
                     c,
                     "UPDATE images SET posterior = ?2, updated_ms = ?3 WHERE id = ?1 AND status = 'open'",
                     params![image.to_hex(), truth::posterior_json(p), updated],
+                )
+                .map_err(db_err)?;
+            }
+            for r in &pass.rejudged {
+                exec(
+                    c,
+                    "UPDATE images SET posterior = ?2, status = ?3, consensus = ?4, updated_ms = ?5 \
+                     WHERE id = ?1 AND status = ?6 AND consensus IS ?7",
+                    params![
+                        r.image.to_hex(),
+                        truth::posterior_json(&r.posterior),
+                        r.now.name(),
+                        consensus_of(&r.now),
+                        updated,
+                        r.was.name(),
+                        consensus_of(&r.was)
+                    ],
                 )
                 .map_err(db_err)?;
             }
