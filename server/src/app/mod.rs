@@ -3,7 +3,8 @@
 
 pub mod stores;
 
-pub use stores::{Stores, mongo_options, open_embedded, open_stores, sqlite_options};
+pub use crate::store::Stores;
+pub use stores::{mongo_options, open_embedded, open_stores, sqlite_options};
 
 use std::net::TcpListener;
 use std::sync::Arc;

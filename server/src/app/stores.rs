@@ -6,24 +6,7 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
-use crate::store::{
-    ImageStore, LeaseStore, ModelStore, PlayerStore, ReviewStore, RoundStore, StoreError,
-    UploadStore,
-};
-
-/// The stores behind their traits: MongoDB when `storage.mongodb.uri` is
-/// set, else the embedded SQLite store.
-pub struct Stores {
-    pub players: Arc<dyn PlayerStore>,
-    pub images: Arc<dyn ImageStore>,
-    pub rounds: Arc<dyn RoundStore>,
-    pub uploads: Arc<dyn UploadStore>,
-    pub review: Arc<dyn ReviewStore>,
-    /// The model registry.
-    pub models: Arc<dyn ModelStore>,
-    /// Named leases (one training run at a time across replicas).
-    pub leases: Arc<dyn LeaseStore>,
-}
+use crate::store::{StoreError, Stores};
 
 /// Opens the configured store: MongoDB (`storage.mongodb.uri`) or the
 /// embedded store in `data_dir` (`storage.sqlite`).

@@ -21,10 +21,10 @@ use emofy_game::Millis;
 use emofy_game::retrain::{TrainerDecision, TrainerFacts, should_train};
 use emofy_inference::train::{EpochReport, Example};
 
-use crate::app::Stores;
 use crate::config::Config;
 use crate::service::Services;
 use crate::service::registry::{self, RegistryError};
+use crate::store::Stores;
 use crate::store::{ImageStore, LeaseStore, ModelStore, StoreError, TRAINING_LEASE, UploadStore};
 use crate::training::data::{self, TrainingData, TrainingDataError};
 use crate::training::{BY_BACKGROUND, Champion, RunError, RunOutcome, RunRequest};

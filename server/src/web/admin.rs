@@ -96,34 +96,6 @@ fn not_available() -> ApiError {
     .detail("no loadable model by that name under the models root")
 }
 
-/// An optional JSON body: empty (or whitespace) is the default; anything
-/// else must be `application/json` and parse.
-pub(crate) fn json_body<T: Default + serde::de::DeserializeOwned>(
-    req: &HttpRequest,
-    bytes: &[u8],
-) -> Result<T, ApiError> {
-    let content_type = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !bytes.is_empty() && !content_type.starts_with("application/json") {
-        return Err(ApiError::code(ErrorCode::UnsupportedMediaType)
-            .detail("send the body as application/json"));
-    }
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(bytes).map_err(|e| {
-        let code = if e.is_syntax() || e.is_eof() {
-            ErrorCode::BadJson
-        } else {
-            ErrorCode::InvalidMessage
-        };
-        ApiError::code(code).detail(e.to_string())
-    })
-}
-
 /// Swaps the serving model (admins).
 #[utoipa::path(
     tag = "admin",
@@ -145,7 +117,7 @@ pub async fn swap_model(
     body: web::Bytes,
     svc: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
-    let request: SwapRequest = json_body(&req, &body)?;
+    let request: SwapRequest = crate::web::extract::json_body(&req, &body)?;
     let Some(pool) = svc.inference.clone() else {
         return Err(ApiError::new(
             actix_web::http::StatusCode::CONFLICT,
@@ -215,7 +187,7 @@ pub async fn swap_model(
     if svc.models.champion().await?.as_deref() != Some(version.as_str()) {
         registry::promote(svc.models.as_ref(), &version, true)
             .await
-            .map_err(crate::web::models::registry_error)?;
+            .map_err(crate::web::errors::registry_error)?;
     }
     tracing::info!(to = %version, dir = %shown, "model installed");
     let previous = {

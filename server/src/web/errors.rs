@@ -13,6 +13,8 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use crate::error::ErrorCode;
+use crate::service::registry::RegistryError;
+use crate::store::StoreError;
 
 /// The status a code answers with, unless a handler says otherwise.
 pub fn default_status(code: ErrorCode) -> StatusCode {
@@ -240,5 +242,21 @@ pub fn no_route(req: &HttpRequest, routes: &crate::web::RouteTable) -> ApiError 
         ));
         e.allow = Some(allowed.join(", "));
         e
+    }
+}
+
+/// How a registry action's failure is answered.
+pub(crate) fn registry_error(e: RegistryError) -> ApiError {
+    match e {
+        RegistryError::Refused(r) => {
+            ApiError::code(ErrorCode::PromotionRefused).detail(r.to_string())
+        }
+        RegistryError::Store(StoreError::Conflict(_)) => ApiError::code(ErrorCode::TryAgain)
+            .detail("another promotion or rollback happened at the same time: look again"),
+        RegistryError::Store(e) => e.into(),
+        other => {
+            tracing::error!(error = %other, "model registry");
+            ApiError::code(ErrorCode::Internal)
+        }
     }
 }

@@ -123,3 +123,31 @@ impl FromRequest for MaybeCaller {
         ready(claims(req).map(MaybeCaller))
     }
 }
+
+/// An optional JSON body: empty (or whitespace) is the default; anything
+/// else must be `application/json` and parse.
+pub(crate) fn json_body<T: Default + serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    bytes: &[u8],
+) -> Result<T, ApiError> {
+    let content_type = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !bytes.is_empty() && !content_type.starts_with("application/json") {
+        return Err(ApiError::code(ErrorCode::UnsupportedMediaType)
+            .detail("send the body as application/json"));
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() {
+            ErrorCode::BadJson
+        } else {
+            ErrorCode::InvalidMessage
+        };
+        ApiError::code(code).detail(e.to_string())
+    })
+}

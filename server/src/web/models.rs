@@ -13,8 +13,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ErrorCode;
 use crate::service::Services;
-use crate::service::registry::{self, RegistryError};
-use crate::store::{ModelRecord, StoreError};
+use crate::service::registry;
+use crate::store::ModelRecord;
 use crate::web::errors::ApiError;
 use crate::web::extract::{AdminCaller, ModeratorCaller};
 use crate::web::openapi::ErrorBody;
@@ -140,22 +140,6 @@ pub struct RegistryChange {
     champion: String,
 }
 
-/// How a registry action's failure is answered.
-pub(crate) fn registry_error(e: RegistryError) -> ApiError {
-    match e {
-        RegistryError::Refused(r) => {
-            ApiError::code(ErrorCode::PromotionRefused).detail(r.to_string())
-        }
-        RegistryError::Store(StoreError::Conflict(_)) => ApiError::code(ErrorCode::TryAgain)
-            .detail("another promotion or rollback happened at the same time: look again"),
-        RegistryError::Store(e) => e.into(),
-        other => {
-            tracing::error!(error = %other, "model registry");
-            ApiError::code(ErrorCode::Internal)
-        }
-    }
-}
-
 fn valid_version(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 128
@@ -206,10 +190,10 @@ pub async fn promote_model(
         return Err(ApiError::code(ErrorCode::InvalidMessage)
             .detail("a version is 1–128 letters, digits, '-', '_' or '.'"));
     }
-    let request: PromoteRequest = crate::web::admin::json_body(&req, &body)?;
+    let request: PromoteRequest = crate::web::extract::json_body(&req, &body)?;
     let plan = registry::promote(svc.models.as_ref(), &version, request.force)
         .await
-        .map_err(registry_error)?;
+        .map_err(crate::web::errors::registry_error)?;
     serve_change(svc, plan).await
 }
 
@@ -231,6 +215,6 @@ pub async fn rollback_model(
 ) -> Result<HttpResponse, ApiError> {
     let plan = registry::rollback(svc.models.as_ref())
         .await
-        .map_err(registry_error)?;
+        .map_err(crate::web::errors::registry_error)?;
     serve_change(svc, plan).await
 }
