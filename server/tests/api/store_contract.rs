@@ -573,7 +573,9 @@ async fn the_pass_rejudges_closed_images_that_are_still_as_read(b: &Backend) {
         label: Emotion::Happy,
     };
     let mut n = 0u32;
-    for name in ["Ida", "Jon", "Kay", "Lou", "Max", "Ned", "Ola", "Pia", "Quin"] {
+    for name in [
+        "Ida", "Jon", "Kay", "Lou", "Max", "Ned", "Ola", "Pia", "Quin",
+    ] {
         let p = PlayerId(Uuid::new_v4());
         b.players
             .create_player(p, name, Role::Player, Millis(1))
