@@ -50,64 +50,103 @@ struct Args {
     bench_updates: Option<u32>,
 }
 
-/// The per-label cost of the answer path's truth step: `reference` and
-/// `judge` over an image's labels plus `Reliability::learn`, as the plan
-/// runs them.
+/// The per-label cost of the answer path's truth step, `truth::answer_step`
+/// (`reference` and `judge` over an image's labels with the model's guess,
+/// then `Reliability::learn` on a copy of the player's record), as the plan
+/// runs it; beside it, the same three calls made one by one (what the plan
+/// did before the step was shared), in the same run.
 fn bench_updates(n: u32) {
-    use emofy_game::truth::{Evidence, ImageFacts, LabelFact, MODEL_PRIOR, judge, reference};
+    use emofy_game::truth::{
+        Answer, Evidence, ImageFacts, LabelFact, MODEL_PRIOR, answer_step, judge, reference,
+    };
     use emofy_game::{
         ConsensusRule, CrowdPrior, Emotion, ImageStatus, Reliability, SpamRules, TrustRules,
     };
-    println!("| labels on the image | updates | ns per update |");
-    println!("| ---: | ---: | ---: |");
-    for k in [1usize, 3, 9] {
-        let crowd: Vec<Reliability> = (0..k).map(|_| Reliability::default()).collect();
-        let model = emofy_game::truth::Confusion::new(MODEL_PRIOR);
-        let mut me = Reliability::default();
-        let rule = ConsensusRule::default();
-        let spam = SpamRules::default();
-        let trust = TrustRules::default();
-        let crowd_prior = CrowdPrior::default();
-        let started = std::time::Instant::now();
-        let mut sink = 0.0;
-        for i in 0..n {
-            let answer = Emotion::ALL[i as usize % 7];
-            let ev: Vec<Evidence<'_>> = crowd
-                .iter()
-                .enumerate()
-                .map(|(j, r)| Evidence {
-                    reliability: r,
-                    answer: Emotion::ALL[j % 7],
-                    shown: Some(Emotion::Happy),
-                })
-                .collect();
-            let facts = ImageFacts {
-                status: ImageStatus::Open,
-                gold: None,
-                prior: crowd_prior.class_prior,
-                model: Some((&model, Emotion::Happy)),
-                known: false,
-            };
-            let checked = reference(&trust, &facts, &ev);
-            let j = judge(&rule, &trust, &facts, &ev);
-            me.learn(
-                &LabelFact {
-                    answer,
-                    shown: Some(Emotion::Happy),
-                    decoy: i % 10 == 0,
+    println!("| step | labels on the image | updates | ns per update |");
+    println!("| --- | ---: | ---: | ---: |");
+    for shared in [true, false] {
+        for k in [1usize, 3, 9] {
+            let crowd: Vec<Reliability> = (0..k).map(|_| Reliability::default()).collect();
+            let model = emofy_game::truth::Confusion::new(MODEL_PRIOR);
+            let mut me = Reliability::default();
+            let rule = ConsensusRule::default();
+            let spam = SpamRules::default();
+            let trust = TrustRules::default();
+            let crowd_prior = CrowdPrior::default();
+            let started = std::time::Instant::now();
+            let mut sink = 0.0;
+            for i in 0..n {
+                let answer = Emotion::ALL[i as usize % 7];
+                let ev: Vec<Evidence<'_>> = crowd
+                    .iter()
+                    .enumerate()
+                    .map(|(j, r)| Evidence {
+                        reliability: r,
+                        answer: Emotion::ALL[j % 7],
+                        shown: Some(Emotion::Happy),
+                    })
+                    .collect();
+                let facts = ImageFacts {
+                    status: ImageStatus::Open,
                     gold: None,
-                    reference: checked,
-                    response_ms: 2_000,
-                },
-                &j.posterior,
-                &spam,
-                &crowd_prior.class_prior,
-            );
-            sink += j.posterior[0];
+                    prior: crowd_prior.class_prior,
+                    model: Some((&model, Emotion::Happy)),
+                    known: false,
+                };
+                if shared {
+                    let step = answer_step(
+                        &rule,
+                        &trust,
+                        &spam,
+                        &crowd_prior.class_prior,
+                        &facts,
+                        &ev,
+                        &me,
+                        &Answer {
+                            answer,
+                            shown: Some(Emotion::Happy),
+                            decoy: i % 10 == 0,
+                            response_ms: 2_000,
+                        },
+                    );
+                    sink += step.judgement.posterior[0];
+                    me = step.learned;
+                } else {
+                    let checked = reference(&trust, &facts, &ev);
+                    let mut all = ev.clone();
+                    all.push(Evidence {
+                        reliability: &me,
+                        answer,
+                        shown: Some(Emotion::Happy),
+                    });
+                    let j = judge(&rule, &trust, &facts, &all);
+                    let mut learned = me.clone();
+                    learned.learn(
+                        &LabelFact {
+                            answer,
+                            shown: Some(Emotion::Happy),
+                            decoy: i % 10 == 0,
+                            gold: None,
+                            reference: checked,
+                            response_ms: 2_000,
+                        },
+                        &j.posterior,
+                        &spam,
+                        &crowd_prior.class_prior,
+                    );
+                    sink += j.posterior[0];
+                    me = learned;
+                }
+            }
+            let ns = started.elapsed().as_nanos() as f64 / f64::from(n.max(1));
+            let name = if shared {
+                "answer_step"
+            } else {
+                "calls one by one"
+            };
+            println!("| {name} | {k} | {n} | {ns:.0} |");
+            std::hint::black_box(sink);
         }
-        let ns = started.elapsed().as_nanos() as f64 / f64::from(n.max(1));
-        println!("| {k} | {n} | {ns:.0} |");
-        std::hint::black_box(sink);
     }
 }
 
