@@ -5,7 +5,7 @@ use emofy_game::crowd::*;
 use proptest::prelude::*;
 
 mod common;
-use common::{Rng, honest_crowd};
+use common::{FIRST_BOT, balanced_pool_with_button_bots, skewed_honest_pool};
 
 /// A random label set: `k` classes, up to 30 tasks, up to 12 workers.
 fn label_set() -> impl Strategy<Value = (usize, usize, usize, Vec<Label>)> {
@@ -117,9 +117,7 @@ fn accuracy(fit: &Fit, truth: &[u8]) -> f64 {
 
 #[test]
 fn honest_workers_on_a_skewed_pool_are_not_flagged_but_button_bots_are() {
-    // 90% of the tasks are class 0: honest workers answer it ~90% of the time.
-    let mut rng = Rng(7);
-    let (truth, labels) = honest_crowd(&mut rng, &[0.9, 0.05, 0.05], 600, 20, 5, 0.9);
+    let (truth, labels) = skewed_honest_pool();
     let fit = em(3, truth.len(), 20, &labels, &[], &Priors::default()).unwrap();
     let reports = workers(&fit, &labels, &FlagRules::default());
     for (w, r) in reports.iter().enumerate() {
@@ -127,22 +125,11 @@ fn honest_workers_on_a_skewed_pool_are_not_flagged_but_button_bots_are() {
     }
     assert!(accuracy(&fit, &truth) > 0.95);
 
-    // A balanced pool with three bots pressing one button each.
-    let mut rng = Rng(11);
-    let (truth, mut labels) = honest_crowd(&mut rng, &[0.25; 4], 400, 16, 4, 0.8);
-    for bot in 0..3u32 {
-        for t in 0..120u32 {
-            labels.push(Label {
-                task: t * 3 + bot,
-                worker: 16 + bot,
-                class: bot as u8,
-            });
-        }
-    }
+    let (truth, labels) = balanced_pool_with_button_bots();
     let fit = em(4, truth.len(), 19, &labels, &[], &Priors::default()).unwrap();
     let reports = workers(&fit, &labels, &FlagRules::default());
     for (w, r) in reports.iter().enumerate() {
-        if w >= 16 {
+        if w >= FIRST_BOT {
             assert_eq!(r.flag, Some(WorkerFlag::SameButton), "bot {w}: {r:?}");
         } else {
             assert_eq!(r.flag, None, "honest worker {w}: {r:?}");

@@ -10,7 +10,7 @@ use emofy_game::truth::{PASS_ITERATIONS, SpamFlag, SpamRules};
 use proptest::prelude::*;
 
 mod common;
-use common::{Rng, honest_crowd};
+use common::{FIRST_BOT, Rng, balanced_pool_with_button_bots, honest_crowd, skewed_honest_pool};
 
 fn rules() -> ReplayRules {
     ReplayRules::closed_workforce(
@@ -148,30 +148,17 @@ fn accuracy<const K: usize>(fit: &ReplayFit<K>, truth: &[u8]) -> f64 {
 
 #[test]
 fn the_games_spam_rules_spare_honest_workers_on_a_skewed_pool_and_catch_button_bots() {
-    // 90% of the tasks are class 0: honest workers answer it ~90% of the time.
-    let mut rng = Rng(7);
-    let (truth, labels) = honest_crowd(&mut rng, &[0.9, 0.05, 0.05], 600, 20, 5, 0.9);
+    let (truth, labels) = skewed_honest_pool();
     let fit = replay::<3>(&labels);
     for (w, f) in fit.flags().iter().enumerate() {
         assert_eq!(*f, None, "honest worker {w} flagged");
     }
     assert!(accuracy(&fit, &truth) > 0.95, "{}", accuracy(&fit, &truth));
 
-    // A balanced pool with three bots pressing one button each.
-    let mut rng = Rng(11);
-    let (_, mut labels) = honest_crowd(&mut rng, &[0.25; 4], 400, 16, 4, 0.8);
-    for bot in 0..3u32 {
-        for t in 0..120u32 {
-            labels.push(Label {
-                task: t * 3 + bot,
-                worker: 16 + bot,
-                class: bot as u8,
-            });
-        }
-    }
+    let (_, labels) = balanced_pool_with_button_bots();
     let fit = replay::<4>(&labels);
     for (w, f) in fit.flags().iter().enumerate() {
-        if w >= 16 {
+        if w >= FIRST_BOT {
             assert_eq!(*f, Some(SpamFlag::SameButton), "bot {w}");
         } else {
             assert_eq!(*f, None, "honest worker {w}");

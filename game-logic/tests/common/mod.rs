@@ -58,3 +58,29 @@ pub fn honest_crowd(
     }
     (truth, labels)
 }
+
+/// 600 tasks, 90% of them class 0, 20 honest workers 90% right: they answer
+/// class 0 about 90% of the time, and none may be flagged for it.
+pub fn skewed_honest_pool() -> (Vec<u8>, Vec<Label>) {
+    honest_crowd(&mut Rng(7), &[0.9, 0.05, 0.05], 600, 20, 5, 0.9)
+}
+
+/// The first of the bots in [`balanced_pool_with_button_bots`].
+pub const FIRST_BOT: usize = 16;
+
+/// 16 honest workers (80% right) on a balanced 4-class pool of 400 tasks,
+/// and workers 16, 17 and 18: bots pressing one button each (120 labels
+/// apiece).
+pub fn balanced_pool_with_button_bots() -> (Vec<u8>, Vec<Label>) {
+    let (truth, mut labels) = honest_crowd(&mut Rng(11), &[0.25; 4], 400, 16, 4, 0.8);
+    for bot in 0..3u32 {
+        for t in 0..120u32 {
+            labels.push(Label {
+                task: t * 3 + bot,
+                worker: FIRST_BOT as u32 + bot,
+                class: bot as u8,
+            });
+        }
+    }
+    (truth, labels)
+}
