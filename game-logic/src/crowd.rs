@@ -351,23 +351,43 @@ impl Counts {
         let counts = &self.worker[w];
         let diag: f64 = (0..k).map(|t| counts[t * k + t]).sum();
         let total: f64 = counts.iter().sum();
-        let s0 = priors.pooled_strength.max(1e-6);
-        let skill = ((diag + s0 * priors.pooled_accuracy.clamp(1e-3, 1.0 - 1e-3)) / (total + s0))
-            .clamp(1e-3, 1.0 - 1e-3);
+        let skill = skill(diag, total, priors);
         let mut p = vec![0.0; k * k];
         for t in 0..k {
-            let wrong = (1.0 - pooled.p(t, t)).max(1e-12);
             let sum: f64 = counts[t * k..(t + 1) * k].iter().sum::<f64>() + s;
             for a in 0..k {
-                let centre = if a == t {
-                    skill
-                } else {
-                    (1.0 - skill) * pooled.p(t, a) / wrong
-                };
-                p[t * k + a] = (counts[t * k + a] + s * centre) / sum;
+                let c = centre(skill, t, a, |t, a| pooled.p(t, a));
+                p[t * k + a] = (counts[t * k + a] + s * c) / sum;
             }
         }
         Matrix { k, p }
+    }
+}
+
+/// A worker's overall accuracy, the diagonal of the centre their matrix is
+/// shrunk towards: their expected right answers (`diag`) over all their
+/// labels (`total`), with the pooled prior's pseudo-labels
+/// (`pooled_strength` at `pooled_accuracy`). Shared with the game's EM
+/// ([`crate::truth::em`]).
+pub(crate) fn skill(diag: f64, total: f64, priors: &Priors) -> f64 {
+    let s0 = priors.pooled_strength.max(1e-6);
+    ((diag + s0 * priors.pooled_accuracy.clamp(1e-3, 1.0 - 1e-3)) / (total + s0))
+        .clamp(1e-3, 1.0 - 1e-3)
+}
+
+/// The centre of a worker's matrix at (`truth`, `answer`): their `skill` on
+/// the diagonal, their errors shaped like the crowd's (the pooled matrix
+/// `pooled(truth, answer)`'s off-diagonal, renormalised). Each row sums to 1.
+pub(crate) fn centre(
+    skill: f64,
+    truth: usize,
+    answer: usize,
+    pooled: impl Fn(usize, usize) -> f64,
+) -> f64 {
+    if answer == truth {
+        skill
+    } else {
+        (1.0 - skill) * pooled(truth, answer) / (1.0 - pooled(truth, truth)).max(1e-12)
     }
 }
 

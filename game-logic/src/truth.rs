@@ -1112,21 +1112,14 @@ pub struct EmFit<const K: usize = G> {
 /// alone gave every player the crowd's accuracy: 3 points below the core
 /// on the simulated crowds (docs/benchmarks.md).
 fn skill_centre<const K: usize>(pooled: &[[f64; K]; K], observed: &[[f64; K]; K]) -> [[f64; K]; K] {
-    let core = crate::crowd::Priors::default();
+    use crate::crowd;
     let diag: f64 = (0..K).map(|t| observed[t][t]).sum();
     let total: f64 = observed.iter().flatten().sum();
-    let s0 = core.pooled_strength.max(1e-6);
-    let skill = ((diag + s0 * core.pooled_accuracy.clamp(1e-3, 1.0 - 1e-3)) / (total + s0))
-        .clamp(1e-3, 1.0 - 1e-3);
+    let skill = crowd::skill(diag, total, &crowd::Priors::default());
     let mut rows = [[0.0; K]; K];
-    for (t, (row, p)) in rows.iter_mut().zip(pooled).enumerate() {
-        let wrong = (1.0 - p[t]).max(1e-12);
+    for (t, row) in rows.iter_mut().enumerate() {
         for (a, x) in row.iter_mut().enumerate() {
-            *x = if a == t {
-                skill
-            } else {
-                (1.0 - skill) * p[a] / wrong
-            };
+            *x = crowd::centre(skill, t, a, |t, a| pooled[t][a]);
         }
     }
     rows
