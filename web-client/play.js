@@ -96,6 +96,7 @@ function handle(m) {
           ? `+${m.points.total} points (×${m.points.multiplier_percent / 100} streak)`
           : "The crowd saw it differently.";
       if (m.gold) fb.textContent += ` The crowd says: ${m.gold}.`;
+      else if (m.settled) fb.textContent += ` The crowd settled this face as ${m.settled}.`;
       else if (m.known) {
         fb.textContent += m.known.source === "demo"
           ? ` This face was drawn as ${m.known.label}.`

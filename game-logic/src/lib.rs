@@ -55,7 +55,7 @@ pub use ids::{ImageId, Millis, PlayerId, RoundId};
 pub use period::{Bucket, Period};
 pub use round::{Round, RoundError, RoundState};
 pub use scoring::{Agreement, AnswerFacts, Award, PlayerTally, ScoringRules, SettlementLabel};
-pub use selection::{ImagePool, PoolEntry};
+pub use selection::{ImagePool, PoolEntry, SettledChecks};
 pub use truth::{
     CrowdPrior, Evidence, Judgement, KnownLabel, KnownSource, LabelFact, Moderation, Reliability,
     RoundPlan, Schedule, SpamFlag, SpamRules, TrustRules,

@@ -8,6 +8,13 @@
 //! place in the order instead of the top. Selection never offers an image
 //! the player has seen, never the player's own upload, and never an image
 //! that is not open: closed images are not in the ordering at all.
+//!
+//! The pool also keeps the images the crowd has settled beyond doubt
+//! ([`SettledChecks`]): retired with a confident fitted consensus and enough
+//! votes. They check new players in gold rounds where no moderator has
+//! verified a face yet (an uploads-only deployment has no other gold), so
+//! a newcomer's first rounds are scored against a known answer and their
+//! labels earn (or lose) trust from the start.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -71,6 +78,45 @@ impl PoolEntry {
     }
 }
 
+/// When a face the crowd settled may check new players in gold rounds (a
+/// "settled check"): it retired, the fitted posterior still puts its
+/// retired label on top with at least `min_confidence`, and it holds at
+/// least `min_votes` labels. Retirement already needs established players
+/// ([`crate::TrustRules::min_established`]), so newcomers alone never make
+/// a check; a truth pass that moves the consensus off the label disputes
+/// the image, which takes it out of the checks at once.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SettledChecks {
+    pub enabled: bool,
+    pub min_confidence: f64,
+    pub min_votes: u32,
+}
+
+impl Default for SettledChecks {
+    fn default() -> Self {
+        SettledChecks {
+            enabled: true,
+            min_confidence: 0.95,
+            min_votes: 5,
+        }
+    }
+}
+
+impl SettledChecks {
+    /// Whether `e` is a settled check.
+    pub fn admits(&self, e: &PoolEntry) -> bool {
+        let ImageStatus::Retired { label } = e.status else {
+            return false;
+        };
+        let needed = (self.min_confidence.clamp(0.0, 1.0) * 1000.0).ceil() as u16;
+        self.enabled
+            && e.votes.total() >= self.min_votes
+            && e.leading
+                .is_some_and(|(lead, p)| lead == label && p >= needed)
+    }
+}
+
 type Key = (u32, u64, ImageId);
 
 /// The priority of an image without labels.
@@ -80,17 +126,36 @@ const UNLABELLED: u32 = 143;
 #[derive(Debug, Clone)]
 pub struct ImagePool {
     rule: ConsensusRule,
+    checks: SettledChecks,
     entries: HashMap<ImageId, (PoolEntry, Option<Key>)>,
     order: BTreeSet<Key>,
+    /// The settled checks (any order; a random index is a fair draw) and
+    /// where each one is in it.
+    settled: Vec<ImageId>,
+    settled_at: HashMap<ImageId, usize>,
 }
 
 impl ImagePool {
     /// An empty pool ranking images for `rule`.
     pub fn new(rule: ConsensusRule) -> Self {
+        ImagePool::with_checks(
+            rule,
+            SettledChecks {
+                enabled: false,
+                ..SettledChecks::default()
+            },
+        )
+    }
+
+    /// An empty pool that also keeps the images `checks` admits.
+    pub fn with_checks(rule: ConsensusRule, checks: SettledChecks) -> Self {
         ImagePool {
             rule,
+            checks,
             entries: HashMap::new(),
             order: BTreeSet::new(),
+            settled: Vec::new(),
+            settled_at: HashMap::new(),
         }
     }
 
@@ -104,6 +169,10 @@ impl ImagePool {
         if let Some(k) = key {
             self.order.insert(k);
         }
+        if self.checks.admits(&entry) {
+            self.settled_at.insert(entry.image, self.settled.len());
+            self.settled.push(entry.image);
+        }
         self.entries.insert(entry.image, (entry, key));
     }
 
@@ -112,6 +181,39 @@ impl ImagePool {
         if let Some((_, Some(key))) = self.entries.remove(image) {
             self.order.remove(&key);
         }
+        if let Some(at) = self.settled_at.remove(image) {
+            self.settled.swap_remove(at);
+            if let Some(moved) = self.settled.get(at) {
+                self.settled_at.insert(*moved, at);
+            }
+        }
+    }
+
+    /// Number of settled checks.
+    pub fn settled_len(&self) -> usize {
+        self.settled.len()
+    }
+
+    /// A settled check for `player`'s gold round: one they have not seen
+    /// and did not upload, drawn by `pick` (a walk from a random place).
+    /// `None` when none is left for them.
+    pub fn pick_settled(
+        &self,
+        player: PlayerId,
+        seen: impl Fn(&ImageId) -> bool,
+        pick: u64,
+    ) -> Option<ImageId> {
+        let eligible = |image: &ImageId| {
+            self.entries
+                .get(image)
+                .is_some_and(|(e, _)| e.uploader != Some(player))
+                && !seen(image)
+        };
+        let n = self.settled.len();
+        let start = usize::try_from(pick % n.max(1) as u64).unwrap_or(0);
+        (0..n)
+            .map(|k| self.settled[(start + k) % n])
+            .find(|i| eligible(i))
     }
 
     /// What the pool knows of `image`.
@@ -276,6 +378,71 @@ mod tests {
         pool.remove(&img(1));
         assert_eq!(pool.open_len(), 1);
         assert_eq!(pool.len(), 2);
+    }
+
+    fn settled(n: u8, label: Emotion, permille: u16, votes: u32) -> PoolEntry {
+        let mut e = PoolEntry::fresh(img(n), None);
+        e.status = ImageStatus::Retired { label };
+        e.leading = Some((label, permille));
+        e.votes.0[label.index()] = votes;
+        e
+    }
+
+    #[test]
+    fn settled_checks_are_confident_retired_faces_with_enough_votes() {
+        let rules = SettledChecks::default();
+        let mut pool = ImagePool::with_checks(ConsensusRule::default(), rules);
+        pool.upsert(settled(1, Emotion::Sad, 990, 5));
+        pool.upsert(settled(2, Emotion::Sad, 940, 9)); // not confident enough
+        pool.upsert(settled(3, Emotion::Sad, 999, 4)); // too few votes
+        let mut moved = settled(4, Emotion::Sad, 990, 6); // the fit moved off its label
+        moved.leading = Some((Emotion::Fear, 990));
+        pool.upsert(moved);
+        let mut disputed = settled(5, Emotion::Sad, 990, 6);
+        disputed.status = ImageStatus::Disputed;
+        pool.upsert(disputed);
+        pool.upsert(entry(6, 990)); // open
+        assert_eq!(pool.settled_len(), 1);
+        let p = PlayerId(Uuid::from_u128(9));
+        for pick in [0, 7, u64::MAX] {
+            assert_eq!(pool.pick_settled(p, |_| false, pick), Some(img(1)));
+        }
+        assert_eq!(pool.pick_settled(p, |i| *i == img(1), 0), None);
+        // Disputed by a later pass: out of the checks at once.
+        let mut now_disputed = settled(1, Emotion::Sad, 990, 5);
+        now_disputed.status = ImageStatus::Disputed;
+        pool.upsert(now_disputed);
+        assert_eq!(pool.settled_len(), 0);
+        // Off by default for a plain pool, and when disabled.
+        let mut plain = ImagePool::new(ConsensusRule::default());
+        plain.upsert(settled(1, Emotion::Sad, 990, 5));
+        assert_eq!(plain.settled_len(), 0);
+    }
+
+    #[test]
+    fn settled_checks_never_offer_own_seen_or_removed_faces() {
+        let mut pool = ImagePool::with_checks(ConsensusRule::default(), SettledChecks::default());
+        let p = PlayerId(Uuid::from_u128(9));
+        let mut own = settled(1, Emotion::Happy, 999, 7);
+        own.uploader = Some(p);
+        pool.upsert(own);
+        pool.upsert(settled(2, Emotion::Happy, 999, 7));
+        pool.upsert(settled(3, Emotion::Angry, 999, 7));
+        let mut gone = settled(3, Emotion::Angry, 999, 7);
+        gone.status = ImageStatus::Removed;
+        pool.upsert(gone);
+        pool.upsert(settled(4, Emotion::Fear, 999, 7));
+        pool.remove(&img(4));
+        let reached: HashSet<_> = (0..64u64)
+            .filter_map(|k| pool.pick_settled(p, |_| false, k))
+            .collect();
+        assert_eq!(reached, [img(2)].into());
+        // Another player may draw the upload.
+        let q = PlayerId(Uuid::from_u128(10));
+        let reached: HashSet<_> = (0..64u64)
+            .filter_map(|k| pool.pick_settled(q, |_| false, k))
+            .collect();
+        assert_eq!(reached, [img(1), img(2)].into());
     }
 
     #[test]

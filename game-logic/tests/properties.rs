@@ -142,6 +142,45 @@ proptest! {
     }
 
     #[test]
+    fn settled_checks_are_only_confident_retired_unseen_faces_of_others(
+        entries in prop::collection::vec((0u8..24, counts(), status(), prop::option::of(0u128..4), prop::option::of((emotion(), 800u16..=1000))), 0..60),
+        player in 0u128..4,
+        seen_mask in any::<u32>(),
+        picks in prop::collection::vec(any::<u64>(), 1..8),
+    ) {
+        // Small digests so later entries overwrite earlier ones (status changes, removals).
+        let player = PlayerId(Uuid::from_u128(player));
+        let checks = SettledChecks::default();
+        let mut pool = ImagePool::with_checks(ConsensusRule::default(), checks);
+        for (n, votes, status, uploader, leading) in &entries {
+            let image = ImageId::from_digest([*n; 32]);
+            if *status == ImageStatus::Removed && n % 3 == 0 {
+                pool.remove(&image);
+                continue;
+            }
+            pool.upsert(PoolEntry { image, uploader: uploader.map(|u| PlayerId(Uuid::from_u128(u))), votes: *votes, status: *status, leading: *leading, model_guess: None });
+        }
+        let seen = |i: &ImageId| seen_mask >> (i.short() % 32) & 1 == 1;
+        let eligible: HashSet<ImageId> = (0u8..24).map(|n| ImageId::from_digest([n; 32])).filter(|id| {
+            pool.get(id).is_some_and(|e| checks.admits(e) && e.uploader != Some(player)) && !seen(id)
+        }).collect();
+        for pick in picks {
+            match pool.pick_settled(player, seen, pick) {
+                Some(id) => {
+                    let e = pool.get(&id).copied();
+                    let retired = e.is_some_and(|e| e.status.name() == "retired");
+                    prop_assert!(retired);
+                    prop_assert!(e.is_some_and(|e| checks.admits(&e)));
+                    prop_assert!(e.is_some_and(|e| e.uploader != Some(player)));
+                    prop_assert!(!seen(&id));
+                    prop_assert!(eligible.contains(&id));
+                }
+                None => prop_assert!(eligible.is_empty()),
+            }
+        }
+    }
+
+    #[test]
     fn a_player_never_gets_the_same_image_twice(n in 1usize..30, picks in prop::collection::vec(any::<u64>(), 40)) {
         let mut pool = ImagePool::new(ConsensusRule::default());
         for i in 0..n {

@@ -70,6 +70,10 @@ pub struct Config {
 pub struct TruthConfig {
     /// Serve gold rounds (images a moderator verified) on the decaying schedule.
     pub gold: bool,
+    /// Faces the crowd settled beyond doubt check new players in gold
+    /// rounds where no moderator-verified face is left for them (an
+    /// uploads-only deployment has no other gold at first).
+    pub settled_checks: emofy_game::SettledChecks,
     /// Serve decoy suggestions (a deliberately wrong class) on a share of rounds.
     pub decoys: bool,
     /// Rounds on the training test split's images show no model guess and
@@ -97,6 +101,7 @@ impl Default for TruthConfig {
     fn default() -> Self {
         TruthConfig {
             gold: true,
+            settled_checks: emofy_game::SettledChecks::default(),
             decoys: true,
             blind_test: true,
             schedule: emofy_game::Schedule::default(),

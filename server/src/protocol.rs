@@ -215,6 +215,10 @@ pub enum ServerMessage {
         /// On a gold round: the image's verified label ("the crowd says: …").
         #[serde(skip_serializing_if = "Option::is_none")]
         gold: Option<Emotion>,
+        /// On a settled check (a gold round on a face the crowd settled
+        /// beyond doubt, no moderator's word): the crowd's label.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        settled: Option<Emotion>,
         /// The label the face came with (a demo face's drawn emotion, an
         /// imported dataset's label), for instant feedback; `agreement`
         /// counts it as one vote.

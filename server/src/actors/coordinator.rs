@@ -4,6 +4,9 @@
 //! store), the gold images (moderator-verified, for gold rounds), the seen-image
 //! set of every connected player (loaded from the store when they join), and
 //! the address of every connected session (for score pushes and shutdown).
+//! The pool also keeps the faces the crowd settled beyond doubt: a gold
+//! round with no verified face left for the player checks them on one of
+//! those instead (a "settled check").
 //! The store stays the truth: the pool and the gold list are reloaded from it
 //! every `pool_refresh_secs`, so votes cast on other replicas show up here.
 //!
@@ -37,6 +40,9 @@ pub struct Picked {
     /// The model's real guess (differs from the suggestion on decoy rounds).
     pub model_guess: Option<Emotion>,
     pub gold: bool,
+    /// A gold round on a face the crowd settled (no moderator-verified one
+    /// was left for the player).
+    pub settled: bool,
     pub decoy: bool,
     /// A test-split face shown without the model's guess (blind evaluation).
     pub blind: bool,
@@ -284,7 +290,8 @@ impl Handler<PickImage> for Coordinator {
         let (u_gold, u_decoy, u_explore) = (self.unit(), self.unit(), self.unit());
         let decoy_pick = self.rng.next_u64();
         let connected = self.players.get(&m.player)?;
-        let gold_available = self.truth.gold && !self.gold.is_empty();
+        let gold_available =
+            self.truth.gold && (!self.gold.is_empty() || self.pool.settled_len() > 0);
         let plan = self
             .truth
             .schedule
@@ -298,7 +305,13 @@ impl Handler<PickImage> for Coordinator {
                 .map(|k| self.gold[(start + k) % n])
                 .find(|i| !connected.seen.contains(i));
         }
-        let image = match gold {
+        let settled = match (plan.gold, gold) {
+            (true, None) => self
+                .pool
+                .pick_settled(m.player, |i| connected.seen.contains(i), pick),
+            _ => None,
+        };
+        let image = match gold.or(settled) {
             Some(i) => i,
             None => self.pool.select(
                 m.player,
@@ -332,6 +345,7 @@ impl Handler<PickImage> for Coordinator {
             suggestion,
             model_guess,
             gold: gold.is_some(),
+            settled: settled.is_some(),
             decoy,
             blind,
         })

@@ -64,6 +64,8 @@ struct RoundExtras {
     model_guess: Option<Emotion>,
     decoy: bool,
     gold: bool,
+    /// A gold round on a face the crowd settled.
+    settled: bool,
     /// A test-split face: no model guess shown (blind evaluation labels).
     blind: bool,
 }
@@ -409,6 +411,7 @@ impl PlayerSession {
                     model_guess: picked.model_guess,
                     decoy: picked.decoy,
                     gold: picked.gold,
+                    settled: picked.settled,
                     blind: picked.blind,
                 };
                 // The model's cached guess, or none when no model has classified the image (never a made-up one).
@@ -474,6 +477,8 @@ impl PlayerSession {
                 "decoy"
             } else if plan.gold {
                 "gold"
+            } else if plan.settled {
+                "settled"
             } else {
                 "plain"
             },
@@ -622,6 +627,10 @@ impl PlayerSession {
                     },
                     settlement,
                     gold: outcome.gold,
+                    settled: match outcome.status {
+                        ImageStatus::Retired { label } if plan.settled => Some(label),
+                        _ => None,
+                    },
                     known: outcome.known.map(|k| KnownView {
                         label: k.label,
                         source: k.source.as_str().to_owned(),

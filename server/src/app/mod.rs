@@ -164,7 +164,7 @@ impl Application {
             None => HashMap::new(),
         };
         let loaded_at = crate::clock::now();
-        let mut pool = ImagePool::new(rules.consensus);
+        let mut pool = ImagePool::with_checks(rules.consensus, config.truth.settled_checks);
         for e in stores.images.pool_entries(emofy_game::Millis(0)).await? {
             pool.upsert(e);
         }

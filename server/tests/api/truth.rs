@@ -1,5 +1,7 @@
 //! Crowd truth in the real app: moderator authorization, review and
 //! override (the image becomes gold and gold rounds give instant feedback),
+//! settled checks (with no verified face, gold rounds check newcomers on a
+//! face the crowd settled),
 //! decoy suggestions recorded as such, and two replicas on one store that
 //! see one posterior and retire an image once.
 
@@ -103,6 +105,84 @@ async fn the_moderator_api_is_for_moderators_only() {
     )
     .await;
     assert_eq!(s, 400, "{v}");
+    app.stop().await;
+}
+
+/// A server with one face and no label to check against (as with uploads
+/// only): five players settle it, and a newcomer's gold round is then a
+/// settled check on it, scored at once against the crowd's label.
+async fn settle_one_face(
+    settled_checks: bool,
+) -> (crate::common::TestApp, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.demo.images = 1;
+    config.game.min_labels = 5;
+    config.game.max_labels = 9;
+    config.truth.gold = true;
+    config.truth.schedule.gold_start = 1.0;
+    config.truth.settled_checks.enabled = settled_checks;
+    let app = spawn_app(config).await;
+    let mut image = String::new();
+    for name in ["Ann", "Ben", "Cy", "Dot", "Eli"] {
+        let mut bot = Bot::join(&app.ws(), name).await;
+        let round = bot.next_round().await.expect("the open face");
+        image = round["image"]["id"].as_str().unwrap().to_owned();
+        let r = bot.answer(&round, "sad").await;
+        assert!(r.get("settled").is_none(), "{r}");
+        if name == "Eli" {
+            assert_eq!(r["image"]["status"], "retired", "{r}");
+            assert_eq!(r["image"]["consensus"], "sad", "{r}");
+        }
+    }
+    (app, image, dir)
+}
+
+#[actix_rt::test]
+async fn with_no_verified_face_gold_rounds_check_newcomers_on_faces_the_crowd_settled() {
+    let (app, image, _dir) = settle_one_face(true).await;
+    let mut fay = Bot::join(&app.ws(), "Fay").await;
+    let round = fay.next_round().await.expect("a settled check");
+    assert_eq!(round["image"]["id"], image.as_str());
+    let r = fay.answer(&round, "sad").await;
+    assert_eq!(r["settled"], "sad", "{r}");
+    assert!(
+        r.get("gold").is_none(),
+        "the crowd's word is not a moderator's: {r}"
+    );
+    assert_eq!(r["agreement"], "agreed", "{r}");
+    assert_eq!(r["pending"], false, "{r}");
+    assert!(r["points"]["total"].as_u64().unwrap() > 0, "{r}");
+    // A face is checked once per player; the label is stored as an ordinary one.
+    assert!(fay.next_round().await.is_none());
+    let (_, labels) = http_send(
+        "GET",
+        &app.http("/api/me/labels"),
+        &[("Authorization", &format!("Bearer {}", fay.token))],
+        Body::None,
+    )
+    .await;
+    assert_eq!(labels["labels"][0]["gold"], false, "{labels}");
+    // A liar is told the crowd's label and earns nothing.
+    let mut gus = Bot::join(&app.ws(), "Gus").await;
+    let round = gus.next_round().await.expect("a settled check");
+    let r = gus.answer(&round, "happy").await;
+    assert_eq!(r["settled"], "sad", "{r}");
+    assert_eq!(r["agreement"], "disagreed", "{r}");
+    assert_eq!(r["points"]["total"], 0, "{r}");
+    let metrics = crate::common::http_get(&app.http("/metrics")).await.1;
+    assert!(
+        metrics.contains(r#"emofy_round_kinds_total{outcome="settled"} 2"#),
+        "{metrics}"
+    );
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn settled_checks_switched_off_serve_no_retired_face() {
+    let (app, _, _dir) = settle_one_face(false).await;
+    let mut fay = Bot::join(&app.ws(), "Fay").await;
+    assert!(fay.next_round().await.is_none());
     app.stop().await;
 }
 
