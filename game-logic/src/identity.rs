@@ -38,6 +38,46 @@ impl Role {
     }
 }
 
+/// Where a signed-in caller stands now, from the store's record, not the
+/// token's claims: a token says who the caller is, the store says what they
+/// may do, so a role change or a ban takes effect on the caller's next
+/// request on every replica (tokens carry the role they were issued with
+/// and live for days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// The player exists and is not banned: their current role.
+    Active(Role),
+    /// A moderator banned the player.
+    Banned,
+    /// No such player (erased): the token names nobody.
+    Gone,
+}
+
+impl Standing {
+    /// From the stored role (`None`: no such player) and whether a
+    /// moderator banned them.
+    pub fn of(stored_role: Option<Role>, banned: bool) -> Standing {
+        match stored_role {
+            None => Standing::Gone,
+            Some(_) if banned => Standing::Banned,
+            Some(role) => Standing::Active(role),
+        }
+    }
+
+    /// The role the caller acts with, if they may act with at least `needed`.
+    pub fn permits(self, needed: Role) -> Option<Role> {
+        let Standing::Active(role) = self else {
+            return None;
+        };
+        let ok = match needed {
+            Role::Player => true,
+            Role::Moderator => role.can_moderate(),
+            Role::Admin => role == Role::Admin,
+        };
+        ok.then_some(role)
+    }
+}
+
 /// Why a display name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -174,6 +214,29 @@ impl<'de> Deserialize<'de> for DisplayName {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_store_decides_what_a_caller_may_do() {
+        let roles = [Role::Player, Role::Moderator, Role::Admin];
+        for stored in roles {
+            for needed in roles {
+                let got = Standing::of(Some(stored), false).permits(needed);
+                let rank = |r: Role| roles.iter().position(|x| *x == r);
+                assert_eq!(
+                    got.is_some(),
+                    rank(stored) >= rank(needed),
+                    "{stored:?} {needed:?}"
+                );
+                assert!(got.is_none_or(|r| r == stored));
+                // Banned or erased: nothing, whatever the role was.
+                assert_eq!(Standing::of(Some(stored), true).permits(needed), None);
+                assert_eq!(Standing::of(None, false).permits(needed), None);
+            }
+        }
+        assert_eq!(Standing::of(Some(Role::Admin), true), Standing::Banned);
+        assert_eq!(Standing::of(None, true), Standing::Gone);
+    }
+
     use super::*;
 
     #[test]

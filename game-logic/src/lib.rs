@@ -50,7 +50,7 @@ pub mod versus;
 
 pub use consensus::{ConsensusRule, ImageStatus, ImageTally, Transition, VoteCounts};
 pub use emotion::{EMOTION_COUNT, Emotion};
-pub use identity::{DisplayName, Role};
+pub use identity::{DisplayName, Role, Standing};
 pub use ids::{ImageId, Millis, PlayerId, RoundId};
 pub use period::{Bucket, Period};
 pub use round::{Round, RoundError, RoundState};

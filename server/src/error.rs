@@ -35,6 +35,7 @@ pub enum ErrorCode {
     AlreadyUploaded,
     AlreadyLabelled,
     Forbidden,
+    Banned,
     Busy,
     BodyTimeout,
     MethodNotAllowed,
@@ -46,7 +47,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation checks.
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -73,6 +74,7 @@ impl ErrorCode {
         ErrorCode::AlreadyUploaded,
         ErrorCode::AlreadyLabelled,
         ErrorCode::Forbidden,
+        ErrorCode::Banned,
         ErrorCode::Busy,
         ErrorCode::BodyTimeout,
         ErrorCode::MethodNotAllowed,
@@ -111,6 +113,7 @@ impl ErrorCode {
             ErrorCode::AlreadyUploaded => "already_uploaded",
             ErrorCode::AlreadyLabelled => "already_labelled",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::Banned => "banned",
             ErrorCode::Busy => "busy",
             ErrorCode::BodyTimeout => "body_timeout",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
@@ -156,6 +159,7 @@ impl ErrorCode {
             ErrorCode::AlreadyUploaded => "This face is already stored.",
             ErrorCode::AlreadyLabelled => "You already labelled this image.",
             ErrorCode::Forbidden => "Your role may not do that.",
+            ErrorCode::Banned => "A moderator banned this player.",
             ErrorCode::Busy => {
                 "The server is working on as many images as it can; try again shortly."
             }

@@ -258,7 +258,23 @@ impl PlayerSession {
             let (player, resumed) = match (token, name) {
                 (Some(token), _) => match svc.tokens.verify(&token, now) {
                     Ok(claims) => match svc.players.player(claims.player).await {
-                        Ok(Some(p)) => (p, true),
+                        Ok(Some(p)) => {
+                            // A banned player does not play on (checked against the store, not the token).
+                            match svc.review.reliabilities_of(&[p.id]).await {
+                                Ok(r)
+                                    if r.iter().any(|(_, r)| {
+                                        r.moderation == emofy_game::Moderation::Banned
+                                    }) =>
+                                {
+                                    return Join::Refused(
+                                        ErrorCode::Banned,
+                                        "a moderator banned this player".into(),
+                                    );
+                                }
+                                Ok(_) => (p, true),
+                                Err(e) => return Join::Failed(e),
+                            }
+                        }
                         Ok(None) => {
                             return Join::Refused(ErrorCode::InvalidToken, "unknown player".into());
                         }

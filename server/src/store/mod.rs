@@ -590,6 +590,16 @@ pub trait ReviewStore: Send + Sync {
         moderator: PlayerId,
         at: Millis,
     ) -> Result<emofy_game::Reliability, StoreError>;
+    /// Sets a player's role (an admin's decision), audited as `set_role`
+    /// with the role before and after; returns the role before.
+    /// `NotFound` for an unknown player.
+    async fn set_role(
+        &self,
+        player: PlayerId,
+        role: Role,
+        admin: PlayerId,
+        at: Millis,
+    ) -> Result<Role, StoreError>;
     /// Players with a reliability record (only flagged or banned ones with
     /// `flagged_only`), most recently active first, at most `limit`.
     async fn reliabilities(

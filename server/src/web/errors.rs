@@ -24,7 +24,7 @@ pub fn default_status(code: ErrorCode) -> StatusCode {
             StatusCode::BAD_REQUEST
         }
         C::Unauthorized | C::InvalidToken => StatusCode::UNAUTHORIZED,
-        C::Forbidden | C::OriginNotAllowed => StatusCode::FORBIDDEN,
+        C::Forbidden | C::Banned | C::OriginNotAllowed => StatusCode::FORBIDDEN,
         C::NotFound | C::RoundNotOffered => StatusCode::NOT_FOUND,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         C::BodyTimeout => StatusCode::REQUEST_TIMEOUT,

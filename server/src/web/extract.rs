@@ -4,18 +4,25 @@
 //! | extractor | no token | bad or expired token | role too low |
 //! | --- | --- | --- | --- |
 //! | [`Caller`] | 401 `unauthorized` | 401 `invalid_token` | — |
-//! | [`ModeratorCaller`] | 401 `unauthorized` | 401 `invalid_token` | 403 `forbidden` |
-//! | [`AdminCaller`] | 401 `unauthorized` | 401 `invalid_token` | 403 `forbidden` |
+//! | [`ModeratorCaller`] | 401 `unauthorized` | 401 `invalid_token` | 403 `forbidden` (banned: 403 `banned`) |
+//! | [`AdminCaller`] | 401 `unauthorized` | 401 `invalid_token` | 403 `forbidden` (banned: 403 `banned`) |
+//! | [`ActiveCaller`] | 401 `unauthorized` | 401 `invalid_token` | banned: 403 `banned` |
 //! | [`MaybeCaller`] | anonymous | 401 `invalid_token` | — |
 //!
 //! The token is the one `welcome` or `POST /api/login` gives, sent as
-//! `Authorization: Bearer <token>`.
+//! `Authorization: Bearer <token>`. It says who the caller is; what they may
+//! do comes from the store on every privileged request ([`Standing`]): the
+//! moderator and admin extractors, and [`ActiveCaller`] for what a banned
+//! player may no longer do, read the player's current role and ban, so a
+//! demotion or a ban takes effect on the next request on every replica. A
+//! token of an erased player is `invalid_token`.
 
 use std::future::{Ready, ready};
 
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use emofy_game::Role;
+use emofy_game::{Moderation, Role, Standing};
+use futures_util::future::LocalBoxFuture;
 
 use crate::auth::Claims;
 use crate::error::ErrorCode;
@@ -52,6 +59,44 @@ fn required(req: &HttpRequest) -> Result<Claims, ApiError> {
     claims(req)?.ok_or_else(|| ApiError::code(ErrorCode::Unauthorized))
 }
 
+/// Where the player stands now, by the store.
+pub(crate) async fn standing(
+    svc: &Services,
+    player: emofy_game::PlayerId,
+) -> Result<Standing, ApiError> {
+    let role = svc.players.player(player).await?.map(|p| p.role);
+    let banned = svc
+        .review
+        .reliabilities_of(&[player])
+        .await?
+        .iter()
+        .any(|(_, r)| r.moderation == Moderation::Banned);
+    Ok(Standing::of(role, banned))
+}
+
+/// The caller's claims with their current role, if the store says they may
+/// act with at least `needed`.
+fn privileged(
+    req: &HttpRequest,
+    needed: Role,
+) -> LocalBoxFuture<'static, Result<Claims, ApiError>> {
+    let claims = required(req);
+    let svc = req.app_data::<web::Data<Services>>().cloned();
+    Box::pin(async move {
+        let claims = claims?;
+        let svc = svc.ok_or_else(|| ApiError::code(ErrorCode::Internal))?;
+        let now = standing(&svc, claims.player).await?;
+        match now {
+            Standing::Gone => Err(ApiError::code(ErrorCode::InvalidToken)),
+            Standing::Banned => Err(ApiError::code(ErrorCode::Banned)),
+            Standing::Active(_) => now
+                .permits(needed)
+                .map(|role| Claims { role, ..claims })
+                .ok_or_else(|| ApiError::code(ErrorCode::Forbidden)),
+        }
+    })
+}
+
 /// Any signed-in player.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller(pub Claims);
@@ -63,6 +108,11 @@ pub struct ModeratorCaller(pub Claims);
 /// An admin.
 #[derive(Debug, Clone, Copy)]
 pub struct AdminCaller(pub Claims);
+
+/// A signed-in player a moderator has not banned (uploads: a banned
+/// player's faces are not shown to others).
+#[derive(Debug, Clone, Copy)]
+pub struct ActiveCaller(pub Claims);
 
 /// A signed-in player, or anonymous.
 #[derive(Debug, Clone, Copy)]
@@ -87,31 +137,31 @@ impl FromRequest for Caller {
 
 impl FromRequest for ModeratorCaller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(required(req).and_then(|c| {
-            if c.role.can_moderate() {
-                Ok(ModeratorCaller(c))
-            } else {
-                Err(ApiError::code(ErrorCode::Forbidden))
-            }
-        }))
+        let f = privileged(req, Role::Moderator);
+        Box::pin(async move { f.await.map(ModeratorCaller) })
     }
 }
 
 impl FromRequest for AdminCaller {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(required(req).and_then(|c| {
-            if c.role == Role::Admin {
-                Ok(AdminCaller(c))
-            } else {
-                Err(ApiError::code(ErrorCode::Forbidden))
-            }
-        }))
+        let f = privileged(req, Role::Admin);
+        Box::pin(async move { f.await.map(AdminCaller) })
+    }
+}
+
+impl FromRequest for ActiveCaller {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let f = privileged(req, Role::Player);
+        Box::pin(async move { f.await.map(ActiveCaller) })
     }
 }
 

@@ -69,6 +69,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(moderation::review_queue)
         .service(moderation::moderate_image)
         .service(moderation::moderate_player)
+        .service(moderation::set_role)
         .service(moderation::reliability_table)
         .service(moderation::audit_log)
         .service(moderation::dataset_charts)

@@ -12,6 +12,9 @@
 //! * `POST players/{id}` — ban, clear or reset. A moderator may not ban or
 //!   reset another moderator or an admin; an admin may.
 //! * `GET players?flagged=true&limit=` — the reliability table.
+//! * `POST /api/admin/players/{id}/role` — an admin sets a player's role
+//!   (audited); it takes effect on the player's next request, whatever
+//!   their token says (the extractors read the role from the store).
 //! * `GET audit?limit=` — every moderator action, newest first.
 //! * `GET stats?days=14` — labels per UTC day, images per status, retired
 //!   images per class.
@@ -28,8 +31,8 @@ use crate::service::play::publish_score_changes;
 use crate::service::review::{self, QueueBounds};
 use crate::store::{AuditEntry, ImageAction, PlayerAction, StoreError};
 use crate::web::errors::ApiError;
-use crate::web::extract::ModeratorCaller;
-use crate::web::openapi::{EmotionName, ErrorBody, ImageIdText, StatusName};
+use crate::web::extract::{AdminCaller, ModeratorCaller};
+use crate::web::openapi::{EmotionName, ErrorBody, ImageIdText, RoleName, StatusName};
 
 fn store_error(e: StoreError) -> ApiError {
     match e {
@@ -298,6 +301,66 @@ pub async fn moderate_player(
         moderation: r.moderation,
         flag: r.flag,
         counts: r.counts(),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    #[schema(value_type = RoleName)]
+    role: Role,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleChange {
+    #[schema(value_type = uuid::Uuid)]
+    player: PlayerId,
+    #[schema(value_type = RoleName)]
+    from: Role,
+    #[schema(value_type = RoleName)]
+    role: Role,
+}
+
+/// Sets a player's role (admins): a moderator demoted, a player promoted.
+/// Audited as `set_role`; effective on the player's next request on every
+/// replica.
+#[utoipa::path(
+    tag = "moderation",
+    params(("id" = uuid::Uuid, Path, description = "The player id")),
+    request_body = RoleBody,
+    responses(
+        (status = 200, body = RoleChange),
+        (status = 400, description = "`bad_json` / `invalid_message`", body = ErrorBody),
+        (status = 403, description = "`forbidden` / `banned`", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`try_again`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/api/admin/players/{id}/role")]
+pub async fn set_role(
+    caller: AdminCaller,
+    path: web::Path<String>,
+    body: web::Json<RoleBody>,
+    svc: web::Data<Services>,
+) -> Result<HttpResponse, ApiError> {
+    let me = caller.0;
+    let id: PlayerId = path
+        .parse()
+        .map_err(|_| ApiError::code(ErrorCode::NotFound))?;
+    let role = body.role;
+    let from = svc
+        .review
+        .set_role(id, role, me.player, svc.clock.now())
+        .await
+        .map_err(store_error)?;
+    tracing::info!(player = %id, admin = %me.player, from = from.as_str(), role = role.as_str(), "role set");
+    crate::metrics::Metrics::count(&svc.metrics.moderation, "set_role");
+    Ok(HttpResponse::Ok().json(RoleChange {
+        player: id,
+        from,
+        role,
     }))
 }
 

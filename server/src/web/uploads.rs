@@ -31,7 +31,7 @@ use crate::store::{
     UploadCursor, UploadRecord,
 };
 use crate::web::errors::{ApiError, payload_error};
-use crate::web::extract::Caller;
+use crate::web::extract::{ActiveCaller, Caller};
 use crate::web::openapi::{EmotionName, ErrorBody, ImageIdText, StatusName};
 
 /// The version of the consent text below; an upload must name it.
@@ -398,6 +398,7 @@ pub struct UploadFormSchema {
     responses(
         (status = 201, body = UploadView),
         (status = 400, description = "`consent_required` / `invalid_message` / `unsupported_image`", body = ErrorBody),
+        (status = 403, description = "`banned`: a moderator banned this player", body = ErrorBody),
         (status = 409, description = "`already_uploaded`: you stored this face already", body = ErrorBody),
         (status = 413, description = "`payload_too_large` / `image_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_image`", body = ErrorBody),
@@ -409,7 +410,7 @@ pub struct UploadFormSchema {
 )]
 #[post("/api/uploads")]
 pub async fn create_upload(
-    caller: Caller,
+    caller: ActiveCaller,
     req: HttpRequest,
     payload: Multipart,
     svc: web::Data<Services>,
@@ -714,6 +715,7 @@ pub struct LabelResult {
     responses(
         (status = 200, body = LabelResult),
         (status = 400, description = "`bad_json` / `invalid_message`", body = ErrorBody),
+        (status = 403, description = "`banned`: a moderator banned this player", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`already_labelled`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
@@ -723,7 +725,7 @@ pub struct LabelResult {
 )]
 #[put("/api/uploads/{id}/label")]
 pub async fn label_upload(
-    caller: Caller,
+    caller: ActiveCaller,
     path: web::Path<String>,
     body: web::Json<LabelRequest>,
     svc: web::Data<Services>,

@@ -265,6 +265,15 @@ async fn every_route_answers_every_caller_as_the_table_says() {
             ),
             json!({"action": "ban"}),
         ),
+        with_json(
+            row(
+                "POST",
+                "/api/admin/players/{id}/role",
+                format!("/api/admin/players/{nobody}/role"),
+                [401, 401, 401, 403, 403, 404, 403],
+            ),
+            json!({"role": "moderator"}),
+        ),
         row(
             "GET",
             "/api/moderation/players",

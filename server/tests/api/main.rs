@@ -26,6 +26,7 @@ mod process;
 mod registry_contract;
 mod replicas;
 mod review_queue;
+mod standing;
 mod store_contract;
 mod trainer;
 mod training;

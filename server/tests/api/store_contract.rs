@@ -550,6 +550,49 @@ async fn contract(b: Backend) {
     batched_reads_match_single_reads(&b).await;
     known_labels_reach_the_plan(&b).await;
     the_pass_rejudges_closed_images_that_are_still_as_read(&b).await;
+    roles_are_set_and_audited(&b).await;
+}
+
+/// An admin's role change is stored, returns the role before, and is
+/// audited with both; an unknown player is `NotFound` and changes nothing.
+async fn roles_are_set_and_audited(b: &Backend) {
+    let (admin, mo) = (PlayerId(Uuid::new_v4()), PlayerId(Uuid::new_v4()));
+    b.players
+        .create_player(admin, "Ada", Role::Admin, Millis(1))
+        .await
+        .unwrap();
+    b.players
+        .create_player(mo, "Mo", Role::Moderator, Millis(1))
+        .await
+        .unwrap();
+    let before = b
+        .review
+        .set_role(mo, Role::Player, admin, Millis(50))
+        .await
+        .unwrap();
+    assert_eq!(before, Role::Moderator);
+    assert_eq!(
+        b.players.player(mo).await.unwrap().unwrap().role,
+        Role::Player
+    );
+    let entry = b.review.audit_log(1).await.unwrap().remove(0);
+    assert_eq!(
+        (entry.moderator, entry.action.as_str(), entry.target.clone()),
+        (admin, "set_role", mo.to_string())
+    );
+    assert_eq!(
+        entry.detail,
+        serde_json::json!({"from": "moderator", "to": "player"})
+    );
+    assert_eq!(entry.at, Millis(50));
+    let nobody = PlayerId(Uuid::new_v4());
+    assert!(matches!(
+        b.review
+            .set_role(nobody, Role::Admin, admin, Millis(60))
+            .await,
+        Err(emofy_server::store::StoreError::NotFound(_))
+    ));
+    assert_eq!(b.review.audit_log(1).await.unwrap()[0].at, Millis(50));
 }
 
 /// The truth pass's snapshot names the closed images with their label

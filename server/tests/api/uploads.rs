@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 const SECRET: &[u8] = b"EMOFY-GPS-48.8584N-2.2945E";
 
-fn consent() -> Value {
+pub fn consent() -> Value {
     json!({
         "show_to_players": true,
         "use_for_training": true,

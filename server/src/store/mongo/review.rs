@@ -113,6 +113,36 @@ impl ReviewStore for MongoStore {
         })
     }
 
+    async fn set_role(
+        &self,
+        player: PlayerId,
+        role: Role,
+        admin: PlayerId,
+        at: Millis,
+    ) -> Result<Role, StoreError> {
+        transaction!(self, self.limits.transaction_deadline, |s| {
+            let id = player.to_string();
+            let Some(before) = self
+                .coll("players")
+                .find_one(doc! {"_id": &id})
+                .session(&mut *s)
+                .await
+                .map_err(err)?
+            else {
+                return Err(StoreError::NotFound(format!("player {player}")));
+            };
+            let before = player_record(&before)?.role;
+            self.coll("players")
+                .update_one(doc! {"_id": &id}, doc! {"$set": {"role": role.as_str()}})
+                .session(&mut *s)
+                .await
+                .map_err(err)?;
+            let detail = serde_json::json!({"from": before.as_str(), "to": role.as_str()});
+            audit(self, s, admin, "set_role", &id, detail, at).await?;
+            Ok(before)
+        })
+    }
+
     async fn reliabilities(
         &self,
         flagged_only: bool,

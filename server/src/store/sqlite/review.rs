@@ -87,6 +87,36 @@ impl ReviewStore for SqliteStore {
         .await
     }
 
+    async fn set_role(
+        &self,
+        player: PlayerId,
+        role: Role,
+        admin: PlayerId,
+        at: Millis,
+    ) -> Result<Role, StoreError> {
+        self.write(move |c| {
+            let Some(before) = load_player(c, player)? else {
+                return Err(StoreError::NotFound(format!("player {player}")));
+            };
+            exec(
+                c,
+                "UPDATE players SET role = ?2 WHERE id = ?1",
+                params![player.to_string(), role.as_str()],
+            )
+            .map_err(db_err)?;
+            audit(
+                c,
+                admin,
+                "set_role",
+                &player.to_string(),
+                serde_json::json!({"from": before.role.as_str(), "to": role.as_str()}),
+                at,
+            )?;
+            Ok(before.role)
+        })
+        .await
+    }
+
     async fn reliabilities(
         &self,
         flagged_only: bool,
