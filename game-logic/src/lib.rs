@@ -15,7 +15,8 @@
 //! | [`crowd`] | truth over any class set (2–16): Dawid–Skene with a learned class prior and pooled-matrix shrinkage, batch and online, worker flags judged against the pool |
 //! | [`truth`] | Dawid–Skene truth inference: player reliability, copy rates, spam flags, posteriors, gold and decoy schedule |
 //! | [`selection`] | the pool of open images and which one a player sees next |
-//! | [`identity`] | display-name validation and roles |
+//! | [`identity`] | display-name validation, roles, and where a caller stands (by the store) |
+//! | [`login`] | sign-in abuse limits: the soft lockout with backoff per account |
 //! | [`period`] | leaderboard periods and their buckets |
 //! | [`plan`] | what an answer and a moderation (of an image or a player) write, decided once for every store; ledger keys |
 //! | [`registry`] | the model registry: which version serves, promotion and rollback plans |
@@ -33,6 +34,7 @@ pub mod crowd;
 pub mod emotion;
 pub mod identity;
 pub mod ids;
+pub mod login;
 pub mod period;
 pub mod plan;
 pub mod registry;

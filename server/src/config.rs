@@ -303,6 +303,11 @@ pub struct NetConfig {
     pub guests_per_ip_per_hour: u32,
     /// Guests a client address may create in a burst.
     pub guest_burst: u32,
+    /// Sign-in attempts (`POST /api/login`) per client address per minute
+    /// (sustained; beyond: `429 rate_limited` with `Retry-After`); 0: no limit.
+    pub logins_per_ip_per_minute: u32,
+    /// Sign-in attempts a client address may make in a burst.
+    pub login_burst: u32,
     /// Whether loopback clients (127.0.0.1, ::1) are exempt from the per-address limits.
     pub exempt_loopback: bool,
     /// Reverse proxies (IP addresses or CIDR blocks) whose `X-Forwarded-For` names the client.
@@ -321,6 +326,8 @@ impl Default for NetConfig {
             per_ip_connections: 64,
             guests_per_ip_per_hour: 60,
             guest_burst: 20,
+            logins_per_ip_per_minute: 10,
+            login_burst: 10,
             exempt_loopback: false,
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
@@ -423,6 +430,8 @@ pub struct AuthConfig {
     pub token_secret: Option<String>,
     /// Token lifetime in hours.
     pub token_ttl_hours: u64,
+    /// The soft lockout of an account after failed sign-ins.
+    pub login: emofy_game::login::LoginRules,
 }
 
 impl Default for AuthConfig {
@@ -430,6 +439,7 @@ impl Default for AuthConfig {
         AuthConfig {
             token_secret: None,
             token_ttl_hours: 24 * 30,
+            login: emofy_game::login::LoginRules::default(),
         }
     }
 }
@@ -834,6 +844,12 @@ impl Config {
     /// Checks values that types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.rules()?;
+        let guesses = self.auth.login.attempts_per_hour();
+        if guesses > 100 {
+            return Err(ConfigError::Invalid(format!(
+                "auth.login allows {guesses} failed sign-ins per hour per account; at most 100 (OWASP ASVS)"
+            )));
+        }
         if self.game.round_seconds == 0 || self.game.round_seconds > 3600 {
             return Err(ConfigError::Invalid(
                 "game.round_seconds must be 1..=3600".into(),

@@ -39,7 +39,14 @@ pub struct Metrics {
     pub viewers_active: Gauge,
     pub board_pending: Gauge,
     pub model_swaps: Counter,
-    /// Rounds offered by kind: `plain`, `gold`, `decoy`.
+    /// Sign-in attempts by outcome: `ok`, `wrong` (unknown username or
+    /// wrong password, alike), `locked` (the account's soft lockout),
+    /// `rate_limited` (the client address's limit).
+    pub logins: Family<OutcomeLabel, Counter>,
+    /// Passwords checked against a hash (argon2id): one per sign-in attempt
+    /// that passed the limits, for an unknown username too (a dummy hash).
+    pub password_checks: Counter,
+    /// Rounds offered by kind: `plain`, `gold`, `settled`, `decoy`.
     pub round_kinds: Family<OutcomeLabel, Counter>,
     /// Answers from players whose labels do not count (flagged or banned).
     pub uncounted_answers: Counter,
@@ -83,6 +90,8 @@ impl Metrics {
             board_pending: Gauge::default(),
             model_swaps: Counter::default(),
             round_kinds: Family::default(),
+            logins: Family::default(),
+            password_checks: Counter::default(),
             uncounted_answers: Counter::default(),
             moderation: Family::default(),
             truth_passes: Counter::default(),
@@ -155,8 +164,18 @@ impl Metrics {
         );
         registry.register(
             "round_kinds",
-            "Rounds offered by kind (plain, gold, decoy)",
+            "Rounds offered by kind (plain, gold, settled, decoy)",
             m.round_kinds.clone(),
+        );
+        registry.register(
+            "logins",
+            "Sign-in attempts by outcome (ok, wrong, locked, rate_limited)",
+            m.logins.clone(),
+        );
+        registry.register(
+            "password_checks",
+            "Passwords checked against a hash (unknown usernames against a dummy one)",
+            m.password_checks.clone(),
         );
         registry.register(
             "uncounted_answers",

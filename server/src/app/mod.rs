@@ -31,7 +31,7 @@ use crate::imaging::ImageSlots;
 use crate::leaderboard::redis::RedisLeaderboard;
 use crate::leaderboard::{BufferedLeaderboard, MemoryLeaderboard};
 use crate::metrics::Metrics;
-use crate::net::{ConnectionTracker, GuestLimiter, Proxies};
+use crate::net::{AddressLimiter, ConnectionTracker, Proxies};
 use crate::service::Services;
 use crate::service::model::{classify_missing, suggestions_of};
 use crate::store::{ImageStore, Leaderboard, StoreError};
@@ -227,7 +227,8 @@ impl Application {
                 config.imaging.retry_after_secs,
             ),
             proxies: Proxies::new(&config.net),
-            guests: GuestLimiter::new(&config.net),
+            guests: AddressLimiter::new(&config.net),
+            logins: AddressLimiter::logins(&config.net),
             connections: ConnectionTracker::new(&config.net),
             clock,
         });

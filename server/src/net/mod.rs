@@ -1,5 +1,5 @@
 //! Who a client is, by network address, and what one address may do:
-//! open connections ([`ConnectionTracker`]) and create guests ([`GuestLimiter`]).
+//! open connections ([`ConnectionTracker`]) and create guests and try passwords ([`AddressLimiter`]).
 //!
 //! The address is the TCP peer's, unless the peer is a trusted reverse proxy
 //! (`net.trusted_proxies`): then it is the right-most address in
@@ -37,6 +37,13 @@ impl ClientKey {
 
     pub fn is_loopback(&self) -> bool {
         self.0.is_loopback()
+    }
+}
+
+impl std::fmt::Display for ClientKey {
+    /// The address (IPv6: its /64, as `prefix::`), for logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
     }
 }
 
@@ -229,27 +236,47 @@ impl TokenBucket {
 /// whose allowance has refilled are forgotten (and if none has, all are).
 const MAX_TRACKED: usize = 65_536;
 
-/// New guests per client address: `net.guest_burst` at once, then
-/// `net.guests_per_ip_per_hour`.
+/// Events per client address (new guests: `net.guest_burst` at once, then
+/// `net.guests_per_ip_per_hour`; sign-in attempts: `net.login_burst`, then
+/// `net.logins_per_ip_per_minute`), in bounded memory.
 #[derive(Debug, Clone)]
-pub struct GuestLimiter {
+pub struct AddressLimiter {
     buckets: Arc<Mutex<HashMap<ClientKey, TokenBucket>>>,
     per_hour: u32,
     burst: u32,
     exempt_loopback: bool,
 }
 
-impl GuestLimiter {
-    pub fn new(config: &NetConfig) -> GuestLimiter {
-        GuestLimiter {
+impl AddressLimiter {
+    /// The new-guest limiter.
+    pub fn new(config: &NetConfig) -> AddressLimiter {
+        AddressLimiter::with_rate(
+            config.guests_per_ip_per_hour,
+            config.guest_burst,
+            config.exempt_loopback,
+        )
+    }
+
+    /// The sign-in attempt limiter.
+    pub fn logins(config: &NetConfig) -> AddressLimiter {
+        AddressLimiter::with_rate(
+            config.logins_per_ip_per_minute.saturating_mul(60),
+            config.login_burst,
+            config.exempt_loopback,
+        )
+    }
+
+    /// `per_hour` events per address (0: no limit), `burst` at once.
+    pub fn with_rate(per_hour: u32, burst: u32, exempt_loopback: bool) -> AddressLimiter {
+        AddressLimiter {
             buckets: Arc::new(Mutex::new(HashMap::new())),
-            per_hour: config.guests_per_ip_per_hour,
-            burst: config.guest_burst.max(1),
-            exempt_loopback: config.exempt_loopback,
+            per_hour,
+            burst: burst.max(1),
+            exempt_loopback,
         }
     }
 
-    /// Whether `client` may create one more guest now (and counts it).
+    /// Whether `client` may do one more now (and counts it).
     pub fn allow(&self, client: Option<ClientKey>) -> bool {
         if self.per_hour == 0 {
             return true;
@@ -361,7 +388,7 @@ mod tests {
 
     #[test]
     fn guests_are_limited_per_address_and_the_memory_is_bounded() {
-        let g = GuestLimiter::new(&NetConfig {
+        let g = AddressLimiter::new(&NetConfig {
             guests_per_ip_per_hour: 1,
             guest_burst: 3,
             ..NetConfig::default()

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::imaging::ImageSlots;
 use crate::leaderboard::BufferedLeaderboard;
 use crate::metrics::Metrics;
-use crate::net::{ConnectionTracker, GuestLimiter, Proxies};
+use crate::net::{AddressLimiter, ConnectionTracker, Proxies};
 use crate::store::{
     GameRules, ImageStore, Leaderboard, LeaseStore, ModelStore, PlayerStore, ReviewStore,
     RoundStore, UploadStore,
@@ -64,7 +64,9 @@ pub struct Services {
     /// Trusted reverse proxies: who a client is.
     pub proxies: Proxies,
     /// New guests per client address.
-    pub guests: GuestLimiter,
+    pub guests: AddressLimiter,
+    /// Sign-in attempts per client address.
+    pub logins: AddressLimiter,
     /// Open connections per client address.
     pub connections: ConnectionTracker,
     pub clock: Clock,

@@ -83,6 +83,8 @@ pub struct AccountRecord {
     pub player: PlayerId,
     pub password_hash: String,
     pub role: Role,
+    /// Failed sign-ins (the soft lockout's state, [`emofy_game::login`]).
+    pub failures: emofy_game::login::LoginFailures,
 }
 
 /// Where an image came from.
@@ -255,6 +257,19 @@ pub trait PlayerStore: Send + Sync {
         at: Millis,
     ) -> Result<(), StoreError>;
     async fn account(&self, username: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// Takes a sign-in attempt's turn before its password is checked: if the
+    /// account's failures are still `seen`, stores `next` (the attempt
+    /// counted as failed in advance) and answers true; false when another
+    /// attempt changed them first (read again). Concurrent guesses so each
+    /// need a turn of their own, and none slips past the lockout.
+    async fn claim_login_attempt(
+        &self,
+        username: &str,
+        seen: emofy_game::login::LoginFailures,
+        next: emofy_game::login::LoginFailures,
+    ) -> Result<bool, StoreError>;
+    /// Clears an account's failures (a successful sign-in).
+    async fn clear_login_failures(&self, username: &str) -> Result<(), StoreError>;
 }
 
 /// Images: bytes (content-addressed) and metadata.

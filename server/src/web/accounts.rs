@@ -1,6 +1,17 @@
-//! Signing in to an account (moderators and admins today).
+//! Signing in to an account (moderators and admins today), within abuse
+//! limits: per client address (`net.logins_per_ip_per_minute`), and per
+//! account a soft lockout with backoff (`auth.login`, decided by
+//! [`emofy_game::login`]; at most 100 guesses per hour per account, and
+//! never a lasting lockout of the owner). An unknown username costs one
+//! password check like a known one (against a dummy hash), so the answer's
+//! time does not tell which usernames exist. Every attempt is logged
+//! (username, client address, outcome; never the password) and counted
+//! (`emofy_logins_total`, `emofy_password_checks_total`).
 
-use actix_web::{HttpResponse, post, web};
+use std::sync::OnceLock;
+
+use actix_web::{HttpRequest, HttpResponse, post, web};
+use emofy_game::login::LoginGate;
 use emofy_game::{PlayerId, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -34,6 +45,36 @@ pub struct LoginResponse {
 /// Longest password verified (argon2 over megabytes is a denial of service).
 const MAX_PASSWORD_BYTES: usize = 1024;
 
+/// The hash an unknown username's password is checked against: the same
+/// argon2id work as a real account, computed once.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        crate::auth::hash_password("emofy: no such account")
+            .unwrap_or_else(|_| "$argon2id$v=19$m=19456,t=2,p=1$invalid$invalid".into())
+    })
+}
+
+/// `429 rate_limited` with `Retry-After` (whole seconds, at least 1).
+fn too_many(retry_after_ms: u64, detail: &str) -> ApiError {
+    ApiError::code(ErrorCode::RateLimited)
+        .retry_after(retry_after_ms.div_ceil(1000).max(1))
+        .detail(detail.to_owned())
+}
+
+/// Checks `password` against `hash` on the blocking pool (argon2 is
+/// deliberately slow), counted.
+async fn check(svc: &Services, password: String, hash: String) -> bool {
+    svc.metrics.password_checks.inc();
+    web::block(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false)
+}
+
+/// Attempts to take an account's turn before a check, at most this many
+/// times against concurrent attempts (then: try again shortly).
+const CLAIM_TRIES: usize = 4;
+
 /// Signs in: a token for `Authorization: Bearer`.
 #[utoipa::path(
     tag = "accounts",
@@ -42,34 +83,78 @@ const MAX_PASSWORD_BYTES: usize = 1024;
         (status = 200, body = LoginResponse),
         (status = 400, description = "`bad_json` / `invalid_message`", body = ErrorBody),
         (status = 401, description = "`unauthorized`: wrong username or password", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (with `Retry-After`): too many attempts from this address, or for this account (its soft lockout; the right password waits too)", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 503, description = "`try_again`", body = ErrorBody),
     )
 )]
 #[post("/api/login")]
 pub async fn login(
+    req: HttpRequest,
     body: web::Json<LoginRequest>,
     svc: web::Data<Services>,
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { username, password } = body.into_inner();
+    let client = svc.proxies.client_of(&req);
+    let address = client.map(|c| c.to_string()).unwrap_or_default();
+    let outcome = |o: &str| crate::metrics::Metrics::count(&svc.metrics.logins, o);
+    if !svc.logins.allow(client) {
+        outcome("rate_limited");
+        tracing::warn!(username = %username, client = %address, "sign-in refused: too many attempts from this address");
+        return Err(too_many(
+            60_000 / u64::from(svc.config.net.logins_per_ip_per_minute.max(1)),
+            "too many sign-in attempts from your address",
+        ));
+    }
     if password.len() > MAX_PASSWORD_BYTES || username.len() > 64 {
+        outcome("wrong");
         return Err(ApiError::code(ErrorCode::Unauthorized));
     }
-    let account = svc.players.account(&username).await?;
-    // Verify on the blocking pool: argon2 is deliberately slow.
-    let verified = match account {
-        Some(a) => {
-            let hash = a.password_hash.clone();
-            let ok = web::block(move || verify_password(&password, &hash))
-                .await
-                .unwrap_or(false);
-            ok.then_some(a)
+    let rules = svc.config.auth.login;
+    let mut account = svc.players.account(&username).await?;
+    // Take the account's turn (the attempt counts as failed until it succeeds).
+    let mut claimed = false;
+    for _ in 0..CLAIM_TRIES {
+        let Some(a) = &account else { break };
+        let now = svc.clock.now();
+        if let LoginGate::Wait { retry_after_ms } = rules.gate(a.failures, now) {
+            outcome("locked");
+            tracing::warn!(username = %username, client = %address, failures = a.failures.count, "sign-in refused: account locked for now");
+            return Err(too_many(
+                retry_after_ms,
+                "too many failed sign-ins for this account; wait and try again",
+            ));
         }
-        None => None,
-    };
-    let Some(account) = verified else {
+        let next = rules.failed(a.failures, now);
+        if svc
+            .players
+            .claim_login_attempt(&username, a.failures, next)
+            .await?
+        {
+            claimed = true;
+            break;
+        }
+        account = svc.players.account(&username).await?;
+    }
+    if account.is_some() && !claimed {
+        outcome("locked");
+        return Err(too_many(
+            1_000,
+            "sign-in attempts for this account are queued; try again",
+        ));
+    }
+    let hash = account
+        .as_ref()
+        .map_or_else(|| dummy_hash().to_owned(), |a| a.password_hash.clone());
+    let ok = check(&svc, password, hash).await;
+    let Some(account) = account.filter(|_| ok) else {
+        outcome("wrong");
+        tracing::warn!(username = %username, client = %address, "sign-in failed");
         return Err(ApiError::code(ErrorCode::Unauthorized));
     };
+    svc.players.clear_login_failures(&account.username).await?;
+    outcome("ok");
+    tracing::info!(player = %account.player, client = %address, "signed in");
     let expires = svc
         .clock
         .now()

@@ -550,6 +550,7 @@ pub async fn moderator_token(app: &TestApp, role: emofy_game::Role) -> String {
                 player: PlayerId(Uuid::new_v4()),
                 password_hash: emofy_server::auth::hash_password("correct horse battery").unwrap(),
                 role,
+                failures: Default::default(),
             },
             "Mo",
             Millis(1),

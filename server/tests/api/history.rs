@@ -56,6 +56,7 @@ async fn players_page_their_labels_and_only_moderators_see_an_images_labels() {
                 player: moderator,
                 password_hash: hash,
                 role: emofy_game::Role::Moderator,
+                failures: Default::default(),
             },
             "Mo",
             emofy_game::Millis(1),

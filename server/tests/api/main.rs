@@ -18,6 +18,7 @@ mod image_bombs;
 mod import;
 mod inference_pool;
 mod leaderboard;
+mod login;
 mod model_loop;
 mod mongo_app;
 mod newcomers;

@@ -134,6 +134,7 @@ async fn contract(b: Backend) {
         player: PlayerId(Uuid::new_v4()),
         password_hash: "$argon2id$x".into(),
         role: Role::Moderator,
+        failures: Default::default(),
     };
     b.players
         .create_account(acct.clone(), "Mod", Millis(1))
@@ -147,6 +148,50 @@ async fn contract(b: Backend) {
             .is_err()
     );
     assert_eq!(b.players.account("nobody").await.unwrap(), None);
+    // Failed sign-ins: one turn per state (compare-and-set), cleared on success.
+    use emofy_game::login::LoginFailures;
+    let none = LoginFailures::default();
+    let one = LoginFailures {
+        count: 1,
+        last: Millis(500),
+    };
+    assert!(
+        b.players
+            .claim_login_attempt("mod", none, one)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.players
+            .claim_login_attempt("mod", none, one)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        b.players.account("mod").await.unwrap().unwrap().failures,
+        one
+    );
+    let two = LoginFailures {
+        count: 2,
+        last: Millis(600),
+    };
+    assert!(
+        b.players
+            .claim_login_attempt("mod", one, two)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !b.players
+            .claim_login_attempt("nobody", none, one)
+            .await
+            .unwrap()
+    );
+    b.players.clear_login_failures("mod").await.unwrap();
+    assert_eq!(
+        b.players.account("mod").await.unwrap().unwrap().failures,
+        none
+    );
     // Operator-looking input is just a string that matches nothing.
     assert_eq!(b.players.account("{\"$gt\": \"\"}").await.unwrap(), None);
 
@@ -1220,7 +1265,9 @@ async fn a_schema_7_database_is_migrated() {
     let db = dir.path().join("emofy.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
     conn.execute_batch(
-        "DROP INDEX labels_counted; ALTER TABLE labels DROP COLUMN counted; PRAGMA user_version = 7;",
+        "DROP INDEX labels_counted; ALTER TABLE labels DROP COLUMN counted; \
+         ALTER TABLE accounts DROP COLUMN failed_logins; ALTER TABLE accounts DROP COLUMN last_failed_ms; \
+         PRAGMA user_version = 7;",
     )
     .unwrap();
     drop(conn);
@@ -1231,7 +1278,10 @@ async fn a_schema_7_database_is_migrated() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 10);
+    assert_eq!(version, 11);
+    // v11: the accounts' failed sign-ins.
+    conn.prepare("SELECT failed_logins, last_failed_ms FROM accounts")
+        .unwrap();
     let counted = |p: PlayerId| -> bool {
         conn.query_row(
             "SELECT counted FROM labels WHERE player_id = ?1",

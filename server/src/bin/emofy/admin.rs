@@ -90,6 +90,7 @@ pub async fn create_moderator(
                 player,
                 password_hash: hash,
                 role,
+                failures: Default::default(),
             },
             name.as_str(),
             emofy_server::clock::now(),

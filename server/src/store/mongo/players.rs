@@ -60,6 +60,8 @@ impl PlayerStore for MongoStore {
                     "player_id": account.player.to_string(),
                     "password_hash": &account.password_hash,
                     "created_ms": i64_of(at.0),
+                    "failed_logins": 0_i64,
+                    "last_failed_ms": 0_i64,
                 })
                 .session(&mut *s)
                 .await?;
@@ -86,6 +88,62 @@ impl PlayerStore for MongoStore {
             player,
             password_hash: get_str(&a, "password_hash")?.to_owned(),
             role: p.role,
+            failures: emofy_game::login::LoginFailures {
+                count: a
+                    .get_i64("failed_logins")
+                    .ok()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .unwrap_or(0),
+                last: Millis(
+                    a.get_i64("last_failed_ms")
+                        .ok()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0),
+                ),
+            },
         }))
+    }
+
+    async fn claim_login_attempt(
+        &self,
+        username: &str,
+        seen: emofy_game::login::LoginFailures,
+        next: emofy_game::login::LoginFailures,
+    ) -> Result<bool, StoreError> {
+        // Accounts stored before the fields existed read as no failures.
+        let field = |v: i64| {
+            if v == 0 {
+                Bson::Document(doc! {"$in": [0_i64, Bson::Null]})
+            } else {
+                Bson::Int64(v)
+            }
+        };
+        let r = self
+            .coll("accounts")
+            .update_one(
+                doc! {
+                    "_id": username,
+                    "failed_logins": field(i64::from(seen.count)),
+                    "last_failed_ms": field(i64_of(seen.last.0)),
+                },
+                doc! {"$set": {
+                    "failed_logins": i64::from(next.count),
+                    "last_failed_ms": i64_of(next.last.0),
+                }},
+            )
+            .await
+            .map_err(err)?;
+        Ok(r.matched_count == 1)
+    }
+
+    async fn clear_login_failures(&self, username: &str) -> Result<(), StoreError> {
+        self.coll("accounts")
+            .update_one(
+                doc! {"_id": username},
+                doc! {"$set": {"failed_logins": 0_i64, "last_failed_ms": 0_i64}},
+            )
+            .await
+            .map_err(err)?;
+        Ok(())
     }
 }

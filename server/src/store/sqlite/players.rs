@@ -84,21 +84,65 @@ impl PlayerStore for SqliteStore {
         self.read(move |c| {
             let row = c
                 .query_row(
-                    "SELECT a.username, a.player_id, a.password_hash, p.role FROM accounts a JOIN players p ON p.id = a.player_id WHERE a.username = ?1",
+                    "SELECT a.username, a.player_id, a.password_hash, p.role, a.failed_logins, a.last_failed_ms FROM accounts a JOIN players p ON p.id = a.player_id WHERE a.username = ?1",
                     params![username],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, r.get::<_, i64>(4)?, r.get::<_, i64>(5)?)),
                 )
                 .optional()
                 .map_err(db_err)?;
-            row.map(|(username, player, password_hash, role)| {
+            row.map(|(username, player, password_hash, role, failed, last)| {
                 Ok(AccountRecord {
                     username,
                     player: parse_id(&player)?,
                     password_hash,
                     role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("bad role {role:?}")))?,
+                    failures: emofy_game::login::LoginFailures {
+                        count: u32::try_from(failed).unwrap_or(0),
+                        last: Millis(u64::try_from(last).unwrap_or(0)),
+                    },
                 })
             })
             .transpose()
+        })
+        .await
+    }
+
+    async fn claim_login_attempt(
+        &self,
+        username: &str,
+        seen: emofy_game::login::LoginFailures,
+        next: emofy_game::login::LoginFailures,
+    ) -> Result<bool, StoreError> {
+        let username = username.to_owned();
+        self.write(move |c| {
+            let n = exec(
+                c,
+                "UPDATE accounts SET failed_logins = ?4, last_failed_ms = ?5 \
+                 WHERE username = ?1 AND failed_logins = ?2 AND last_failed_ms = ?3",
+                params![
+                    username,
+                    i64::from(seen.count),
+                    i64_of(seen.last.0),
+                    i64::from(next.count),
+                    i64_of(next.last.0)
+                ],
+            )
+            .map_err(db_err)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn clear_login_failures(&self, username: &str) -> Result<(), StoreError> {
+        let username = username.to_owned();
+        self.write(move |c| {
+            exec(
+                c,
+                "UPDATE accounts SET failed_logins = 0, last_failed_ms = 0 WHERE username = ?1",
+                params![username],
+            )
+            .map_err(db_err)?;
+            Ok(())
         })
         .await
     }

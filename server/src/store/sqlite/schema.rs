@@ -3,7 +3,7 @@
 use super::codec::*;
 use super::prelude::*;
 
-pub(super) const SCHEMA_VERSION: i64 = 10;
+pub(super) const SCHEMA_VERSION: i64 = 11;
 
 pub(super) const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS players (
@@ -22,7 +22,9 @@ CREATE TABLE IF NOT EXISTS accounts (
     username TEXT PRIMARY KEY,
     player_id TEXT NOT NULL UNIQUE REFERENCES players(id),
     password_hash TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    failed_logins INTEGER NOT NULL DEFAULT 0,
+    last_failed_ms INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS image_blobs (
     id TEXT PRIMARY KEY,
@@ -205,6 +207,14 @@ pub(super) fn migrate(conn: &Connection) -> Result<(), StoreError> {
              UPDATE labels SET counted = 0 WHERE player_id IN (
                SELECT player_id FROM reliability
                WHERE moderation = 'banned' OR (moderation != 'cleared' AND flag IS NOT NULL));",
+        )
+        .map_err(db_err)?;
+    }
+    if version > 0 && version < 11 && !has_column(conn, "accounts", "failed_logins")? {
+        // v11: failed sign-ins per account (the soft lockout).
+        conn.execute_batch(
+            "ALTER TABLE accounts ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0;
+             ALTER TABLE accounts ADD COLUMN last_failed_ms INTEGER NOT NULL DEFAULT 0;",
         )
         .map_err(db_err)?;
     }
