@@ -132,6 +132,7 @@ function handle(m) {
     case "error":
       if (m.code === "invalid_token") {
         localStorage.removeItem("emofy.token");
+        localStorage.removeItem("emofy.username");
         joined = false;
         $("join").hidden = false;
         $("game").hidden = true;
@@ -197,6 +198,69 @@ $("join-form").addEventListener("submit", (e) => {
   if (ws && ws.readyState === WebSocket.OPEN) send(hello);
   else connect(() => hello);
 });
+
+/** Signed in with an account: the form to save progress is done with. */
+function showAccount(username) {
+  $("account-status").textContent = `Signed in as ${username}. Sign in with it on any device.`;
+  /** @type {HTMLFormElement} */ ($("account-form")).hidden = true;
+  $("account-intro").hidden = true;
+  $("account-title").textContent = "Your account";
+}
+
+$("signin-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const username = /** @type {HTMLInputElement} */ ($("signin-user")).value.trim();
+  const password = /** @type {HTMLInputElement} */ ($("signin-pass")).value;
+  $("signin-error").textContent = "";
+  let res;
+  try {
+    res = await fetch("/api/login", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username, password }),
+    });
+  } catch { $("signin-error").textContent = "Cannot reach the server; try again."; return; }
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const wait = res.headers.get("Retry-After");
+    $("signin-error").textContent = res.status === 429
+      ? `Too many attempts; try again in ${wait ?? "a few"} seconds.`
+      : "Wrong username or password.";
+    return;
+  }
+  localStorage.setItem("emofy.token", body.token);
+  localStorage.setItem("emofy.username", username.toLowerCase());
+  const hello = { type: "hello", v: 1, token: body.token };
+  if (joined && ws) ws.close(); // reconnects with the saved (new) token
+  else if (ws && ws.readyState === WebSocket.OPEN) send(hello);
+  else connect(() => hello);
+  showAccount(username.toLowerCase());
+});
+
+$("account-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const username = /** @type {HTMLInputElement} */ ($("account-user")).value.trim();
+  const password = /** @type {HTMLInputElement} */ ($("account-pass")).value;
+  const token = localStorage.getItem("emofy.token");
+  let res;
+  try {
+    res = await fetch("/api/accounts", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ username, password }),
+    });
+  } catch { $("account-status").textContent = "Cannot reach the server; try again."; return; }
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    $("account-status").textContent = body.detail ?? body.message ?? "That did not work; try again.";
+    return;
+  }
+  localStorage.setItem("emofy.token", body.token);
+  localStorage.setItem("emofy.username", body.username);
+  showAccount(body.username);
+});
+
+const known = localStorage.getItem("emofy.username");
+if (known) showAccount(known);
 
 const saved = localStorage.getItem("emofy.token");
 if (saved) connect(() => ({ type: "hello", v: 1, token: saved }));

@@ -15,6 +15,7 @@
 //! | [`crowd`] | truth over any class set (2–16): Dawid–Skene with a learned class prior and pooled-matrix shrinkage, batch and online, worker flags judged against the pool |
 //! | [`truth`] | Dawid–Skene truth inference: player reliability, copy rates, spam flags, posteriors, gold and decoy schedule |
 //! | [`selection`] | the pool of open images and which one a player sees next |
+//! | [`account`] | usernames (normalized, case-insensitive) and the password policy (ASVS: length, not composition; no common passwords) |
 //! | [`identity`] | display-name validation, roles, and where a caller stands (by the store) |
 //! | [`login`] | sign-in abuse limits: the soft lockout with backoff per account |
 //! | [`period`] | leaderboard periods and their buckets |
@@ -28,6 +29,7 @@
 //! | [`training`] | the data split, which images train the model (consent first), model metrics and the promotion gate |
 //! | [`versus`] | a player's answers against the serving model's guesses, on faces whose truth is settled |
 
+pub mod account;
 pub mod class;
 pub mod consensus;
 pub mod crowd;

@@ -36,6 +36,10 @@ pub enum ErrorCode {
     AlreadyLabelled,
     Forbidden,
     Banned,
+    InvalidUsername,
+    WeakPassword,
+    UsernameTaken,
+    AlreadyRegistered,
     Busy,
     BodyTimeout,
     MethodNotAllowed,
@@ -47,7 +51,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation checks.
-    pub const ALL: [ErrorCode; 34] = [
+    pub const ALL: [ErrorCode; 38] = [
         ErrorCode::BadJson,
         ErrorCode::UnknownType,
         ErrorCode::InvalidMessage,
@@ -75,6 +79,10 @@ impl ErrorCode {
         ErrorCode::AlreadyLabelled,
         ErrorCode::Forbidden,
         ErrorCode::Banned,
+        ErrorCode::InvalidUsername,
+        ErrorCode::WeakPassword,
+        ErrorCode::UsernameTaken,
+        ErrorCode::AlreadyRegistered,
         ErrorCode::Busy,
         ErrorCode::BodyTimeout,
         ErrorCode::MethodNotAllowed,
@@ -114,6 +122,10 @@ impl ErrorCode {
             ErrorCode::AlreadyLabelled => "already_labelled",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::Banned => "banned",
+            ErrorCode::InvalidUsername => "invalid_username",
+            ErrorCode::WeakPassword => "weak_password",
+            ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::AlreadyRegistered => "already_registered",
             ErrorCode::Busy => "busy",
             ErrorCode::BodyTimeout => "body_timeout",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
@@ -160,6 +172,14 @@ impl ErrorCode {
             ErrorCode::AlreadyLabelled => "You already labelled this image.",
             ErrorCode::Forbidden => "Your role may not do that.",
             ErrorCode::Banned => "A moderator banned this player.",
+            ErrorCode::InvalidUsername => {
+                "A username is 3 to 64 characters: letters a-z, digits, '_', '.' and '-'."
+            }
+            ErrorCode::WeakPassword => {
+                "Choose a password of 8 to 128 characters that is not a common one."
+            }
+            ErrorCode::UsernameTaken => "That username is taken.",
+            ErrorCode::AlreadyRegistered => "This player has an account already; sign in.",
             ErrorCode::Busy => {
                 "The server is working on as many images as it can; try again shortly."
             }

@@ -257,6 +257,19 @@ pub trait PlayerStore: Send + Sync {
         at: Millis,
     ) -> Result<(), StoreError>;
     async fn account(&self, username: &str) -> Result<Option<AccountRecord>, StoreError>;
+    /// Gives an existing player (a guest) an account: same player id,
+    /// score, streaks, labels and uploads. `Conflict` if the username is
+    /// taken or the player has an account already; `NotFound` for an
+    /// unknown player.
+    async fn register_account(
+        &self,
+        player: PlayerId,
+        username: &str,
+        password_hash: &str,
+        at: Millis,
+    ) -> Result<(), StoreError>;
+    /// The username of a player's account, if they have one.
+    async fn username_of(&self, player: PlayerId) -> Result<Option<String>, StoreError>;
     /// Takes a sign-in attempt's turn before its password is checked: if the
     /// account's failures are still `seen`, stores `next` (the attempt
     /// counted as failed in advance) and answers true; false when another

@@ -1,4 +1,6 @@
-//! Signing in to an account (moderators and admins today), within abuse
+//! Accounts: a guest turns into an account (`POST /api/accounts`: the same
+//! player, score, streaks, labels and uploads, now reachable from any
+//! device), and signing in to one, within abuse
 //! limits: per client address (`net.logins_per_ip_per_minute`), and per
 //! account a soft lockout with backoff (`auth.login`, decided by
 //! [`emofy_game::login`]; at most 100 guesses per hour per account, and
@@ -16,10 +18,12 @@ use emofy_game::{PlayerId, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Claims, verify_password};
+use crate::auth::{Claims, hash_password, verify_password};
 use crate::error::ErrorCode;
 use crate::service::Services;
+use crate::store::StoreError;
 use crate::web::errors::ApiError;
+use crate::web::extract::ActiveCaller;
 use crate::web::openapi::{ErrorBody, RoleName};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -111,6 +115,11 @@ pub async fn login(
         return Err(ApiError::code(ErrorCode::Unauthorized));
     }
     let rules = svc.config.auth.login;
+    // Usernames are keyed normalized (older accounts by their exact spelling).
+    let username = match emofy_game::account::Username::parse(&username) {
+        Ok(u) if svc.players.account(u.as_str()).await?.is_some() => u.as_str().to_owned(),
+        _ => username,
+    };
     let mut account = svc.players.account(&username).await?;
     // Take the account's turn (the attempt counts as failed until it succeeds).
     let mut claimed = false;
@@ -170,5 +179,99 @@ pub async fn login(
         role: account.role,
         expires_ms: expires.0,
         moderator: Role::can_moderate(account.role),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// 3–64 characters: letters, digits, `_`, `.`, `-`; compared without case.
+    #[schema(max_length = 256)]
+    username: String,
+    /// 8–128 characters, not a common password; no other rules.
+    #[schema(max_length = 1024)]
+    password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisterResponse {
+    /// The normalized username (what to sign in with).
+    username: String,
+    #[schema(value_type = uuid::Uuid)]
+    player: PlayerId,
+    token: String,
+    expires_ms: u64,
+}
+
+/// Turns the signed-in guest into an account: the same player (score,
+/// streaks, labels, uploads), now signed in with a username and password
+/// from any device.
+#[utoipa::path(
+    tag = "accounts",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, body = RegisterResponse),
+        (status = 400, description = "`bad_json` / `invalid_message` / `invalid_username` / `weak_password` (too short, too long or a common password)", body = ErrorBody),
+        (status = 401, description = "`unauthorized` / `invalid_token`", body = ErrorBody),
+        (status = 403, description = "`banned`", body = ErrorBody),
+        (status = 409, description = "`username_taken` / `already_registered`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`try_again`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/api/accounts")]
+pub async fn register(
+    caller: ActiveCaller,
+    body: web::Json<RegisterRequest>,
+    svc: web::Data<Services>,
+) -> Result<HttpResponse, ApiError> {
+    let me = caller.0;
+    let RegisterRequest { username, password } = body.into_inner();
+    let username = emofy_game::account::Username::parse(&username)
+        .map_err(|e| ApiError::code(ErrorCode::InvalidUsername).detail(e.to_string()))?;
+    if let Some(problem) = emofy_game::account::password_problem(&password) {
+        return Err(ApiError::code(ErrorCode::WeakPassword).detail(problem.to_string()));
+    }
+    if svc.players.username_of(me.player).await?.is_some() {
+        return Err(ApiError::code(ErrorCode::AlreadyRegistered));
+    }
+    let hash = web::block(move || hash_password(&password))
+        .await
+        .map_err(|_| ApiError::code(ErrorCode::Internal))?
+        .map_err(|_| ApiError::code(ErrorCode::Internal))?;
+    match svc
+        .players
+        .register_account(me.player, username.as_str(), &hash, svc.clock.now())
+        .await
+    {
+        Ok(()) => {}
+        // The player may have registered in a concurrent request; else the name is taken.
+        Err(StoreError::Conflict(_)) => {
+            return Err(ApiError::code(
+                if svc.players.username_of(me.player).await?.is_some() {
+                    ErrorCode::AlreadyRegistered
+                } else {
+                    ErrorCode::UsernameTaken
+                },
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(player = %me.player, "account registered");
+    let expires = svc
+        .clock
+        .now()
+        .plus(svc.config.auth.token_ttl_hours.saturating_mul(3_600_000));
+    let token = svc.tokens.issue(&Claims {
+        player: me.player,
+        role: me.role,
+        expires,
+    });
+    Ok(HttpResponse::Created().json(RegisterResponse {
+        username: username.as_str().to_owned(),
+        player: me.player,
+        token,
+        expires_ms: expires.0,
     }))
 }

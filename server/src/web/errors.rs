@@ -20,9 +20,12 @@ use crate::store::StoreError;
 pub fn default_status(code: ErrorCode) -> StatusCode {
     use ErrorCode as C;
     match code {
-        C::BadJson | C::InvalidMessage | C::UnknownType | C::ConsentRequired => {
-            StatusCode::BAD_REQUEST
-        }
+        C::BadJson
+        | C::InvalidMessage
+        | C::UnknownType
+        | C::ConsentRequired
+        | C::InvalidUsername
+        | C::WeakPassword => StatusCode::BAD_REQUEST,
         C::Unauthorized | C::InvalidToken => StatusCode::UNAUTHORIZED,
         C::Forbidden | C::Banned | C::OriginNotAllowed => StatusCode::FORBIDDEN,
         C::NotFound | C::RoundNotOffered => StatusCode::NOT_FOUND,
@@ -32,6 +35,8 @@ pub fn default_status(code: ErrorCode) -> StatusCode {
         | C::AlreadyUploaded
         | C::AlreadyLabelled
         | C::AlreadyJoined
+        | C::UsernameTaken
+        | C::AlreadyRegistered
         | C::PromotionRefused => StatusCode::CONFLICT,
         C::RoundExpired => StatusCode::GONE,
         C::PayloadTooLarge | C::ImageTooLarge | C::FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

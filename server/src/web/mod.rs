@@ -54,6 +54,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(boards::global_board)
         .service(boards::counts)
         .service(accounts::login)
+        .service(accounts::register)
         .service(uploads::consent_text)
         .service(uploads::create_upload)
         .service(uploads::list_uploads)

@@ -154,6 +154,16 @@ async fn every_route_answers_every_caller_as_the_table_says() {
             SIGNED_IN,
         ),
         row("GET", "/api/leaderboard", "/api/leaderboard", PUBLIC),
+        // Any signed-in player may register; a common password shows the check came after.
+        with_json(
+            row(
+                "POST",
+                "/api/accounts",
+                "/api/accounts",
+                [401, 401, 401, 400, 400, 400, 400],
+            ),
+            json!({"username": "matrix", "password": "password123"}),
+        ),
         row(
             "GET",
             "/api/leaderboards/{board}",

@@ -1,9 +1,10 @@
 //! Sign-in abuse limits in the real app, counted, not timed: the soft
 //! lockout per account (the right password waits too, concurrent guesses
 //! get no extra turns), the limit per client address, and an unknown
-//! username costing one password check like a known one.
+//! username costing one password check like a known one; and a guest who
+//! becomes an account and signs in elsewhere as the same player.
 
-use crate::common::{TestApp, header, http_get, http_request, spawn_app, test_config};
+use crate::common::{Bot, TestApp, header, http_get, http_request, spawn_app, test_config};
 use emofy_game::{Millis, PlayerId, Role};
 use emofy_server::store::AccountRecord;
 use serde_json::{Value, json};
@@ -150,6 +151,103 @@ async fn one_address_gets_a_few_attempts_a_minute_whatever_the_usernames() {
     assert_eq!(
         metric(&app, r#"emofy_logins_total{outcome="rate_limited"} "#).await,
         1
+    );
+    app.stop().await;
+}
+
+async fn register(app: &TestApp, token: &str, username: &str, password: &str) -> (u16, Value) {
+    let body = json!({"username": username, "password": password}).to_string();
+    let auth = format!("Bearer {token}");
+    let (status, _, bytes) = http_request(
+        "POST",
+        &app.http("/api/accounts"),
+        &[("Authorization", &auth)],
+        Some(&body),
+    )
+    .await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[actix_rt::test]
+async fn a_guest_becomes_an_account_and_plays_on_elsewhere_as_the_same_player() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.demo.images = 4;
+    let app = spawn_app(config).await;
+    // Someone labelled the faces first, so the guest's agreeing answers score.
+    let mut first = Bot::join(&app.ws(), "First").await;
+    let mut answers = Vec::new();
+    while let Some(round) = first.next_round().await {
+        answers.push(round["image"]["id"].clone());
+        first.answer(&round, "happy").await;
+    }
+    let mut ann = Bot::join(&app.ws(), "Ann").await;
+    let round = ann.next_round().await.unwrap();
+    let r = ann.answer(&round, "happy").await;
+    let score = r["score"].as_u64().unwrap();
+    assert!(score > 0, "{r}");
+
+    // Weak passwords and bad usernames are refused, with the rule broken.
+    for (name, pw, code) in [
+        ("Ann_1", "short", "weak_password"),
+        ("Ann_1", "Password123", "weak_password"),
+        ("Ann_1", &"x".repeat(129), "weak_password"),
+        ("a b", "a long enough phrase", "invalid_username"),
+        ("an", "a long enough phrase", "invalid_username"),
+    ] {
+        let (s, v) = register(&app, &ann.token, name, pw).await;
+        assert_eq!((s, v["code"].as_str()), (400, Some(code)), "{name} {v}");
+    }
+    let (s, v) = register(&app, &ann.token, "Ann_1", "a long enough phrase").await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["username"], "ann_1");
+    assert_eq!(v["player"], ann.player.as_str());
+    // Once only, and the name is one account whatever its case or width.
+    let (s, v) = register(&app, &ann.token, "ann_2", "a long enough phrase").await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (409, Some("already_registered")),
+        "{v}"
+    );
+    let bob = Bot::join(&app.ws(), "Bob").await;
+    for taken in ["ANN_1", "ａｎｎ_1"] {
+        let (s, v) = register(&app, &bob.token, taken, "another long phrase").await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (409, Some("username_taken")),
+            "{v}"
+        );
+    }
+
+    // Another device: sign in (any case), resume with the new token: same player, same score.
+    let (s, _, v) = login(&app, "ANN_1", "a long enough phrase").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["player"], ann.player.as_str());
+    let (other, welcome) = Bot::resume(&app.ws(), v["token"].as_str().unwrap()).await;
+    assert_eq!(other.player, ann.player);
+    assert_eq!(welcome["resumed"], true);
+    assert_eq!(welcome["score"].as_u64(), Some(score));
+    // Its labels are the guest's.
+    let auth = format!("Bearer {}", other.token);
+    let (_, _, bytes) = http_request(
+        "GET",
+        &app.http("/api/me/labels"),
+        &[("Authorization", &auth)],
+        None,
+    )
+    .await;
+    let labels: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        labels["labels"].as_array().map(Vec::len),
+        Some(1),
+        "{labels}"
+    );
+    assert!(
+        answers.contains(&labels["labels"][0]["image"]["id"]),
+        "{labels}"
     );
     app.stop().await;
 }

@@ -192,6 +192,51 @@ async fn contract(b: Backend) {
         b.players.account("mod").await.unwrap().unwrap().failures,
         none
     );
+    // A guest gets an account: the same player; once per player and per name.
+    let guest = PlayerId(Uuid::new_v4());
+    b.players
+        .create_player(guest, "Gus", Role::Player, Millis(2))
+        .await
+        .unwrap();
+    assert_eq!(b.players.username_of(guest).await.unwrap(), None);
+    b.players
+        .register_account(guest, "gus", "$argon2id$y", Millis(3))
+        .await
+        .unwrap();
+    let a = b.players.account("gus").await.unwrap().unwrap();
+    assert_eq!((a.player, a.role, a.failures), (guest, Role::Player, none));
+    assert_eq!(
+        b.players.username_of(guest).await.unwrap().as_deref(),
+        Some("gus")
+    );
+    assert!(matches!(
+        b.players
+            .register_account(guest, "gus2", "$argon2id$y", Millis(4))
+            .await,
+        Err(emofy_server::store::StoreError::Conflict(_))
+    ));
+    let other = PlayerId(Uuid::new_v4());
+    b.players
+        .create_player(other, "Oz", Role::Player, Millis(2))
+        .await
+        .unwrap();
+    assert!(matches!(
+        b.players
+            .register_account(other, "gus", "$argon2id$z", Millis(4))
+            .await,
+        Err(emofy_server::store::StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        b.players
+            .register_account(
+                PlayerId(Uuid::new_v4()),
+                "nobody2",
+                "$argon2id$z",
+                Millis(4)
+            )
+            .await,
+        Err(emofy_server::store::StoreError::NotFound(_))
+    ));
     // Operator-looking input is just a string that matches nothing.
     assert_eq!(b.players.account("{\"$gt\": \"\"}").await.unwrap(), None);
 
@@ -514,7 +559,7 @@ async fn contract(b: Backend) {
         (4, 2, 1, 0, 1)
     );
     assert_eq!(s.labels, 8);
-    assert_eq!(s.players, 6);
+    assert_eq!(s.players, 8);
 
     // Dataset statistics for the moderators' charts.
     let d = b.review.dataset_stats(Millis(0)).await.unwrap();

@@ -104,6 +104,40 @@ impl PlayerStore for MongoStore {
         }))
     }
 
+    async fn register_account(
+        &self,
+        player: PlayerId,
+        username: &str,
+        password_hash: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        if self.player(player).await?.is_none() {
+            return Err(StoreError::NotFound(format!("player {player}")));
+        }
+        // The unique indexes (username as _id, player_id) refuse a second one.
+        self.coll("accounts")
+            .insert_one(doc! {
+                "_id": username,
+                "player_id": player.to_string(),
+                "password_hash": password_hash,
+                "created_ms": i64_of(at.0),
+                "failed_logins": 0_i64,
+                "last_failed_ms": 0_i64,
+            })
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
+
+    async fn username_of(&self, player: PlayerId) -> Result<Option<String>, StoreError> {
+        self.coll("accounts")
+            .find_one(doc! {"player_id": player.to_string()})
+            .await
+            .map_err(err)?
+            .map(|d| get_str(&d, "_id").map(str::to_owned))
+            .transpose()
+    }
+
     async fn claim_login_attempt(
         &self,
         username: &str,

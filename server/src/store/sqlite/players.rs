@@ -107,6 +107,42 @@ impl PlayerStore for SqliteStore {
         .await
     }
 
+    async fn register_account(
+        &self,
+        player: PlayerId,
+        username: &str,
+        password_hash: &str,
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let (username, hash) = (username.to_owned(), password_hash.to_owned());
+        self.write(move |c| {
+            if load_player(c, player)?.is_none() {
+                return Err(StoreError::NotFound(format!("player {player}")));
+            }
+            exec(
+                c,
+                "INSERT INTO accounts (username, player_id, password_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![username, player.to_string(), hash, i64_of(at.0)],
+            )
+            .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn username_of(&self, player: PlayerId) -> Result<Option<String>, StoreError> {
+        self.read(move |c| {
+            c.query_row(
+                "SELECT username FROM accounts WHERE player_id = ?1",
+                params![player.to_string()],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(db_err)
+        })
+        .await
+    }
+
     async fn claim_login_attempt(
         &self,
         username: &str,
