@@ -27,6 +27,7 @@ pub mod filters;
 pub mod history;
 pub mod hygiene;
 pub mod images;
+pub mod me;
 pub mod models;
 pub mod moderation;
 pub mod openapi;
@@ -49,6 +50,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(images::image_meta)
         .service(images::image_labels)
         .service(history::my_labels)
+        .service(me::export)
         .service(history::versus_model)
         .service(boards::all_time_board)
         .service(boards::global_board)

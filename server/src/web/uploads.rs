@@ -140,7 +140,7 @@ pub struct UploadView {
     consensus: Option<Emotion>,
 }
 
-fn view(u: &UploadRecord, prediction: Option<&Prediction>) -> UploadView {
+pub(crate) fn view(u: &UploadRecord, prediction: Option<&Prediction>) -> UploadView {
     let c = &u.consent;
     UploadView {
         image: ImageRefView::of(u.image),

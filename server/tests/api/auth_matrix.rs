@@ -154,6 +154,7 @@ async fn every_route_answers_every_caller_as_the_table_says() {
             SIGNED_IN,
         ),
         row("GET", "/api/leaderboard", "/api/leaderboard", PUBLIC),
+        row("GET", "/api/me/export", "/api/me/export", SIGNED_IN),
         // Any signed-in player may register; a common password shows the check came after.
         with_json(
             row(

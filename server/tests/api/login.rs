@@ -2,7 +2,8 @@
 //! lockout per account (the right password waits too, concurrent guesses
 //! get no extra turns), the limit per client address, and an unknown
 //! username costing one password check like a known one; and a guest who
-//! becomes an account and signs in elsewhere as the same player.
+//! becomes an account and signs in elsewhere as the same player, and whose
+//! personal export holds what was stored about them.
 
 use crate::common::{Bot, TestApp, header, http_get, http_request, spawn_app, test_config};
 use emofy_game::{Millis, PlayerId, Role};
@@ -249,5 +250,70 @@ async fn a_guest_becomes_an_account_and_plays_on_elsewhere_as_the_same_player() 
         answers.contains(&labels["labels"][0]["image"]["id"]),
         "{labels}"
     );
+    app.stop().await;
+}
+
+#[actix_rt::test]
+async fn the_personal_export_holds_what_was_stored_and_nothing_of_others() {
+    use crate::uploads::{consent, face_photos, jpeg, upload};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    config.demo.images = 3;
+    let app = spawn_app(config).await;
+    let mut other = Bot::join(&app.ws(), "Other").await;
+    while let Some(round) = other.next_round().await {
+        other.answer(&round, "sad").await;
+    }
+    let mut eve = Bot::join(&app.ws(), "Eve").await;
+    let mut answered = Vec::new();
+    for e in ["sad", "fear"] {
+        let round = eve.next_round().await.unwrap();
+        let r = eve.answer(&round, e).await;
+        answered.push((round["image"]["id"].clone(), e, r["score"].clone()));
+    }
+    let photo = jpeg(&face_photos(1)[0]);
+    let (s, up) = upload(&app, &eve.token, Some(&consent()), Some(&photo)).await;
+    assert_eq!(s, 201, "{up}");
+    let (s, _) = register(&app, &eve.token, "eve", "a long enough phrase").await;
+    assert_eq!(s, 201);
+
+    let auth = format!("Bearer {}", eve.token);
+    let (s, head, bytes) = http_request(
+        "GET",
+        &app.http("/api/me/export"),
+        &[("Authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(header(&head, "content-disposition").is_some_and(|v| v.contains("attachment")));
+    let x: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(x["format"], "emofy-export-v1");
+    assert_eq!(x["player"]["id"], eve.player.as_str());
+    assert_eq!(x["player"]["name"], "Eve");
+    assert_eq!(x["player"]["tally"]["score"], answered[1].2);
+    assert_eq!(x["username"], "eve");
+    assert!(x["reliability"].is_object(), "{x}");
+    // Every label of hers, newest first, with what she answered and when; none of the other player's.
+    let labels = x["labels"].as_array().unwrap();
+    assert_eq!(labels.len(), 2, "{x}");
+    for (l, (image, emotion, _)) in labels.iter().zip(answered.iter().rev()) {
+        assert_eq!(&l["image"]["id"], image);
+        assert_eq!(l["emotion"], *emotion);
+        assert!(l["at_ms"].as_u64().unwrap() > 0);
+        assert!(l.get("player").is_none());
+    }
+    // Her upload with its consent as given.
+    let uploads = x["uploads"].as_array().unwrap();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0]["upload"]["image"]["id"], up["image"]["id"]);
+    assert_eq!(uploads[0]["upload"]["consent"]["use_for_training"], true);
+    let log = uploads[0]["consent_log"].as_array().unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0]["event"], "given");
+    assert_eq!(x["sessions"]["stored"], json!([]));
+    // Nothing about the password is in it.
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(!text.contains("argon2") && !text.contains("a long enough phrase"));
     app.stop().await;
 }
