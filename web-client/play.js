@@ -259,6 +259,18 @@ $("account-form").addEventListener("submit", async (e) => {
   showAccount(body.username);
 });
 
+$("export").addEventListener("click", async () => {
+  const token = localStorage.getItem("emofy.token");
+  const res = await fetch("/api/me/export", { headers: { Authorization: `Bearer ${token}` } }).catch(() => null);
+  if (!res || !res.ok) { $("account-status").textContent = "The download did not work; try again."; return; }
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = "emofy-export.json";
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+});
+
 const known = localStorage.getItem("emofy.username");
 if (known) showAccount(known);
 

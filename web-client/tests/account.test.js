@@ -54,6 +54,15 @@ test("a guest becomes an account and signs in elsewhere with the same score", as
     assert.match(await away.textContent("#account-status") ?? "", /Signed in as ada_1/);
     await playRound(away, "happy");
     await away.screenshot({ path: join(OUT, "account-elsewhere.png") });
+
+    // Everything held about her, downloaded: both devices' labels are one player's.
+    await away.click("#account summary");
+    const [download] = await Promise.all([away.waitForEvent("download"), away.click("#export")]);
+    const file = await download.path();
+    const data = JSON.parse(await import("node:fs").then((fs) => fs.readFileSync(file, "utf8")));
+    assert.equal(data.format, "emofy-export-v1");
+    assert.equal(data.username, "ada_1");
+    assert.equal(data.labels.length, 2);
   } finally {
     await browser.close();
     await server.stop();
