@@ -8,7 +8,9 @@
 //! round with no verified face left for the player checks them on one of
 //! those instead (a "settled check").
 //! The store stays the truth: the pool and the gold list are reloaded from it
-//! every `pool_refresh_secs`, so votes cast on other replicas show up here.
+//! every `pool_refresh_secs`, so votes cast on other replicas show up here;
+//! so are the players banned since the last refresh, whose open sessions
+//! here are closed (`bye` `banned`), wherever the ban was made.
 //!
 //! Each pick plans the round with the pure [`emofy_game::Schedule`]: a gold
 //! round (on a schedule that starts high for new players and decays), a
@@ -29,7 +31,7 @@ use crate::config::TruthConfig;
 use crate::dataset::demo_faces::Rng;
 use crate::metrics::Metrics;
 use crate::protocol::Suggestion;
-use crate::store::{ImageStore, ScoreChange, StoreError};
+use crate::store::{ImageStore, ReviewStore, ScoreChange, StoreError};
 
 /// The image picked for a round, with the suggestion to show.
 #[derive(Debug, Clone)]
@@ -62,6 +64,8 @@ pub enum SessionPush {
     },
     /// The server is shutting down.
     ServerShutdown,
+    /// The player may no longer play (a moderator banned them): close with this `bye` reason.
+    Revoked { reason: &'static str },
 }
 
 struct Connected {
@@ -75,6 +79,7 @@ pub struct Coordinator {
     suggestions: HashMap<ImageId, Suggestion>,
     players: HashMap<PlayerId, Connected>,
     images: Arc<dyn ImageStore>,
+    review: Arc<dyn ReviewStore>,
     metrics: Arc<Metrics>,
     rng: Rng,
     spread: usize,
@@ -97,6 +102,8 @@ pub struct CoordinatorSetup {
     /// When `pool` was read from the store.
     pub loaded_at: Millis,
     pub images: Arc<dyn ImageStore>,
+    /// For the players banned since the last refresh.
+    pub review: Arc<dyn ReviewStore>,
     pub metrics: Arc<Metrics>,
     /// Pick randomly among this many equally ranked images.
     pub spread: usize,
@@ -118,6 +125,7 @@ impl Coordinator {
             suggestions: s.suggestions,
             players: HashMap::new(),
             images: s.images,
+            review: s.review,
             metrics: s.metrics,
             rng: Rng::new(s.seed),
             spread: s.spread,
@@ -158,37 +166,51 @@ impl Coordinator {
         let since = Millis(self.refreshed_to.0.saturating_sub(2_000));
         let started = crate::clock::now();
         let images = self.images.clone();
+        let review = self.review.clone();
+        type Refreshed = (Vec<PoolEntry>, Vec<ImageId>, Vec<PlayerId>);
         ctx.spawn(
             async move {
                 let entries = images.pool_entries(since).await?;
                 let gold = images.gold_images().await?;
-                Ok((entries, gold))
+                let banned = review.banned_since(since).await?;
+                Ok((entries, gold, banned))
             }
             .into_actor(self)
-            .map(
-                move |res: Result<(Vec<PoolEntry>, Vec<ImageId>), StoreError>, act, ctx| {
-                    act.refreshing = false;
-                    match res {
-                        Ok((entries, gold)) => {
-                            act.gold = gold;
-                            let missing: Vec<ImageId> = entries
-                                .iter()
-                                .filter(|e| {
-                                    e.status.is_open() && !act.suggestions.contains_key(&e.image)
-                                })
-                                .map(|e| e.image)
-                                .collect();
-                            for e in entries {
-                                act.upsert(e);
-                            }
-                            act.refreshed_to = started;
-                            act.load_suggestions(missing, ctx);
+            .map(move |res: Result<Refreshed, StoreError>, act, ctx| {
+                act.refreshing = false;
+                match res {
+                    Ok((entries, gold, banned)) => {
+                        act.close_banned(&banned);
+                        act.gold = gold;
+                        let missing: Vec<ImageId> = entries
+                            .iter()
+                            .filter(|e| {
+                                e.status.is_open() && !act.suggestions.contains_key(&e.image)
+                            })
+                            .map(|e| e.image)
+                            .collect();
+                        for e in entries {
+                            act.upsert(e);
                         }
-                        Err(e) => tracing::warn!(error = %e, "pool refresh failed"),
+                        act.refreshed_to = started;
+                        act.load_suggestions(missing, ctx);
                     }
-                },
-            ),
+                    Err(e) => tracing::warn!(error = %e, "pool refresh failed"),
+                }
+            }),
         );
+    }
+
+    /// Closes the open sessions of players banned since the last refresh.
+    fn close_banned(&mut self, banned: &[PlayerId]) {
+        for p in banned {
+            if let Some(c) = self.players.remove(p) {
+                tracing::info!(player = %p, sessions = c.sessions.len(), "closing a banned player's sessions");
+                for s in c.sessions.values() {
+                    self.push(s, SessionPush::Revoked { reason: "banned" });
+                }
+            }
+        }
     }
 
     /// Loads the serving model's cached guesses for images new to this

@@ -818,6 +818,7 @@ impl Handler<SessionPush> for PlayerSession {
             SessionPush::ServerShutdown => {
                 self.close(ctx, "server_shutdown", ws::CloseCode::Restart)
             }
+            SessionPush::Revoked { reason } => self.close(ctx, reason, ws::CloseCode::Policy),
         }
     }
 }

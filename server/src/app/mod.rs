@@ -179,6 +179,7 @@ impl Application {
             suggestions,
             loaded_at,
             images: stores.images.clone(),
+            review: stores.review.clone(),
             metrics: metrics.clone(),
             spread: config.game.selection_spread,
             refresh_every: Duration::from_secs(config.game.pool_refresh_secs),

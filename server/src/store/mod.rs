@@ -635,6 +635,9 @@ pub trait ReviewStore: Send + Sync {
         flagged_only: bool,
         limit: usize,
     ) -> Result<Vec<PlayerReliability>, StoreError>;
+    /// Players banned now whose record changed at or after `since` (the
+    /// replicas close their open sockets).
+    async fn banned_since(&self, since: Millis) -> Result<Vec<PlayerId>, StoreError>;
     /// The reliabilities of these players (those without a record are left out).
     async fn reliabilities_of(
         &self,

@@ -189,6 +189,10 @@ async fn a_banned_player_can_neither_play_on_nor_upload_but_still_reads_their_da
     let (s, v) = upload(&a, &pat.token, Some(&consent), Some(&photos[0])).await;
     assert_eq!(s, 201, "{v}");
 
+    // Open sockets on either replica close with a `bye` that says why
+    // (each replica reads the bans at its pool refresh, every second here).
+    let mut open_a = Bot::resume(&a.ws(), &pat.token).await.0;
+    let mut open_b = Bot::resume(&b.ws(), &pat.token).await.0;
     let (s, v) = call(
         &a,
         "POST",
@@ -198,6 +202,12 @@ async fn a_banned_player_can_neither_play_on_nor_upload_but_still_reads_their_da
     )
     .await;
     assert_eq!(s, 200, "{v}");
+    for bot in [&mut open_a, &mut open_b, &mut pat] {
+        let bye = tokio::time::timeout(std::time::Duration::from_secs(20), bot.recv_type("bye"))
+            .await
+            .expect("a bye within the refresh");
+        assert_eq!(bye["reason"], "banned", "{bye}");
+    }
     // Another upload, on the other replica: refused.
     let (s, v) = upload(&b, &pat.token, Some(&consent), Some(&photos[1])).await;
     assert_eq!(s, 403, "{v}");

@@ -459,6 +459,21 @@ async fn contract(b: Backend) {
         .await
         .unwrap();
     assert!(!banned.counts());
+    // The replicas find the ban from when it was made.
+    assert!(
+        b.review
+            .banned_since(Millis(43))
+            .await
+            .unwrap()
+            .contains(&ids[2])
+    );
+    assert!(
+        !b.review
+            .banned_since(Millis(44))
+            .await
+            .unwrap()
+            .contains(&ids[2])
+    );
     let of = b
         .review
         .reliabilities_of(&[ids[2], PlayerId(Uuid::new_v4())])

@@ -219,6 +219,11 @@ impl MongoStore {
         let specs: Vec<(&str, Document, bool)> = vec![
             ("players", doc! {"score": -1, "score_at_ms": 1}, false),
             ("accounts", doc! {"player_id": 1}, true),
+            (
+                "reliability",
+                doc! {"moderation": 1, "updated_ms": 1},
+                false,
+            ),
             ("images", doc! {"updated_ms": 1}, false),
             ("images", doc! {"status": 1}, false),
             ("rounds", doc! {"player_id": 1, "image_id": 1}, true),

@@ -113,6 +113,15 @@ impl ReviewStore for MongoStore {
         })
     }
 
+    async fn banned_since(&self, since: Millis) -> Result<Vec<PlayerId>, StoreError> {
+        let docs = all(self
+            .coll("reliability")
+            .find(doc! {"moderation": "banned", "updated_ms": {"$gte": i64_of(since.0)}})
+            .projection(doc! {"_id": 1}))
+        .await?;
+        docs.iter().map(|d| parse_id(get_str(d, "_id")?)).collect()
+    }
+
     async fn set_role(
         &self,
         player: PlayerId,

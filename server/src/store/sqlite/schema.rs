@@ -131,6 +131,7 @@ CREATE TABLE IF NOT EXISTS reliability (
     updated_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS reliability_flag ON reliability (flag);
+CREATE INDEX IF NOT EXISTS reliability_banned ON reliability (updated_ms) WHERE moderation = 'banned';
 CREATE TABLE IF NOT EXISTS moderation_log (
     id INTEGER PRIMARY KEY,
     moderator TEXT NOT NULL,
