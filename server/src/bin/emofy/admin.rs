@@ -8,12 +8,6 @@ use emofy_game::{DisplayName, PlayerId, Role};
 use emofy_server::store::AccountRecord;
 use emofy_server::{Config, app, auth};
 
-fn valid_username(u: &str) -> bool {
-    (3..=32).contains(&u.len())
-        && u.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
-}
-
 pub async fn truth_pass(config: Config) -> anyhow::Result<()> {
     let stores = app::open_stores(&config).await?;
     let r = emofy_server::actors::truth::run_pass(
@@ -64,9 +58,11 @@ pub async fn create_moderator(
     display: Option<String>,
     role: Role,
 ) -> anyhow::Result<()> {
-    if !valid_username(&username) {
-        bail!("username must be 3–32 characters of a-z, 0-9, '.', '_' or '-'");
-    }
+    // The players' username rule (normalized: case and width make no new name).
+    let username = emofy_game::account::Username::parse(&username)
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .as_str()
+        .to_owned();
     let name =
         DisplayName::parse(display.as_deref().unwrap_or(&username)).context("display name")?;
     eprintln!("Password for {username} (first line of standard input; at least 12 characters):");
@@ -78,6 +74,9 @@ pub async fn create_moderator(
     let password = password.trim_end_matches(['\r', '\n']).to_owned();
     if password.chars().count() < 12 {
         bail!("the password must be at least 12 characters");
+    }
+    if let Some(problem) = emofy_game::account::password_problem(&password) {
+        bail!("{problem}");
     }
     let hash = auth::hash_password(&password)?;
     let stores = app::open_stores(&config).await?;
