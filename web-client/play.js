@@ -204,6 +204,7 @@ function showAccount(username) {
   $("account-status").textContent = `Signed in as ${username}. Sign in with it on any device.`;
   /** @type {HTMLFormElement} */ ($("account-form")).hidden = true;
   $("account-intro").hidden = true;
+  /** @type {HTMLFormElement} */ ($("password-form")).hidden = false;
   $("account-title").textContent = "Your account";
 }
 
@@ -257,6 +258,28 @@ $("account-form").addEventListener("submit", async (e) => {
   localStorage.setItem("emofy.token", body.token);
   localStorage.setItem("emofy.username", body.username);
   showAccount(body.username);
+});
+
+$("password-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const current = /** @type {HTMLInputElement} */ ($("password-current")).value;
+  const next = /** @type {HTMLInputElement} */ ($("password-new")).value;
+  const token = localStorage.getItem("emofy.token");
+  const res = await fetch("/api/me/password", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+    body: JSON.stringify({ current, new: next }),
+  }).catch(() => null);
+  if (!res) { $("account-status").textContent = "Cannot reach the server; try again."; return; }
+  if (res.ok) {
+    $("account-status").textContent = "Password changed.";
+    /** @type {HTMLFormElement} */ ($("password-form")).reset();
+    return;
+  }
+  const body = await res.json().catch(() => ({}));
+  $("account-status").textContent = res.status === 401
+    ? "That is not your current password."
+    : body.detail ?? body.message ?? "That did not work; try again.";
 });
 
 $("export").addEventListener("click", async () => {

@@ -55,8 +55,14 @@ test("a guest becomes an account and signs in elsewhere with the same score", as
     await playRound(away, "happy");
     await away.screenshot({ path: join(OUT, "account-elsewhere.png") });
 
-    // Everything held about her, downloaded: both devices' labels are one player's.
+    // A new password, proven with the current one.
     await away.click("#account summary");
+    await away.fill("#password-current", "a phrase only ada knows");
+    await away.fill("#password-new", "an even longer phrase now");
+    await away.click("#password-form button[type=submit]");
+    await away.waitForFunction(() => document.getElementById("account-status")?.textContent === "Password changed.");
+
+    // Everything held about her, downloaded: both devices' labels are one player's.
     const [download] = await Promise.all([away.waitForEvent("download"), away.click("#export")]);
     const file = await download.path();
     const data = JSON.parse(await import("node:fs").then((fs) => fs.readFileSync(file, "utf8")));

@@ -268,6 +268,8 @@ pub trait PlayerStore: Send + Sync {
         password_hash: &str,
         at: Millis,
     ) -> Result<(), StoreError>;
+    /// Replaces an account's password hash (`NotFound` for no such account).
+    async fn set_password(&self, username: &str, password_hash: &str) -> Result<(), StoreError>;
     /// The username of a player's account, if they have one.
     async fn username_of(&self, player: PlayerId) -> Result<Option<String>, StoreError>;
     /// Takes a sign-in attempt's turn before its password is checked: if the

@@ -79,46 +79,22 @@ async fn check(svc: &Services, password: String, hash: String) -> bool {
 /// times against concurrent attempts (then: try again shortly).
 const CLAIM_TRIES: usize = 4;
 
-/// Signs in: a token for `Authorization: Bearer`.
-#[utoipa::path(
-    tag = "accounts",
-    request_body = LoginRequest,
-    responses(
-        (status = 200, body = LoginResponse),
-        (status = 400, description = "`bad_json` / `invalid_message`", body = ErrorBody),
-        (status = 401, description = "`unauthorized`: wrong username or password", body = ErrorBody),
-        (status = 429, description = "`rate_limited` (with `Retry-After`): too many attempts from this address, or for this account (its soft lockout; the right password waits too)", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 503, description = "`try_again`", body = ErrorBody),
-    )
-)]
-#[post("/api/login")]
-pub async fn login(
-    req: HttpRequest,
-    body: web::Json<LoginRequest>,
-    svc: web::Data<Services>,
-) -> Result<HttpResponse, ApiError> {
-    let LoginRequest { username, password } = body.into_inner();
-    let client = svc.proxies.client_of(&req);
-    let address = client.map(|c| c.to_string()).unwrap_or_default();
+/// One password attempt on `username` within the account's soft lockout:
+/// the account if the password is right (its failures cleared), `None` if
+/// not (or no such account: checked against a dummy hash all the same);
+/// `429` while the account waits. Counted and logged.
+async fn checked_attempt(
+    svc: &Services,
+    username: &str,
+    password: String,
+    address: &str,
+) -> Result<Option<crate::store::AccountRecord>, ApiError> {
     let outcome = |o: &str| crate::metrics::Metrics::count(&svc.metrics.logins, o);
-    if !svc.logins.allow(client) {
-        outcome("rate_limited");
-        tracing::warn!(username = %username, client = %address, "sign-in refused: too many attempts from this address");
-        return Err(too_many(
-            60_000 / u64::from(svc.config.net.logins_per_ip_per_minute.max(1)),
-            "too many sign-in attempts from your address",
-        ));
-    }
-    if password.len() > MAX_PASSWORD_BYTES || username.len() > 64 {
-        outcome("wrong");
-        return Err(ApiError::code(ErrorCode::Unauthorized));
-    }
     let rules = svc.config.auth.login;
     // Usernames are keyed normalized (older accounts by their exact spelling).
-    let username = match emofy_game::account::Username::parse(&username) {
+    let username = match emofy_game::account::Username::parse(username) {
         Ok(u) if svc.players.account(u.as_str()).await?.is_some() => u.as_str().to_owned(),
-        _ => username,
+        _ => username.to_owned(),
     };
     let mut account = svc.players.account(&username).await?;
     // Take the account's turn (the attempt counts as failed until it succeeds).
@@ -155,10 +131,52 @@ pub async fn login(
     let hash = account
         .as_ref()
         .map_or_else(|| dummy_hash().to_owned(), |a| a.password_hash.clone());
-    let ok = check(&svc, password, hash).await;
+    let ok = check(svc, password, hash).await;
     let Some(account) = account.filter(|_| ok) else {
         outcome("wrong");
         tracing::warn!(username = %username, client = %address, "sign-in failed");
+        return Ok(None);
+    };
+    svc.players.clear_login_failures(&account.username).await?;
+    Ok(Some(account))
+}
+
+/// Signs in: a token for `Authorization: Bearer`.
+#[utoipa::path(
+    tag = "accounts",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = LoginResponse),
+        (status = 400, description = "`bad_json` / `invalid_message`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: wrong username or password", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (with `Retry-After`): too many attempts from this address, or for this account (its soft lockout; the right password waits too)", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 503, description = "`try_again`", body = ErrorBody),
+    )
+)]
+#[post("/api/login")]
+pub async fn login(
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+    svc: web::Data<Services>,
+) -> Result<HttpResponse, ApiError> {
+    let LoginRequest { username, password } = body.into_inner();
+    let client = svc.proxies.client_of(&req);
+    let address = client.map(|c| c.to_string()).unwrap_or_default();
+    let outcome = |o: &str| crate::metrics::Metrics::count(&svc.metrics.logins, o);
+    if !svc.logins.allow(client) {
+        outcome("rate_limited");
+        tracing::warn!(username = %username, client = %address, "sign-in refused: too many attempts from this address");
+        return Err(too_many(
+            60_000 / u64::from(svc.config.net.logins_per_ip_per_minute.max(1)),
+            "too many sign-in attempts from your address",
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES || username.len() > 64 {
+        outcome("wrong");
+        return Err(ApiError::code(ErrorCode::Unauthorized));
+    }
+    let Some(account) = checked_attempt(&svc, &username, password, &address).await? else {
         return Err(ApiError::code(ErrorCode::Unauthorized));
     };
     svc.players.clear_login_failures(&account.username).await?;
@@ -274,4 +292,70 @@ pub async fn register(
         token,
         expires_ms: expires.0,
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    #[schema(max_length = 1024)]
+    current: String,
+    /// 8–128 characters, not a common password.
+    #[schema(max_length = 1024)]
+    new: String,
+}
+
+/// Changes the signed-in account's password: the current one is checked
+/// like a sign-in (the same lockout counts it).
+#[utoipa::path(
+    tag = "accounts",
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 400, description = "`bad_json` / `invalid_message` / `weak_password`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`: the current password is wrong; `invalid_token`", body = ErrorBody),
+        (status = 409, description = "`invalid_message`: a guest has no password (register first)", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (with `Retry-After`): the account's soft lockout", body = ErrorBody),
+        (status = 503, description = "`try_again`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/api/me/password")]
+pub async fn change_password(
+    req: HttpRequest,
+    caller: crate::web::extract::Caller,
+    body: web::Json<PasswordChange>,
+    svc: web::Data<Services>,
+) -> Result<HttpResponse, ApiError> {
+    let me = caller.0.player;
+    let PasswordChange { current, new } = body.into_inner();
+    let Some(username) = svc.players.username_of(me).await? else {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::CONFLICT,
+            ErrorCode::InvalidMessage,
+        )
+        .detail("a guest has no password: save your progress as an account first"));
+    };
+    if current.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::code(ErrorCode::Unauthorized));
+    }
+    if let Some(problem) = emofy_game::account::password_problem(&new) {
+        return Err(ApiError::code(ErrorCode::WeakPassword).detail(problem.to_string()));
+    }
+    let address = svc
+        .proxies
+        .client_of(&req)
+        .map(|c| c.to_string())
+        .unwrap_or_default();
+    match checked_attempt(&svc, &username, current, &address).await? {
+        Some(a) if a.player == me => {}
+        _ => return Err(ApiError::code(ErrorCode::Unauthorized)),
+    }
+    let hash = web::block(move || hash_password(&new))
+        .await
+        .map_err(|_| ApiError::code(ErrorCode::Internal))?
+        .map_err(|_| ApiError::code(ErrorCode::Internal))?;
+    svc.players.set_password(&username, &hash).await?;
+    tracing::info!(player = %me, "password changed");
+    Ok(HttpResponse::NoContent().finish())
 }

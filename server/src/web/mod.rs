@@ -57,6 +57,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(boards::counts)
         .service(accounts::login)
         .service(accounts::register)
+        .service(accounts::change_password)
         .service(uploads::consent_text)
         .service(uploads::create_upload)
         .service(uploads::list_uploads)

@@ -155,6 +155,16 @@ async fn every_route_answers_every_caller_as_the_table_says() {
         ),
         row("GET", "/api/leaderboard", "/api/leaderboard", PUBLIC),
         row("GET", "/api/me/export", "/api/me/export", SIGNED_IN),
+        // The matrix's callers are players without accounts: no password to change.
+        with_json(
+            row(
+                "POST",
+                "/api/me/password",
+                "/api/me/password",
+                [401, 401, 401, 409, 409, 409, 409],
+            ),
+            json!({"current": "whatever it was", "new": "a new long phrase"}),
+        ),
         // Any signed-in player may register; a common password shows the check came after.
         with_json(
             row(

@@ -317,3 +317,61 @@ async fn the_personal_export_holds_what_was_stored_and_nothing_of_others() {
     assert!(!text.contains("argon2") && !text.contains("a long enough phrase"));
     app.stop().await;
 }
+
+#[actix_rt::test]
+async fn an_account_changes_its_password_after_proving_the_current_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(test_config(dir.path())).await;
+    let guest = Bot::join(&app.ws(), "Gil").await;
+    async fn change(app: &TestApp, token: &str, current: &str, new: &str) -> (u16, Value) {
+        let body = json!({"current": current, "new": new}).to_string();
+        let auth = format!("Bearer {token}");
+        let (s, _, b) = http_request(
+            "POST",
+            &app.http("/api/me/password"),
+            &[("Authorization", &auth)],
+            Some(&body),
+        )
+        .await;
+        (
+            s,
+            serde_json::from_slice::<Value>(&b).unwrap_or(Value::Null),
+        )
+    }
+    // A guest has none to change.
+    let (s, v) = change(&app, &guest.token, "anything at all", "a new long phrase").await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (409, Some("invalid_message")),
+        "{v}"
+    );
+    assert_eq!(
+        register(&app, &guest.token, "gil", "the first long phrase")
+            .await
+            .0,
+        201
+    );
+    let (s, v) = change(
+        &app,
+        &guest.token,
+        "not the current one",
+        "a new long phrase",
+    )
+    .await;
+    assert_eq!((s, v["code"].as_str()), (401, Some("unauthorized")), "{v}");
+    let (s, v) = change(&app, &guest.token, "the first long phrase", "password1").await;
+    assert_eq!((s, v["code"].as_str()), (400, Some("weak_password")), "{v}");
+    let (s, _) = change(
+        &app,
+        &guest.token,
+        "the first long phrase",
+        "a new long phrase",
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(login(&app, "gil", "the first long phrase").await.0, 401);
+    let (s, _, v) = login(&app, "gil", "a new long phrase").await;
+    assert_eq!(s, 200);
+    assert_eq!(v["player"], guest.player.as_str());
+    app.stop().await;
+}

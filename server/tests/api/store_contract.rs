@@ -209,6 +209,23 @@ async fn contract(b: Backend) {
         b.players.username_of(guest).await.unwrap().as_deref(),
         Some("gus")
     );
+    b.players
+        .set_password("gus", "$argon2id$new")
+        .await
+        .unwrap();
+    assert_eq!(
+        b.players
+            .account("gus")
+            .await
+            .unwrap()
+            .unwrap()
+            .password_hash,
+        "$argon2id$new"
+    );
+    assert!(matches!(
+        b.players.set_password("nobody3", "$argon2id$new").await,
+        Err(emofy_server::store::StoreError::NotFound(_))
+    ));
     assert!(matches!(
         b.players
             .register_account(guest, "gus2", "$argon2id$y", Millis(4))

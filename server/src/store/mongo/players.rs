@@ -129,6 +129,21 @@ impl PlayerStore for MongoStore {
         Ok(())
     }
 
+    async fn set_password(&self, username: &str, password_hash: &str) -> Result<(), StoreError> {
+        let r = self
+            .coll("accounts")
+            .update_one(
+                doc! {"_id": username},
+                doc! {"$set": {"password_hash": password_hash}},
+            )
+            .await
+            .map_err(err)?;
+        if r.matched_count == 0 {
+            return Err(StoreError::NotFound(format!("account {username}")));
+        }
+        Ok(())
+    }
+
     async fn username_of(&self, player: PlayerId) -> Result<Option<String>, StoreError> {
         self.coll("accounts")
             .find_one(doc! {"player_id": player.to_string()})

@@ -130,6 +130,23 @@ impl PlayerStore for SqliteStore {
         .await
     }
 
+    async fn set_password(&self, username: &str, password_hash: &str) -> Result<(), StoreError> {
+        let (username, hash) = (username.to_owned(), password_hash.to_owned());
+        self.write(move |c| {
+            let n = exec(
+                c,
+                "UPDATE accounts SET password_hash = ?2 WHERE username = ?1",
+                params![username, hash],
+            )
+            .map_err(db_err)?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("account {username}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn username_of(&self, player: PlayerId) -> Result<Option<String>, StoreError> {
         self.read(move |c| {
             c.query_row(
