@@ -189,6 +189,20 @@ impl ImagePool {
         }
     }
 
+    /// Whether `image` may go to `player`: known here, not their own
+    /// upload, not seen by them.
+    fn offerable(
+        &self,
+        player: PlayerId,
+        seen: &impl Fn(&ImageId) -> bool,
+        image: &ImageId,
+    ) -> bool {
+        self.entries
+            .get(image)
+            .is_some_and(|(e, _)| e.uploader != Some(player))
+            && !seen(image)
+    }
+
     /// Number of settled checks.
     pub fn settled_len(&self) -> usize {
         self.settled.len()
@@ -203,12 +217,7 @@ impl ImagePool {
         seen: impl Fn(&ImageId) -> bool,
         pick: u64,
     ) -> Option<ImageId> {
-        let eligible = |image: &ImageId| {
-            self.entries
-                .get(image)
-                .is_some_and(|(e, _)| e.uploader != Some(player))
-                && !seen(image)
-        };
+        let eligible = |image: &ImageId| self.offerable(player, &seen, image);
         let n = self.settled.len();
         let start = usize::try_from(pick % n.max(1) as u64).unwrap_or(0);
         (0..n)
@@ -249,12 +258,7 @@ impl ImagePool {
         pick: u64,
         explore: bool,
     ) -> Option<ImageId> {
-        let eligible = |image: &ImageId| {
-            self.entries
-                .get(image)
-                .is_some_and(|(e, _)| e.uploader != Some(player))
-                && !seen(image)
-        };
+        let eligible = |image: &ImageId| self.offerable(player, &seen, image);
         if explore && !self.order.is_empty() {
             let skip = usize::try_from(pick % self.order.len() as u64).unwrap_or(0);
             return self

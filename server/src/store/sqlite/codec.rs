@@ -40,6 +40,21 @@ pub(super) fn parse_id<T: std::str::FromStr>(s: &str) -> Result<T, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("bad id {s:?}")))
 }
 
+/// The ids in the first column of a query's rows (cached statement).
+pub(super) fn ids<T: std::str::FromStr>(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+) -> Result<Vec<T>, StoreError> {
+    let mut st = c.prepare_cached(sql).map_err(db_err)?;
+    let rows = st.query_map(p, |r| r.get::<_, String>(0)).map_err(db_err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(parse_id(&row.map_err(db_err)?)?);
+    }
+    Ok(out)
+}
+
 pub(super) fn parse_emotion(s: Option<String>) -> Result<Option<Emotion>, StoreError> {
     s.map(|s| {
         s.parse()

@@ -216,18 +216,12 @@ impl ImageStore for SqliteStore {
     async fn unpredicted_images(&self, model: &str) -> Result<Vec<ImageId>, StoreError> {
         let model = model.to_owned();
         self.read(move |c| {
-            let mut st = c
-                .prepare(
-                    "SELECT i.id FROM images i LEFT JOIN predictions p ON p.image_id = i.id AND p.model = ?1 \
-                     WHERE p.image_id IS NULL AND i.status != 'removed'",
-                )
-                .map_err(db_err)?;
-            let rows = st.query_map(params![model], |r| r.get::<_, String>(0)).map_err(db_err)?;
-            let mut out = Vec::new();
-            for r in rows {
-                out.push(parse_id(&r.map_err(db_err)?)?);
-            }
-            Ok(out)
+            ids(
+                c,
+                "SELECT i.id FROM images i LEFT JOIN predictions p ON p.image_id = i.id AND p.model = ?1 \
+                 WHERE p.image_id IS NULL AND i.status != 'removed'",
+                params![model],
+            )
         })
         .await
     }
@@ -268,17 +262,11 @@ impl ImageStore for SqliteStore {
 
     async fn gold_images(&self) -> Result<Vec<ImageId>, StoreError> {
         self.read(|c| {
-            let mut st = c
-                .prepare_cached("SELECT id FROM images WHERE gold IS NOT NULL AND status != 'removed' AND playable = 1")
-                .map_err(db_err)?;
-            let rows = st
-                .query_map([], |r| r.get::<_, String>(0))
-                .map_err(db_err)?;
-            let mut out = Vec::new();
-            for row in rows {
-                out.push(parse_id(&row.map_err(db_err)?)?);
-            }
-            Ok(out)
+            ids(
+                c,
+                "SELECT id FROM images WHERE gold IS NOT NULL AND status != 'removed' AND playable = 1",
+                [],
+            )
         })
         .await
     }

@@ -89,19 +89,11 @@ impl ReviewStore for SqliteStore {
 
     async fn banned_since(&self, since: Millis) -> Result<Vec<PlayerId>, StoreError> {
         self.read(move |c| {
-            let mut st = c
-                .prepare_cached(
-                    "SELECT player_id FROM reliability WHERE moderation = 'banned' AND updated_ms >= ?1",
-                )
-                .map_err(db_err)?;
-            let rows = st
-                .query_map(params![i64_of(since.0)], |r| r.get::<_, String>(0))
-                .map_err(db_err)?;
-            let mut out = Vec::new();
-            for row in rows {
-                out.push(parse_id(&row.map_err(db_err)?)?);
-            }
-            Ok(out)
+            ids(
+                c,
+                "SELECT player_id FROM reliability WHERE moderation = 'banned' AND updated_ms >= ?1",
+                params![i64_of(since.0)],
+            )
         })
         .await
     }

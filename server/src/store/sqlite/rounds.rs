@@ -46,17 +46,11 @@ impl RoundStore for SqliteStore {
 
     async fn seen_images(&self, player: PlayerId) -> Result<Vec<ImageId>, StoreError> {
         self.read(move |c| {
-            let mut st = c
-                .prepare("SELECT image_id FROM rounds WHERE player_id = ?1")
-                .map_err(db_err)?;
-            let rows = st
-                .query_map(params![player.to_string()], |r| r.get::<_, String>(0))
-                .map_err(db_err)?;
-            let mut out = Vec::new();
-            for r in rows {
-                out.push(parse_id(&r.map_err(db_err)?)?);
-            }
-            Ok(out)
+            ids(
+                c,
+                "SELECT image_id FROM rounds WHERE player_id = ?1",
+                params![player.to_string()],
+            )
         })
         .await
     }
