@@ -117,6 +117,15 @@ impl SettledChecks {
     }
 }
 
+/// The first of `images` that is `ok`, walking from a place chosen by
+/// `pick` (wrapping around): a random draw among the acceptable ones when
+/// `pick` is random (gold rounds, settled checks).
+pub fn first_from(images: &[ImageId], pick: u64, ok: impl Fn(&ImageId) -> bool) -> Option<ImageId> {
+    let n = images.len();
+    let start = usize::try_from(pick % n.max(1) as u64).unwrap_or(0);
+    (0..n).map(|k| images[(start + k) % n]).find(|i| ok(i))
+}
+
 type Key = (u32, u64, ImageId);
 
 /// The priority of an image without labels.
@@ -217,12 +226,9 @@ impl ImagePool {
         seen: impl Fn(&ImageId) -> bool,
         pick: u64,
     ) -> Option<ImageId> {
-        let eligible = |image: &ImageId| self.offerable(player, &seen, image);
-        let n = self.settled.len();
-        let start = usize::try_from(pick % n.max(1) as u64).unwrap_or(0);
-        (0..n)
-            .map(|k| self.settled[(start + k) % n])
-            .find(|i| eligible(i))
+        first_from(&self.settled, pick, |image| {
+            self.offerable(player, &seen, image)
+        })
     }
 
     /// What the pool knows of `image`.

@@ -320,12 +320,10 @@ impl Handler<PickImage> for Coordinator {
             .plan(m.played, gold_available, u_gold, u_decoy);
         let mut gold = None;
         if plan.gold {
-            // A random unseen gold image: scan from a random start.
-            let n = self.gold.len();
-            let start = usize::try_from(pick % n.max(1) as u64).unwrap_or(0);
-            gold = (0..n)
-                .map(|k| self.gold[(start + k) % n])
-                .find(|i| !connected.seen.contains(i));
+            // A random unseen gold image.
+            gold = emofy_game::selection::first_from(&self.gold, pick, |i| {
+                !connected.seen.contains(i)
+            });
         }
         let settled = match (plan.gold, gold) {
             (true, None) => self

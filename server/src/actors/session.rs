@@ -30,7 +30,6 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::actors::coordinator::{PickImage, SessionJoined, SessionLeft, SessionPush};
-use crate::auth::Claims;
 use crate::error::ErrorCode;
 use crate::net::{ClientKey, TokenBucket};
 use crate::protocol::{
@@ -260,18 +259,14 @@ impl PlayerSession {
                     Ok(claims) => match svc.players.player(claims.player).await {
                         Ok(Some(p)) => {
                             // A banned player does not play on (checked against the store, not the token).
-                            match svc.review.reliabilities_of(&[p.id]).await {
-                                Ok(r)
-                                    if r.iter().any(|(_, r)| {
-                                        r.moderation == emofy_game::Moderation::Banned
-                                    }) =>
-                                {
+                            match crate::store::is_banned(svc.review.as_ref(), p.id).await {
+                                Ok(true) => {
                                     return Join::Refused(
                                         ErrorCode::Banned,
                                         "a moderator banned this player".into(),
                                     );
                                 }
-                                Ok(_) => (p, true),
+                                Ok(false) => (p, true),
                                 Err(e) => return Join::Failed(e),
                             }
                         }
@@ -335,18 +330,7 @@ impl PlayerSession {
         seen: Vec<emofy_game::ImageId>,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
-        let ttl = self
-            .svc
-            .config
-            .auth
-            .token_ttl_hours
-            .saturating_mul(3_600_000);
-        let expires = self.now().plus(ttl);
-        let token = self.svc.tokens.issue(&Claims {
-            player: p.id,
-            role: p.role,
-            expires,
-        });
+        let (token, expires) = self.svc.issue_token(p.id, p.role);
         self.svc.coordinator.do_send(SessionJoined {
             session: self.id,
             player: p.id,

@@ -71,3 +71,24 @@ pub struct Services {
     pub connections: ConnectionTracker,
     pub clock: Clock,
 }
+
+impl Services {
+    /// A session token for `player` acting as `role`, valid
+    /// `auth.token_ttl_hours` from now, and when it expires.
+    pub fn issue_token(
+        &self,
+        player: emofy_game::PlayerId,
+        role: emofy_game::Role,
+    ) -> (String, emofy_game::Millis) {
+        let expires = self
+            .clock
+            .now()
+            .plus(self.config.auth.token_ttl_hours.saturating_mul(3_600_000));
+        let token = self.tokens.issue(&crate::auth::Claims {
+            player,
+            role,
+            expires,
+        });
+        (token, expires)
+    }
+}

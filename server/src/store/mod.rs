@@ -598,6 +598,15 @@ pub struct AuditEntry {
     pub at: Millis,
 }
 
+/// Whether a moderator banned `player` (their reliability record says so).
+pub async fn is_banned(review: &dyn ReviewStore, player: PlayerId) -> Result<bool, StoreError> {
+    Ok(review
+        .reliabilities_of(&[player])
+        .await?
+        .iter()
+        .any(|(_, r)| r.moderation == emofy_game::Moderation::Banned))
+}
+
 /// Moderation: the review queue's candidates, decisions on images and
 /// players, the reliability table and the audit log. Every decision is
 /// written with its audit entry in one transaction.

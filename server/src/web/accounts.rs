@@ -18,7 +18,7 @@ use emofy_game::{PlayerId, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{Claims, hash_password, verify_password};
+use crate::auth::{hash_password, verify_password};
 use crate::error::ErrorCode;
 use crate::service::Services;
 use crate::store::StoreError;
@@ -54,7 +54,7 @@ const MAX_PASSWORD_BYTES: usize = 1024;
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        crate::auth::hash_password("emofy: no such account")
+        hash_password("emofy: no such account")
             .unwrap_or_else(|_| "$argon2id$v=19$m=19456,t=2,p=1$invalid$invalid".into())
     })
 }
@@ -75,6 +75,14 @@ async fn check(svc: &Services, password: String, hash: String) -> bool {
         .unwrap_or(false)
 }
 
+/// Hashes a new password on the blocking pool.
+async fn hashed(password: String) -> Result<String, ApiError> {
+    web::block(move || hash_password(&password))
+        .await
+        .map_err(|_| ApiError::code(ErrorCode::Internal))?
+        .map_err(|_| ApiError::code(ErrorCode::Internal))
+}
+
 /// Attempts to take an account's turn before a check, at most this many
 /// times against concurrent attempts (then: try again shortly).
 const CLAIM_TRIES: usize = 4;
@@ -92,11 +100,20 @@ async fn checked_attempt(
     let outcome = |o: &str| crate::metrics::Metrics::count(&svc.metrics.logins, o);
     let rules = svc.config.auth.login;
     // Usernames are keyed normalized (older accounts by their exact spelling).
-    let username = match emofy_game::account::Username::parse(username) {
-        Ok(u) if svc.players.account(u.as_str()).await?.is_some() => u.as_str().to_owned(),
-        _ => username.to_owned(),
+    let normalized = emofy_game::account::Username::parse(username).ok();
+    let mut account = match &normalized {
+        Some(u) => svc.players.account(u.as_str()).await?,
+        None => None,
     };
-    let mut account = svc.players.account(&username).await?;
+    let username = match (&account, &normalized) {
+        (Some(_), Some(u)) => u.as_str().to_owned(),
+        _ => {
+            if normalized.as_ref().is_none_or(|u| u.as_str() != username) {
+                account = svc.players.account(username).await?;
+            }
+            username.to_owned()
+        }
+    };
     // Take the account's turn (the attempt counts as failed until it succeeds).
     let mut claimed = false;
     for _ in 0..CLAIM_TRIES {
@@ -179,18 +196,9 @@ pub async fn login(
     let Some(account) = checked_attempt(&svc, &username, password, &address).await? else {
         return Err(ApiError::code(ErrorCode::Unauthorized));
     };
-    svc.players.clear_login_failures(&account.username).await?;
     outcome("ok");
     tracing::info!(player = %account.player, client = %address, "signed in");
-    let expires = svc
-        .clock
-        .now()
-        .plus(svc.config.auth.token_ttl_hours.saturating_mul(3_600_000));
-    let token = svc.tokens.issue(&Claims {
-        player: account.player,
-        role: account.role,
-        expires,
-    });
+    let (token, expires) = svc.issue_token(account.player, account.role);
     Ok(HttpResponse::Ok().json(LoginResponse {
         token,
         player: account.player,
@@ -254,10 +262,7 @@ pub async fn register(
     if svc.players.username_of(me.player).await?.is_some() {
         return Err(ApiError::code(ErrorCode::AlreadyRegistered));
     }
-    let hash = web::block(move || hash_password(&password))
-        .await
-        .map_err(|_| ApiError::code(ErrorCode::Internal))?
-        .map_err(|_| ApiError::code(ErrorCode::Internal))?;
+    let hash = hashed(password).await?;
     match svc
         .players
         .register_account(me.player, username.as_str(), &hash, svc.clock.now())
@@ -277,15 +282,7 @@ pub async fn register(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(player = %me.player, "account registered");
-    let expires = svc
-        .clock
-        .now()
-        .plus(svc.config.auth.token_ttl_hours.saturating_mul(3_600_000));
-    let token = svc.tokens.issue(&Claims {
-        player: me.player,
-        role: me.role,
-        expires,
-    });
+    let (token, expires) = svc.issue_token(me.player, me.role);
     Ok(HttpResponse::Created().json(RegisterResponse {
         username: username.as_str().to_owned(),
         player: me.player,
@@ -351,10 +348,7 @@ pub async fn change_password(
         Some(a) if a.player == me => {}
         _ => return Err(ApiError::code(ErrorCode::Unauthorized)),
     }
-    let hash = web::block(move || hash_password(&new))
-        .await
-        .map_err(|_| ApiError::code(ErrorCode::Internal))?
-        .map_err(|_| ApiError::code(ErrorCode::Internal))?;
+    let hash = hashed(new).await?;
     svc.players.set_password(&username, &hash).await?;
     tracing::info!(player = %me, "password changed");
     Ok(HttpResponse::NoContent().finish())

@@ -21,7 +21,7 @@ use std::future::{Ready, ready};
 
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use emofy_game::{Moderation, Role, Standing};
+use emofy_game::{Role, Standing};
 use futures_util::future::LocalBoxFuture;
 
 use crate::auth::Claims;
@@ -60,17 +60,9 @@ fn required(req: &HttpRequest) -> Result<Claims, ApiError> {
 }
 
 /// Where the player stands now, by the store.
-pub(crate) async fn standing(
-    svc: &Services,
-    player: emofy_game::PlayerId,
-) -> Result<Standing, ApiError> {
+async fn standing(svc: &Services, player: emofy_game::PlayerId) -> Result<Standing, ApiError> {
     let role = svc.players.player(player).await?.map(|p| p.role);
-    let banned = svc
-        .review
-        .reliabilities_of(&[player])
-        .await?
-        .iter()
-        .any(|(_, r)| r.moderation == Moderation::Banned);
+    let banned = crate::store::is_banned(svc.review.as_ref(), player).await?;
     Ok(Standing::of(role, banned))
 }
 
